@@ -1,0 +1,36 @@
+# The two commands a developer needs: `make run` and `make test`. Everything else is a helper.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CXX_COMPILER ?=
+
+.PHONY: deps build test unit-test integration-test run bench format clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(if $(CXX_COMPILER),-DCMAKE_CXX_COMPILER=$(CXX_COMPILER))
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+unit-test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+integration-test: build
+	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+test: unit-test integration-test
+
+run: build
+	@scripts/run.sh
+
+bench: build
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every build/test dependency from Debian packages. Idempotent: does nothing
+# (and needs no network) when everything is already present.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake clang clang-format pkg-config
+  libboost-dev libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev
+  python3 python3-pytest python3-cryptography python3-requests
+  wrk curl procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,104 @@
+#include "api/dispatcher.h"
+
+#include "api/respond.h"
+#include "util/log.h"
+
+namespace wharf::api {
+namespace {
+
+constexpr size_t kMaxIdempotencyKey = 255;
+
+void add_log_field(net::Request& req, std::string name, std::string value) {
+  req.log_fields.emplace_back(std::move(name), std::move(value));
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(RouteTable routes, const auth::Authenticator& authenticator,
+                       service::IdempotencyService& idempotency, Metrics& metrics)
+    : routes_(std::move(routes)),
+      authenticator_(authenticator),
+      idempotency_(idempotency),
+      metrics_(metrics) {}
+
+net::Response Dispatcher::handle(net::Request& req) const {
+  try {
+    return run(req);
+  } catch (const model::ApiError& e) {
+    return error_response(e);
+  } catch (const auth::AuthFailure& f) {
+    metrics_.auth_failure(f.reason);
+    add_log_field(req, "auth_failure", f.reason);
+    return error_response(f.status, f.status == 401 ? "unauthorized" : "forbidden", f.message);
+  } catch (const std::exception& e) {
+    util::log_error("unhandled error").str("rid", req.request_id).str("error", e.what());
+    return error_response(500, "internal_error", "internal server error");
+  }
+}
+
+net::Response Dispatcher::run(net::Request& req) const {
+  auto match = routes_.match(req.method, req.path);
+  req.route = match.pattern;
+  if (match.method_not_allowed) {
+    auto res = error_response(405, "method_not_allowed",
+                              "method " + req.method + " is not allowed on " + match.pattern);
+    std::string allow;
+    for (const auto& m : routes_.methods_for(req.path)) allow += (allow.empty() ? "" : ", ") + m;
+    res.headers.emplace_back("Allow", allow);
+    return res;
+  }
+  if (!match.route) throw model::ApiError::not_found("no route for " + req.method + " " + req.path);
+  const Route& route = *match.route;
+
+  Context ctx{req, match.params, std::nullopt};
+  std::string installation_id(ctx.param("installationId"));
+  if (!installation_id.empty()) add_log_field(req, "installation", installation_id);
+  if (route.authenticated) {
+    ctx.claims = authenticator_.authenticate(req.header("authorization").value_or(""),
+                                             req.header("x-vercel-auth").value_or(""), route.policy,
+                                             installation_id);
+    add_log_field(req, "auth", ctx.claims->mode == auth::AuthMode::kUser ? "user" : "system");
+  }
+
+  auto key = req.header("idempotency-key");
+  if (!route.mutating || !key || key->empty()) return route.handler(ctx);
+  if (key->size() > kMaxIdempotencyKey)
+    throw model::ApiError::validation("Idempotency-Key is too long",
+                                      {{"Idempotency-Key", "must be at most 255 characters"}});
+
+  store::IdempotencyKey ikey{installation_id, req.method, req.path, std::string(*key)};
+  auto stored = idempotency_.run(ikey, req.body, req.request_id, [&] {
+    net::Response res;
+    try {
+      res = route.handler(ctx);
+    } catch (const model::ApiError& e) {
+      res = error_response(e);  // not stored: the claim is released for non-2xx answers
+    }
+    return service::StoredResponse{res.status, res.content_type, res.body, false};
+  });
+  net::Response res;
+  res.status = stored.status;
+  res.content_type = stored.content_type;
+  res.body = std::move(stored.body);
+  if (stored.replayed) {
+    metrics_.idempotent_replay();
+    res.headers.emplace_back("Idempotency-Replayed", "true");
+    add_log_field(req, "idempotent_replay", "true");
+  }
+  return res;
+}
+
+void Dispatcher::observe(const net::Request& req, const net::Response& res,
+                         double elapsed_ms) const {
+  metrics_.observe_request(req.route, req.method, res.status, elapsed_ms);
+  auto line = util::log_info("request");
+  line.str("rid", req.request_id)
+      .str("method", req.method)
+      .str("route", req.route.empty() ? "unmatched" : req.route)
+      .num("status", res.status)
+      .real("ms", elapsed_ms)
+      .str("remote", req.remote);
+  for (const auto& [k, v] : req.log_fields) line.str(k, v);
+}
+
+}  // namespace wharf::api

@@ -1,0 +1,32 @@
+// The request path above net::Server: route match → authentication → idempotency →
+// handler, with every failure rendered as the spec's error envelope.
+#pragma once
+#include <memory>
+
+#include "api/metrics.h"
+#include "api/route.h"
+#include "auth/authenticator.h"
+#include "net/http.h"
+#include "service/idempotency.h"
+
+namespace wharf::api {
+
+class Dispatcher {
+ public:
+  Dispatcher(RouteTable routes, const auth::Authenticator& authenticator,
+             service::IdempotencyService& idempotency, Metrics& metrics);
+
+  net::Response handle(net::Request& req) const;
+  // For net::Server's observer: metrics + one access-log line per request.
+  void observe(const net::Request& req, const net::Response& res, double elapsed_ms) const;
+
+ private:
+  net::Response run(net::Request& req) const;
+
+  RouteTable routes_;
+  const auth::Authenticator& authenticator_;
+  service::IdempotencyService& idempotency_;
+  Metrics& metrics_;
+};
+
+}  // namespace wharf::api

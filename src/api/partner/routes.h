@@ -1,0 +1,24 @@
+// Registration of the Partner API routes. The files under api/partner/ mirror the URL tree:
+//   installations.cpp  /v1/installations/{installationId}
+//   plans.cpp          /v1/products/{productSlug}/plans, …/plans under installations/resources
+#pragma once
+#include "api/route.h"
+#include "service/installations.h"
+#include "service/plans.h"
+
+namespace wharf::api::partner {
+
+struct Services {
+  service::InstallationService& installations;
+  service::PlanService& plans;
+};
+
+void add_installation_routes(RouteTable& routes, Services& services);
+void add_plan_routes(RouteTable& routes, Services& services);
+
+inline void add_routes(RouteTable& routes, Services& services) {
+  add_installation_routes(routes, services);
+  add_plan_routes(routes, services);
+}
+
+}  // namespace wharf::api::partner

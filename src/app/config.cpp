@@ -1,0 +1,230 @@
+#include "app/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "util/base64.h"
+#include "util/crypto.h"
+
+namespace wharf::app {
+namespace {
+
+struct Setting {
+  const char* env;
+  const char* flag;
+  const char* help;
+};
+
+constexpr Setting kSettings[] = {
+    {"INTEGRATION_CLIENT_ID", "client-id",
+     "Integration (OAuth client) id, oac_…; the token audience"},
+    {"INTEGRATION_CLIENT_SECRET", "client-secret",
+     "Integration client secret (webhook signatures, SSO)"},
+    {"WHARF_LISTEN", "listen", "host:port to listen on (default 0.0.0.0:3000)"},
+    {"WHARF_DATA_DIR", "data-dir", "directory for state and keys (default ./data)"},
+    {"WHARF_STATE_URL", "state-url", "state store URL (default sqlite://<data dir>/state.db)"},
+    {"WHARF_OIDC_ISSUER", "oidc-issuer",
+     "expected token issuer (default https://marketplace.vercel.com)"},
+    {"WHARF_JWKS_URL", "jwks-url",
+     "JWKS URL (default https://marketplace.vercel.com/.well-known/jwks)"},
+    {"WHARF_VERCEL_API_URL", "vercel-api-url",
+     "Vercel API base URL (default https://api.vercel.com)"},
+    {"WHARF_CATALOG", "catalog", "catalog JSON file (default: built-in catalog)"},
+    {"WHARF_PUBLIC_URL", "public-url", "public base URL of this server"},
+    {"WHARF_ENCRYPTION_KEY", "encryption-key",
+     "base64 of 32 bytes (default: <data dir>/encryption.key)"},
+    {"WHARF_THREADS", "threads", "I/O threads (default 4)"},
+    {"WHARF_MAX_BODY_BYTES", "max-body-bytes", "request body limit (default 1048576)"},
+    {"WHARF_READ_TIMEOUT_MS", "read-timeout-ms", "time to receive a whole request (default 10000)"},
+    {"WHARF_IDLE_TIMEOUT_MS", "idle-timeout-ms", "keep-alive idle timeout (default 60000)"},
+    {"WHARF_DRAIN_TIMEOUT_MS", "drain-timeout-ms", "SIGTERM drain limit (default 15000)"},
+    {"WHARF_JWKS_REFRESH_MS", "jwks-refresh-ms", "JWKS background refresh period (default 600000)"},
+    {"WHARF_JWKS_MIN_REFRESH_MS", "jwks-min-refresh-ms",
+     "min interval between unknown-kid refreshes (default 30000)"},
+    {"WHARF_TOKEN_LEEWAY_S", "token-leeway-s", "clock leeway for exp/nbf/iat (default 10)"},
+    {"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error (default info)"},
+};
+
+int64_t parse_int(const std::string& var, const std::string& v, int64_t min, int64_t max) {
+  if (v.empty()) throw ConfigError(var, "must be a number");
+  size_t pos = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(v, &pos, 10);
+  } catch (const std::exception&) {
+    throw ConfigError(var, "must be a number, got '" + v + "'");
+  }
+  if (pos != v.size()) throw ConfigError(var, "must be a number, got '" + v + "'");
+  if (n < min || n > max)
+    throw ConfigError(var,
+                      "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return n;
+}
+
+void require_http_url(const std::string& var, const std::string& v) {
+  if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+    throw ConfigError(var, "must be an http:// or https:// URL, got '" + v + "'");
+  if (v.size() <= 8) throw ConfigError(var, "has no host");
+}
+
+}  // namespace
+
+std::string config_help() {
+  std::ostringstream out;
+  for (const auto& s : kSettings) {
+    std::string left = std::string(s.env) + " / --" + s.flag;
+    out << "  " << left << std::string(left.size() < 46 ? 46 - left.size() : 1, ' ') << s.help
+        << "\n";
+  }
+  return out.str();
+}
+
+Config load_config(const std::map<std::string, std::string>& env,
+                   const std::vector<std::string>& args) {
+  std::map<std::string, std::string> values;
+  for (const auto& s : kSettings) {
+    auto it = env.find(s.env);
+    if (it != env.end()) values[s.env] = it->second;
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) throw ConfigError(a, "unexpected argument");
+    std::string name = a.substr(2), value;
+    auto eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      throw ConfigError(a, "needs a value");
+    }
+    const Setting* found = nullptr;
+    for (const auto& s : kSettings)
+      if (name == s.flag) found = &s;
+    if (!found) throw ConfigError("--" + name, "unknown flag");
+    values[found->env] = value;
+  }
+  auto get = [&values](const char* var) -> std::optional<std::string> {
+    auto it = values.find(var);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+
+  Config c;
+  c.client_id = get("INTEGRATION_CLIENT_ID").value_or("");
+  if (c.client_id.empty())
+    throw ConfigError("INTEGRATION_CLIENT_ID", "is required (the oac_… id of your integration)");
+  c.client_secret = get("INTEGRATION_CLIENT_SECRET").value_or("");
+  if (c.client_secret.empty()) throw ConfigError("INTEGRATION_CLIENT_SECRET", "is required");
+
+  if (auto v = get("WHARF_LISTEN")) {
+    auto colon = v->rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      throw ConfigError("WHARF_LISTEN", "must be host:port, got '" + *v + "'");
+    c.listen_host = v->substr(0, colon);
+    if (c.listen_host.size() > 2 && c.listen_host.front() == '[' && c.listen_host.back() == ']')
+      c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+    c.listen_port =
+        static_cast<uint16_t>(parse_int("WHARF_LISTEN", v->substr(colon + 1), 0, 65535));
+  }
+  if (auto v = get("WHARF_DATA_DIR")) {
+    if (v->empty()) throw ConfigError("WHARF_DATA_DIR", "must not be empty");
+    c.data_dir = *v;
+  }
+  c.state_url = get("WHARF_STATE_URL").value_or("sqlite://" + c.data_dir + "/state.db");
+  if (c.state_url.find("://") == std::string::npos)
+    throw ConfigError("WHARF_STATE_URL", "must be a URL such as sqlite:///var/lib/wharf/state.db");
+  if (auto v = get("WHARF_OIDC_ISSUER")) {
+    if (v->empty()) throw ConfigError("WHARF_OIDC_ISSUER", "must not be empty");
+    c.oidc_issuer = *v;
+  }
+  if (auto v = get("WHARF_JWKS_URL")) {
+    require_http_url("WHARF_JWKS_URL", *v);
+    c.jwks_url = *v;
+  }
+  if (auto v = get("WHARF_VERCEL_API_URL")) {
+    require_http_url("WHARF_VERCEL_API_URL", *v);
+    while (v->size() > 8 && v->back() == '/') v->pop_back();
+    c.vercel_api_url = *v;
+  }
+  if (auto v = get("WHARF_CATALOG"); v && !v->empty()) c.catalog_path = *v;
+  if (auto v = get("WHARF_PUBLIC_URL"); v && !v->empty()) {
+    require_http_url("WHARF_PUBLIC_URL", *v);
+    while (v->size() > 8 && v->back() == '/') v->pop_back();
+    c.public_url = *v;
+  }
+  if (auto v = get("WHARF_ENCRYPTION_KEY"); v && !v->empty()) {
+    auto raw = util::base64_decode(*v);
+    if (!raw) throw ConfigError("WHARF_ENCRYPTION_KEY", "is not valid base64");
+    if (raw->size() != 32)
+      throw ConfigError("WHARF_ENCRYPTION_KEY",
+                        "must decode to 32 bytes, got " + std::to_string(raw->size()));
+    c.encryption_key_b64 = *v;
+  }
+  unsigned hw = std::max(2u, std::thread::hardware_concurrency());
+  c.threads = static_cast<int>(
+      parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(2 * hw)), 1, 256));
+  if (auto v = get("WHARF_MAX_BODY_BYTES"))
+    c.max_body_bytes =
+        static_cast<uint64_t>(parse_int("WHARF_MAX_BODY_BYTES", *v, 1024, 1LL << 30));
+  if (auto v = get("WHARF_READ_TIMEOUT_MS"))
+    c.read_timeout_ms = parse_int("WHARF_READ_TIMEOUT_MS", *v, 100, 3600000);
+  if (auto v = get("WHARF_IDLE_TIMEOUT_MS"))
+    c.idle_timeout_ms = parse_int("WHARF_IDLE_TIMEOUT_MS", *v, 100, 3600000);
+  if (auto v = get("WHARF_DRAIN_TIMEOUT_MS"))
+    c.drain_timeout_ms = parse_int("WHARF_DRAIN_TIMEOUT_MS", *v, 0, 3600000);
+  if (auto v = get("WHARF_JWKS_REFRESH_MS"))
+    c.jwks_refresh_ms = parse_int("WHARF_JWKS_REFRESH_MS", *v, 1000, 86400000);
+  if (auto v = get("WHARF_JWKS_MIN_REFRESH_MS"))
+    c.jwks_min_refresh_ms = parse_int("WHARF_JWKS_MIN_REFRESH_MS", *v, 0, 86400000);
+  if (auto v = get("WHARF_TOKEN_LEEWAY_S"))
+    c.leeway_s = parse_int("WHARF_TOKEN_LEEWAY_S", *v, 0, 300);
+  if (auto v = get("WHARF_LOG_LEVEL")) {
+    if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error")
+      throw ConfigError("WHARF_LOG_LEVEL", "must be debug, info, warn or error");
+    c.log_level = *v;
+  }
+  return c;
+}
+
+std::string load_or_create_encryption_key(const Config& config) {
+  if (config.encryption_key_b64) return *util::base64_decode(*config.encryption_key_b64);
+  const std::string path = config.data_dir + "/encryption.key";
+  std::ifstream in(path);
+  if (in) {
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+      text.pop_back();
+    auto raw = util::base64_decode(text);
+    if (!raw || raw->size() != 32)
+      throw ConfigError("WHARF_ENCRYPTION_KEY", path + " does not hold base64 of 32 bytes");
+    return *raw;
+  }
+  std::string key = util::random_bytes(32);
+  std::string text = util::base64_encode(key) + "\n";
+  // O_EXCL: two processes starting at once must not both write (and disagree on) the key.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return load_or_create_encryption_key(config);
+    throw ConfigError("WHARF_ENCRYPTION_KEY",
+                      "cannot create " + path + ": " + std::strerror(errno));
+  }
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    throw ConfigError("WHARF_ENCRYPTION_KEY", "cannot write " + path);
+  }
+  return key;
+}
+
+}  // namespace wharf::app

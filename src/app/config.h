@@ -1,0 +1,55 @@
+// `wharf serve` configuration: environment variables, each mirrored by a --flag
+// (e.g. WHARF_LISTEN ⇔ --listen). Invalid or missing settings stop start-up with one line
+// naming the variable (ConfigError).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace wharf::app {
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& var, const std::string& problem)
+      : std::runtime_error(var + ": " + problem), variable(var) {}
+  std::string variable;
+};
+
+struct Config {
+  std::string client_id;      // INTEGRATION_CLIENT_ID
+  std::string client_secret;  // INTEGRATION_CLIENT_SECRET
+  std::string listen_host = "0.0.0.0";
+  uint16_t listen_port = 3000;  // WHARF_LISTEN
+  std::string data_dir = "./data";
+  std::string state_url;  // WHARF_STATE_URL (default sqlite://<data dir>/state.db)
+  std::string oidc_issuer = "https://marketplace.vercel.com";
+  std::string jwks_url = "https://marketplace.vercel.com/.well-known/jwks";
+  std::string vercel_api_url = "https://api.vercel.com";
+  std::optional<std::string> catalog_path;        // WHARF_CATALOG
+  std::optional<std::string> public_url;          // WHARF_PUBLIC_URL
+  std::optional<std::string> encryption_key_b64;  // WHARF_ENCRYPTION_KEY
+  int threads = 4;
+  uint64_t max_body_bytes = 1 << 20;
+  int64_t read_timeout_ms = 10000;
+  int64_t idle_timeout_ms = 60000;
+  int64_t drain_timeout_ms = 15000;
+  int64_t jwks_refresh_ms = 600000;
+  int64_t jwks_min_refresh_ms = 30000;
+  int64_t leeway_s = 10;
+  std::string log_level = "info";
+};
+
+// Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).
+Config load_config(const std::map<std::string, std::string>& env,
+                   const std::vector<std::string>& args);
+// The variables and flags, for `wharf help`.
+std::string config_help();
+
+// Loads the 32-byte key from WHARF_ENCRYPTION_KEY, or from <data dir>/encryption.key,
+// generating that file (mode 0600) on first start.
+std::string load_or_create_encryption_key(const Config& config);
+
+}  // namespace wharf::app

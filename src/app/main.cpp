@@ -1,0 +1,57 @@
+// wharf — a Vercel Marketplace native integration server.
+//
+//   wharf serve [--flag value …]   run the server (configuration: env vars, see `wharf help`)
+//   wharf help                     list the configuration
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "app/config.h"
+#include "app/serve.h"
+#include "util/log.h"
+
+extern char** environ;
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: wharf serve [--flag value ...]\n"
+               "       wharf help\n\n"
+               "Configuration (environment variable / flag):\n%s",
+               wharf::app::config_help().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    usage(args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] != "serve") {
+    std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
+    return 2;
+  }
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq) env[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
+  }
+  try {
+    auto config = wharf::app::load_config(env, {args.begin() + 1, args.end()});
+    if (config.log_level == "debug") wharf::util::set_log_level(wharf::util::LogLevel::kDebug);
+    if (config.log_level == "warn") wharf::util::set_log_level(wharf::util::LogLevel::kWarn);
+    if (config.log_level == "error") wharf::util::set_log_level(wharf::util::LogLevel::kError);
+    return wharf::app::serve(config);
+  } catch (const wharf::app::ConfigError& e) {
+    std::fprintf(stderr, "wharf: configuration error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wharf: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,183 @@
+#include "app/serve.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "api/dispatcher.h"
+#include "api/ops/ops.h"
+#include "api/partner/routes.h"
+#include "api/respond.h"
+#include "auth/authenticator.h"
+#include "auth/jwks_cache.h"
+#include "model/catalog.h"
+#include "net/http_client.h"
+#include "net/server.h"
+#include "service/idempotency.h"
+#include "service/installations.h"
+#include "service/plans.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+namespace wharf::app {
+namespace {
+
+std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
+  if (!config.catalog_path) return model::Catalog::parse_text(model::builtin_catalog_json());
+  std::ifstream in(*config.catalog_path);
+  if (!in) throw ConfigError("WHARF_CATALOG", "cannot read " + *config.catalog_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return model::Catalog::parse_text(text);
+  } catch (const model::CatalogError& e) {
+    throw ConfigError("WHARF_CATALOG", *config.catalog_path + ": " + e.what());
+  }
+}
+
+void ensure_data_dir(const std::string& dir) {
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      if (!partial.empty() && ::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+        throw ConfigError("WHARF_DATA_DIR",
+                          "cannot create " + partial + ": " + std::strerror(errno));
+    }
+    if (i < dir.size()) partial += dir[i];
+  }
+}
+
+// Runs `fn` every `period` until stopped; stop() returns promptly.
+class Periodic {
+ public:
+  Periodic(std::chrono::milliseconds period, std::function<void()> fn)
+      : thread_([this, period, fn = std::move(fn)] {
+          std::unique_lock<std::mutex> lock(mu_);
+          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+            lock.unlock();
+            try {
+              fn();
+            } catch (const std::exception& e) {
+              util::log_error("periodic task failed").str("error", e.what());
+            }
+            lock.lock();
+          }
+        }) {}
+  ~Periodic() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int serve(const Config& config) {
+  ensure_data_dir(config.data_dir);
+  auto catalog = load_catalog(config);
+  util::SecretBox box(load_or_create_encryption_key(config));
+
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  std::unique_ptr<store::Store> store;
+  try {
+    store = store::open_store(config.state_url);
+  } catch (const std::exception& e) {
+    throw ConfigError("WHARF_STATE_URL", e.what());
+  }
+
+  util::SystemClock clock;
+  net::HttpClient::Options http_options;
+  http_options.user_agent = "wharf/0.1 (" + config.client_id + ")";
+  net::HttpClient http(http_options);
+
+  auth::JwksCache::Options jwks_options;
+  jwks_options.url = config.jwks_url;
+  jwks_options.refresh_interval_ms = config.jwks_refresh_ms;
+  jwks_options.unknown_kid_min_interval_ms = config.jwks_min_refresh_ms;
+  auth::JwksCache jwks(
+      jwks_options, [&http](const std::string& url) { return http.get(url); }, clock);
+  // Not fatal when Vercel is unreachable at start: /readyz says so and the background
+  // thread keeps trying.
+  if (!jwks.refresh_now())
+    util::log_warn("JWKS not loaded at start-up; retrying in the background")
+        .str("url", config.jwks_url);
+  jwks.start_background();
+
+  auth::Authenticator::Options auth_options;
+  auth_options.issuer = config.oidc_issuer;
+  auth_options.audience = config.client_id;
+  auth_options.leeway_s = config.leeway_s;
+  auth::Authenticator authenticator(auth_options, jwks, clock);
+
+  service::InstallationService installations(*store, catalog, box, clock);
+  service::PlanService plans(*store, catalog, installations);
+  service::IdempotencyService idempotency(*store, clock, {});
+
+  api::Metrics metrics;
+  metrics.add_external("wharf_jwks_refreshes_total", "JWKS fetch attempts.", "counter",
+                       [&jwks] { return static_cast<double>(jwks.refresh_count()); });
+  metrics.add_external("wharf_jwks_refresh_failures_total", "Failed JWKS fetches.", "counter",
+                       [&jwks] { return static_cast<double>(jwks.refresh_failures()); });
+  metrics.add_external("wharf_jwks_keys", "Usable keys in the current JWKS.", "gauge",
+                       [&jwks] { return static_cast<double>(jwks.key_count()); });
+
+  api::RouteTable routes;
+  api::partner::Services services{installations, plans};
+  api::partner::add_routes(routes, services);
+  api::ops::add_routes(routes, metrics,
+                       {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
+  api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics);
+
+  net::ServerOptions server_options;
+  server_options.host = config.listen_host;
+  server_options.port = config.listen_port;
+  server_options.threads = config.threads;
+  server_options.max_body_bytes = config.max_body_bytes;
+  server_options.read_timeout_ms = config.read_timeout_ms;
+  server_options.idle_timeout_ms = config.idle_timeout_ms;
+  server_options.drain_timeout_ms = config.drain_timeout_ms;
+  net::Server server(
+      server_options, [&dispatcher](net::Request& req) { return dispatcher.handle(req); },
+      [](int status, std::string_view code, std::string_view message) {
+        return api::error_response(status, code, message);
+      },
+      [&dispatcher](const net::Request& req, const net::Response& res, double ms) {
+        dispatcher.observe(req, res, ms);
+      });
+  try {
+    server.bind();
+  } catch (const std::exception& e) {
+    throw ConfigError("WHARF_LISTEN", e.what());
+  }
+
+  Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
+
+  util::log_info("wharf listening")
+      .str("address", config.listen_host + ":" + std::to_string(server.port()))
+      .str("store", store->describe())
+      .str("issuer", config.oidc_issuer)
+      .str("jwks", config.jwks_url)
+      .num("threads", config.threads)
+      .num("products", static_cast<int64_t>(catalog->products().size()));
+  server.run();
+  jwks.stop();
+  util::log_info("wharf stopped");
+  return 0;
+}
+
+}  // namespace wharf::app

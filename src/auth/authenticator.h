@@ -1,0 +1,54 @@
+// The one entry point the HTTP layer calls to authenticate a Partner API request: bearer
+// token → signature (key from the JWKS cache) → iss/aud/time → claim schema → auth mode →
+// endpoint policy → installation binding → role, in the order of partner-api.md §2.2.
+// Failures are AuthFailure (auth/jwt.h): 401 when the token does not authenticate anyone,
+// 403 when it does but may not do this.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "auth/jwks_cache.h"
+#include "auth/jwt.h"
+#include "util/clock.h"
+
+namespace wharf::auth {
+
+// What an endpoint accepts (partner-api.md §2.5–2.7).
+struct EndpointPolicy {
+  bool allow_user = false;
+  bool allow_system = false;
+  bool admin_required = false;     // user mode: the token's role must be ADMIN
+  bool bind_installation = false;  // path installationId must equal claims.installation_id
+};
+
+class Authenticator {
+ public:
+  struct Options {
+    std::string issuer = "https://marketplace.vercel.com";
+    std::string audience;  // our integration / OAuth client id (oac_…)
+    int64_t leeway_s = 10;
+  };
+
+  Authenticator(Options options, JwksCache& jwks, const util::Clock& clock);
+
+  // `authorization_header` and `x_vercel_auth` are the raw header values (empty when
+  // absent); `path_installation_id` is empty when the route has no {installationId}.
+  // Returns the verified claims or throws AuthFailure. Thread-safe.
+  Claims authenticate(std::string_view authorization_header, std::string_view x_vercel_auth,
+                      const EndpointPolicy& policy, std::string_view path_installation_id) const;
+
+  const Options& options() const { return options_; }
+
+ private:
+  Options options_;
+  JwtOptions jwt_options_;
+  JwksCache& jwks_;
+  const util::Clock& clock_;
+};
+
+// "Bearer <token>" → token (scheme case-insensitive, surrounding blanks ignored); empty when
+// the header is missing, uses another scheme or carries no token.
+std::string_view bearer_token(std::string_view authorization_header);
+
+}  // namespace wharf::auth

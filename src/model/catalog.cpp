@@ -1,0 +1,209 @@
+#include "model/catalog.h"
+
+#include <set>
+
+#include "util/clock.h"
+
+namespace wharf::model {
+namespace {
+
+constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "match"};
+
+void check_details(const Json& plan, std::string_view key, const std::string& path,
+                   Checker& check) {
+  const Json* arr = check.get(plan, key, path, Kind::kArray, false);
+  if (!arr) return;
+  std::string apath = Checker::join(path, key);
+  for (size_t i = 0; i < arr->size(); ++i) {
+    std::string p = Checker::index(apath, i);
+    if (!(*arr)[i].is_object()) {
+      check.add(p, "must be an object");
+      continue;
+    }
+    check.string((*arr)[i], "label", p, true, true);
+    check.string((*arr)[i], "value", p, false);
+  }
+}
+
+void check_amount(const Json& obj, std::string_view key, const std::string& path, Checker& check) {
+  if (auto s = check.string(obj, key, path, false); s && !is_decimal_string(*s))
+    check.add(Checker::join(path, key), "must be a decimal amount string such as \"10.00\"");
+}
+
+Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
+  Plan p;
+  if (!j.is_object()) {
+    check.add(path, "must be an object");
+    return p;
+  }
+  p.id = check.string(j, "id", path, true, true).value_or("");
+  p.type = check.one_of(j, "type", path, true, {"prepayment", "subscription"}).value_or("");
+  check.string(j, "name", path, true, true);
+  check.string(j, "description", path, true);
+  p.scope =
+      check.one_of(j, "scope", path, false, {"installation", "resource"}).value_or("resource");
+  p.payment_method_required = check.boolean(j, "paymentMethodRequired", path, false).value_or(true);
+  p.disabled = check.boolean(j, "disabled", path, false).value_or(false);
+  p.is_default = check.boolean(j, "default", path, false).value_or(false);
+  check.get(j, "preauthorizationAmount", path, Kind::kNumber, false);
+  for (auto key :
+       {"initialCharge", "minimumAmount", "maximumAmount", "maximumAmountAutoPurchasePerPeriod"})
+    check_amount(j, key, path, check);
+  check.string(j, "cost", path, false);
+  check_details(j, "details", path, check);
+  check_details(j, "highlightedDetails", path, check);
+  if (const Json* quote = check.get(j, "quote", path, Kind::kArray, false)) {
+    for (size_t i = 0; i < quote->size(); ++i) {
+      std::string qp = Checker::index(Checker::join(path, "quote"), i);
+      if (!(*quote)[i].is_object()) {
+        check.add(qp, "must be an object");
+        continue;
+      }
+      check.string((*quote)[i], "line", qp, true);
+      check.string((*quote)[i], "amount", qp, true);
+    }
+  }
+  if (auto eff = check.string(j, "effectiveDate", path, false)) {
+    int64_t ms;
+    if (!util::parse_iso8601(*eff, &ms))
+      check.add(Checker::join(path, "effectiveDate"), "must be an ISO-8601 date-time");
+  }
+  if (const Json* pricing = check.get(j, "pricing", path, Kind::kObject, false))
+    p.pricing = *pricing;
+  if (const Json* limits = check.get(j, "limits", path, Kind::kObject, false)) {
+    for (auto it = limits->begin(); it != limits->end(); ++it)
+      if (!it->is_number())
+        check.add(Checker::join(Checker::join(path, "limits"), it.key()), "must be a number");
+    p.limits = *limits;
+  }
+  if (const Json* match = check.get(j, "match", path, Kind::kObject, false)) {
+    for (auto it = match->begin(); it != match->end(); ++it) {
+      if (!it->is_array()) {
+        check.add(Checker::join(Checker::join(path, "match"), it.key()), "must be an array");
+        continue;
+      }
+      p.match[it.key()] = std::vector<Json>(it->begin(), it->end());
+    }
+  }
+  p.public_json = j;
+  for (auto key : kWharfOnlyKeys) p.public_json.erase(std::string(key));
+  return p;
+}
+
+}  // namespace
+
+bool Plan::matches(const Json& metadata) const {
+  if (!metadata.is_object()) return true;
+  for (const auto& [key, allowed] : match) {
+    auto it = metadata.find(key);
+    if (it == metadata.end() || it->is_null()) continue;
+    bool ok = false;
+    for (const auto& a : allowed) ok = ok || a == *it;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::shared_ptr<const Catalog> Catalog::parse_text(const std::string& text) {
+  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) throw CatalogError("(document)", "is not valid JSON");
+  return parse(doc);
+}
+
+std::shared_ptr<const Catalog> Catalog::parse(const Json& doc) {
+  auto cat = std::make_shared<Catalog>();
+  Checker check;
+  auto fail_if_errors = [&check] {
+    if (!check.ok()) throw CatalogError(check.errors()[0].key, check.errors()[0].message);
+  };
+  if (!doc.is_object()) throw CatalogError("(document)", "must be a JSON object");
+  const Json* plans = check.get(doc, "plans", "", Kind::kArray, true);
+  const Json* products = check.get(doc, "products", "", Kind::kArray, true);
+  fail_if_errors();
+
+  for (size_t i = 0; i < plans->size(); ++i) {
+    std::string path = Checker::index("plans", i);
+    Plan p = parse_plan((*plans)[i], path, check);
+    fail_if_errors();
+    if (cat->plan_index_.count(p.id))
+      throw CatalogError(path + ".id", "duplicates plan '" + p.id + "'");
+    if (p.is_default && p.scope != "installation")
+      throw CatalogError(path + ".default", "only an installation-scope plan can be the default");
+    cat->plan_index_[p.id] = cat->plans_.size();
+    cat->plans_.push_back(std::move(p));
+  }
+  if (cat->plans_.empty()) throw CatalogError("plans", "must list at least one plan");
+
+  for (size_t i = 0; i < products->size(); ++i) {
+    std::string path = Checker::index("products", i);
+    const Json& j = (*products)[i];
+    if (!j.is_object()) throw CatalogError(path, "must be an object");
+    Product prod;
+    prod.id = check.string(j, "id", path, true, true).value_or("");
+    prod.kind = check.one_of(j, "kind", path, true, {"sqlite", "postgres", "flags"}).value_or("");
+    prod.name = check.string(j, "name", path, true, true).value_or("");
+    const Json* plan_ids = check.get(j, "plans", path, Kind::kArray, true);
+    fail_if_errors();
+    for (size_t k = 0; k < plan_ids->size(); ++k) {
+      std::string pp = Checker::index(path + ".plans", k);
+      if (!(*plan_ids)[k].is_string()) throw CatalogError(pp, "must be a string");
+      auto id = (*plan_ids)[k].get<std::string>();
+      if (!cat->plan_index_.count(id)) throw CatalogError(pp, "names unknown plan '" + id + "'");
+      prod.plan_ids.push_back(id);
+    }
+    if (prod.plan_ids.empty()) throw CatalogError(path + ".plans", "must list at least one plan");
+    if (auto it = j.find("metadataSchema"); it != j.end() && !it->is_null()) {
+      prod.schema = MetadataSchema::compile(*it, path + ".metadataSchema", check);
+      fail_if_errors();
+      prod.metadata_schema = *it;
+    }
+    if (cat->product_index_.count(prod.id))
+      throw CatalogError(path + ".id", "duplicates product '" + prod.id + "'");
+    cat->product_index_[prod.id] = cat->products_.size();
+    cat->products_.push_back(std::move(prod));
+  }
+  if (cat->products_.empty()) throw CatalogError("products", "must list at least one product");
+
+  // The default installation plan: the one marked "default", else the first free one.
+  int defaults = 0;
+  for (const auto& p : cat->plans_) {
+    if (p.scope != "installation") continue;
+    if (p.is_default) {
+      ++defaults;
+      cat->default_installation_plan_ = &p;
+    }
+  }
+  if (defaults > 1) throw CatalogError("plans", "more than one plan is marked \"default\"");
+  if (!cat->default_installation_plan_) {
+    for (const auto& p : cat->plans_)
+      if (p.scope == "installation" && p.free() && !p.disabled) {
+        cat->default_installation_plan_ = &p;
+        break;
+      }
+  }
+  if (!cat->default_installation_plan_) {
+    for (const auto& p : cat->plans_)
+      if (p.scope == "installation")
+        throw CatalogError("plans",
+                           "installation-scope plans need a free plan or one marked \"default\"");
+  }
+  return cat;
+}
+
+const Product* Catalog::product(const std::string& id) const {
+  auto it = product_index_.find(id);
+  return it == product_index_.end() ? nullptr : &products_[it->second];
+}
+
+const Plan* Catalog::plan(const std::string& id) const {
+  auto it = plan_index_.find(id);
+  return it == plan_index_.end() ? nullptr : &plans_[it->second];
+}
+
+std::vector<const Plan*> Catalog::plans_of(const Product& product) const {
+  std::vector<const Plan*> out;
+  for (const auto& id : product.plan_ids) out.push_back(plan(id));
+  return out;
+}
+
+}  // namespace wharf::model

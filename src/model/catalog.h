@@ -1,0 +1,81 @@
+// The provider's products and billing plans (WHARF_CATALOG or the built-in default).
+//
+// A plan is the spec's BillingPlan object (partner-api.md §4.2), returned to Vercel as is,
+// plus Wharf-only keys that never leave the server:
+//   pricing  – base fee and per-metric unit prices (used by billing)
+//   limits   – per-resource limits (storage bytes, …) enforced by the product
+//   default  – true on the installation-scope plan assigned at Upsert Installation
+//   match    – {"metadataKey": ["allowed", …]}: list the plan only for matching form input
+#pragma once
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/json_check.h"
+#include "model/metadata_schema.h"
+
+namespace wharf::model {
+
+struct Plan {
+  std::string id;
+  std::string type;   // subscription | prepayment
+  std::string scope;  // resource | installation
+  bool payment_method_required = true;
+  bool disabled = false;
+  bool is_default = false;
+  Json public_json;  // the BillingPlan as sent to Vercel (Wharf-only keys removed)
+  Json pricing = Json::object();
+  Json limits = Json::object();
+  std::map<std::string, std::vector<Json>> match;
+
+  // Free = nothing can ever be owed on this plan.
+  bool free() const { return type == "subscription" && !payment_method_required; }
+  // Whether the plan is offered for the given (possibly partial) metadata form values.
+  bool matches(const Json& metadata) const;
+};
+
+struct Product {
+  std::string id;  // the product slug Vercel uses in /v1/products/{productSlug}/plans
+  std::string kind;
+  std::string name;
+  std::vector<std::string> plan_ids;
+  Json metadata_schema;  // null when the product has none
+  std::shared_ptr<const MetadataSchema> schema;
+};
+
+class CatalogError : public std::runtime_error {
+ public:
+  CatalogError(std::string json_path, const std::string& message)
+      : std::runtime_error(json_path + ": " + message), path(std::move(json_path)) {}
+  std::string path;
+};
+
+class Catalog {
+ public:
+  // Validates the whole document; throws CatalogError naming the first offending path.
+  static std::shared_ptr<const Catalog> parse(const Json& doc);
+  static std::shared_ptr<const Catalog> parse_text(const std::string& text);
+
+  const Product* product(const std::string& id) const;
+  const Plan* plan(const std::string& id) const;
+  const std::vector<Product>& products() const { return products_; }
+  const std::vector<Plan>& plans() const { return plans_; }
+  // Plans of one product, in catalog order.
+  std::vector<const Plan*> plans_of(const Product& product) const;
+  // Installation-level billing is on when any plan has scope "installation" (§8.1).
+  bool installation_billing() const { return default_installation_plan_ != nullptr; }
+  const Plan* default_installation_plan() const { return default_installation_plan_; }
+
+ private:
+  std::vector<Product> products_;
+  std::vector<Plan> plans_;
+  std::map<std::string, size_t, std::less<>> product_index_, plan_index_;
+  const Plan* default_installation_plan_ = nullptr;
+};
+
+// The catalog used when WHARF_CATALOG is not set.
+const std::string& builtin_catalog_json();
+
+}  // namespace wharf::model

@@ -1,0 +1,84 @@
+#include "net/http.h"
+
+namespace wharf::net {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+template <typename Fn>
+void for_each_query_pair(std::string_view query, Fn fn) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (!fn(key, value)) return;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = hex_value(s[i + 1]);
+      int lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_as_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string_view> Request::header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers)
+    if (name == lower_name) return std::string_view(value);
+  return std::nullopt;
+}
+
+std::optional<std::string> Request::query_param(std::string_view name) const {
+  std::optional<std::string> found;
+  for_each_query_pair(query, [&](std::string_view key, std::string_view value) {
+    auto k = percent_decode(key, true);
+    if (k && *k == name) {
+      found = percent_decode(value, true);
+      if (!found) found = std::string(value);
+      return false;
+    }
+    return true;
+  });
+  return found;
+}
+
+std::vector<std::string> Request::query_params(std::string_view name) const {
+  std::vector<std::string> out;
+  for_each_query_pair(query, [&](std::string_view key, std::string_view value) {
+    auto k = percent_decode(key, true);
+    if (k && *k == name) {
+      auto v = percent_decode(value, true);
+      out.push_back(v ? *v : std::string(value));
+    }
+    return true;
+  });
+  return out;
+}
+
+}  // namespace wharf::net

@@ -1,0 +1,62 @@
+// HTTP request/response values handed between net::Server and the application. They carry
+// no Beast types so layers above net/ never include Boost.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace wharf::net {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;  // names lowercased
+
+struct Request {
+  std::string method;  // upper case, e.g. "GET"
+  std::string target;  // raw request target, e.g. "/v1/products/x/plans?metadata=..."
+  std::string path;    // target without the query, percent-decoded per segment by the router
+  std::string query;   // raw query string (no '?')
+  Headers headers;
+  std::string body;
+  std::string remote;      // peer address
+  std::string request_id;  // assigned by the server, echoed as X-Request-Id
+  int64_t received_ms = 0;
+  // Filled in by the application for the access log: the matched route pattern and extra
+  // fields (e.g. the installation id). Never put secrets here.
+  std::string route;
+  Headers log_fields;
+
+  // Case-insensitive header lookup (names are stored lowercased).
+  std::optional<std::string_view> header(std::string_view lower_name) const;
+  // First value of a query parameter, percent-decoded ('+' as space); nullopt if absent.
+  std::optional<std::string> query_param(std::string_view name) const;
+  // Every value of a repeated query parameter, percent-decoded.
+  std::vector<std::string> query_params(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type;  // empty => no Content-Type (e.g. 204)
+  Headers headers;
+  std::string body;
+
+  static Response json(int status, std::string body) {
+    Response r;
+    r.status = status;
+    r.content_type = "application/json";
+    r.body = std::move(body);
+    return r;
+  }
+  static Response empty(int status) {
+    Response r;
+    r.status = status;
+    return r;
+  }
+};
+
+// Percent-decodes `s`; when `plus_as_space` is true, '+' becomes ' ' (query strings).
+// Returns nullopt on a malformed escape.
+std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space);
+
+}  // namespace wharf::net

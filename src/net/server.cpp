@@ -1,0 +1,362 @@
+#include "net/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "util/clock.h"
+#include "util/crypto.h"
+
+namespace wharf::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+class Session;
+
+struct Server::Impl {
+  ServerOptions options;
+  Handler handler;
+  ErrorBody error_body;
+  Observer observer;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  asio::signal_set signals{ioc};
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> request_counter{0};
+  std::string id_prefix;
+
+  std::mutex sessions_mu;
+  std::condition_variable sessions_cv;
+  std::set<std::shared_ptr<Session>> sessions;
+
+  Impl(ServerOptions o, Handler h, ErrorBody e, Observer ob)
+      : options(std::move(o)),
+        handler(std::move(h)),
+        error_body(std::move(e)),
+        observer(std::move(ob)),
+        id_prefix("req_" + util::to_hex(util::random_bytes(4))) {}
+
+  std::string next_request_id() {
+    uint64_t n = request_counter.fetch_add(1) + 1;
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(n));
+    return id_prefix + buf;
+  }
+
+  void do_accept();
+  void begin_drain();
+  void add(const std::shared_ptr<Session>& s) {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    sessions.insert(s);
+  }
+  void remove(const std::shared_ptr<Session>& s) {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    sessions.erase(s);
+    sessions_cv.notify_all();
+  }
+};
+
+// One TCP connection. All its handlers run on its strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string();
+  }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_request(); });
+  }
+
+  // Called by the drain: close the connection unless a request is being handled.
+  void close_if_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->close();
+    });
+  }
+
+ private:
+  // Waits for the first bytes of the next request. On a fresh connection the read timeout
+  // applies from the start; between keep-alive requests the idle timeout applies until a
+  // byte arrives, then the read timeout covers the rest of the request.
+  void wait_request() {
+    if (server_.draining && requests_ > 0) return close();
+    parser_.emplace();
+    parser_->body_limit(server_.options.max_body_bytes);
+    parser_->header_limit(server_.options.max_header_bytes);
+    if (requests_ == 0 || buffer_.size() > 0) {
+      stream_.expires_after(std::chrono::milliseconds(server_.options.read_timeout_ms));
+      return read_header();
+    }
+    stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
+    auto buf = buffer_.prepare(4096);
+    stream_.async_read_some(buf, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return self->close();
+      self->buffer_.commit(n);
+      self->stream_.expires_after(std::chrono::milliseconds(self->server_.options.read_timeout_ms));
+      self->read_header();
+    });
+  }
+
+  void read_header() {
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    started_ = std::chrono::steady_clock::now();
+    auto& req = parser_->get();
+    auto expect = req[bhttp::field::expect];
+    if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(stream_, asio::buffer(*cont),
+                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                          if (wec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->on_read_error(ec);
+                        self->handle();
+                      });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset) {
+      return close();
+    }
+    started_ = std::chrono::steady_clock::now();
+    if (ec == bhttp::error::body_limit) {
+      return reject(
+          413, "payload_too_large",
+          "request body exceeds " + std::to_string(server_.options.max_body_bytes) + " bytes");
+    }
+    if (ec == bhttp::error::header_limit) {
+      return reject(431, "request_header_fields_too_large", "request headers are too large");
+    }
+    reject(400, "bad_request", "malformed HTTP request: " + ec.message());
+  }
+
+  // The server's own answer to a request it could not read; the connection is closed after.
+  void reject(int status, std::string_view code, const std::string& message) {
+    Request req;
+    req.request_id = server_.next_request_id();
+    req.remote = remote_;
+    if (parser_ && parser_->is_header_done()) {
+      auto& r = parser_->get();
+      req.method = std::string(r.method_string());
+      req.target = std::string(r.target());
+    }
+    Response res = server_.error_body(status, code, message);
+    write(req, std::move(res), /*keep_alive=*/false);
+  }
+
+  void handle() {
+    busy_ = true;
+    ++requests_;
+    auto msg = parser_->release();
+    Request req;
+    req.request_id = server_.next_request_id();
+    req.received_ms = util::SystemClock().now_ms();
+    req.remote = remote_;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers.reserve(8);
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    bool keep_alive = msg.keep_alive() && !server_.draining;
+
+    Response res;
+    try {
+      res = server_.handler(req);
+    } catch (const std::exception&) {
+      res = server_.error_body(500, "internal_error", "internal server error");
+    }
+    write(req, std::move(res), keep_alive);
+  }
+
+  void write(const Request& req, Response res, bool keep_alive) {
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
+    out->version(11);
+    out->result(static_cast<unsigned>(res.status));
+    if (!res.content_type.empty()) out->set(bhttp::field::content_type, res.content_type);
+    for (const auto& [name, value] : res.headers) out->set(name, value);
+    out->set("X-Request-Id", req.request_id);
+    out->keep_alive(keep_alive);
+    out->body() = std::move(res.body);
+    out->prepare_payload();
+    res.body.clear();
+    if (server_.observer) server_.observer(req, res, ms_since(started_));
+
+    stream_.expires_after(std::chrono::milliseconds(server_.options.write_timeout_ms));
+    bhttp::async_write(stream_, *out,
+                       [self = shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
+                         self->busy_ = false;
+                         if (ec || !keep_alive) return self->close();
+                         self->wait_request();
+                       });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+    server_.remove(shared_from_this());
+  }
+
+  beast::tcp_stream stream_;
+  Server::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string remote_;
+  std::chrono::steady_clock::time_point started_;
+  uint64_t requests_ = 0;
+  bool busy_ = false;
+  bool closed_ = false;
+};
+
+void Server::Impl::do_accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (!acceptor.is_open()) return;  // closed by the drain
+      // EMFILE and friends: back off briefly instead of spinning.
+      auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](beast::error_code) { do_accept(); });
+      return;
+    }
+    if (draining) return;
+    socket.set_option(tcp::no_delay(true), ec);
+    auto session = std::make_shared<Session>(std::move(socket), *this);
+    add(session);
+    session->start();
+    do_accept();
+  });
+}
+
+void Server::Impl::begin_drain() {
+  if (draining.exchange(true)) return;
+  asio::post(ioc, [this] {
+    beast::error_code ec;
+    acceptor.close(ec);
+    signals.cancel(ec);
+    std::vector<std::shared_ptr<Session>> snapshot;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mu);
+      snapshot.assign(sessions.begin(), sessions.end());
+    }
+    for (auto& s : snapshot) s->close_if_idle();
+  });
+}
+
+Server::Server(ServerOptions options, Handler handler, ErrorBody error_body, Observer observer)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(error_body),
+                                   std::move(observer))) {}
+
+Server::~Server() = default;
+
+void Server::bind() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) throw std::runtime_error("invalid listen address '" + impl_->options.host + "'");
+  tcp::endpoint ep(address, impl_->options.port);
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + impl_->options.host + ":" +
+                             std::to_string(impl_->options.port) + ": " + ec.message());
+}
+
+uint16_t Server::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::run() {
+  auto& impl = *impl_;
+  if (impl.options.handle_signals) {
+    impl.signals.add(SIGTERM);
+    impl.signals.add(SIGINT);
+    impl.signals.async_wait([&impl](beast::error_code ec, int) {
+      if (!ec) impl.begin_drain();
+    });
+  }
+  impl.do_accept();
+
+  // Keeps run() from returning while the server is idle; released when the drain starts.
+  auto guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      impl.ioc.get_executor());
+  std::thread drainer([&impl, &guard] {
+    while (!impl.draining) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::unique_lock<std::mutex> lock(impl.sessions_mu);
+    bool done =
+        impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(impl.options.drain_timeout_ms),
+                                  [&impl] { return impl.sessions.empty(); });
+    lock.unlock();
+    guard.reset();
+    if (!done) impl.ioc.stop();  // drain timed out: abandon stragglers
+  });
+
+  int n = std::max(1, impl.options.threads);
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(n - 1));
+  for (int i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  impl.ioc.run();
+  for (auto& t : threads) t.join();
+  if (!impl.draining) impl.draining = true;
+  drainer.join();
+}
+
+void Server::stop() {
+  impl_->begin_drain();
+}
+bool Server::draining() const {
+  return impl_->draining;
+}
+
+}  // namespace wharf::net

@@ -1,0 +1,109 @@
+#include "service/idempotency.h"
+
+#include <chrono>
+#include <thread>
+
+#include "model/api_error.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+namespace wharf::service {
+
+IdempotencyService::IdempotencyService(store::Store& store, const util::Clock& clock,
+                                       Options options)
+    : store_(store), clock_(clock), options_(options) {}
+
+IdempotencyService::Claim IdempotencyService::try_claim(const store::IdempotencyKey& key,
+                                                        const std::string& hash,
+                                                        const std::string& owner,
+                                                        StoredResponse* replay) {
+  Claim claim = Claim::kBusy;
+  store_.write([&](store::WriteTx& tx) {
+    int64_t now = clock_.now_ms();
+    store::IdempotencyRow fresh;
+    fresh.key = key;
+    fresh.request_hash = hash;
+    fresh.state = "pending";
+    fresh.created_ms = now;
+    fresh.lease_until_ms = now + options_.lease_ms;
+    fresh.owner = owner;
+    auto existing = tx.idempotency(key);
+    if (!existing) {
+      claim = tx.insert_idempotency(fresh) ? Claim::kAcquired : Claim::kBusy;
+      return;
+    }
+    bool expired = existing->created_ms + options_.retention_ms <= now;
+    bool abandoned = existing->state == "pending" && existing->lease_until_ms <= now;
+    if (expired || abandoned) {
+      tx.update_idempotency(fresh);
+      claim = Claim::kAcquired;
+      return;
+    }
+    if (existing->request_hash != hash)
+      throw model::ApiError::conflict(
+          "Idempotency-Key was already used for a different request body");
+    if (existing->state == "done") {
+      replay->status = existing->status;
+      replay->content_type = existing->content_type;
+      replay->body = existing->body;
+      replay->replayed = true;
+      claim = Claim::kReplay;
+      return;
+    }
+    claim = Claim::kBusy;
+  });
+  return claim;
+}
+
+StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const std::string& body,
+                                       const std::string& owner,
+                                       const std::function<StoredResponse()>& execute) {
+  const std::string hash = util::to_hex(util::sha256(body));
+  // The wait is measured on the steady clock: the injected clock may stand still in tests.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.wait_ms);
+  StoredResponse replay;
+  for (;;) {
+    Claim claim = try_claim(key, hash, owner, &replay);
+    if (claim == Claim::kReplay) return replay;
+    if (claim == Claim::kAcquired) break;
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw model::ApiError::conflict(
+          "a request with this Idempotency-Key is still being processed; retry later");
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_interval_ms));
+  }
+
+  StoredResponse result;
+  try {
+    result = execute();
+  } catch (...) {
+    // Release the claim so a later retry (with corrected input) can run.
+    store_.write([&](store::WriteTx& tx) {
+      auto row = tx.idempotency(key);
+      if (row && row->state == "pending" && row->owner == owner) tx.delete_idempotency(key);
+    });
+    throw;
+  }
+
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.idempotency(key);
+    if (!row || row->owner != owner) return;  // lease lost to a takeover; keep theirs
+    if (result.status < 200 || result.status >= 300) return tx.delete_idempotency(key);
+    row->state = "done";
+    row->status = result.status;
+    row->content_type = result.content_type;
+    row->body = result.body;
+    tx.update_idempotency(*row);
+  });
+  return result;
+}
+
+int64_t IdempotencyService::purge() {
+  int64_t n = 0;
+  store_.write([&](store::WriteTx& tx) {
+    n = tx.purge_idempotency(clock_.now_ms() - options_.retention_ms);
+  });
+  if (n > 0) util::log_info("idempotency records purged").num("count", n);
+  return n;
+}
+
+}  // namespace wharf::service

@@ -1,0 +1,160 @@
+#include "service/installations.h"
+
+#include "model/api_error.h"
+#include "util/log.h"
+
+namespace wharf::service {
+
+using model::ApiError;
+using model::Json;
+
+InstallationService::InstallationService(store::Store& store,
+                                         std::shared_ptr<const model::Catalog> catalog,
+                                         const util::SecretBox& box, const util::Clock& clock)
+    : store_(store), catalog_(std::move(catalog)), box_(box), clock_(clock) {}
+
+model::InstallationState InstallationService::upsert(const std::string& id, const Actor& actor,
+                                                     const model::UpsertInstallationRequest& req) {
+  model::InstallationState state;
+  store_.write([&](store::WriteTx& tx) {
+    int64_t now = clock_.now_ms();
+    auto existing = tx.installation(id);
+    store::InstallationRow row;
+    if (existing) {
+      if (existing->status != "active")
+        throw ApiError::conflict("installation " + id +
+                                 " was uninstalled; a reinstall uses a new installation id");
+      if (!actor.account_id.empty() && existing->account_id != actor.account_id)
+        throw ApiError::conflict("installation " + id + " belongs to another account");
+      row = *existing;
+    } else {
+      row.id = id;
+      row.account_id = actor.account_id;
+      row.installer_user_id = actor.user_id;
+      row.created_ms = now;
+      if (const model::Plan* def = catalog_->default_installation_plan())
+        row.billing_plan_id = def->id;
+    }
+    row.scopes_json = Json(req.scopes).dump();
+    row.accepted_policies_json = req.accepted_policies.dump();
+    if (req.account) row.account_json = req.account->dump();
+    row.token_type = req.token_type;
+    row.access_token_sealed = box_.seal(req.access_token, token_aad(id));
+    if (!row.billing_plan_id && catalog_->default_installation_plan())
+      row.billing_plan_id = catalog_->default_installation_plan()->id;
+    row.updated_ms = now;
+    tx.put_installation(row);
+    state = state_of(row);
+    util::log_info(existing ? "installation updated" : "installation created")
+        .str("installation", id)
+        .str("account", row.account_id);
+  });
+  return state;
+}
+
+model::InstallationState InstallationService::get(const std::string& id) {
+  model::InstallationState state;
+  store_.read([&](store::ReadTx& tx) { state = state_of(require_active(tx, id)); });
+  return state;
+}
+
+model::InstallationState InstallationService::update(const std::string& id,
+                                                     const model::UpdateInstallationRequest& req) {
+  model::InstallationState state;
+  store_.write([&](store::WriteTx& tx) {
+    auto row = require_active(tx, id);
+    if (req.billing_plan_id && row.billing_plan_id != req.billing_plan_id) {
+      const model::Plan& plan = require_installation_plan(*req.billing_plan_id);
+      row.billing_plan_id = plan.id;
+      row.updated_ms = clock_.now_ms();
+      tx.put_installation(row);
+      util::log_info("installation plan changed").str("installation", id).str("plan", plan.id);
+    }
+    state = state_of(row);
+  });
+  return state;
+}
+
+bool InstallationService::remove(const std::string& id,
+                                 const model::DeleteInstallationRequest& req) {
+  bool finalized = false;
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.installation(id);
+    if (!row) throw ApiError::not_found("installation " + id + " not found");
+    if (row->status != "active") {
+      finalized = row->finalized;  // a repeated delete answers what the first one did
+      return;
+    }
+    // Something is owed while a paid plan is active: its (prorated) fee for the current
+    // period still has to be invoiced. Installations on free plans owe nothing.
+    const model::Plan* plan =
+        row->billing_plan_id ? catalog_->plan(*row->billing_plan_id) : nullptr;
+    bool owed = plan && !plan->free();
+    int64_t now = clock_.now_ms();
+    row->status = "uninstalled";
+    row->deleted_ms = now;
+    row->updated_ms = now;
+    row->delete_reason = req.reason;
+    row->cascade_delete = req.cascade_resource_deletion;
+    row->finalized = !owed;
+    // Once finalized nothing more will be sent to Vercel: the access token has no further use.
+    if (row->finalized) row->access_token_sealed.reset();
+    tx.put_installation(*row);
+    finalized = row->finalized;
+    util::log_info("installation uninstalled")
+        .str("installation", id)
+        .flag("finalized", finalized)
+        .flag("cascade", req.cascade_resource_deletion);
+  });
+  return finalized;
+}
+
+store::InstallationRow InstallationService::require_active(store::ReadTx& tx,
+                                                           const std::string& id) const {
+  auto row = tx.installation(id);
+  if (!row) throw ApiError::not_found("installation " + id + " not found");
+  if (row->status != "active") throw ApiError::not_found("installation " + id + " was uninstalled");
+  return *row;
+}
+
+std::optional<std::string> InstallationService::access_token(const std::string& id) {
+  std::optional<std::string> token;
+  store_.read([&](store::ReadTx& tx) {
+    auto row = tx.installation(id);
+    if (row && row->access_token_sealed)
+      token = box_.open(*row->access_token_sealed, token_aad(id));
+  });
+  return token;
+}
+
+model::InstallationState InstallationService::state_of(const store::InstallationRow& row) const {
+  model::InstallationState state;
+  if (row.billing_plan_id) {
+    if (const model::Plan* plan = catalog_->plan(*row.billing_plan_id))
+      state.billing_plan = plan->public_json;
+  }
+  if (row.notification_json) {
+    model::Checker check;
+    state.notification =
+        model::Notification::parse(Json::parse(*row.notification_json), "notification", check);
+  }
+  return state;
+}
+
+const model::Plan& InstallationService::require_installation_plan(
+    const std::string& plan_id) const {
+  const model::Plan* plan = catalog_->plan(plan_id);
+  if (!plan)
+    throw ApiError::validation("unknown billing plan '" + plan_id + "'",
+                               {{"billingPlanId", "is not a plan in the catalog"}});
+  if (plan->scope != "installation")
+    throw ApiError::validation(
+        "plan '" + plan_id + "' is billed per resource, not per installation",
+        {{"billingPlanId", "is not an installation-scope plan"}});
+  if (plan->disabled)
+    throw ApiError::validation("plan '" + plan_id + "' is not selectable",
+                               {{"billingPlanId", "is disabled"}});
+  return *plan;
+}
+
+}  // namespace wharf::service

@@ -1,0 +1,53 @@
+// Installations (partner-api.md §5.1–5.4) and installation-level billing (§8.1).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "model/catalog.h"
+#include "model/installation.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/crypto.h"
+
+namespace wharf::service {
+
+// Who is acting, as established by the verified token.
+struct Actor {
+  std::string account_id;
+  std::string user_id;  // empty for system tokens
+};
+
+class InstallationService {
+ public:
+  InstallationService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                      const util::SecretBox& box, const util::Clock& clock);
+
+  // Creates the installation, or updates it in place (new credentials replace old).
+  model::InstallationState upsert(const std::string& id, const Actor& actor,
+                                  const model::UpsertInstallationRequest& req);
+  // 404 for unknown or uninstalled installations.
+  model::InstallationState get(const std::string& id);
+  model::InstallationState update(const std::string& id,
+                                  const model::UpdateInstallationRequest& req);
+  // Uninstalls; returns `finalized` (true when nothing is owed). Repeats answer the same.
+  bool remove(const std::string& id, const model::DeleteInstallationRequest& req);
+
+  // Throws 404 unless the installation exists and is active.
+  store::InstallationRow require_active(store::ReadTx& tx, const std::string& id) const;
+  // The decrypted Vercel access token of an installation (for the Vercel API client).
+  std::optional<std::string> access_token(const std::string& id);
+
+ private:
+  model::InstallationState state_of(const store::InstallationRow& row) const;
+  const model::Plan& require_installation_plan(const std::string& plan_id) const;
+  static std::string token_aad(const std::string& id) {
+    return "installation:" + id + ":access_token";
+  }
+
+  store::Store& store_;
+  std::shared_ptr<const model::Catalog> catalog_;
+  const util::SecretBox& box_;
+  const util::Clock& clock_;
+};
+
+}  // namespace wharf::service

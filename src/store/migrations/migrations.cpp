@@ -1,0 +1,61 @@
+#include "store/migrations/migrations.h"
+
+namespace wharf::store {
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "installations and idempotency", R"sql(
+CREATE TABLE installations (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL,
+  installer_user_id TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  accepted_policies TEXT NOT NULL,
+  account TEXT,
+  token_type TEXT NOT NULL,
+  access_token {BLOB},
+  billing_plan_id TEXT,
+  notification TEXT,
+  status TEXT NOT NULL,
+  delete_reason TEXT,
+  cascade_delete {INT64} NOT NULL DEFAULT 0,
+  finalized {INT64} NOT NULL DEFAULT 0,
+  created_ms {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL,
+  deleted_ms {INT64}
+);
+CREATE TABLE idempotency (
+  installation_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  idem_key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  state TEXT NOT NULL,
+  status {INT64} NOT NULL DEFAULT 0,
+  content_type TEXT NOT NULL DEFAULT '',
+  body TEXT NOT NULL DEFAULT '',
+  owner TEXT NOT NULL DEFAULT '',
+  created_ms {INT64} NOT NULL,
+  lease_until_ms {INT64} NOT NULL,
+  PRIMARY KEY (installation_id, method, path, idem_key)
+);
+CREATE INDEX idempotency_by_created ON idempotency (created_ms)
+)sql"},
+  };
+  return kMigrations;
+}
+
+std::string render_migration(const std::string& sql, const std::string& blob_type,
+                             const std::string& int64_type) {
+  std::string out = sql;
+  auto replace_all = [&out](const std::string& from, const std::string& to) {
+    for (size_t pos = out.find(from); pos != std::string::npos;
+         pos = out.find(from, pos + to.size()))
+      out.replace(pos, from.size(), to);
+  };
+  replace_all("{BLOB}", blob_type);
+  replace_all("{INT64}", int64_type);
+  return out;
+}
+
+}  // namespace wharf::store

@@ -1,0 +1,408 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+#include "store/migrations/migrations.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+namespace wharf::store::sqlite {
+namespace {
+
+class SqliteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One connection with a cache of prepared statements (keyed by the SQL text's address:
+// every statement is a string literal).
+class Connection {
+ public:
+  Connection(const std::string& path, int busy_timeout_ms, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw SqliteError("cannot open SQLite database " + path + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, busy_timeout_ms);
+    exec("PRAGMA foreign_keys=ON");
+    exec("PRAGMA synchronous=FULL");
+  }
+  ~Connection() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw SqliteError("SQLite: " + msg);
+    }
+  }
+
+  sqlite3_stmt* prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK)
+      throw SqliteError(std::string("SQLite prepare: ") + sqlite3_errmsg(db_));
+    cache_[sql] = stmt;
+    return stmt;
+  }
+
+  sqlite3* db() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> cache_;
+};
+
+// A prepared statement in use; resets on destruction so the cached handle is reusable.
+class Stmt {
+ public:
+  Stmt(Connection& c, const char* sql) : conn_(c), stmt_(c.prepare(sql)) {}
+  ~Stmt() { sqlite3_reset(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, const std::optional<std::string>& v) { return v ? bind(i, *v) : bind_null(i); }
+  Stmt& bind_blob(int i, const std::optional<std::string>& v) {
+    if (!v) return bind_null(i);
+    check(sqlite3_bind_blob(stmt_, i, v->data(), static_cast<int>(v->size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, const std::optional<int64_t>& v) { return v ? bind(i, *v) : bind_null(i); }
+  Stmt& bind_null(int i) {
+    check(sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+
+  // Returns true while a row is available.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw SqliteError(std::string("SQLite step: ") + sqlite3_errmsg(conn_.db()));
+  }
+  // For statements that may hit a constraint: returns the raw result code.
+  int step_rc() { return sqlite3_step(stmt_); }
+
+  std::string text(int col) const {
+    auto p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::optional<std::string> opt_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+  std::optional<std::string> opt_blob(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    auto p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::optional<int64_t> opt_int64(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return int64(col);
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK)
+      throw SqliteError(std::string("SQLite bind: ") + sqlite3_errmsg(conn_.db()));
+  }
+  Connection& conn_;
+  sqlite3_stmt* stmt_;
+};
+
+// A macro so the statements below are single string literals (the statement cache is keyed
+// by their address).
+#define WHARF_INSTALLATION_COLUMNS                                                       \
+  "id, account_id, installer_user_id, scopes, accepted_policies, account, token_type, "  \
+  "access_token, billing_plan_id, notification, status, delete_reason, cascade_delete, " \
+  "finalized, created_ms, updated_ms, deleted_ms"
+
+class Tx : public WriteTx {
+ public:
+  explicit Tx(Connection& c) : c_(c) {}
+
+  std::optional<InstallationRow> installation(const std::string& id) override {
+    Stmt s(c_, "SELECT " WHARF_INSTALLATION_COLUMNS " FROM installations WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    InstallationRow r;
+    r.id = s.text(0);
+    r.account_id = s.text(1);
+    r.installer_user_id = s.text(2);
+    r.scopes_json = s.text(3);
+    r.accepted_policies_json = s.text(4);
+    r.account_json = s.opt_text(5);
+    r.token_type = s.text(6);
+    r.access_token_sealed = s.opt_blob(7);
+    r.billing_plan_id = s.opt_text(8);
+    r.notification_json = s.opt_text(9);
+    r.status = s.text(10);
+    r.delete_reason = s.opt_text(11);
+    r.cascade_delete = s.int64(12) != 0;
+    r.finalized = s.int64(13) != 0;
+    r.created_ms = s.int64(14);
+    r.updated_ms = s.int64(15);
+    r.deleted_ms = s.opt_int64(16);
+    return r;
+  }
+
+  void put_installation(const InstallationRow& r) override {
+    Stmt s(c_, "INSERT OR REPLACE INTO installations (" WHARF_INSTALLATION_COLUMNS
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
+    s.bind(1, r.id)
+        .bind(2, r.account_id)
+        .bind(3, r.installer_user_id)
+        .bind(4, r.scopes_json)
+        .bind(5, r.accepted_policies_json)
+        .bind(6, r.account_json)
+        .bind(7, r.token_type)
+        .bind_blob(8, r.access_token_sealed)
+        .bind(9, r.billing_plan_id)
+        .bind(10, r.notification_json)
+        .bind(11, r.status)
+        .bind(12, r.delete_reason)
+        .bind(13, int64_t{r.cascade_delete})
+        .bind(14, int64_t{r.finalized})
+        .bind(15, r.created_ms)
+        .bind(16, r.updated_ms)
+        .bind(17, r.deleted_ms);
+    s.step();
+  }
+
+  std::optional<IdempotencyRow> idempotency(const IdempotencyKey& k) override {
+    Stmt s(c_,
+           "SELECT request_hash, state, status, content_type, body, created_ms, lease_until_ms, "
+           "owner FROM idempotency WHERE installation_id=?1 AND method=?2 AND path=?3 AND "
+           "idem_key=?4");
+    s.bind(1, k.installation_id).bind(2, k.method).bind(3, k.path).bind(4, k.key);
+    if (!s.step()) return std::nullopt;
+    IdempotencyRow r;
+    r.key = k;
+    r.request_hash = s.text(0);
+    r.state = s.text(1);
+    r.status = static_cast<int>(s.int64(2));
+    r.content_type = s.text(3);
+    r.body = s.text(4);
+    r.created_ms = s.int64(5);
+    r.lease_until_ms = s.int64(6);
+    r.owner = s.text(7);
+    return r;
+  }
+
+  bool insert_idempotency(const IdempotencyRow& r) override {
+    Stmt s(c_,
+           "INSERT INTO idempotency (installation_id, method, path, idem_key, request_hash, state, "
+           "status, content_type, body, created_ms, lease_until_ms, owner) VALUES "
+           "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT DO NOTHING");
+    bind_idempotency(s, r);
+    s.step();
+    return sqlite3_changes(c_.db()) == 1;
+  }
+
+  void update_idempotency(const IdempotencyRow& r) override {
+    Stmt s(c_,
+           "UPDATE idempotency SET request_hash=?5, state=?6, status=?7, content_type=?8, body=?9, "
+           "created_ms=?10, lease_until_ms=?11, owner=?12 WHERE installation_id=?1 AND method=?2 "
+           "AND path=?3 AND idem_key=?4");
+    bind_idempotency(s, r);
+    s.step();
+  }
+
+  void delete_idempotency(const IdempotencyKey& k) override {
+    Stmt s(c_,
+           "DELETE FROM idempotency WHERE installation_id=?1 AND method=?2 AND path=?3 AND "
+           "idem_key=?4");
+    s.bind(1, k.installation_id).bind(2, k.method).bind(3, k.path).bind(4, k.key);
+    s.step();
+  }
+
+  int64_t purge_idempotency(int64_t created_before_ms) override {
+    Stmt s(c_, "DELETE FROM idempotency WHERE created_ms < ?1 AND state = 'done'");
+    s.bind(1, created_before_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
+ private:
+  static void bind_idempotency(Stmt& s, const IdempotencyRow& r) {
+    s.bind(1, r.key.installation_id)
+        .bind(2, r.key.method)
+        .bind(3, r.key.path)
+        .bind(4, r.key.key)
+        .bind(5, r.request_hash)
+        .bind(6, r.state)
+        .bind(7, int64_t{r.status})
+        .bind(8, r.content_type)
+        .bind(9, r.body)
+        .bind(10, r.created_ms)
+        .bind(11, r.lease_until_ms)
+        .bind(12, r.owner);
+  }
+  Connection& c_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const Options& o) : options_(o) {
+    writer_ = std::make_unique<Connection>(o.path, o.busy_timeout_ms, /*create=*/true);
+    // WAL lets readers proceed while the writer commits.
+    writer_->exec("PRAGMA journal_mode=WAL");
+    migrate();
+    for (int i = 0; i < std::max(1, o.readers); ++i)
+      readers_.push_back(std::make_unique<Connection>(o.path, o.busy_timeout_ms, false));
+    for (auto& r : readers_) idle_.push_back(r.get());
+  }
+
+  void read(const std::function<void(ReadTx&)>& fn) override {
+    Connection* c = acquire_reader();
+    struct Release {
+      SqliteStore* self;
+      Connection* c;
+      ~Release() { self->release_reader(c); }
+    } release{this, c};
+    Tx tx(*c);
+    fn(tx);
+  }
+
+  void write(const std::function<void(WriteTx&)>& fn) override {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    writer_->exec("BEGIN IMMEDIATE");
+    try {
+      Tx tx(*writer_);
+      fn(tx);
+      writer_->exec("COMMIT");
+    } catch (...) {
+      try {
+        writer_->exec("ROLLBACK");
+      } catch (const std::exception&) {
+        // The transaction may already be rolled back by SQLite (e.g. after SQLITE_FULL).
+      }
+      throw;
+    }
+  }
+
+  bool healthy() override {
+    Connection* c = acquire_reader();
+    struct Release {
+      SqliteStore* self;
+      Connection* c;
+      ~Release() { self->release_reader(c); }
+    } release{this, c};
+    try {
+      Stmt s(*c, "SELECT 1");
+      return s.step() && s.int64(0) == 1;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  std::string describe() const override { return "sqlite:" + options_.path; }
+
+ private:
+  void migrate() {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    writer_->exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
+        "NULL, applied_ms INTEGER NOT NULL)");
+    int64_t current = 0;
+    {
+      Stmt s(*writer_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+      if (s.step()) current = s.int64(0);
+    }
+    int64_t latest = migrations().empty() ? 0 : migrations().back().version;
+    if (current > latest)
+      throw SqliteError("database schema version " + std::to_string(current) +
+                        " is newer than this build supports (" + std::to_string(latest) + ")");
+    for (const auto& m : migrations()) {
+      if (m.version <= current) continue;
+      writer_->exec("BEGIN IMMEDIATE");
+      try {
+        writer_->exec(render_migration(m.sql, "BLOB", "INTEGER"));
+        Stmt s(*writer_,
+               "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1,?2,?3)");
+        s.bind(1, int64_t{m.version})
+            .bind(2, std::string(m.name))
+            .bind(3, util::SystemClock().now_ms());
+        s.step();
+        writer_->exec("COMMIT");
+      } catch (...) {
+        writer_->exec("ROLLBACK");
+        throw;
+      }
+      util::log_info("migration applied").num("version", m.version).str("name", m.name);
+    }
+  }
+
+  Connection* acquire_reader() {
+    std::unique_lock<std::mutex> lock(pool_mu_);
+    pool_cv_.wait(lock, [this] { return !idle_.empty(); });
+    Connection* c = idle_.back();
+    idle_.pop_back();
+    return c;
+  }
+  void release_reader(Connection* c) {
+    {
+      std::lock_guard<std::mutex> lock(pool_mu_);
+      idle_.push_back(c);
+    }
+    pool_cv_.notify_one();
+  }
+
+  Options options_;
+  std::mutex write_mu_;
+  std::unique_ptr<Connection> writer_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<Connection*> idle_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open(const Options& options) {
+  return std::make_unique<SqliteStore>(options);
+}
+
+std::unique_ptr<Store> open_url(const std::string& url) {
+  const std::string prefix = "sqlite://";
+  if (url.rfind(prefix, 0) != 0) throw std::runtime_error("not a sqlite:// URL: " + url);
+  Options o;
+  o.path = url.substr(prefix.size());
+  auto q = o.path.find('?');
+  if (q != std::string::npos) o.path.resize(q);
+  if (o.path.empty()) throw std::runtime_error("sqlite:// URL has no file path");
+  return open(o);
+}
+
+}  // namespace wharf::store::sqlite

@@ -1,0 +1,187 @@
+#include <gtest/gtest.h>
+
+#include "model/catalog.h"
+#include "model/installation.h"
+
+namespace wharf::model {
+namespace {
+
+Json minimal() {
+  return Json::parse(R"({
+    "products": [{"id": "db", "kind": "sqlite", "name": "DB", "plans": ["free"]}],
+    "plans": [{"id": "free", "type": "subscription", "name": "Free", "description": "d",
+               "paymentMethodRequired": false, "pricing": {"baseFee": "0"}, "limits": {"storageBytes": 10}}]
+  })");
+}
+
+std::string error_path(const Json& doc) {
+  try {
+    Catalog::parse(doc);
+  } catch (const CatalogError& e) {
+    return e.path;
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Catalog, BuiltinParsesWithThreeSqlitePlans) {
+  auto cat = Catalog::parse_text(builtin_catalog_json());
+  const Product* p = cat->product("sqlite-db");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "sqlite");
+  auto plans = cat->plans_of(*p);
+  ASSERT_EQ(plans.size(), 3u);
+  EXPECT_TRUE(plans[0]->free());
+  EXPECT_FALSE(plans[1]->free());
+  EXPECT_EQ(plans[2]->type, "prepayment");
+  EXPECT_FALSE(cat->installation_billing());
+  for (const Plan* plan : plans) {
+    EXPECT_FALSE(plan->public_json.contains("pricing"));
+    EXPECT_FALSE(plan->public_json.contains("limits"));
+  }
+}
+
+TEST(Catalog, InvalidDocumentsNameTheOffendingPath) {
+  Json doc = minimal();
+  EXPECT_EQ(error_path(doc), "(no error)");
+
+  doc = minimal();
+  doc["plans"][0]["type"] = "invoice";
+  EXPECT_EQ(error_path(doc), "plans[0].type");
+
+  doc = minimal();
+  doc["plans"][0].erase("description");
+  EXPECT_EQ(error_path(doc), "plans[0].description");
+
+  doc = minimal();
+  doc["plans"][0]["minimumAmount"] = "ten";
+  EXPECT_EQ(error_path(doc), "plans[0].minimumAmount");
+
+  doc = minimal();
+  doc["products"][0]["plans"] = {"nope"};
+  EXPECT_EQ(error_path(doc), "products[0].plans[0]");
+
+  doc = minimal();
+  doc["products"][0]["kind"] = "redis";
+  EXPECT_EQ(error_path(doc), "products[0].kind");
+
+  doc = minimal();
+  doc["products"][0]["metadataSchema"] = {{"type", "object"},
+                                          {"properties", {{"r", {{"pattern", "("}}}}}};
+  EXPECT_EQ(error_path(doc), "products[0].metadataSchema.properties.r.pattern");
+
+  doc = minimal();
+  doc["plans"][0]["limits"] = {{"storageBytes", "big"}};
+  EXPECT_EQ(error_path(doc), "plans[0].limits.storageBytes");
+
+  doc = minimal();
+  doc["plans"].push_back(doc["plans"][0]);
+  EXPECT_EQ(error_path(doc), "plans[1].id");
+
+  EXPECT_EQ(error_path(Json::parse(R"({"products": []})")), "plans");
+}
+
+TEST(Catalog, InstallationDefaultPlan) {
+  Json doc = minimal();
+  doc["plans"].push_back({{"id", "team"},
+                          {"type", "subscription"},
+                          {"name", "Team"},
+                          {"description", "d"},
+                          {"scope", "installation"}});
+  doc["plans"].push_back({{"id", "team-free"},
+                          {"type", "subscription"},
+                          {"name", "TF"},
+                          {"description", "d"},
+                          {"scope", "installation"},
+                          {"paymentMethodRequired", false}});
+  auto cat = Catalog::parse(doc);
+  ASSERT_TRUE(cat->installation_billing());
+  EXPECT_EQ(cat->default_installation_plan()->id, "team-free");  // first free one
+
+  doc["plans"][1]["default"] = true;
+  EXPECT_EQ(Catalog::parse(doc)->default_installation_plan()->id, "team");
+
+  doc["plans"][0]["default"] = true;  // resource-scope plan cannot be the default
+  EXPECT_EQ(error_path(doc), "plans[0].default");
+}
+
+TEST(Catalog, PlanMatchFiltersOnMetadata) {
+  Json doc = minimal();
+  doc["plans"][0]["match"] = {{"region", {"iad1", "sfo1"}}};
+  auto cat = Catalog::parse(doc);
+  const Plan* p = cat->plan("free");
+  EXPECT_TRUE(p->matches(Json::object()));
+  EXPECT_TRUE(p->matches({{"region", "sfo1"}}));
+  EXPECT_FALSE(p->matches({{"region", "fra1"}}));
+  EXPECT_FALSE(p->public_json.contains("match"));
+}
+
+TEST(MetadataSchema, ValidatesEveryKeyword) {
+  Checker check;
+  auto schema = MetadataSchema::compile(Json::parse(R"({
+    "type": "object",
+    "properties": {
+      "region": {"type": "string", "enum": ["iad1", "sfo1"], "ui:control": "select"},
+      "name": {"type": "string", "minLength": 2, "maxLength": 5, "pattern": "^[a-z]+$"},
+      "size": {"type": "integer", "minimum": 1, "maximum": 10},
+      "ha": {"type": "boolean"}
+    },
+    "required": ["region"]
+  })"),
+                                        "schema", check);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(schema->validate({{"region", "iad1"}, {"name", "abc"}, {"size", 3}}, false).empty());
+  auto errors = schema->validate(
+      {{"region", "fra1"}, {"name", "ABCDEFG"}, {"size", 11.5}, {"ha", "yes"}, {"extra", 1}},
+      false);
+  std::vector<std::string> keys;
+  for (const auto& e : errors) keys.push_back(e.key);
+  // Properties are visited in key order (nlohmann::json objects are sorted).
+  EXPECT_EQ(keys, (std::vector<std::string>{"ha", "name", "name", "region", "size"}));
+  EXPECT_EQ(schema->validate(Json::object(), false).at(0).key, "region");
+  EXPECT_TRUE(schema->validate(Json::object(), /*partial=*/true).empty());
+  EXPECT_EQ(schema->validate({{"size", 0}}, true).at(0).message, "must be >= 1");
+}
+
+TEST(InstallationModel, UpsertParsingReportsEveryField) {
+  try {
+    UpsertInstallationRequest::parse(Json::parse(R"({
+      "scopes": "read", "acceptedPolicies": {"toc": "not a date"},
+      "credentials": {"access_token": ""},
+      "account": {"url": 5, "contact": {"name": "x"}}
+    })"));
+    FAIL() << "expected a validation error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.code, "validation_error");
+    std::vector<std::string> keys;
+    for (const auto& f : e.fields) keys.push_back(f.key);
+    EXPECT_EQ(keys, (std::vector<std::string>{"scopes", "acceptedPolicies.toc",
+                                              "credentials.access_token", "credentials.token_type",
+                                              "account.url", "account.contact.email"}));
+  }
+  auto ok = UpsertInstallationRequest::parse(Json::parse(R"({
+    "scopes": ["read"], "acceptedPolicies": {}, "credentials": {"access_token": "t", "token_type": "Bearer"},
+    "account": {"url": "https://vercel.com/x", "contact": null}, "somethingNew": true
+  })"));
+  EXPECT_EQ(ok.access_token, "t");
+  EXPECT_TRUE(ok.account);
+}
+
+TEST(InstallationModel, BodiesMustBeJsonObjects) {
+  EXPECT_THROW(parse_json_object_body("text/plain", "{}"), ApiError);
+  EXPECT_THROW(parse_json_object_body("application/json", "{"), ApiError);
+  EXPECT_THROW(parse_json_object_body("application/json", "[]"), ApiError);
+  EXPECT_NO_THROW(parse_json_object_body("Application/JSON; charset=utf-8", "{}"));
+  EXPECT_FALSE(DeleteInstallationRequest::parse("", "").cascade_resource_deletion);
+  EXPECT_TRUE(
+      DeleteInstallationRequest::parse("application/json", R"({"cascadeResourceDeletion":true})")
+          .cascade_resource_deletion);
+  EXPECT_THROW(DeleteInstallationRequest::parse("application/json", R"({"reason":1})"), ApiError);
+  EXPECT_TRUE(is_decimal_string("4.39"));
+  EXPECT_FALSE(is_decimal_string("4."));
+  EXPECT_FALSE(is_decimal_string("-1"));
+}
+
+}  // namespace wharf::model
