@@ -1,8 +1,9 @@
 #include "net/server.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -40,7 +41,12 @@ struct Server::Impl {
   Handler handler;
   ErrorBody error_body;
   Observer observer;
-  asio::io_context ioc;
+  // One io_context per thread, each run by exactly that thread: a connection lives on one
+  // context for its whole life, so its handlers never need a strand or a lock, and no
+  // wake-up crosses threads on the hot path. Context 0 also owns the acceptor and signals.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  size_t next_context = 0;
+  asio::io_context& ioc;
   tcp::acceptor acceptor{ioc};
   asio::signal_set signals{ioc};
   std::atomic<bool> draining{false};
@@ -51,11 +57,19 @@ struct Server::Impl {
   std::condition_variable sessions_cv;
   std::set<std::shared_ptr<Session>> sessions;
 
+  static std::vector<std::unique_ptr<asio::io_context>> make_contexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < std::max(1, n); ++i) out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
+
   Impl(ServerOptions o, Handler h, ErrorBody e, Observer ob)
       : options(std::move(o)),
         handler(std::move(h)),
         error_body(std::move(e)),
         observer(std::move(ob)),
+        contexts(make_contexts(options.threads)),
+        ioc(*contexts[0]),
         id_prefix("req_" + util::to_hex(util::random_bytes(4))) {}
 
   std::string next_request_id() {
@@ -78,7 +92,7 @@ struct Server::Impl {
   }
 };
 
-// One TCP connection. All its handlers run on its strand.
+// One TCP connection. All its handlers run on the single thread of its io_context.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {
@@ -91,10 +105,11 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_request(); });
   }
 
-  // Called by the drain: close the connection unless a request is being handled.
+  // Called by the drain: close the connection unless a request is in flight (being
+  // received, handled or answered); those finish and then close.
   void close_if_idle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->close();
+      if (!self->in_request_) self->close();
     });
   }
 
@@ -103,20 +118,26 @@ class Session : public std::enable_shared_from_this<Session> {
   // applies from the start; between keep-alive requests the idle timeout applies until a
   // byte arrives, then the read timeout covers the rest of the request.
   void wait_request() {
+    in_request_ = false;
     if (server_.draining && requests_ > 0) return close();
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(server_.options.max_header_bytes);
-    if (requests_ == 0 || buffer_.size() > 0) {
+    if (buffer_.size() > 0) {  // pipelined: the next request is already here
+      in_request_ = true;
       stream_.expires_after(std::chrono::milliseconds(server_.options.read_timeout_ms));
       return read_header();
     }
-    stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
+    auto wait = requests_ == 0 ? server_.options.read_timeout_ms : server_.options.idle_timeout_ms;
+    stream_.expires_after(std::chrono::milliseconds(wait));
     auto buf = buffer_.prepare(4096);
     stream_.async_read_some(buf, [self = shared_from_this()](beast::error_code ec, size_t n) {
       if (ec) return self->close();
       self->buffer_.commit(n);
-      self->stream_.expires_after(std::chrono::milliseconds(self->server_.options.read_timeout_ms));
+      self->in_request_ = true;
+      if (self->requests_ > 0)  // the read timeout runs from the first byte of the request
+        self->stream_.expires_after(
+            std::chrono::milliseconds(self->server_.options.read_timeout_ms));
       self->read_header();
     });
   }
@@ -185,7 +206,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void handle() {
-    busy_ = true;
     ++requests_;
     auto msg = parser_->release();
     Request req;
@@ -231,7 +251,6 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::milliseconds(server_.options.write_timeout_ms));
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
-                         self->busy_ = false;
                          if (ec || !keep_alive) return self->close();
                          self->wait_request();
                        });
@@ -253,12 +272,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   std::chrono::steady_clock::time_point started_;
   uint64_t requests_ = 0;
-  bool busy_ = false;
+  bool in_request_ = false;  // bytes of a request have arrived and it is not answered yet
   bool closed_ = false;
 };
 
 void Server::Impl::do_accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  auto& target = *contexts[next_context++ % contexts.size()];
+  acceptor.async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (!acceptor.is_open()) return;  // closed by the drain
       // EMFILE and friends: back off briefly instead of spinning.
@@ -328,27 +348,28 @@ void Server::run() {
   }
   impl.do_accept();
 
-  // Keeps run() from returning while the server is idle; released when the drain starts.
-  auto guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-      impl.ioc.get_executor());
-  std::thread drainer([&impl, &guard] {
+  // Keep run() from returning while the server is idle; released when the drain ends.
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<Guard>> guards;
+  for (auto& c : impl.contexts) guards.push_back(std::make_unique<Guard>(c->get_executor()));
+  std::thread drainer([&impl, &guards] {
     while (!impl.draining) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::unique_lock<std::mutex> lock(impl.sessions_mu);
     bool done =
         impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(impl.options.drain_timeout_ms),
                                   [&impl] { return impl.sessions.empty(); });
     lock.unlock();
-    guard.reset();
-    if (!done) impl.ioc.stop();  // drain timed out: abandon stragglers
+    guards.clear();
+    if (!done)  // drain timed out: abandon stragglers
+      for (auto& c : impl.contexts) c->stop();
   });
 
-  int n = std::max(1, impl.options.threads);
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(n - 1));
-  for (int i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  for (size_t i = 1; i < impl.contexts.size(); ++i)
+    threads.emplace_back([c = impl.contexts[i].get()] { c->run(); });
   impl.ioc.run();
   for (auto& t : threads) t.join();
-  if (!impl.draining) impl.draining = true;
+  impl.draining = true;
   drainer.join();
 }
 

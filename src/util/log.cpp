@@ -1,8 +1,11 @@
 #include "util/log.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 
 #include "util/clock.h"
 
@@ -10,7 +13,82 @@ namespace wharf::util {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
-std::mutex g_write_mu;
+
+// Lines are handed to a writer thread that writes whatever has accumulated in one write()
+// every few milliseconds, so under load hundreds of lines share a system call and no
+// request thread ever wakes another. Warnings and errors, and a buffer grown past 64 KiB,
+// are written at once. The destructor (process exit) drains the buffer.
+class Writer {
+ public:
+  Writer() : thread_([this] { loop(); }) {}
+  ~Writer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void append(const std::string& line, bool urgent) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ += line;
+      wake = urgent || pending_.size() > kFlushBytes;
+    }
+    if (wake) cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    std::string batch;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait_for(lock, kFlushInterval, [this] { return stop_ || pending_.size() > kFlushBytes; });
+      if (pending_.empty() && !stop_) continue;
+      if (pending_.empty() && stop_) return;
+      batch.swap(pending_);
+      lock.unlock();
+      std::fwrite(batch.data(), 1, batch.size(), stderr);
+      std::fflush(stderr);
+      batch.clear();
+      lock.lock();
+    }
+  }
+
+  static constexpr size_t kFlushBytes = 64 * 1024;
+  static constexpr std::chrono::milliseconds kFlushInterval{5};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string pending_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// format_iso8601_ms costs a gmtime_r and a snprintf; the date and time up to the second
+// change once a second, so each thread keeps them and only writes the milliseconds.
+void append_timestamp(std::string& out) {
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached_prefix;  // "2024-02-28T10:00:00."
+  int64_t now = SystemClock().now_ms();
+  int64_t second = now / 1000;
+  if (second != cached_second) {
+    std::string full = format_iso8601_ms(now);
+    cached_prefix = full.substr(0, full.size() - 4);
+    cached_second = second;
+  }
+  out += cached_prefix;
+  int ms = static_cast<int>(now % 1000);
+  out += static_cast<char>('0' + ms / 100);
+  out += static_cast<char>('0' + ms / 10 % 10);
+  out += static_cast<char>('0' + ms % 10);
+  out += 'Z';
+}
+
+Writer& writer() {
+  static Writer w;
+  return w;
+}
 
 const char* level_name(LogLevel l) {
   switch (l) {
@@ -37,7 +115,12 @@ bool log_enabled(LogLevel level) {
 
 void json_escape_to(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : s) {
+  size_t plain = 0;  // the common case: nothing to escape, one append
+  while (plain < s.size() && static_cast<unsigned char>(s[plain]) >= 0x20 && s[plain] != '"' &&
+         s[plain] != '\\')
+    ++plain;
+  out.append(s.data(), plain);
+  for (unsigned char c : s.substr(plain)) {
     switch (c) {
       case '"':
         out += "\\\"";
@@ -66,11 +149,12 @@ void json_escape_to(std::string& out, std::string_view s) {
   }
 }
 
-Log::Log(LogLevel level, std::string_view msg) : enabled_(log_enabled(level)) {
+Log::Log(LogLevel level, std::string_view msg)
+    : enabled_(log_enabled(level)), urgent_(level >= LogLevel::kWarn) {
   if (!enabled_) return;
   line_.reserve(256);
   line_ += "{\"ts\":\"";
-  line_ += format_iso8601_ms(SystemClock().now_ms());
+  append_timestamp(line_);
   line_ += "\",\"level\":\"";
   line_ += level_name(level);
   line_ += "\",\"msg\":\"";
@@ -81,8 +165,7 @@ Log::Log(LogLevel level, std::string_view msg) : enabled_(log_enabled(level)) {
 Log::~Log() {
   if (!enabled_) return;
   line_ += "}\n";
-  std::lock_guard<std::mutex> lock(g_write_mu);
-  std::fwrite(line_.data(), 1, line_.size(), stderr);
+  writer().append(line_, urgent_);
 }
 
 Log& Log::str(std::string_view key, std::string_view value) {
@@ -106,12 +189,25 @@ Log& Log::num(std::string_view key, int64_t value) {
 
 Log& Log::real(std::string_view key, double value) {
   if (!enabled_) return *this;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", value);
   line_ += ",\"";
   json_escape_to(line_, key);
   line_ += "\":";
-  line_ += buf;
+  // Three decimals without printf: the access log calls this on every request.
+  if (!(value > -9e15 && value < 9e15)) {  // NaN, inf, absurd: JSON has no spelling for them
+    line_ += "null";
+    return *this;
+  }
+  if (value < 0) {
+    line_ += '-';
+    value = -value;
+  }
+  auto thousandths = static_cast<int64_t>(value * 1000.0 + 0.5);
+  line_ += std::to_string(thousandths / 1000);
+  int frac = static_cast<int>(thousandths % 1000);
+  line_ += '.';
+  line_ += static_cast<char>('0' + frac / 100);
+  line_ += static_cast<char>('0' + frac / 10 % 10);
+  line_ += static_cast<char>('0' + frac % 10);
   return *this;
 }
 

@@ -32,6 +32,7 @@ class Log {
 
  private:
   bool enabled_;
+  bool urgent_;  // warn/error: written at once, not batched
   std::string line_;
 };
 

@@ -25,7 +25,7 @@ class ServiceTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() /
            ("wharf_service_test_" + util::to_hex(util::random_bytes(6)));
     std::filesystem::create_directories(dir_);
-    store_ = store::sqlite::open({(dir_ / "state.db").string(), 4, 5000});
+    store_ = store::sqlite::open({(dir_ / "state.db").string(), 5000});
   }
   void TearDown() override {
     store_.reset();

@@ -2,7 +2,7 @@
 
 #include <sqlite3.h>
 
-#include <condition_variable>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -279,19 +279,10 @@ class SqliteStore final : public Store {
     // WAL lets readers proceed while the writer commits.
     writer_->exec("PRAGMA journal_mode=WAL");
     migrate();
-    for (int i = 0; i < std::max(1, o.readers); ++i)
-      readers_.push_back(std::make_unique<Connection>(o.path, o.busy_timeout_ms, false));
-    for (auto& r : readers_) idle_.push_back(r.get());
   }
 
   void read(const std::function<void(ReadTx&)>& fn) override {
-    Connection* c = acquire_reader();
-    struct Release {
-      SqliteStore* self;
-      Connection* c;
-      ~Release() { self->release_reader(c); }
-    } release{this, c};
-    Tx tx(*c);
+    Tx tx(reader());
     fn(tx);
   }
 
@@ -313,14 +304,8 @@ class SqliteStore final : public Store {
   }
 
   bool healthy() override {
-    Connection* c = acquire_reader();
-    struct Release {
-      SqliteStore* self;
-      Connection* c;
-      ~Release() { self->release_reader(c); }
-    } release{this, c};
     try {
-      Stmt s(*c, "SELECT 1");
+      Stmt s(reader(), "SELECT 1");
       return s.step() && s.int64(0) == 1;
     } catch (const std::exception&) {
       return false;
@@ -364,28 +349,31 @@ class SqliteStore final : public Store {
     }
   }
 
-  Connection* acquire_reader() {
-    std::unique_lock<std::mutex> lock(pool_mu_);
-    pool_cv_.wait(lock, [this] { return !idle_.empty(); });
-    Connection* c = idle_.back();
-    idle_.pop_back();
-    return c;
-  }
-  void release_reader(Connection* c) {
+  // Each thread reads through its own connection (WAL readers never block each other or
+  // the writer), opened on the thread's first read and closed with the store. Keyed by a
+  // per-store serial number, not the address, so a new store at a reused address never
+  // picks up a stale connection.
+  Connection& reader() {
+    thread_local std::map<uint64_t, Connection*> mine;
+    auto it = mine.find(serial_);
+    if (it != mine.end()) return *it->second;
+    auto conn = std::make_unique<Connection>(options_.path, options_.busy_timeout_ms, false);
+    Connection* raw = conn.get();
     {
-      std::lock_guard<std::mutex> lock(pool_mu_);
-      idle_.push_back(c);
+      std::lock_guard<std::mutex> lock(readers_mu_);
+      readers_.push_back(std::move(conn));
     }
-    pool_cv_.notify_one();
+    mine[serial_] = raw;
+    return *raw;
   }
 
   Options options_;
   std::mutex write_mu_;
   std::unique_ptr<Connection> writer_;
+  static inline std::atomic<uint64_t> next_serial_{1};
+  const uint64_t serial_ = next_serial_.fetch_add(1);
+  std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> readers_;
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;
-  std::vector<Connection*> idle_;
 };
 
 }  // namespace

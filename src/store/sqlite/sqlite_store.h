@@ -11,7 +11,6 @@ namespace wharf::store::sqlite {
 
 struct Options {
   std::string path;
-  int readers = 4;
   int busy_timeout_ms = 5000;
 };
 
