@@ -19,7 +19,7 @@ unit-test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 integration-test: build
-	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 test: unit-test integration-test
 

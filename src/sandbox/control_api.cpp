@@ -1,0 +1,195 @@
+#include "sandbox/control_api.h"
+
+#include "sandbox/inspector.h"
+#include "sandbox/vercel_api.h"
+
+namespace wharf::sandbox {
+namespace {
+
+using model::ApiError;
+using model::Json;
+
+// Control API errors use the same envelope as everything else, with `fields` when a
+// parameter is at fault.
+net::Response error_of(const ApiError& e) {
+  Json err = {{"code", e.code}, {"message", e.message}};
+  if (!e.fields.empty()) {
+    Json fields = Json::array();
+    for (const auto& f : e.fields) fields.push_back({{"key", f.key}, {"message", f.message}});
+    err["fields"] = fields;
+  }
+  return json_reply(e.status, Json{{"error", err}});
+}
+
+Json body_object(const net::Request& req) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return Json::object();
+  return model::parse_json_object_body(req.header("content-type").value_or(""), req.body);
+}
+
+template <typename Fn>
+net::Response guarded(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const ApiError& e) {
+    return error_of(e);
+  }
+}
+
+}  // namespace
+
+void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
+  routes.add("GET", "/_sandbox", [](net::Request&, const net::PathParams&) {
+    net::Response r;
+    r.status = 302;
+    r.headers.emplace_back("Location", "/_sandbox/inspector");
+    return r;
+  });
+  routes.add("GET", "/_sandbox/inspector", [&ctx](net::Request&, const net::PathParams&) {
+    net::Response r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = inspector_html(ctx);
+    return r;
+  });
+
+  routes.add("GET", "/_sandbox/flows", [](net::Request&, const net::PathParams&) {
+    return json_reply(200, Json{{"flows", Driver::flow_names()}});
+  });
+  routes.add("POST", "/_sandbox/flows/{flow}",
+             [&driver](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 Json result = driver.run(path_param(p, "flow"), body_object(req));
+                 return json_reply(200, result);
+               });
+             });
+
+  routes.add("GET", "/_sandbox/state", [&ctx](net::Request&, const net::PathParams&) {
+    return json_reply(200, ctx.state.snapshot());
+  });
+  routes.add("GET", "/_sandbox/config", [&ctx](net::Request&, const net::PathParams&) {
+    const auto& c = ctx.config;
+    return json_reply(200, Json{{"baseUrl", c.base_url},
+                                {"issuer", c.issuer},
+                                {"jwksUrl", c.base_url + "/.well-known/jwks"},
+                                {"clientId", c.client_id},
+                                {"partnerUrl", c.partner_url},
+                                {"webhookUrl", c.webhook_url},
+                                {"redirectLoginUrl", c.redirect_login_url},
+                                {"urlSlug", c.url_slug}});
+  });
+
+  routes.add("GET", "/_sandbox/log", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] {
+      int64_t after = 0;
+      size_t limit = 200;
+      try {
+        if (auto a = req.query_param("after")) after = std::stoll(*a);
+        if (auto l = req.query_param("limit")) limit = static_cast<size_t>(std::stoul(*l));
+      } catch (const std::exception&) {
+        throw ApiError::validation("after and limit must be numbers",
+                                   {{"after", "must be a number"}, {"limit", "must be a number"}});
+      }
+      Json out = Json::array();
+      for (const auto& e : ctx.log.list(after, std::min<size_t>(limit, 5000)))
+        out.push_back(ExchangeLog::to_json(e));
+      return json_reply(200, Json{{"exchanges", out}});
+    });
+  });
+
+  // The env vars a Vercel project connected to the resource receives, per environment.
+  routes.add("GET", "/_sandbox/env/{installationId}/{resourceId}",
+             [&ctx](net::Request&, const net::PathParams& p) {
+               return guarded([&] {
+                 std::string icfg = path_param(p, "installationId");
+                 std::string rid = path_param(p, "resourceId");
+                 Json resource = ctx.state.read([&](const Json& doc) -> Json {
+                   auto r = doc.value("/resources"_json_pointer / icfg / rid, Json());
+                   return r;
+                 });
+                 if (resource.is_null())
+                   throw ApiError::not_found("no resource " + rid + " in " + icfg);
+                 return json_reply(200, project_env(resource));
+               });
+             });
+
+  // Moves an invoice to a state (paid, notpaid, overdue, refunded …) and sends the matching
+  // marketplace.invoice.* webhook, as Vercel does when a payment succeeds or fails.
+  routes.add("POST", "/_sandbox/invoices/{installationId}/{invoiceId}/state",
+             [&ctx, &driver](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 Json body = body_object(req);
+                 model::Checker check;
+                 auto state = check.one_of(body, "state", "", true,
+                                           {"paid", "notpaid", "overdue", "refunded", "invoiced"});
+                 bool webhook = check.boolean(body, "webhook", "", false).value_or(true);
+                 check.throw_if_failed("invoice state change");
+                 std::string icfg = path_param(p, "installationId");
+                 Json invoice = set_invoice_state(ctx, icfg, path_param(p, "invoiceId"), *state);
+                 Json result = {{"invoice", invoice}};
+                 if (webhook && *state != "invoiced")
+                   result["webhook"] = driver.send_webhook("marketplace.invoice." + *state,
+                                                           invoice_webhook_payload(invoice, icfg));
+                 return json_reply(200, result);
+               });
+             });
+
+  // Mints a token in Vercel's shape, for providers testing their own endpoints by hand.
+  routes.add("POST", "/_sandbox/tokens", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] {
+      Json body = body_object(req);
+      model::Checker check;
+      auto kind = check.one_of(body, "kind", "", true, {"user", "system"});
+      auto icfg = check.string(body, "installationId", "", false);
+      auto role = check.one_of(body, "role", "", false, {"ADMIN", "USER"});
+      check.throw_if_failed("token request");
+      if (*kind == "system") {
+        std::optional<std::string> account;
+        if (icfg)
+          account = ctx.state.read([&](const Json& doc) -> std::optional<std::string> {
+            auto inst = doc.value("/installations"_json_pointer / *icfg, Json());
+            if (inst.is_object() && inst.contains("accountHex"))
+              return inst["accountHex"].get<std::string>();
+            return std::nullopt;
+          });
+        return json_reply(200, Json{{"token", ctx.identity.system_token(icfg, account)}});
+      }
+      if (!icfg)
+        throw ApiError::validation("user tokens need an installation",
+                                   {{"installationId", "is required"}});
+      Json inst = ctx.state.read([&](const Json& doc) {
+        return doc.value("/installations"_json_pointer / *icfg, Json());
+      });
+      if (!inst.is_object()) throw ApiError::not_found("unknown installation " + *icfg);
+      UserIdentity user;
+      user.account_hex = inst.value("accountHex", "");
+      user.account_id = inst.value("accountId", "");
+      user.role = role.value_or("ADMIN");
+      for (auto it = inst["users"].begin(); it != inst["users"].end(); ++it) {
+        if (it.value().value("role", "") == user.role || user.user_hex.empty()) {
+          user.user_hex = it.key();
+          user.email = it.value().value("email", "");
+          user.name = it.value().value("name", "");
+          if (it.value().value("role", "") == user.role) break;
+        }
+      }
+      return json_reply(200, Json{{"token", ctx.identity.user_token(*icfg, user)}});
+    });
+  });
+
+  // Open in Provider from a browser: runs the sso flow and redirects to the partner.
+  routes.add("GET", "/_sandbox/sso", [&driver](net::Request& req, const net::PathParams&) {
+    return guarded([&] {
+      Json params = Json::object();
+      for (auto name : {"installationId", "userHex", "resourceId", "projectId", "invoiceId", "path",
+                        "url", "checkId", "experimentationItemId", "productId", "pr"})
+        if (auto v = req.query_param(name)) params[name] = *v;
+      Json result = driver.run("sso", params);
+      net::Response r;
+      r.status = 302;
+      r.headers.emplace_back("Location",
+                             result.value("redirectUrl", std::string("/_sandbox/inspector")));
+      return r;
+    });
+  });
+}
+
+}  // namespace wharf::sandbox

@@ -1,0 +1,321 @@
+// wharf-sandbox — a local Vercel Marketplace that plays Vercel's part towards a partner.
+//
+//   wharf-sandbox serve [--flag value …]     run it (see `wharf-sandbox help`)
+//   wharf-sandbox <flow> [--param value …]   run a flow (install, plans, provision, …) on a
+//                                            running sandbox and print the JSON result
+//   wharf-sandbox state | log | config        print the sandbox's state / exchange log / config
+//   wharf-sandbox token --kind user|system --installationId …
+//   wharf-sandbox invoice-state --installationId … --invoiceId … --state paid
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "net/http_client.h"
+#include "net/server.h"
+#include "sandbox/context.h"
+#include "sandbox/control_api.h"
+#include "sandbox/driver.h"
+#include "sandbox/vercel_api.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+extern char** environ;
+
+namespace wharf::sandbox {
+namespace {
+
+using model::Json;
+
+struct Setting {
+  const char* env;
+  const char* flag;
+  const char* help;
+};
+
+constexpr Setting kSettings[] = {
+    {"SANDBOX_LISTEN", "listen", "host:port to listen on (default 127.0.0.1:4000)"},
+    {"SANDBOX_DATA_DIR", "data-dir", "state, signing key, client secret (default ./data/sandbox)"},
+    {"SANDBOX_PUBLIC_URL", "public-url",
+     "URL partners use to reach the sandbox (default http://<listen>)"},
+    {"SANDBOX_ISSUER", "issuer", "iss of every token (default: the public URL)"},
+    {"INTEGRATION_CLIENT_ID", "client-id",
+     "integration client id, the tokens' audience (default oac_sandbox…)"},
+    {"INTEGRATION_CLIENT_SECRET", "client-secret",
+     "client secret (default: generated into the data dir)"},
+    {"SANDBOX_PARTNER_URL", "partner-url",
+     "the partner's Base URL (default http://127.0.0.1:3000)"},
+    {"SANDBOX_WEBHOOK_URL", "webhook-url",
+     "partner webhook URL (default <partner>/webhooks/vercel)"},
+    {"SANDBOX_REDIRECT_LOGIN_URL", "redirect-login-url",
+     "partner SSO URL (default <partner>/sso/callback)"},
+    {"SANDBOX_URL_SLUG", "url-slug", "integration URL slug (default wharf-sandbox)"},
+};
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "wharf-sandbox: %s\n", message.c_str());
+  std::exit(2);
+}
+
+std::map<std::string, std::string> environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq) env[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
+  }
+  return env;
+}
+
+// --name value / --name=value pairs.
+std::vector<std::pair<std::string, std::string>> parse_flags(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) die("unexpected argument '" + a + "'");
+    std::string name = a.substr(2);
+    auto eq = name.find('=');
+    if (eq != std::string::npos) {
+      out.emplace_back(name.substr(0, eq), name.substr(eq + 1));
+    } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
+      out.emplace_back(name, args[++i]);
+    } else {
+      out.emplace_back(name, "true");
+    }
+  }
+  return out;
+}
+
+void ensure_dir(const std::string& dir) {
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !partial.empty() &&
+        ::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+      die("cannot create " + partial + ": " + std::strerror(errno));
+    if (i < dir.size()) partial += dir[i];
+  }
+}
+
+std::string load_or_create_secret(const std::string& path) {
+  std::ifstream in(path);
+  std::string secret;
+  if (in && std::getline(in, secret) && !secret.empty()) return secret;
+  secret = util::random_token(24);
+  std::ofstream out(path, std::ios::trunc);
+  out << secret << "\n";
+  ::chmod(path.c_str(), 0600);
+  return secret;
+}
+
+int serve(const std::vector<std::string>& args) {
+  auto env = environment();
+  std::map<std::string, std::string> values;
+  for (const auto& s : kSettings)
+    if (auto it = env.find(s.env); it != env.end() && !it->second.empty())
+      values[s.env] = it->second;
+  for (const auto& [name, value] : parse_flags(args)) {
+    const Setting* found = nullptr;
+    for (const auto& s : kSettings)
+      if (name == s.flag) found = &s;
+    if (!found) die("unknown flag --" + name);
+    values[found->env] = value;
+  }
+  auto get = [&](const char* k, const std::string& def) {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+  };
+
+  SandboxConfig c;
+  std::string listen = get("SANDBOX_LISTEN", "127.0.0.1:4000");
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) die("SANDBOX_LISTEN: must be host:port, got '" + listen + "'");
+  c.listen_host = listen.substr(0, colon);
+  try {
+    int port = std::stoi(listen.substr(colon + 1));
+    if (port < 0 || port > 65535) throw std::out_of_range("port");
+    c.listen_port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    die("SANDBOX_LISTEN: bad port in '" + listen + "'");
+  }
+  c.data_dir = get("SANDBOX_DATA_DIR", "./data/sandbox");
+  ensure_dir(c.data_dir);
+  c.base_url = get("SANDBOX_PUBLIC_URL", "http://" + listen);
+  while (c.base_url.size() > 8 && c.base_url.back() == '/') c.base_url.pop_back();
+  c.issuer = get("SANDBOX_ISSUER", c.base_url);
+  c.client_id = get("INTEGRATION_CLIENT_ID", c.client_id);
+  c.client_secret = get("INTEGRATION_CLIENT_SECRET", "");
+  if (c.client_secret.empty())
+    c.client_secret = load_or_create_secret(c.data_dir + "/client-secret");
+  c.partner_url = get("SANDBOX_PARTNER_URL", "http://127.0.0.1:3000");
+  while (c.partner_url.size() > 8 && c.partner_url.back() == '/') c.partner_url.pop_back();
+  c.webhook_url = get("SANDBOX_WEBHOOK_URL", c.partner_url + "/webhooks/vercel");
+  c.redirect_login_url = get("SANDBOX_REDIRECT_LOGIN_URL", c.partner_url + "/sso/callback");
+  c.url_slug = get("SANDBOX_URL_SLUG", c.url_slug);
+
+  util::SystemClock clock;
+  State state(c.data_dir + "/sandbox-state.json");
+  state.mutate([&](Json& doc) {
+    doc["integration"] = {{"clientId", c.client_id},     {"partnerUrl", c.partner_url},
+                          {"webhookUrl", c.webhook_url}, {"redirectLoginUrl", c.redirect_login_url},
+                          {"urlSlug", c.url_slug},       {"issuer", c.issuer}};
+  });
+  ExchangeLog log;
+  Identity identity(c.data_dir, c.issuer, c.client_id, clock);
+  net::HttpClient::Options http_options;
+  http_options.user_agent = "wharf-sandbox (Vercel Marketplace stand-in)";
+  net::HttpClient http(http_options);
+  Context ctx{c, state, log, identity, http, clock};
+  Driver driver(ctx);
+
+  Routes routes;
+  add_vercel_api_routes(routes, ctx, driver);
+  add_control_routes(routes, ctx, driver);
+
+  net::ServerOptions so;
+  so.host = c.listen_host;
+  so.port = c.listen_port;
+  so.threads = 8;  // flows call the partner, which may call back into the sandbox
+  net::Server server(
+      so,
+      [&routes](net::Request& req) {
+        auto m = routes.match(req.method, req.path);
+        req.route = m.pattern;
+        if (m.method_not_allowed)
+          return vercel_error(405, "method_unknown", "method " + req.method + " not allowed here");
+        if (!m.route)
+          return vercel_error(404, "not_found", "no route for " + req.method + " " + req.path);
+        try {
+          return (*m.route)(req, m.params);
+        } catch (const model::ApiError& e) {
+          return vercel_error(e.status, e.code, e.message);
+        } catch (const std::exception& e) {
+          util::log_error("sandbox handler failed").str("route", m.pattern).str("error", e.what());
+          return vercel_error(500, "internal_server_error",
+                              "sandbox error: " + std::string(e.what()));
+        }
+      },
+      [](int status, std::string_view code, std::string_view message) {
+        return vercel_error(status, std::string(code), std::string(message));
+      },
+      [](const net::Request& req, const net::Response& res, double ms) {
+        util::log_info("request")
+            .str("rid", req.request_id)
+            .str("method", req.method)
+            .str("route", req.route.empty() ? "unmatched" : req.route)
+            .num("status", res.status)
+            .real("ms", ms);
+      });
+  try {
+    server.bind();
+  } catch (const std::exception& e) {
+    die(std::string("SANDBOX_LISTEN: ") + e.what());
+  }
+  driver.start();
+  util::log_info("wharf-sandbox listening")
+      .str("url", c.base_url)
+      .str("issuer", c.issuer)
+      .str("client_id", c.client_id)
+      .str("partner", c.partner_url)
+      .str("inspector", c.base_url + "/_sandbox/inspector");
+  server.run();
+  driver.stop();
+  return 0;
+}
+
+// Client side: the CLI talks to a running sandbox over its control API.
+int call(const std::string& method, const std::string& path, const Json& body,
+         const std::string& sandbox_url) {
+  net::HttpClient::Options options;
+  options.timeout_ms = 120000;  // flows wait for the partner
+  net::HttpClient http(options);
+  std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"}};
+  auto res = http.request(method, sandbox_url + path, headers, method == "GET" ? "" : body.dump());
+  if (!res.error.empty()) {
+    std::fprintf(stderr, "wharf-sandbox: cannot reach %s: %s\n", sandbox_url.c_str(),
+                 res.error.c_str());
+    return 2;
+  }
+  auto doc = Json::parse(res.body, nullptr, false);
+  std::printf("%s\n", doc.is_discarded() ? res.body.c_str() : doc.dump(2).c_str());
+  if (res.status >= 400) return 1;
+  if (doc.is_object() && doc.contains("ok") && doc["ok"] == false) return 1;
+  return 0;
+}
+
+Json params_of(const std::vector<std::pair<std::string, std::string>>& flags) {
+  Json params = Json::object();
+  for (const auto& [k, v] : flags) {
+    if (k == "sandbox") continue;
+    // Values that parse as JSON (numbers, booleans, objects, arrays) are sent as such;
+    // anything else is a string.
+    auto j = Json::parse(v, nullptr, false);
+    params[k] = (j.is_discarded() || j.is_string()) ? Json(v) : j;
+  }
+  return params;
+}
+
+void usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: wharf-sandbox serve [--flag value ...]\n"
+      "       wharf-sandbox <flow> [--sandbox URL] [--param value ...]\n"
+      "       wharf-sandbox state | log | config | flows [--sandbox URL]\n"
+      "       wharf-sandbox token --kind user|system [--installationId ID] [--role ADMIN|USER]\n"
+      "       wharf-sandbox invoice-state --installationId ID --invoiceId ID --state "
+      "paid|notpaid|overdue|refunded\n\n"
+      "flows: ");
+  for (const auto& f : Driver::flow_names()) std::fprintf(out, "%s ", f.c_str());
+  std::fprintf(out, "\n\nserve configuration (environment variable / flag):\n");
+  for (const auto& s : kSettings) std::fprintf(out, "  %-28s --%-20s %s\n", s.env, s.flag, s.help);
+  std::fprintf(out,
+               "\nThe client commands reach the sandbox at --sandbox or $SANDBOX_URL (default "
+               "http://127.0.0.1:4000).\n");
+}
+
+}  // namespace
+}  // namespace wharf::sandbox
+
+int main(int argc, char** argv) {
+  using namespace wharf::sandbox;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    usage(args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (cmd == "serve") return serve(rest);
+    auto flags = parse_flags(rest);
+    std::string sandbox_url = "http://127.0.0.1:4000";
+    if (const char* e = std::getenv("SANDBOX_URL"); e && *e) sandbox_url = e;
+    for (const auto& [k, v] : flags)
+      if (k == "sandbox") sandbox_url = v;
+    while (sandbox_url.size() > 8 && sandbox_url.back() == '/') sandbox_url.pop_back();
+    Json params = params_of(flags);
+    if (cmd == "state") return call("GET", "/_sandbox/state", params, sandbox_url);
+    if (cmd == "log") return call("GET", "/_sandbox/log", params, sandbox_url);
+    if (cmd == "config") return call("GET", "/_sandbox/config", params, sandbox_url);
+    if (cmd == "flows") return call("GET", "/_sandbox/flows", params, sandbox_url);
+    if (cmd == "token") return call("POST", "/_sandbox/tokens", params, sandbox_url);
+    if (cmd == "invoice-state") {
+      std::string icfg = params.value("installationId", ""), inv = params.value("invoiceId", "");
+      if (icfg.empty() || inv.empty()) die("invoice-state needs --installationId and --invoiceId");
+      params.erase("installationId");
+      params.erase("invoiceId");
+      return call("POST", "/_sandbox/invoices/" + icfg + "/" + inv + "/state", params, sandbox_url);
+    }
+    for (const auto& f : Driver::flow_names())
+      if (f == cmd) return call("POST", "/_sandbox/flows/" + cmd, params, sandbox_url);
+    std::fprintf(stderr, "wharf-sandbox: unknown command '%s' (try 'wharf-sandbox help')\n",
+                 cmd.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wharf-sandbox: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,123 @@
+"""Start, drive and stop a real `wharf-sandbox serve` process (the local Vercel)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from .wharf import free_port, base_env, HTTP_TIMEOUT, START_TIMEOUT
+
+SANDBOX_CLIENT_ID = "oac_sandboxTest0000000000000"
+SANDBOX_CLIENT_SECRET = "sandbox-client-secret-0123456789"
+
+
+class Sandbox:
+    def __init__(self, binary, workdir, partner_url, env=None):
+        self.binary = binary
+        self.workdir = str(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.data_dir = os.path.join(self.workdir, "sandbox-data")
+        self.stderr_path = os.path.join(self.workdir, "sandbox.stderr.log")
+        self.partner_url = partner_url
+        self.extra_env = dict(env or {})
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self):
+        env = base_env()
+        env.update({
+            "INTEGRATION_CLIENT_ID": SANDBOX_CLIENT_ID,
+            "INTEGRATION_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+            "SANDBOX_LISTEN": f"127.0.0.1:{self.port}",
+            "SANDBOX_DATA_DIR": self.data_dir,
+            "SANDBOX_PARTNER_URL": self.partner_url,
+        })
+        env.update({k: str(v) for k, v in self.extra_env.items()})
+        return env
+
+    def start(self):
+        err = open(self.stderr_path, "ab")
+        try:
+            self.proc = subprocess.Popen([self.binary, "serve"], env=self.env(), stdout=err,
+                                         stderr=err, stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                         start_new_session=True)
+        finally:
+            err.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"wharf-sandbox exited: {self.tail()}")
+            try:
+                if requests.get(self.base + "/_sandbox/config", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"wharf-sandbox not ready: {self.tail()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
+
+    def tail(self, n=40):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+    # -- control API -------------------------------------------------------------------------
+    def flow(self, name, **params):
+        r = requests.post(f"{self.base}/_sandbox/flows/{name}", json=params, timeout=HTTP_TIMEOUT)
+        assert r.headers.get("content-type", "").startswith("application/json"), r.text
+        return r.status_code, r.json()
+
+    def run(self, name, **params):
+        """A flow that must have been performed (HTTP 200 from the control API)."""
+        status, body = self.flow(name, **params)
+        assert status == 200, (name, status, body)
+        return body
+
+    def state(self):
+        return requests.get(self.base + "/_sandbox/state", timeout=HTTP_TIMEOUT).json()
+
+    def log(self, after=0):
+        r = requests.get(f"{self.base}/_sandbox/log?after={after}&limit=5000", timeout=HTTP_TIMEOUT)
+        return r.json()["exchanges"]
+
+    def exchange(self, ex_id):
+        for e in self.log():
+            if e["id"] == ex_id:
+                return e
+        raise AssertionError(f"no exchange {ex_id}")
+
+    def access_token(self, installation_id):
+        return self.state()["installations"][installation_id]["accessTokens"][0]
+
+    def vercel(self, method, path, token=None, json_body=None, data=None, headers=None):
+        """Call the sandbox's Vercel API as a partner would."""
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            data = json.dumps(json_body)
+            h.setdefault("Content-Type", "application/json")
+        return requests.request(method, self.base + path, data=data, headers=h, timeout=HTTP_TIMEOUT)
+
+    def cli(self, *args):
+        env = base_env()
+        env["SANDBOX_URL"] = self.base
+        return subprocess.run([self.binary, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
