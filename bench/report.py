@@ -67,6 +67,7 @@ runs = [
     ("node-baseline  GET …/resources/res_bench", "node", parse_wrk(read("wrk-node.txt")), sample("sample-node.json")),
     ("wharf          GET …/icfg_bench/plans", "wharf", parse_wrk(read("wrk-wharf-plans.txt")), sample("sample-wharf-plans.json")),
     ("wharf          GET …/icfg_bench", "wharf", parse_wrk(read("wrk-wharf-inst.txt")), sample("sample-wharf-inst.json")),
+    ("wharf          GET …/resources/<id>", "wharf", parse_wrk(read("wrk-wharf-resource.txt")), sample("sample-wharf-resource.json")),
 ]
 verify = parse_openssl(read("openssl.txt"))
 cores = meta.get("cores") or os.cpu_count()
@@ -135,6 +136,18 @@ if verify:
     P("")
     P("wrk shares the same cores, so 100% of the ceiling is out of reach by construction; the "
       "per-CPU-second figure shows what the server itself spends per request.")
+prov = json.loads(read("provision.json") or "null")
+query = parse_wrk(read("wrk-wharf-query.txt"))
+if prov or query:
+    P("")
+    P("Resources (issue 4):")
+    if prov:
+        P(f"- provision latency over {prov['n']} provisions (each a real SQLite database, fsync'd): "
+          f"p50 {prov['p50_ms']:.1f} ms, p99 {prov['p99_ms']:.1f} ms, max {prov['max_ms']:.1f} ms")
+    if query:
+        P(f"- data-plane point queries (one token, `select v from kv where k = ?`): "
+          f"{query['rps']:,.0f} req/s, p50 {fmt(query['p50'], ' ms', 2)}, p99 {fmt(query['p99'], ' ms', 2)}, "
+          f"{query['non2xx']} non-2xx")
 P("")
 P("overall: " + ("PASS" if verdicts and all(verdicts) else "FAIL" if verdicts else "incomplete"))
 text = "\n".join(lines)

@@ -162,6 +162,21 @@ EOF
 run_wrk wharf-plans "http://127.0.0.1:$WPORT" "/v1/installations/$INST/plans" "$OUT/wharf/tokens.txt" "$WPID"
 run_wrk wharf-inst "http://127.0.0.1:$WPORT" "/v1/installations/$INST" "$OUT/wharf/tokens.txt" "$WPID"
 
+# Resources: provision latency, then Get Resource (same route shape as node's) and
+# data-plane point queries.
+say "provisioning ${PROVISIONS:-200} SQLite databases (latency)"
+RID=$($PY "$ROOT/bench/resources.py" "http://127.0.0.1:$WPORT" "$INST" "$OUT/wharf/admin_token.txt" "$OUT" "${PROVISIONS:-200}")
+run_wrk wharf-resource "http://127.0.0.1:$WPORT" "/v1/installations/$INST/resources/$RID" "$OUT/wharf/tokens.txt" "$WPID"
+DB_TOKEN=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$OUT/resource.json")
+say "wrk data plane: point queries on /v1/databases/$RID/query"
+setsid $PY "$ROOT/bench/sample.py" "$WPID" "$OUT/sample-wharf-query.json" 0.1 &
+QSPID=$!
+PIDS+=("$QSPID")
+DB_TOKEN="$DB_TOKEN" TARGET_PATH="/v1/databases/$RID/query" \
+  wrk -t1 -c"$CONNS" -d"$DURATION" -s "$ROOT/bench/query.lua" --latency "http://127.0.0.1:$WPORT" \
+  | tee "$OUT/wrk-wharf-query.txt" >&2
+kill -TERM "$QSPID"; wait "$QSPID" 2>/dev/null || true
+
 grep -E '^Vm(HWM|RSS)' "/proc/$WPID/status" >"$OUT/wharf-final-status.txt" || true
 kill -TERM "$WPID"
 wait "$WPID" 2>/dev/null || true

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/dataplane/query.h"
 #include "api/dispatcher.h"
 #include "api/ops/ops.h"
 #include "api/partner/routes.h"
@@ -18,13 +19,17 @@
 #include "model/catalog.h"
 #include "net/http_client.h"
 #include "net/server.h"
+#include "product/sqlite_db/sqlite_db.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
 #include "service/plans.h"
+#include "service/resources.h"
+#include "service/transfers.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "vercel/client.h"
 
 namespace wharf::app {
 namespace {
@@ -126,6 +131,22 @@ int serve(const Config& config) {
 
   service::InstallationService installations(*store, catalog, box, clock);
   service::PlanService plans(*store, catalog, installations);
+
+  // Products are registered by kind; the catalog names the kind of each product.
+  product::SqliteDb sqlite_db(config.data_dir + "/databases");
+  std::map<std::string, product::Product*> products = {{"sqlite", &sqlite_db}};
+  for (const auto& p : catalog->products())
+    if (!products.count(p.kind))
+      throw ConfigError("WHARF_CATALOG", "product '" + p.id + "' has kind '" + p.kind +
+                                             "', which this build does not provide");
+  vercel::Client vercel(http, config.vercel_api_url);
+  service::ResourceService::Options resource_options;
+  resource_options.public_url = config.public_url.value_or(
+      "http://" +
+      (config.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config.listen_host) + ":" +
+      std::to_string(config.listen_port));
+  service::ResourceService resources(*store, catalog, installations, products, box, clock, vercel,
+                                     resource_options);
   service::IdempotencyService idempotency(*store, clock, {});
 
   api::Metrics metrics;
@@ -137,8 +158,10 @@ int serve(const Config& config) {
                        [&jwks] { return static_cast<double>(jwks.key_count()); });
 
   api::RouteTable routes;
-  api::partner::Services services{installations, plans};
+  service::TransferService transfers(*store, catalog, installations, clock);
+  api::partner::Services services{installations, plans, resources, transfers};
   api::partner::add_routes(routes, services);
+  api::dataplane::add_routes(routes, resources);
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
   api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics);

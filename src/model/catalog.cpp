@@ -142,6 +142,7 @@ std::shared_ptr<const Catalog> Catalog::parse(const Json& doc) {
     prod.id = check.string(j, "id", path, true, true).value_or("");
     prod.kind = check.one_of(j, "kind", path, true, {"sqlite", "postgres", "flags"}).value_or("");
     prod.name = check.string(j, "name", path, true, true).value_or("");
+    prod.rotation = check.one_of(j, "rotation", path, false, {"sync", "async"}).value_or("sync");
     const Json* plan_ids = check.get(j, "plans", path, Kind::kArray, true);
     fail_if_errors();
     for (size_t k = 0; k < plan_ids->size(); ++k) {

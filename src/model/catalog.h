@@ -41,7 +41,8 @@ struct Product {
   std::string kind;
   std::string name;
   std::vector<std::string> plan_ids;
-  Json metadata_schema;  // null when the product has none
+  std::string rotation = "sync";  // secrets rotation answered sync (200) or async (202 + push)
+  Json metadata_schema;           // null when the product has none
   std::shared_ptr<const MetadataSchema> schema;
 };
 

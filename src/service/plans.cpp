@@ -68,14 +68,4 @@ std::string PlanService::installation_plans(
   return render(all_plans(), metadata);
 }
 
-std::string PlanService::resource_plans(const std::string& installation_id,
-                                        const std::string& resource_id,
-                                        const std::optional<std::string>& metadata_param) const {
-  parse_metadata(metadata_param);
-  store_.read([&](store::ReadTx& tx) { installations_.require_active(tx, installation_id); });
-  // Resources arrive with the resource half of the Partner API; until a product provisions
-  // one, no resource id can exist for any installation.
-  throw ApiError::not_found("resource " + resource_id + " not found");
-}
-
 }  // namespace wharf::service

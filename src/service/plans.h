@@ -23,8 +23,6 @@ class PlanService {
                             const std::optional<std::string>& metadata_param) const;
   std::string installation_plans(const std::string& installation_id,
                                  const std::optional<std::string>& metadata_param) const;
-  std::string resource_plans(const std::string& installation_id, const std::string& resource_id,
-                             const std::optional<std::string>& metadata_param) const;
 
   // Parses the `metadata` query: a JSON object, or 400 validation_error naming `metadata`.
   static model::Json parse_metadata(const std::optional<std::string>& param);

@@ -6,9 +6,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace wharf::store {
 
@@ -51,11 +53,61 @@ struct IdempotencyRow {
   std::string owner;           // request id holding the pending claim
 };
 
+struct ResourceRow {
+  std::string id;
+  std::string installation_id;
+  std::string product_id;
+  std::string name;
+  std::string metadata_json = "{}";
+  std::string status = "ready";  // ResourceStatus; "uninstalled" once deleted
+  std::string billing_plan_id;
+  std::optional<std::string> notification_json;
+  std::optional<std::string> protocol_settings_json;
+  std::optional<std::string> external_id;
+  std::optional<std::string> idempotency_key;  // of the Provision request that created it
+  std::optional<std::string> secrets_sealed;   // current Secret[] as JSON, AES-GCM sealed
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  std::optional<int64_t> deleted_ms;
+};
+
+// A data-plane token, stored only as its SHA-256.
+struct CredentialRow {
+  std::string token_hash;
+  std::string resource_id;
+  std::string access;  // rw | ro
+  int64_t created_ms = 0;
+  std::optional<int64_t> expires_ms;  // set when rotated out; absent = no expiry
+};
+
+// A claim to move resources from one installation to another (partner-api.md §5.16–5.18).
+struct TransferClaimRow {
+  std::string id;  // providerClaimId, or the legacy Vercel-chosen transferId
+  std::string source_installation_id;
+  std::string resource_ids_json = "[]";
+  int64_t expires_ms = 0;
+  bool legacy = false;
+  std::string status = "created";                     // created | completed
+  std::string verified_by_json = "[]";                // target installations that verified
+  std::optional<std::string> target_installation_id;  // the winner, once completed
+  int64_t created_ms = 0;
+  std::optional<int64_t> completed_ms;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
   virtual std::optional<InstallationRow> installation(const std::string& id) = 0;
   virtual std::optional<IdempotencyRow> idempotency(const IdempotencyKey& key) = 0;
+  virtual std::optional<ResourceRow> resource(const std::string& id) = 0;
+  virtual std::vector<ResourceRow> resources_of(const std::string& installation_id) = 0;
+  virtual std::optional<ResourceRow> resource_by_idempotency_key(const std::string& installation_id,
+                                                                 const std::string& key) = 0;
+  virtual std::optional<CredentialRow> credential(const std::string& token_hash) = 0;
+  virtual std::optional<TransferClaimRow> transfer_claim(const std::string& id) = 0;
+  // metric -> value for one resource and day (YYYY-MM-DD)
+  virtual std::map<std::string, int64_t> usage(const std::string& resource_id,
+                                               const std::string& day) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -66,6 +118,17 @@ class WriteTx : public ReadTx {
   virtual void update_idempotency(const IdempotencyRow& row) = 0;
   virtual void delete_idempotency(const IdempotencyKey& key) = 0;
   virtual int64_t purge_idempotency(int64_t created_before_ms) = 0;
+  virtual void put_resource(const ResourceRow& row) = 0;             // insert or replace
+  virtual void put_transfer_claim(const TransferClaimRow& row) = 0;  // insert or replace
+  virtual void insert_credential(const CredentialRow& row) = 0;
+  // Sets expires_ms on every credential of the resource that has none (rotation, deletion).
+  virtual void expire_credentials(const std::string& resource_id, int64_t expires_ms) = 0;
+  virtual void delete_credentials(const std::string& resource_id) = 0;
+  // Adds `delta` to a counter metric; `max_value` metrics keep the largest value seen.
+  virtual void add_usage(const std::string& resource_id, const std::string& day,
+                         const std::string& metric, int64_t delta) = 0;
+  virtual void max_usage(const std::string& resource_id, const std::string& day,
+                         const std::string& metric, int64_t value) = 0;
 };
 
 class Store {

@@ -22,14 +22,6 @@ void add_plan_routes(RouteTable& routes, Services& s) {
                     200, s.plans.installation_plans(std::string(ctx.param("installationId")),
                                                     ctx.req.query_param("metadata")));
               }});
-
-  routes.add("GET", "/v1/installations/{installationId}/resources/{resourceId}/plans",
-             {true, system_read(), false, [&s](Context& ctx) {
-                return net::Response::json(
-                    200, s.plans.resource_plans(std::string(ctx.param("installationId")),
-                                                std::string(ctx.param("resourceId")),
-                                                ctx.req.query_param("metadata")));
-              }});
 }
 
 }  // namespace wharf::api::partner

@@ -41,6 +41,56 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_by_created ON idempotency (created_ms)
 )sql"},
+      {2, "resources, data-plane credentials, usage ledger", R"sql(
+CREATE TABLE resources (
+  id TEXT PRIMARY KEY,
+  installation_id TEXT NOT NULL,
+  product_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  status TEXT NOT NULL,
+  billing_plan_id TEXT NOT NULL,
+  notification TEXT,
+  protocol_settings TEXT,
+  external_id TEXT,
+  idempotency_key TEXT,
+  secrets {BLOB},
+  created_ms {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL,
+  deleted_ms {INT64}
+);
+CREATE INDEX resources_by_installation ON resources (installation_id);
+CREATE UNIQUE INDEX resources_by_idempotency_key ON resources (installation_id, idempotency_key);
+CREATE TABLE resource_credentials (
+  token_hash TEXT PRIMARY KEY,
+  resource_id TEXT NOT NULL,
+  access TEXT NOT NULL,
+  created_ms {INT64} NOT NULL,
+  expires_ms {INT64}
+);
+CREATE INDEX resource_credentials_by_resource ON resource_credentials (resource_id);
+CREATE TABLE usage_ledger (
+  resource_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  value {INT64} NOT NULL,
+  PRIMARY KEY (resource_id, day, metric)
+)
+)sql"},
+      {3, "resource transfer claims", R"sql(
+CREATE TABLE transfer_claims (
+  id TEXT PRIMARY KEY,
+  source_installation_id TEXT NOT NULL,
+  resource_ids TEXT NOT NULL,
+  expires_ms {INT64} NOT NULL,
+  legacy {INT64} NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,
+  verified_by TEXT NOT NULL DEFAULT '[]',
+  target_installation_id TEXT,
+  created_ms {INT64} NOT NULL,
+  completed_ms {INT64}
+)
+)sql"},
   };
   return kMigrations;
 }

@@ -148,6 +148,30 @@ class Stmt {
   "access_token, billing_plan_id, notification, status, delete_reason, cascade_delete, " \
   "finalized, created_ms, updated_ms, deleted_ms"
 
+#define WHARF_RESOURCE_COLUMNS                                                               \
+  "id, installation_id, product_id, name, metadata, status, billing_plan_id, notification, " \
+  "protocol_settings, external_id, idempotency_key, secrets, created_ms, updated_ms, deleted_ms"
+
+ResourceRow read_resource(const Stmt& s) {
+  ResourceRow r;
+  r.id = s.text(0);
+  r.installation_id = s.text(1);
+  r.product_id = s.text(2);
+  r.name = s.text(3);
+  r.metadata_json = s.text(4);
+  r.status = s.text(5);
+  r.billing_plan_id = s.text(6);
+  r.notification_json = s.opt_text(7);
+  r.protocol_settings_json = s.opt_text(8);
+  r.external_id = s.opt_text(9);
+  r.idempotency_key = s.opt_text(10);
+  r.secrets_sealed = s.opt_blob(11);
+  r.created_ms = s.int64(12);
+  r.updated_ms = s.int64(13);
+  r.deleted_ms = s.opt_int64(14);
+  return r;
+}
+
 class Tx : public WriteTx {
  public:
   explicit Tx(Connection& c) : c_(c) {}
@@ -244,6 +268,151 @@ class Tx : public WriteTx {
            "DELETE FROM idempotency WHERE installation_id=?1 AND method=?2 AND path=?3 AND "
            "idem_key=?4");
     s.bind(1, k.installation_id).bind(2, k.method).bind(3, k.path).bind(4, k.key);
+    s.step();
+  }
+
+  std::optional<ResourceRow> resource(const std::string& id) override {
+    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS " FROM resources WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_resource(s);
+  }
+
+  std::vector<ResourceRow> resources_of(const std::string& installation_id) override {
+    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
+               " FROM resources WHERE installation_id = ?1 ORDER BY created_ms, id");
+    s.bind(1, installation_id);
+    std::vector<ResourceRow> out;
+    while (s.step()) out.push_back(read_resource(s));
+    return out;
+  }
+
+  std::optional<ResourceRow> resource_by_idempotency_key(const std::string& installation_id,
+                                                         const std::string& key) override {
+    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
+               " FROM resources WHERE installation_id = ?1 AND idempotency_key = ?2");
+    s.bind(1, installation_id).bind(2, key);
+    if (!s.step()) return std::nullopt;
+    return read_resource(s);
+  }
+
+  std::optional<CredentialRow> credential(const std::string& token_hash) override {
+    Stmt s(c_,
+           "SELECT token_hash, resource_id, access, created_ms, expires_ms FROM "
+           "resource_credentials WHERE token_hash = ?1");
+    s.bind(1, token_hash);
+    if (!s.step()) return std::nullopt;
+    return CredentialRow{s.text(0), s.text(1), s.text(2), s.int64(3), s.opt_int64(4)};
+  }
+
+  std::optional<TransferClaimRow> transfer_claim(const std::string& id) override {
+    Stmt s(c_,
+           "SELECT id, source_installation_id, resource_ids, expires_ms, legacy, status, "
+           "verified_by, target_installation_id, created_ms, completed_ms FROM transfer_claims "
+           "WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    TransferClaimRow r;
+    r.id = s.text(0);
+    r.source_installation_id = s.text(1);
+    r.resource_ids_json = s.text(2);
+    r.expires_ms = s.int64(3);
+    r.legacy = s.int64(4) != 0;
+    r.status = s.text(5);
+    r.verified_by_json = s.text(6);
+    r.target_installation_id = s.opt_text(7);
+    r.created_ms = s.int64(8);
+    r.completed_ms = s.opt_int64(9);
+    return r;
+  }
+
+  void put_transfer_claim(const TransferClaimRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO transfer_claims (id, source_installation_id, resource_ids, "
+           "expires_ms, legacy, status, verified_by, target_installation_id, created_ms, "
+           "completed_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    s.bind(1, r.id)
+        .bind(2, r.source_installation_id)
+        .bind(3, r.resource_ids_json)
+        .bind(4, r.expires_ms)
+        .bind(5, int64_t{r.legacy})
+        .bind(6, r.status)
+        .bind(7, r.verified_by_json)
+        .bind(8, r.target_installation_id)
+        .bind(9, r.created_ms)
+        .bind(10, r.completed_ms);
+    s.step();
+  }
+
+  std::map<std::string, int64_t> usage(const std::string& resource_id,
+                                       const std::string& day) override {
+    Stmt s(c_, "SELECT metric, value FROM usage_ledger WHERE resource_id = ?1 AND day = ?2");
+    s.bind(1, resource_id).bind(2, day);
+    std::map<std::string, int64_t> out;
+    while (s.step()) out[s.text(0)] = s.int64(1);
+    return out;
+  }
+
+  void put_resource(const ResourceRow& r) override {
+    Stmt s(c_, "INSERT OR REPLACE INTO resources (" WHARF_RESOURCE_COLUMNS
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+    s.bind(1, r.id)
+        .bind(2, r.installation_id)
+        .bind(3, r.product_id)
+        .bind(4, r.name)
+        .bind(5, r.metadata_json)
+        .bind(6, r.status)
+        .bind(7, r.billing_plan_id)
+        .bind(8, r.notification_json)
+        .bind(9, r.protocol_settings_json)
+        .bind(10, r.external_id)
+        .bind(11, r.idempotency_key)
+        .bind_blob(12, r.secrets_sealed)
+        .bind(13, r.created_ms)
+        .bind(14, r.updated_ms)
+        .bind(15, r.deleted_ms);
+    s.step();
+  }
+
+  void insert_credential(const CredentialRow& r) override {
+    Stmt s(c_,
+           "INSERT INTO resource_credentials (token_hash, resource_id, access, created_ms, "
+           "expires_ms) VALUES (?1,?2,?3,?4,?5)");
+    s.bind(1, r.token_hash).bind(2, r.resource_id).bind(3, r.access).bind(4, r.created_ms);
+    s.bind(5, r.expires_ms);
+    s.step();
+  }
+
+  void expire_credentials(const std::string& resource_id, int64_t expires_ms) override {
+    Stmt s(c_,
+           "UPDATE resource_credentials SET expires_ms = ?2 WHERE resource_id = ?1 AND "
+           "(expires_ms IS NULL OR expires_ms > ?2)");
+    s.bind(1, resource_id).bind(2, expires_ms);
+    s.step();
+  }
+
+  void delete_credentials(const std::string& resource_id) override {
+    Stmt s(c_, "DELETE FROM resource_credentials WHERE resource_id = ?1");
+    s.bind(1, resource_id);
+    s.step();
+  }
+
+  void add_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
+                 int64_t delta) override {
+    Stmt s(c_,
+           "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES (?1,?2,?3,?4) "
+           "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = value + excluded.value");
+    s.bind(1, resource_id).bind(2, day).bind(3, metric).bind(4, delta);
+    s.step();
+  }
+
+  void max_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
+                 int64_t value) override {
+    Stmt s(c_,
+           "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES (?1,?2,?3,?4) "
+           "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = "
+           "MAX(value, excluded.value)");
+    s.bind(1, resource_id).bind(2, day).bind(3, metric).bind(4, value);
     s.step();
   }
 

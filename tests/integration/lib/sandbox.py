@@ -79,15 +79,15 @@ class Sandbox:
             return ""
 
     # -- control API -------------------------------------------------------------------------
-    def flow(self, name, **params):
-        r = requests.post(f"{self.base}/_sandbox/flows/{name}", json=params, timeout=HTTP_TIMEOUT)
+    def flow(self, _flow, **params):
+        r = requests.post(f"{self.base}/_sandbox/flows/{_flow}", json=params, timeout=HTTP_TIMEOUT)
         assert r.headers.get("content-type", "").startswith("application/json"), r.text
         return r.status_code, r.json()
 
-    def run(self, name, **params):
+    def run(self, _flow, **params):
         """A flow that must have been performed (HTTP 200 from the control API)."""
-        status, body = self.flow(name, **params)
-        assert status == 200, (name, status, body)
+        status, body = self.flow(_flow, **params)
+        assert status == 200, (_flow, status, body)
         return body
 
     def state(self):

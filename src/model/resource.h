@@ -1,0 +1,58 @@
+// Resource request/response types of partner-api.md §4.5–4.8 and §5.5–5.11.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/json_check.h"
+
+namespace wharf::model {
+
+struct Secret {
+  std::string name;
+  std::string value;
+  std::optional<std::string> prefix;
+  Json environment_overrides;  // null or {development?, preview?, production?}
+  Json to_json() const;
+  static Secret from_json(const Json& j);
+};
+
+// ProtocolSettings, request variant: {experimentation?: {edgeConfigId?}}.
+std::optional<Json> parse_protocol_settings(const Json& body, Checker& check);
+// Response variant of stored request settings.
+Json render_protocol_settings(const Json& stored);
+
+struct ProvisionResourceRequest {
+  std::string product_id;
+  std::string name;
+  Json metadata = Json::object();
+  std::string billing_plan_id;
+  std::optional<std::string> external_id;
+  std::optional<Json> protocol_settings;
+  static ProvisionResourceRequest parse(const Json& body);
+};
+
+struct UpdateResourceRequest {
+  std::optional<std::string> name;
+  std::optional<Json> metadata;
+  std::optional<std::string> billing_plan_id;
+  std::optional<std::string> status;  // deprecated; suspended / resumed / ready
+  std::optional<Json> protocol_settings;
+  static UpdateResourceRequest parse(const Json& body);
+};
+
+struct RotateSecretsRequest {
+  std::optional<std::string> reason;
+  double delay_hours = 0;  // 0–720, fractional allowed
+  static RotateSecretsRequest parse(std::string_view content_type, std::string_view body);
+};
+
+struct ReplRequest {
+  std::string input;
+  bool read_only = false;
+  static ReplRequest parse(const Json& body);
+};
+
+bool is_resource_status(const std::string& s);
+
+}  // namespace wharf::model

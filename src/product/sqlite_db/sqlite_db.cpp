@@ -1,0 +1,448 @@
+#include "product/sqlite_db/sqlite_db.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "product/sqlite_db/connection.h"
+#include "product/sqlite_db/repl.h"
+#include "product/sqlite_db/sql_guard.h"
+#include "product/sqlite_db/statement_runner.h"
+
+namespace wharf::product {
+
+using sqlite_db::Connection;
+using sqlite_db::Mode;
+using sqlite_db::StmtPtr;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kMaxResourceIdLength = 128;
+
+void validate_id(const std::string& id) {
+  bool ok = !id.empty() && id.size() <= kMaxResourceIdLength &&
+            std::all_of(id.begin(), id.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-';
+            });
+  if (!ok) throw std::invalid_argument("invalid resource id for the sqlite product");
+}
+
+bool valid_id(const std::string& id) {
+  try {
+    validate_id(id);
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
+[[noreturn]] void not_found(const std::string& id) {
+  throw QueryError(error_code::kNotFound, "no database for resource " + id);
+}
+
+// metadata.durability: "normal" trades the last commits before a power loss for speed
+// (PRAGMA synchronous=NORMAL); anything else, or nothing, is "full".
+bool full_sync(const nlohmann::json& metadata) {
+  if (!metadata.is_object()) return true;
+  auto it = metadata.find("durability");
+  return !(it != metadata.end() && it->is_string() && *it == "normal");
+}
+
+// The tighter of two storage caps, where 0 means none.
+int64_t tighter(int64_t a, int64_t b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return std::min(a, b);
+}
+
+void rollback_quietly(Connection& conn) {
+  if (sqlite3_get_autocommit(conn.db())) return;  // SQLite already rolled back (e.g. FULL)
+  try {
+    conn.exec("ROLLBACK");
+  } catch (const QueryError&) {
+    // The lease drops a connection still inside a transaction, so nothing leaks.
+  }
+}
+
+}  // namespace
+
+// One resource's database: its settings and its connection pool.
+struct SqliteDb::Database {
+  std::string id;
+  std::string path;
+  std::mutex mu;
+  std::condition_variable idle_cv;  // signalled when a lease ends (destroy waits on it)
+  std::vector<std::unique_ptr<Connection>> idle;
+  std::set<Connection*> active;
+  bool destroyed = false;
+  Limits limits;  // the resource's own (create / set_limits)
+  bool full_sync = true;
+  uint64_t last_used = 0;
+};
+
+// A connection checked out of a Database's pool for one call; returns it on destruction.
+class SqliteDb::Lease {
+ public:
+  Lease(const SqliteDb& owner, std::shared_ptr<Database> db, std::unique_ptr<Connection> conn)
+      : owner_(&owner), db_(std::move(db)), conn_(std::move(conn)) {}
+  Lease(Lease&& other) noexcept = default;
+  Lease& operator=(Lease&&) = delete;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (conn_) owner_->release(db_, std::move(conn_));
+  }
+  Connection& conn() { return *conn_; }
+
+ private:
+  const SqliteDb* owner_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<Connection> conn_;
+};
+
+SqliteDb::SqliteDb(std::string databases_dir) : SqliteDb(std::move(databases_dir), Options{}) {}
+
+SqliteDb::SqliteDb(std::string databases_dir, Options options)
+    : dir_(std::move(databases_dir)), options_(options) {
+  fs::create_directories(dir_);
+}
+
+SqliteDb::~SqliteDb() = default;
+
+std::string SqliteDb::database_path(const std::string& resource_id) const {
+  validate_id(resource_id);
+  return (fs::path(dir_) / (resource_id + ".db")).string();
+}
+
+std::vector<std::string> SqliteDb::resource_files(const std::string& resource_id) const {
+  std::string db = database_path(resource_id);
+  return {db, db + "-wal", db + "-shm", db + "-journal",
+          (fs::path(dir_) / (resource_id + ".settings.json")).string()};
+}
+
+void SqliteDb::save_settings(const Database& db) const {
+  // Write-then-rename so a crash leaves either the old settings or the new, never half.
+  std::string path = resource_files(db.id).back();
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::trunc);
+    file << nlohmann::json{{"limits", db.limits.to_json()},
+                           {"durability", db.full_sync ? "full" : "normal"}}
+                .dump();
+    if (!file) throw std::runtime_error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+std::shared_ptr<SqliteDb::Database> SqliteDb::find_database(const std::string& resource_id,
+                                                            bool must_exist) const {
+  validate_id(resource_id);
+  std::lock_guard lock(mu_);
+  auto it = databases_.find(resource_id);
+  if (it != databases_.end()) return it->second;
+  std::string path = database_path(resource_id);
+  if (must_exist && !fs::exists(path)) not_found(resource_id);
+  auto db = std::make_shared<Database>();
+  db->id = resource_id;
+  db->path = path;
+  // Settings saved by create()/set_limits() in an earlier run of the process.
+  std::ifstream file(resource_files(resource_id).back());
+  if (file) {
+    auto settings = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+    if (settings.is_object()) {
+      try {
+        db->limits = Limits::from_json(settings.value("limits", nlohmann::json::object()));
+      } catch (const std::invalid_argument&) {
+        // A damaged file: the per-call limits still apply.
+      }
+      db->full_sync = settings.value("durability", "full") != "normal";
+    }
+  }
+  databases_.emplace(resource_id, db);
+  return db;
+}
+
+SqliteDb::Lease SqliteDb::acquire(const std::string& resource_id, bool read_only,
+                                  const Limits& limits) const {
+  auto db = find_database(resource_id, /*must_exist=*/true);
+  std::unique_ptr<Connection> conn;
+  Limits own;
+  bool sync = true;
+  {
+    std::lock_guard lock(db->mu);
+    if (db->destroyed) not_found(resource_id);
+    if (!db->idle.empty()) {
+      conn = std::move(db->idle.back());
+      db->idle.pop_back();
+      --idle_total_;
+    } else {
+      // Opened under the lock so destroy() never misses a connection in the making.
+      if (!fs::exists(db->path)) not_found(resource_id);
+      conn = std::make_unique<Connection>(db->path, /*create=*/false);
+    }
+    db->active.insert(conn.get());
+    own = db->limits;
+    sync = db->full_sync;
+  }
+  Lease lease(*this, db, std::move(conn));
+  Connection& c = lease.conn();
+  c.set_synchronous(sync);
+  c.set_storage_limit(tighter(own.storage_bytes, limits.storage_bytes));
+  c.set_mode(read_only ? Mode::kReadOnly : Mode::kReadWrite);
+  return lease;
+}
+
+void SqliteDb::release(const std::shared_ptr<Database>& db,
+                       std::unique_ptr<Connection> conn) const {
+  conn->stop_clock();
+  // A connection is reused only in a clean state: no open transaction, not cancelled.
+  bool reusable = !conn->cancelled() && sqlite3_get_autocommit(conn->db()) != 0;
+  std::unique_ptr<Connection> to_close;
+  {
+    std::lock_guard lock(db->mu);
+    db->active.erase(conn.get());
+    db->last_used = ++clock_;
+    if (reusable && !db->destroyed && db->idle.size() < options_.max_idle_per_database) {
+      db->idle.push_back(std::move(conn));
+      ++idle_total_;
+    } else {
+      to_close = std::move(conn);
+    }
+    db->idle_cv.notify_all();
+  }
+  to_close.reset();
+  if (idle_total_ > options_.max_idle_total) evict_idle();
+}
+
+void SqliteDb::evict_idle() const {
+  std::unique_ptr<Connection> victim;
+  {
+    std::lock_guard lock(mu_);
+    std::shared_ptr<Database> oldest;
+    uint64_t oldest_use = UINT64_MAX;
+    for (auto& [id, db] : databases_) {
+      std::lock_guard db_lock(db->mu);
+      if (!db->idle.empty() && db->last_used < oldest_use) {
+        oldest = db;
+        oldest_use = db->last_used;
+      }
+    }
+    if (!oldest) return;
+    std::lock_guard db_lock(oldest->mu);
+    if (oldest->idle.empty()) return;
+    victim = std::move(oldest->idle.front());
+    oldest->idle.erase(oldest->idle.begin());
+    --idle_total_;
+  }
+}
+
+void SqliteDb::create(const std::string& resource_id, const Limits& limits,
+                      const nlohmann::json& metadata) {
+  auto db = find_database(resource_id, /*must_exist=*/false);
+  std::unique_ptr<Connection> fresh;
+  {
+    std::lock_guard lock(db->mu);
+    if (db->destroyed) not_found(resource_id);  // a destroy is in progress
+    if (!fs::exists(db->path)) fresh = std::make_unique<Connection>(db->path, /*create=*/true);
+    db->limits = limits;
+    db->full_sync = full_sync(metadata);
+    save_settings(*db);
+    if (fresh && db->idle.size() < options_.max_idle_per_database) {
+      db->idle.push_back(std::move(fresh));
+      ++idle_total_;
+    }
+  }
+}
+
+void SqliteDb::destroy(const std::string& resource_id) {
+  auto db = find_database(resource_id, /*must_exist=*/false);
+  std::vector<std::unique_ptr<Connection>> closing;
+  {
+    std::unique_lock lock(db->mu);
+    db->destroyed = true;  // from here on every call answers not_found
+    for (Connection* conn : db->active) conn->cancel();
+    db->idle_cv.wait(lock, [&db] { return db->active.empty(); });
+    closing = std::move(db->idle);
+    db->idle.clear();
+    idle_total_ -= closing.size();
+  }
+  closing.clear();  // close every connection before the files go
+  for (const auto& file : resource_files(resource_id)) {
+    std::error_code ec;
+    fs::remove(file, ec);
+    if (ec) throw std::runtime_error("cannot delete " + file + ": " + ec.message());
+  }
+  std::lock_guard lock(mu_);
+  auto it = databases_.find(resource_id);
+  if (it != databases_.end() && it->second == db) databases_.erase(it);
+}
+
+bool SqliteDb::exists(const std::string& resource_id) const {
+  if (!valid_id(resource_id)) return false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = databases_.find(resource_id);
+    if (it != databases_.end()) {
+      std::lock_guard db_lock(it->second->mu);
+      if (it->second->destroyed) return false;
+    }
+  }
+  return fs::exists(database_path(resource_id));
+}
+
+void SqliteDb::set_limits(const std::string& resource_id, const Limits& limits) {
+  auto db = find_database(resource_id, /*must_exist=*/true);
+  std::lock_guard lock(db->mu);
+  if (db->destroyed) not_found(resource_id);
+  db->limits = limits;
+  save_settings(*db);
+}
+
+void SqliteDb::set_metadata(const std::string& resource_id, const nlohmann::json& metadata) {
+  auto db = find_database(resource_id, /*must_exist=*/true);
+  std::lock_guard lock(db->mu);
+  if (db->destroyed) not_found(resource_id);
+  db->full_sync = full_sync(metadata);
+  save_settings(*db);
+}
+
+std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
+                                               const std::vector<Statement>& statements,
+                                               bool read_only, const Limits& limits,
+                                               UsageDelta* usage) {
+  Lease lease = acquire(resource_id, read_only, limits);
+  Connection& conn = lease.conn();
+  sqlite3* db = conn.db();
+  UsageDelta spent;
+  std::vector<StatementResult> results;
+  results.reserve(statements.size());
+  int64_t rows_total = 0;
+  int64_t bytes_total = 0;
+  bool explicit_transaction = false;
+  auto too_large = [](const std::string& what) {
+    throw QueryError(error_code::kResultTooLarge,
+                     "the result exceeds " + what +
+                         "; nothing was returned and the transaction was rolled back. Select "
+                         "fewer rows or columns (LIMIT, WHERE) or page through the data");
+  };
+  try {
+    for (size_t i = 0; i < statements.size(); ++i) {
+      const Statement& statement = statements[i];
+      std::string label =
+          statements.size() > 1 ? "statement " + std::to_string(i + 1) + ": " : std::string();
+      std::string_view sql = statement.sql;
+      StmtPtr stmt;
+      try {
+        stmt = sqlite_db::prepare_next(conn, sql);
+      } catch (const QueryError& e) {
+        throw QueryError(e.code, label + e.what());
+      }
+      if (!stmt) throw QueryError(error_code::kSqlError, label + "empty SQL");
+      if (!sqlite_db::is_blank_sql(sql))
+        throw QueryError(error_code::kSqlError,
+                         label +
+                             "more than one SQL statement; send each as its own entry of the "
+                             "batch (they run in one transaction)");
+      if (i == 0) {
+        // A lone read-only statement (the data plane's point query) runs in autocommit: it
+        // is atomic by itself and skips two round trips through the parser. Otherwise the
+        // write lock is taken up front unless the call can only read: a deferred
+        // transaction that later writes can fail with SQLITE_BUSY without waiting.
+        explicit_transaction = !(statements.size() == 1 && sqlite3_stmt_readonly(stmt.get()));
+        if (explicit_transaction) conn.exec(read_only ? "BEGIN" : "BEGIN IMMEDIATE");
+        // The clock starts once the lock is held: waiting for another writer is bounded by
+        // the busy timeout, not charged to this call's statement budget.
+        conn.start_clock(limits.statement_timeout_ms);
+      }
+      sqlite_db::bind_params(conn, stmt.get(), statement.params);
+
+      StatementResult result;
+      int columns = sqlite3_column_count(stmt.get());
+      for (int c = 0; c < columns; ++c) {
+        const char* name = sqlite3_column_name(stmt.get(), c);
+        result.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
+      }
+      sqlite3_set_last_insert_rowid(db, 0);
+      int64_t changes_before = sqlite3_total_changes64(db);
+      ++spent.queries;
+      try {
+        while (sqlite_db::step(conn, stmt.get())) {
+          if (limits.max_rows > 0 && ++rows_total > limits.max_rows)
+            too_large(std::to_string(limits.max_rows) + " rows (plan limit maxRows)");
+          nlohmann::json row = nlohmann::json::array();
+          for (int c = 0; c < columns; ++c) {
+            bytes_total += sqlite_db::column_cost(stmt.get(), c);
+            row.push_back(sqlite_db::column_json(stmt.get(), c));
+          }
+          if (limits.max_result_bytes > 0 && bytes_total > limits.max_result_bytes)
+            too_large(std::to_string(limits.max_result_bytes) +
+                      " bytes (plan limit maxResultBytes)");
+          result.rows.push_back(std::move(row));
+        }
+      } catch (const QueryError& e) {
+        throw QueryError(e.code, label + e.what());
+      }
+      int64_t written = sqlite3_total_changes64(db) - changes_before;
+      if (written > 0) result.rows_affected = sqlite3_changes64(db);
+      result.last_insert_id = sqlite3_last_insert_rowid(db);
+      spent.rows_written += written;
+      spent.rows_read += static_cast<int64_t>(result.rows.size());
+      results.push_back(std::move(result));
+    }
+    conn.stop_clock();
+    if (explicit_transaction) conn.exec("COMMIT");
+  } catch (...) {
+    rollback_quietly(conn);
+    if (usage) usage->queries += spent.queries;
+    throw;
+  }
+  if (usage) {
+    usage->queries += spent.queries;
+    usage->rows_read += spent.rows_read;
+    usage->rows_written += spent.rows_written;
+  }
+  return results;
+}
+
+nlohmann::json SqliteDb::repl(const std::string& resource_id, const std::string& input,
+                              bool read_only, const Limits& limits,
+                              const std::function<void(const nlohmann::json& block)>& emit,
+                              UsageDelta* usage) {
+  Lease lease = acquire(resource_id, read_only, limits);
+  UsageDelta spent;
+  nlohmann::json blocks;
+  try {
+    blocks = sqlite_db::run_repl(lease.conn(), input, limits, emit, spent);
+  } catch (...) {
+    rollback_quietly(lease.conn());
+    if (usage) usage->queries += spent.queries;
+    throw;
+  }
+  if (usage) {
+    usage->queries += spent.queries;
+    usage->rows_read += spent.rows_read;
+    usage->rows_written += spent.rows_written;
+  }
+  return blocks;
+}
+
+int64_t SqliteDb::storage_bytes(const std::string& resource_id) const {
+  Lease lease = acquire(resource_id, /*read_only=*/true, Limits{});
+  Connection& conn = lease.conn();
+  // Called after every data-plane call (usage, near-limit warning), so one PRAGMA only.
+  int64_t bytes = conn.query_int("PRAGMA page_count") * conn.page_size();
+  std::error_code ec;
+  auto wal = fs::file_size(database_path(resource_id) + "-wal", ec);
+  if (!ec) bytes += static_cast<int64_t>(wal);
+  return bytes;
+}
+
+}  // namespace wharf::product

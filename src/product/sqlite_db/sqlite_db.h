@@ -1,0 +1,90 @@
+// The `sqlite` product kind: every resource is a real SQLite database file,
+// <databases_dir>/<resource_id>.db, in WAL mode, reached only through this class.
+//
+// - Calls on one database share a small pool of connections (one thread uses a connection
+//   at a time); idle connections are capped per database and in total, least recently used
+//   first out, so thousands of resources do not hold thousands of file descriptors.
+// - execute() runs a batch in one transaction: BEGIN IMMEDIATE for writers (the write lock
+//   is taken up front, so two writers never deadlock on a lock upgrade; the loser waits up
+//   to 5 s in the busy handler), a deferred BEGIN for a single read-only statement or a
+//   read-only call. Each entry holds exactly one SQL statement: several statements in one
+//   entry are refused (sql_error), since it would be unclear which one the params belong to.
+// - statementTimeoutMs bounds the whole call (one batch, one REPL input), like PostgreSQL's
+//   statement_timeout bounds one multi-statement query message.
+// - The storage cap is the tighter of the resource's own limits (create/set_limits, kept in
+//   <resource_id>.settings.json beside the database so they survive a restart) and the
+//   limits passed to the call; SQLite enforces it with PRAGMA max_page_count.
+// - Security: see sql_guard.h. TEMP objects are refused (connections are pooled), as are
+//   BEGIN/COMMIT/SAVEPOINT (the server owns the transaction) and VACUUM.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "product/product.h"
+
+namespace wharf::product {
+
+namespace sqlite_db {
+class Connection;
+}
+
+class SqliteDb final : public Product {
+ public:
+  struct Options {
+    size_t max_idle_per_database = 4;
+    size_t max_idle_total = 64;
+  };
+
+  // Creates `databases_dir` if it does not exist.
+  explicit SqliteDb(std::string databases_dir);
+  SqliteDb(std::string databases_dir, Options options);
+  ~SqliteDb() override;
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  std::string kind() const override { return "sqlite"; }
+  void create(const std::string& resource_id, const Limits& limits,
+              const nlohmann::json& metadata) override;
+  void destroy(const std::string& resource_id) override;
+  bool exists(const std::string& resource_id) const override;
+  void set_limits(const std::string& resource_id, const Limits& limits) override;
+  void set_metadata(const std::string& resource_id, const nlohmann::json& metadata) override;
+  std::vector<StatementResult> execute(const std::string& resource_id,
+                                       const std::vector<Statement>& statements, bool read_only,
+                                       const Limits& limits, UsageDelta* usage) override;
+  nlohmann::json repl(const std::string& resource_id, const std::string& input, bool read_only,
+                      const Limits& limits,
+                      const std::function<void(const nlohmann::json& block)>& emit,
+                      UsageDelta* usage) override;
+  int64_t storage_bytes(const std::string& resource_id) const override;
+
+  // The database file of a resource (whether or not it exists). Throws std::invalid_argument
+  // for an id that is not [A-Za-z0-9_-]{1,128}.
+  std::string database_path(const std::string& resource_id) const;
+  // Every file a resource may leave on disk: the database, -wal, -shm, -journal, settings.
+  std::vector<std::string> resource_files(const std::string& resource_id) const;
+
+ private:
+  struct Database;
+  class Lease;
+
+  std::shared_ptr<Database> find_database(const std::string& resource_id, bool must_exist) const;
+  Lease acquire(const std::string& resource_id, bool read_only, const Limits& limits) const;
+  void release(const std::shared_ptr<Database>& db,
+               std::unique_ptr<sqlite_db::Connection> conn) const;
+  void evict_idle() const;
+  void save_settings(const Database& db) const;
+
+  std::string dir_;
+  Options options_;
+  mutable std::mutex mu_;  // guards databases_; taken before any Database::mu, never after
+  mutable std::map<std::string, std::shared_ptr<Database>> databases_;
+  mutable std::atomic<size_t> idle_total_{0};
+  mutable std::atomic<uint64_t> clock_{0};  // LRU ticks
+};
+
+}  // namespace wharf::product

@@ -1,0 +1,475 @@
+#include "service/resources.h"
+
+#include <cmath>
+#include <set>
+#include <thread>
+
+#include "model/api_error.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+namespace wharf::service {
+
+using model::ApiError;
+using model::Json;
+
+namespace {
+
+constexpr const char* kStorageWarnTitle = "Storage almost full";
+
+std::string secrets_aad(const std::string& resource_id) {
+  return "resource:" + resource_id + ":secrets";
+}
+
+// Maps a product's query error to the HTTP answer a data-plane client gets.
+ApiError query_error(const product::QueryError& e) {
+  if (e.code == "read_only" || e.code == "forbidden_sql") return ApiError(403, e.code, e.what());
+  if (e.code == "not_found") return ApiError(404, e.code, e.what());
+  if (e.code == "storage_limit") return ApiError(507, e.code, e.what());
+  if (e.code == "result_too_large") return ApiError(413, e.code, e.what());
+  if (e.code == "busy") return ApiError(503, e.code, e.what());
+  return ApiError(400, e.code, e.what());
+}
+
+}  // namespace
+
+ResourceService::ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                                 InstallationService& installations,
+                                 std::map<std::string, product::Product*> products,
+                                 const util::SecretBox& box, const util::Clock& clock,
+                                 const vercel::Client& vercel, Options options)
+    : store_(store),
+      catalog_(std::move(catalog)),
+      installations_(installations),
+      products_(std::move(products)),
+      box_(box),
+      clock_(clock),
+      vercel_(vercel),
+      options_(std::move(options)) {}
+
+std::string ResourceService::day_of(int64_t ms) const {
+  return util::format_iso8601_ms(ms).substr(0, 10);
+}
+
+const model::Product& ResourceService::require_product(const std::string& product_id) const {
+  const model::Product* p = catalog_->product(product_id);
+  if (!p)
+    throw ApiError::validation("unknown product '" + product_id + "'",
+                               {{"productId", "is not a product of this integration"}});
+  return *p;
+}
+
+product::Product& ResourceService::product_of(const model::Product& p) const {
+  auto it = products_.find(p.kind);
+  if (it == products_.end() || !it->second)
+    throw ApiError(409, "conflict",
+                   "product kind '" + p.kind + "' is not available on this server");
+  return *it->second;
+}
+
+const model::Plan& ResourceService::require_plan(const model::Product& product,
+                                                 const std::string& plan_id) const {
+  const model::Plan* plan = catalog_->plan(plan_id);
+  bool of_product = false;
+  for (const auto& id : product.plan_ids) of_product = of_product || id == plan_id;
+  if (!plan || !of_product)
+    throw ApiError::validation(
+        "plan '" + plan_id + "' is not a plan of product '" + product.id + "'",
+        {{"billingPlanId", "is not a plan of this product"}});
+  if (plan->disabled)
+    throw ApiError::validation("plan '" + plan_id + "' is not selectable",
+                               {{"billingPlanId", "is disabled"}});
+  return *plan;
+}
+
+void ResourceService::check_metadata(const model::Product& product, const Json& metadata) const {
+  if (!product.schema) return;
+  auto errors = product.schema->validate(metadata, /*partial=*/false);
+  if (!errors.empty()) throw ApiError::validation("Failed to validate metadata", std::move(errors));
+}
+
+store::ResourceRow ResourceService::require_resource(store::ReadTx& tx,
+                                                     const std::string& installation_id,
+                                                     const std::string& resource_id) const {
+  installations_.require_active(tx, installation_id);
+  auto row = tx.resource(resource_id);
+  // Another installation's resource answers exactly like a missing one: no existence leak.
+  if (!row || row->installation_id != installation_id || row->deleted_ms)
+    throw ApiError::not_found("resource " + resource_id + " not found");
+  return *row;
+}
+
+Json ResourceService::render(const store::ResourceRow& row) const {
+  Json j = {{"id", row.id},
+            {"productId", row.product_id},
+            {"name", row.name},
+            {"metadata", Json::parse(row.metadata_json)},
+            {"status", row.status}};
+  if (const model::Plan* plan = catalog_->plan(row.billing_plan_id))
+    j["billingPlan"] = plan->public_json;
+  if (row.notification_json) j["notification"] = Json::parse(*row.notification_json);
+  if (row.protocol_settings_json)
+    j["protocolSettings"] =
+        model::render_protocol_settings(Json::parse(*row.protocol_settings_json));
+  return j;
+}
+
+Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
+  std::string rw = "wdb_" + util::random_token(32);
+  std::string ro = "wdbro_" + util::random_token(32);
+  tx.insert_credential({token_hash(rw), row.id, "rw", now, std::nullopt});
+  tx.insert_credential({token_hash(ro), row.id, "ro", now, std::nullopt});
+  Json secrets = Json::array();
+  secrets.push_back(model::Secret{"DATABASE_URL", options_.public_url + "/v1/databases/" + row.id,
+                                  std::nullopt, nullptr}
+                        .to_json());
+  secrets.push_back(model::Secret{"DATABASE_TOKEN", rw, std::nullopt, nullptr}.to_json());
+  secrets.push_back(model::Secret{"DATABASE_READONLY_TOKEN", ro, std::nullopt, nullptr}.to_json());
+  row.secrets_sealed = box_.seal(secrets.dump(), secrets_aad(row.id));
+  return secrets;
+}
+
+Json ResourceService::open_secrets(const store::ResourceRow& row) const {
+  if (!row.secrets_sealed) return Json::array();
+  auto plain = box_.open(*row.secrets_sealed, secrets_aad(row.id));
+  if (!plain) throw std::runtime_error("resource secrets do not decrypt (wrong encryption key?)");
+  return Json::parse(*plain);
+}
+
+Json ResourceService::provision(const std::string& installation_id,
+                                const model::ProvisionResourceRequest& req,
+                                const std::optional<std::string>& idempotency_key) {
+  const model::Product& product = require_product(req.product_id);
+  const model::Plan& plan = require_plan(product, req.billing_plan_id);
+  check_metadata(product, req.metadata);
+  product::Product& impl = product_of(product);
+
+  // A retried provision (same key) returns the resource it created the first time.
+  std::optional<Json> existing;
+  store_.read([&](store::ReadTx& tx) {
+    installations_.require_active(tx, installation_id);
+    if (!idempotency_key) return;
+    if (auto row = tx.resource_by_idempotency_key(installation_id, *idempotency_key)) {
+      Json out = render(*row);
+      out["secrets"] = open_secrets(*row);
+      existing = out;
+    }
+  });
+  if (existing) return *existing;
+
+  store::ResourceRow row;
+  row.id = util::new_id("res");
+  row.installation_id = installation_id;
+  row.product_id = product.id;
+  row.name = req.name;
+  row.metadata_json = req.metadata.dump();
+  row.status = "ready";
+  row.billing_plan_id = plan.id;
+  row.external_id = req.external_id;
+  row.idempotency_key = idempotency_key;
+  if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
+
+  // The database exists before the row that points at it is committed; if the commit
+  // fails, the database is removed again, so nothing half-made survives.
+  impl.create(row.id, product::Limits::from_json(plan.limits), req.metadata);
+  Json secrets;
+  try {
+    store_.write([&](store::WriteTx& tx) {
+      auto inst = tx.installation(installation_id);
+      if (!inst || inst->status != "active")
+        throw ApiError::not_found("installation " + installation_id + " not found");
+      int64_t now = clock_.now_ms();
+      row.created_ms = row.updated_ms = now;
+      secrets = issue_secrets(tx, row, now);
+      tx.put_resource(row);
+      // An installation-scope plan chosen here becomes the installation's plan (§8.1).
+      if (plan.scope == "installation" && inst->billing_plan_id != plan.id) {
+        inst->billing_plan_id = plan.id;
+        inst->updated_ms = now;
+        tx.put_installation(*inst);
+      }
+    });
+  } catch (...) {
+    impl.destroy(row.id);
+    throw;
+  }
+  util::log_info("resource provisioned")
+      .str("installation", installation_id)
+      .str("resource", row.id)
+      .str("product", product.id)
+      .str("plan", plan.id);
+  Json out = render(row);
+  out["secrets"] = secrets;
+  return out;
+}
+
+Json ResourceService::get(const std::string& installation_id, const std::string& resource_id) {
+  Json out;
+  store_.read(
+      [&](store::ReadTx& tx) { out = render(require_resource(tx, installation_id, resource_id)); });
+  return out;
+}
+
+Json ResourceService::list(const std::string& installation_id,
+                           const std::vector<std::string>& ids) {
+  std::set<std::string> wanted(ids.begin(), ids.end());
+  Json resources = Json::array();
+  store_.read([&](store::ReadTx& tx) {
+    installations_.require_active(tx, installation_id);
+    for (const auto& row : tx.resources_of(installation_id)) {
+      if (row.deleted_ms) continue;
+      if (!wanted.empty() && !wanted.count(row.id)) continue;
+      resources.push_back(render(row));
+    }
+  });
+  return Json{{"resources", resources}};
+}
+
+Json ResourceService::update(const std::string& installation_id, const std::string& resource_id,
+                             const model::UpdateResourceRequest& req) {
+  std::optional<product::Limits> new_limits;
+  store::ResourceRow row;
+  // Validate against the current row first, so a bad request changes nothing.
+  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  const model::Product& product = require_product(row.product_id);
+  if (req.metadata) check_metadata(product, *req.metadata);
+  const model::Plan* plan =
+      req.billing_plan_id ? &require_plan(product, *req.billing_plan_id) : nullptr;
+  if (req.status && *req.status != "suspended" && *req.status != "resumed" &&
+      *req.status != "ready")
+    throw ApiError::validation("status can only be set to suspended, resumed or ready",
+                               {{"status", "must be suspended, resumed or ready"}});
+  if (plan) new_limits = product::Limits::from_json(plan->limits);
+  product::Product& impl = product_of(product);
+
+  store_.write([&](store::WriteTx& tx) {
+    row = require_resource(tx, installation_id, resource_id);
+    if (req.name) row.name = *req.name;
+    if (req.metadata) row.metadata_json = req.metadata->dump();
+    if (plan) row.billing_plan_id = plan->id;
+    if (req.status) row.status = *req.status == "suspended" ? "suspended" : "ready";
+    if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
+    row.updated_ms = clock_.now_ms();
+    tx.put_resource(row);
+  });
+  // Limits follow the plan. Applied after commit: a failure here leaves the old (valid)
+  // limits in place, and the next query re-applies the plan's limits anyway.
+  if (new_limits) impl.set_limits(row.id, *new_limits);
+  if (req.metadata) impl.set_metadata(row.id, *req.metadata);
+  return render(row);
+}
+
+void ResourceService::remove(const std::string& installation_id, const std::string& resource_id) {
+  std::optional<store::ResourceRow> deleted;
+  store_.write([&](store::WriteTx& tx) {
+    installations_.require_active(tx, installation_id);
+    auto row = tx.resource(resource_id);
+    if (!row || row->installation_id != installation_id)
+      throw ApiError::not_found("resource " + resource_id + " not found");
+    if (row->deleted_ms) return;  // already deleted: success
+    int64_t now = clock_.now_ms();
+    row->deleted_ms = now;
+    row->updated_ms = now;
+    row->status = "uninstalled";
+    row->secrets_sealed.reset();
+    tx.delete_credentials(row->id);  // tokens stop working with this commit
+    tx.put_resource(*row);
+    deleted = row;
+  });
+  if (!deleted) return;
+  const model::Product* p = catalog_->product(deleted->product_id);
+  if (p) product_of(*p).destroy(deleted->id);
+  util::log_info("resource deleted")
+      .str("installation", installation_id)
+      .str("resource", resource_id);
+}
+
+ResourceService::RotateOutcome ResourceService::rotate(const std::string& installation_id,
+                                                       const std::string& resource_id,
+                                                       const model::RotateSecretsRequest& req) {
+  store::ResourceRow row;
+  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  const model::Product& product = require_product(row.product_id);
+  Json secrets;
+  store_.write([&](store::WriteTx& tx) {
+    row = require_resource(tx, installation_id, resource_id);
+    int64_t now = clock_.now_ms();
+    // Old tokens keep working for the requested delay: deployed apps only see new values
+    // after a redeploy.
+    auto delay_ms = static_cast<int64_t>(std::llround(req.delay_hours * 3600.0 * 1000.0));
+    tx.expire_credentials(row.id, now + delay_ms);
+    secrets = issue_secrets(tx, row, now);
+    row.updated_ms = now;
+    tx.put_resource(row);
+  });
+  util::log_info("resource secrets rotated")
+      .str("installation", installation_id)
+      .str("resource", resource_id)
+      .real("delay_hours", req.delay_hours)
+      .str("mode", product.rotation);
+  if (product.rotation != "async")
+    return {200, Json{{"sync", true}, {"secrets", secrets}, {"partial", false}}};
+
+  // Asynchronous rotation: answer 202 now and push the new secrets to Vercel.
+  auto token = installations_.access_token(installation_id);
+  if (token) {
+    std::thread([vercel = &vercel_, token = *token, installation_id, resource_id, secrets] {
+      auto res =
+          vercel->update_resource_secrets(token, installation_id, resource_id, secrets, false);
+      if (!res.ok())
+        util::log_error("pushing rotated secrets to Vercel failed")
+            .str("installation", installation_id)
+            .str("resource", resource_id)
+            .num("status", res.status)
+            .str("error", res.error);
+    }).detach();
+  }
+  return {202, Json{{"sync", false}}};
+}
+
+Json ResourceService::repl(const std::string& installation_id, const std::string& resource_id,
+                           const model::ReplRequest& req,
+                           const std::function<void(const Json&)>& emit) {
+  store::ResourceRow row;
+  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  if (row.status == "suspended")
+    throw ApiError::conflict("resource " + resource_id +
+                             " is suspended; resume it to run commands");
+  const model::Product& product = require_product(row.product_id);
+  const model::Plan* plan = catalog_->plan(row.billing_plan_id);
+  product::UsageDelta usage;
+  Json blocks;
+  try {
+    blocks = product_of(product).repl(
+        row.id, req.input, req.read_only,
+        product::Limits::from_json(plan ? plan->limits : Json::object()), emit, &usage);
+  } catch (const product::QueryError& e) {
+    throw query_error(e);
+  }
+  record_usage(row, usage);
+  return blocks;
+}
+
+std::string ResourceService::plans(const std::string& installation_id,
+                                   const std::string& resource_id, const Json& metadata) {
+  store::ResourceRow row;
+  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  const model::Product& product = require_product(row.product_id);
+  Json out = Json::array();
+  for (const model::Plan* p : catalog_->plans_of(product))
+    if (p->matches(metadata)) out.push_back(p->public_json);
+  return Json{{"plans", out}}.dump();
+}
+
+Json ResourceService::query(const std::string& resource_id, const std::string& token,
+                            const Json& body) {
+  if (token.empty()) throw ApiError::unauthorized("missing bearer token");
+  store::ResourceRow row;
+  std::string access;
+  store_.read([&](store::ReadTx& tx) {
+    auto cred = tx.credential(token_hash(token));
+    int64_t now = clock_.now_ms();
+    // A token of another database is rejected exactly like an unknown one.
+    if (!cred || cred->resource_id != resource_id || (cred->expires_ms && *cred->expires_ms <= now))
+      throw ApiError::unauthorized("invalid or expired database token");
+    auto r = tx.resource(resource_id);
+    if (!r || r->deleted_ms) throw ApiError::not_found("database " + resource_id + " not found");
+    row = *r;
+    access = cred->access;
+  });
+  if (row.status == "suspended")
+    throw ApiError(403, "resource_suspended",
+                   "database " + resource_id + " is suspended; resume it in Vercel to use it");
+
+  model::Checker check;
+  std::vector<product::Statement> statements;
+  auto add_statement = [&](const Json& s, const std::string& path) {
+    product::Statement st;
+    st.sql = check.string(s, "sql", path, true, true).value_or("");
+    if (auto it = s.find("params"); it != s.end() && !it->is_null()) {
+      if (!it->is_array() && !it->is_object())
+        check.add(model::Checker::join(path, "params"), "must be an array or an object");
+      else
+        st.params = *it;
+    }
+    statements.push_back(std::move(st));
+  };
+  if (const Json* list = check.get(body, "statements", "", model::Kind::kArray, false)) {
+    if (list->empty()) check.add("statements", "must not be empty");
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string path = model::Checker::index("statements", i);
+      if (!(*list)[i].is_object())
+        check.add(path, "must be an object");
+      else
+        add_statement((*list)[i], path);
+    }
+  } else if (!body.contains("statements")) {
+    add_statement(body, "");
+  }
+  check.throw_if_failed("query");
+
+  const model::Product& product = require_product(row.product_id);
+  const model::Plan* plan = catalog_->plan(row.billing_plan_id);
+  product::Limits limits = product::Limits::from_json(plan ? plan->limits : Json::object());
+  product::UsageDelta usage;
+  std::vector<product::StatementResult> results;
+  try {
+    results = product_of(product).execute(row.id, statements, access != "rw", limits, &usage);
+  } catch (const product::QueryError& e) {
+    record_usage(row, usage);
+    throw query_error(e);
+  }
+  record_usage(row, usage);
+
+  Json out = Json::array();
+  for (auto& r : results)
+    out.push_back({{"columns", r.columns},
+                   {"rows", std::move(r.rows)},
+                   {"rowsAffected", r.rows_affected},
+                   {"lastInsertId", r.last_insert_id}});
+  return Json{{"results", out}};
+}
+
+void ResourceService::record_usage(const store::ResourceRow& row,
+                                   const product::UsageDelta& usage) {
+  const model::Product* product = catalog_->product(row.product_id);
+  if (!product) return;
+  int64_t storage = 0;
+  try {
+    storage = product_of(*product).storage_bytes(row.id);
+  } catch (const product::QueryError&) {
+    return;  // deleted while the query ran: nothing left to account for
+  }
+  const model::Plan* plan = catalog_->plan(row.billing_plan_id);
+  int64_t limit = product::Limits::from_json(plan ? plan->limits : Json::object()).storage_bytes;
+  bool near_full = limit > 0 && static_cast<double>(storage) >=
+                                    options_.storage_warn_ratio * static_cast<double>(limit);
+  std::string day = day_of(clock_.now_ms());
+  store_.write([&](store::WriteTx& tx) {
+    if (usage.queries) tx.add_usage(row.id, day, "queries", usage.queries);
+    if (usage.rows_read) tx.add_usage(row.id, day, "rowsRead", usage.rows_read);
+    if (usage.rows_written) tx.add_usage(row.id, day, "rowsWritten", usage.rows_written);
+    tx.max_usage(row.id, day, "storageBytes", storage);
+    // Near the plan's storage limit the resource carries a warn notification (and loses
+    // it once back under), so Vercel shows it on the resource page.
+    auto current = tx.resource(row.id);
+    if (!current || current->deleted_ms) return;
+    bool has_warn =
+        current->notification_json &&
+        Json::parse(*current->notification_json).value("title", "") == kStorageWarnTitle;
+    if (near_full && !has_warn) {
+      current->notification_json =
+          Json{{"level", "warn"},
+               {"title", kStorageWarnTitle},
+               {"message", "The database uses " + std::to_string(storage) + " of " +
+                               std::to_string(limit) + " bytes allowed by its plan."}}
+              .dump();
+      tx.put_resource(*current);
+    } else if (!near_full && has_warn) {
+      current->notification_json.reset();
+      tx.put_resource(*current);
+    }
+  });
+}
+
+}  // namespace wharf::service

@@ -1,0 +1,93 @@
+// Resources (partner-api.md §5.5–5.11) on real products, and the data plane that serves
+// them: provisioning with real credentials, get/list/update/delete, secrets rotation, the
+// REPL, token-authenticated queries, and the usage ledger measured from the product.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/catalog.h"
+#include "model/resource.h"
+#include "product/product.h"
+#include "service/installations.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/crypto.h"
+#include "vercel/client.h"
+
+namespace wharf::service {
+
+class ResourceService {
+ public:
+  struct Options {
+    std::string public_url;  // DATABASE_URL = <public_url>/v1/databases/<resource id>
+    // Fraction of the plan's storage limit at which the resource gets a warn notification.
+    double storage_warn_ratio = 0.9;
+  };
+  ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                  InstallationService& installations,
+                  std::map<std::string, product::Product*> products, const util::SecretBox& box,
+                  const util::Clock& clock, const vercel::Client& vercel, Options options);
+
+  // Returns the ProvisionedResource (with secrets). A repeat with the same Idempotency-Key
+  // returns the same resource and secrets, never a second database.
+  model::Json provision(const std::string& installation_id,
+                        const model::ProvisionResourceRequest& req,
+                        const std::optional<std::string>& idempotency_key);
+  model::Json get(const std::string& installation_id, const std::string& resource_id);
+  model::Json list(const std::string& installation_id, const std::vector<std::string>& ids);
+  model::Json update(const std::string& installation_id, const std::string& resource_id,
+                     const model::UpdateResourceRequest& req);
+  // Deletes the resource and its database; a repeat (already deleted) succeeds.
+  void remove(const std::string& installation_id, const std::string& resource_id);
+
+  struct RotateOutcome {
+    int status;  // 200 (sync) or 202 (async)
+    model::Json body;
+  };
+  RotateOutcome rotate(const std::string& installation_id, const std::string& resource_id,
+                       const model::RotateSecretsRequest& req);
+
+  // REPL blocks; `emit` receives each block as produced (streaming).
+  model::Json repl(const std::string& installation_id, const std::string& resource_id,
+                   const model::ReplRequest& req,
+                   const std::function<void(const model::Json&)>& emit);
+
+  std::string plans(const std::string& installation_id, const std::string& resource_id,
+                    const model::Json& metadata);
+
+  // Data plane: `token` is the bearer token; `body` is {sql, params} or {statements: […]}.
+  model::Json query(const std::string& resource_id, const std::string& token,
+                    const model::Json& body);
+
+  static std::string token_hash(const std::string& token) {
+    return util::to_hex(util::sha256(token));
+  }
+
+ private:
+  store::ResourceRow require_resource(store::ReadTx& tx, const std::string& installation_id,
+                                      const std::string& resource_id) const;
+  const model::Product& require_product(const std::string& product_id) const;
+  product::Product& product_of(const model::Product& p) const;
+  const model::Plan& require_plan(const model::Product& product, const std::string& plan_id) const;
+  void check_metadata(const model::Product& product, const model::Json& metadata) const;
+  model::Json render(const store::ResourceRow& row) const;
+  // New tokens for a resource: writes their hashes and returns the Secret[] (sealed into row).
+  model::Json issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now);
+  model::Json open_secrets(const store::ResourceRow& row) const;
+  void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
+  std::string day_of(int64_t ms) const;
+
+  store::Store& store_;
+  std::shared_ptr<const model::Catalog> catalog_;
+  InstallationService& installations_;
+  std::map<std::string, product::Product*> products_;
+  const util::SecretBox& box_;
+  const util::Clock& clock_;
+  const vercel::Client& vercel_;
+  Options options_;
+};
+
+}  // namespace wharf::service

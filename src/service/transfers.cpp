@@ -1,0 +1,187 @@
+#include "service/transfers.h"
+
+#include <set>
+
+#include "model/api_error.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+namespace wharf::service {
+
+using model::ApiError;
+using model::Json;
+
+namespace {
+
+std::vector<std::string> parse_resource_ids(const Json& body, model::Checker& check) {
+  std::vector<std::string> ids;
+  const Json* arr = check.get(body, "resourceIds", "", model::Kind::kArray, true);
+  if (!arr) return ids;
+  if (arr->empty()) check.add("resourceIds", "must list at least one resource");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    if (!(*arr)[i].is_string() || (*arr)[i].get<std::string>().empty()) {
+      check.add(model::Checker::index("resourceIds", i), "must be a resource id");
+      continue;
+    }
+    if (seen.insert((*arr)[i].get<std::string>()).second)
+      ids.push_back((*arr)[i].get<std::string>());
+  }
+  return ids;
+}
+
+int64_t parse_epoch_ms(const Json& body, const char* key, model::Checker& check) {
+  const Json* v = check.get(body, key, "", model::Kind::kNumber, true);
+  if (!v) return 0;
+  double d = v->get<double>();
+  if (!(d >= 1)) {
+    check.add(key, "must be a positive epoch time in milliseconds");
+    return 0;
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool contains(const Json& arr, const std::string& v) {
+  for (const auto& x : arr)
+    if (x == v) return true;
+  return false;
+}
+
+}  // namespace
+
+TransferService::TransferService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                                 InstallationService& installations, const util::Clock& clock)
+    : store_(store), catalog_(std::move(catalog)), installations_(installations), clock_(clock) {}
+
+std::vector<std::string> TransferService::check_resources(
+    store::ReadTx& tx, const std::string& source, const std::vector<std::string>& ids) const {
+  std::vector<std::string> problems;
+  for (const auto& id : ids) {
+    auto row = tx.resource(id);
+    if (!row || row->installation_id != source || row->deleted_ms) problems.push_back(id);
+  }
+  return problems;
+}
+
+void TransferService::insert(const std::string& id, const std::string& source,
+                             const std::vector<std::string>& resource_ids, int64_t expires_ms,
+                             bool legacy) {
+  store_.write([&](store::WriteTx& tx) {
+    installations_.require_active(tx, source);
+    if (tx.transfer_claim(id)) throw ApiError::conflict("transfer " + id + " already exists");
+    auto bad = check_resources(tx, source, resource_ids);
+    if (!bad.empty())
+      throw ApiError::unprocessable("resources not owned by installation " + source + ": " +
+                                    Json(bad).dump());
+    store::TransferClaimRow row;
+    row.id = id;
+    row.source_installation_id = source;
+    row.resource_ids_json = Json(resource_ids).dump();
+    row.expires_ms = expires_ms;
+    row.legacy = legacy;
+    row.created_ms = clock_.now_ms();
+    tx.put_transfer_claim(row);
+  });
+  util::log_info("transfer claim created")
+      .str("claim", id)
+      .str("source", source)
+      .num("resources", static_cast<int64_t>(resource_ids.size()));
+}
+
+Json TransferService::create(const std::string& source, const Json& body) {
+  model::Checker check;
+  auto ids = parse_resource_ids(body, check);
+  int64_t expires = parse_epoch_ms(body, "expiresAt", check);
+  if (check.ok() && expires <= clock_.now_ms()) check.add("expiresAt", "is in the past");
+  check.throw_if_failed("Create Resources Transfer Request");
+  std::string id = util::new_id("claim");
+  insert(id, source, ids, expires, false);
+  return Json{{"providerClaimId", id}};
+}
+
+void TransferService::create_legacy(const std::string& source, const std::string& transfer_id,
+                                    const Json& body) {
+  model::Checker check;
+  check.string(body, "claimId", "", false);
+  auto ids = parse_resource_ids(body, check);
+  int64_t expires = parse_epoch_ms(body, "expiration", check);
+  if (check.ok() && expires <= clock_.now_ms()) check.add("expiration", "is in the past");
+  check.throw_if_failed("Create Resources Transfer Request");
+  insert(transfer_id, source, ids, expires, true);
+}
+
+store::TransferClaimRow TransferService::require_open(store::ReadTx& tx,
+                                                      const std::string& claim_id,
+                                                      const std::string& target,
+                                                      bool allow_winner) const {
+  installations_.require_active(tx, target);
+  auto claim = tx.transfer_claim(claim_id);
+  if (!claim) throw ApiError::not_found("transfer claim " + claim_id + " not found");
+  if (claim->status == "completed") {
+    if (allow_winner && claim->target_installation_id == target) return *claim;
+    throw ApiError::conflict("transfer claim " + claim_id + " is already completed");
+  }
+  if (claim->expires_ms <= clock_.now_ms())
+    throw ApiError::conflict("transfer claim " + claim_id + " has expired");
+  if (claim->source_installation_id == target)
+    throw ApiError::unprocessable("the target installation is the claim's source");
+  return *claim;
+}
+
+Json TransferService::verify(const std::string& target, const std::string& claim_id) {
+  bool legacy = false;
+  store_.write([&](store::WriteTx& tx) {
+    auto claim = require_open(tx, claim_id, target, /*allow_winner=*/false);
+    std::vector<std::string> ids = Json::parse(claim.resource_ids_json);
+    auto gone = check_resources(tx, claim.source_installation_id, ids);
+    if (!gone.empty())
+      throw ApiError::unprocessable("resources no longer available for transfer: " +
+                                    Json(gone).dump());
+    Json verified = Json::parse(claim.verified_by_json);
+    if (!contains(verified, target)) {
+      verified.push_back(target);
+      claim.verified_by_json = verified.dump();
+      tx.put_transfer_claim(claim);
+    }
+    legacy = claim.legacy;
+  });
+  if (legacy) return Json::object();
+  // The resources keep their plans; the target needs no different plan.
+  return Json{{"valid", true}};
+}
+
+bool TransferService::accept(const std::string& target, const std::string& claim_id) {
+  bool legacy = false;
+  bool moved = false;
+  // One write transaction: the writer lock serialises concurrent accepts, so exactly one
+  // sees the claim open and moves the resources; the others see it completed.
+  store_.write([&](store::WriteTx& tx) {
+    auto claim = require_open(tx, claim_id, target, /*allow_winner=*/true);
+    legacy = claim.legacy;
+    if (claim.status == "completed") return;  // the winner repeating itself
+    if (!contains(Json::parse(claim.verified_by_json), target))
+      throw ApiError::conflict("transfer claim " + claim_id + " was not verified for " + target);
+    std::vector<std::string> ids = Json::parse(claim.resource_ids_json);
+    auto gone = check_resources(tx, claim.source_installation_id, ids);
+    if (!gone.empty())
+      throw ApiError::unprocessable("resources no longer available for transfer: " +
+                                    Json(gone).dump());
+    int64_t now = clock_.now_ms();
+    for (const auto& id : ids) {
+      auto row = tx.resource(id);
+      row->installation_id = target;
+      row->idempotency_key.reset();  // keys are scoped to the installation that used them
+      row->updated_ms = now;
+      tx.put_resource(*row);
+    }
+    claim.status = "completed";
+    claim.target_installation_id = target;
+    claim.completed_ms = now;
+    tx.put_transfer_claim(claim);
+    moved = true;
+  });
+  if (moved) util::log_info("transfer accepted").str("claim", claim_id).str("target", target);
+  return legacy;
+}
+
+}  // namespace wharf::service
