@@ -171,7 +171,7 @@ Config load_config(const std::map<std::string, std::string>& env,
   }
   unsigned hw = std::max(2u, std::thread::hardware_concurrency());
   c.threads = static_cast<int>(
-      parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(hw)), 1, 256));
+      parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(2 * hw)), 1, 256));
   if (auto v = get("WHARF_MAX_BODY_BYTES"))
     c.max_body_bytes =
         static_cast<uint64_t>(parse_int("WHARF_MAX_BODY_BYTES", *v, 1024, 1LL << 30));

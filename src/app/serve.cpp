@@ -189,6 +189,7 @@ int serve(const Config& config) {
   }
 
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
+  Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
 
   util::log_info("wharf listening")
       .str("address", config.listen_host + ":" + std::to_string(server.port()))
@@ -198,6 +199,7 @@ int serve(const Config& config) {
       .num("threads", config.threads)
       .num("products", static_cast<int64_t>(catalog->products().size()));
   server.run();
+  resources.flush_usage();  // the last second of usage counts
   jwks.stop();
   util::log_info("wharf stopped");
   return 0;

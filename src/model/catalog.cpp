@@ -143,6 +143,23 @@ std::shared_ptr<const Catalog> Catalog::parse(const Json& doc) {
     prod.kind = check.one_of(j, "kind", path, true, {"sqlite", "postgres", "flags"}).value_or("");
     prod.name = check.string(j, "name", path, true, true).value_or("");
     prod.rotation = check.one_of(j, "rotation", path, false, {"sync", "async"}).value_or("sync");
+    if (const Json* eo = check.get(j, "environmentOverrides", path, Kind::kObject, false)) {
+      std::string eo_path = path + ".environmentOverrides";
+      for (auto it = eo->begin(); it != eo->end(); ++it) {
+        std::string p = Checker::join(eo_path, it.key());
+        if (!it->is_object()) {
+          check.add(p, "must be an object of environment -> secret name");
+          continue;
+        }
+        for (auto env = it->begin(); env != it->end(); ++env) {
+          if (env.key() != "development" && env.key() != "preview" && env.key() != "production")
+            check.add(Checker::join(p, env.key()), "must be development, preview or production");
+          else if (!env->is_string())
+            check.add(Checker::join(p, env.key()), "must name a secret");
+        }
+      }
+      prod.environment_overrides = *eo;
+    }
     const Json* plan_ids = check.get(j, "plans", path, Kind::kArray, true);
     fail_if_errors();
     for (size_t k = 0; k < plan_ids->size(); ++k) {

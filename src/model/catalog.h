@@ -42,7 +42,11 @@ struct Product {
   std::string name;
   std::vector<std::string> plan_ids;
   std::string rotation = "sync";  // secrets rotation answered sync (200) or async (202 + push)
-  Json metadata_schema;           // null when the product has none
+  // Per-environment secret values: {"DATABASE_TOKEN": {"preview": "DATABASE_READONLY_TOKEN"}}
+  // gives that secret, in that environment, the value of the named secret (e.g. preview
+  // deployments get read-only access). Empty when the product asks for none.
+  Json environment_overrides = Json::object();
+  Json metadata_schema;  // null when the product has none
   std::shared_ptr<const MetadataSchema> schema;
 };
 

@@ -125,6 +125,19 @@ Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row,
                         .to_json());
   secrets.push_back(model::Secret{"DATABASE_TOKEN", rw, std::nullopt, nullptr}.to_json());
   secrets.push_back(model::Secret{"DATABASE_READONLY_TOKEN", ro, std::nullopt, nullptr}.to_json());
+  // Per-environment values the catalog asks for: each names another secret whose value
+  // that environment gets instead.
+  if (const model::Product* product = catalog_->product(row.product_id)) {
+    for (auto& secret : secrets) {
+      auto it = product->environment_overrides.find(secret["name"].get<std::string>());
+      if (it == product->environment_overrides.end()) continue;
+      Json overrides = Json::object();
+      for (auto env = it->begin(); env != it->end(); ++env)
+        for (const auto& source : secrets)
+          if (source["name"] == *env) overrides[env.key()] = source["value"];
+      if (!overrides.empty()) secret["environmentOverrides"] = overrides;
+    }
+  }
   row.secrets_sealed = box_.seal(secrets.dump(), secrets_aad(row.id));
   return secrets;
 }
@@ -432,44 +445,86 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
 
 void ResourceService::record_usage(const store::ResourceRow& row,
                                    const product::UsageDelta& usage) {
-  const model::Product* product = catalog_->product(row.product_id);
-  if (!product) return;
-  int64_t storage = 0;
-  try {
-    storage = product_of(*product).storage_bytes(row.id);
-  } catch (const product::QueryError&) {
-    return;  // deleted while the query ran: nothing left to account for
-  }
-  const model::Plan* plan = catalog_->plan(row.billing_plan_id);
-  int64_t limit = product::Limits::from_json(plan ? plan->limits : Json::object()).storage_bytes;
-  bool near_full = limit > 0 && static_cast<double>(storage) >=
-                                    options_.storage_warn_ratio * static_cast<double>(limit);
   std::string day = day_of(clock_.now_ms());
-  store_.write([&](store::WriteTx& tx) {
-    if (usage.queries) tx.add_usage(row.id, day, "queries", usage.queries);
-    if (usage.rows_read) tx.add_usage(row.id, day, "rowsRead", usage.rows_read);
-    if (usage.rows_written) tx.add_usage(row.id, day, "rowsWritten", usage.rows_written);
-    tx.max_usage(row.id, day, "storageBytes", storage);
-    // Near the plan's storage limit the resource carries a warn notification (and loses
-    // it once back under), so Vercel shows it on the resource page.
-    auto current = tx.resource(row.id);
-    if (!current || current->deleted_ms) return;
-    bool has_warn =
-        current->notification_json &&
-        Json::parse(*current->notification_json).value("title", "") == kStorageWarnTitle;
-    if (near_full && !has_warn) {
-      current->notification_json =
-          Json{{"level", "warn"},
-               {"title", kStorageWarnTitle},
-               {"message", "The database uses " + std::to_string(storage) + " of " +
-                               std::to_string(limit) + " bytes allowed by its plan."}}
-              .dump();
-      tx.put_resource(*current);
-    } else if (!near_full && has_warn) {
-      current->notification_json.reset();
-      tx.put_resource(*current);
+  std::lock_guard<std::mutex> lock(usage_mu_);
+  PendingUsage& p = pending_usage_[row.id];
+  p.product_id = row.product_id;
+  p.billing_plan_id = row.billing_plan_id;
+  p.counters[{day, "queries"}] += usage.queries;
+  p.counters[{day, "rowsRead"}] += usage.rows_read;
+  p.counters[{day, "rowsWritten"}] += usage.rows_written;
+}
+
+void ResourceService::flush_usage() {
+  std::map<std::string, PendingUsage> batch;
+  {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    batch.swap(pending_usage_);
+  }
+  if (batch.empty()) return;
+  // Storage is measured outside the transaction (it reads the product's files).
+  struct Measured {
+    int64_t storage = -1;
+    bool near_full = false;
+    int64_t limit = 0;
+  };
+  std::map<std::string, Measured> measured;
+  for (const auto& [rid, p] : batch) {
+    const model::Product* product = catalog_->product(p.product_id);
+    if (!product) continue;
+    Measured m;
+    try {
+      m.storage = product_of(*product).storage_bytes(rid);
+    } catch (const product::QueryError&) {
+      continue;  // deleted meanwhile: its counts still go to the ledger below
     }
-  });
+    const model::Plan* plan = catalog_->plan(p.billing_plan_id);
+    m.limit = product::Limits::from_json(plan ? plan->limits : Json::object()).storage_bytes;
+    m.near_full = m.limit > 0 && static_cast<double>(m.storage) >=
+                                     options_.storage_warn_ratio * static_cast<double>(m.limit);
+    measured[rid] = m;
+  }
+  std::string today = day_of(clock_.now_ms());
+  try {
+    store_.write([&](store::WriteTx& tx) {
+      for (const auto& [rid, p] : batch) {
+        for (const auto& [key, delta] : p.counters)
+          if (delta) tx.add_usage(rid, key.first, key.second, delta);
+        auto m = measured.find(rid);
+        if (m == measured.end()) continue;
+        tx.max_usage(rid, today, "storageBytes", m->second.storage);
+        // Near the plan's storage limit the resource carries a warn notification (and
+        // loses it once back under), so Vercel shows it on the resource page.
+        auto current = tx.resource(rid);
+        if (!current || current->deleted_ms) continue;
+        bool has_warn =
+            current->notification_json &&
+            Json::parse(*current->notification_json).value("title", "") == kStorageWarnTitle;
+        if (m->second.near_full && !has_warn) {
+          current->notification_json =
+              Json{{"level", "warn"},
+                   {"title", kStorageWarnTitle},
+                   {"message", "The database uses " + std::to_string(m->second.storage) + " of " +
+                                   std::to_string(m->second.limit) + " bytes allowed by its plan."}}
+                  .dump();
+          tx.put_resource(*current);
+        } else if (!m->second.near_full && has_warn) {
+          current->notification_json.reset();
+          tx.put_resource(*current);
+        }
+      }
+    });
+  } catch (...) {
+    // Put the counts back so the next flush retries them.
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    for (auto& [rid, p] : batch) {
+      PendingUsage& into = pending_usage_[rid];
+      into.product_id = p.product_id;
+      into.billing_plan_id = p.billing_plan_id;
+      for (const auto& [key, delta] : p.counters) into.counters[key] += delta;
+    }
+    throw;
+  }
 }
 
 }  // namespace wharf::service

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -66,6 +67,11 @@ class ResourceService {
     return util::to_hex(util::sha256(token));
   }
 
+  // Writes the usage accumulated since the last flush to the ledger in one transaction,
+  // with each touched resource's storage size and storage notification. Called every
+  // second by the server and at shutdown; a crash loses at most that second of counts.
+  void flush_usage();
+
  private:
   store::ResourceRow require_resource(store::ReadTx& tx, const std::string& installation_id,
                                       const std::string& resource_id) const;
@@ -77,6 +83,8 @@ class ResourceService {
   // New tokens for a resource: writes their hashes and returns the Secret[] (sealed into row).
   model::Json issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now);
   model::Json open_secrets(const store::ResourceRow& row) const;
+  // Adds a call's usage to the in-memory batch (a ledger write per query would put an
+  // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
   std::string day_of(int64_t ms) const;
 
@@ -88,6 +96,14 @@ class ResourceService {
   const util::Clock& clock_;
   const vercel::Client& vercel_;
   Options options_;
+
+  struct PendingUsage {
+    std::string product_id;
+    std::string billing_plan_id;
+    std::map<std::pair<std::string, std::string>, int64_t> counters;  // (day, metric) -> delta
+  };
+  std::mutex usage_mu_;
+  std::map<std::string, PendingUsage> pending_usage_;  // resource id -> batch
 };
 
 }  // namespace wharf::service

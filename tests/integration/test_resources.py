@@ -199,3 +199,73 @@ def test_slow_and_oversized_queries_are_bounded(pair, inst):
     big = q(s, {"sql": "with recursive c(x) as (select 1 union all select x+1 from c limit 200000) "
                        "select x, printf('%.100c', 'x') from c"})
     assert big.status_code == 413 and big.json()["error"]["code"] == "result_too_large", big.text
+
+
+ASYNC_CATALOG = {
+    "products": [{
+        "id": "sqlite-db", "kind": "sqlite", "name": "SQLite", "plans": ["free"],
+        "rotation": "async",
+        "environmentOverrides": {"DATABASE_TOKEN": {"preview": "DATABASE_READONLY_TOKEN",
+                                                    "development": "DATABASE_READONLY_TOKEN"}},
+    }],
+    "plans": [{"id": "free", "type": "subscription", "name": "Free", "description": "d",
+               "paymentMethodRequired": False, "limits": {"storageBytes": 1048576}}],
+}
+
+
+def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp_path):
+    sb, w = start_pair(tmp_path, wharf_bin, ASYNC_CATALOG)
+    try:
+        iid = api.new_installation_id()
+        sb.run("install", installationId=iid)
+        res = sb.run("provision", installationId=iid, productId="sqlite-db", name="db",
+                     metadata={}, billingPlanId="free")["response"]
+        rid, s = res["id"], secrets_of(res)
+        token_secret = next(x for x in res["secrets"] if x["name"] == "DATABASE_TOKEN")
+        assert token_secret["environmentOverrides"] == {
+            "preview": s["DATABASE_READONLY_TOKEN"], "development": s["DATABASE_READONLY_TOKEN"]}
+        env = requests.get(f"{sb.base}/_sandbox/env/{iid}/{rid}", timeout=10).json()
+        assert env["production"]["DATABASE_TOKEN"] == s["DATABASE_TOKEN"]
+        assert env["preview"]["DATABASE_TOKEN"] == s["DATABASE_READONLY_TOKEN"]
+
+        rot = sb.run("rotate-secrets", installationId=iid, resourceId=rid, idempotencyKey="rot-1")
+        assert rot["status"] == 202 and rot["response"] == {"sync": False}, rot
+        # Wharf pushes the new secrets to the sandbox's Update Resource Secrets.
+        deadline = time.time() + 20
+        pushed = None
+        while time.time() < deadline:
+            stored = sb.state()["resources"][iid][rid]["secrets"]
+            value = next(x["value"] for x in stored if x["name"] == "DATABASE_TOKEN")
+            if value != s["DATABASE_TOKEN"]:
+                pushed = value
+                break
+            time.sleep(0.1)
+        assert pushed, "rotated secrets never reached the sandbox"
+        assert q(s, {"sql": "select 1"}, token=pushed).status_code == 200
+        # A repeated rotation request (same Idempotency-Key) is not a second rotation.
+        again = sb.run("rotate-secrets", installationId=iid, resourceId=rid, idempotencyKey="rot-1")
+        assert again["status"] == 202
+        time.sleep(1)
+        stored = sb.state()["resources"][iid][rid]["secrets"]
+        assert next(x["value"] for x in stored if x["name"] == "DATABASE_TOKEN") == pushed
+
+        # Storage limit: the database cannot grow past 1 MiB and warns near it.
+        assert q(s, {"sql": "create table blob(b)"}, token=pushed).status_code == 200
+        full = None
+        for _ in range(40):
+            full = q(s, {"sql": "insert into blob values (zeroblob(65536))"}, token=pushed)
+            if full.status_code != 200:
+                break
+        assert full.status_code == 507 and full.json()["error"]["code"] == "storage_limit", full.text
+        token = requests.post(sb.base + "/_sandbox/tokens", timeout=10,
+                              json={"kind": "system", "installationId": iid}).json()["token"]
+        # Usage (and with it the storage notification) is flushed to the ledger every second.
+        deadline = time.time() + 15
+        got = {}
+        while time.time() < deadline and "notification" not in got:
+            got = w.get(f"/v1/installations/{iid}/resources/{rid}", token).json()
+            time.sleep(0.2)
+        assert got["notification"]["level"] == "warn", got
+    finally:
+        w.stop()
+        sb.stop()

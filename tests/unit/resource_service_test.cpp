@@ -120,6 +120,7 @@ TEST_F(ResourceServiceTest, UsageLedgerCountsQueriesRowsAndStorage) {
       rid, token,
       Json{{"statements",
             {{{"sql", "insert into t values (1), (2), (3)"}}, {{"sql", "select x from t"}}}}});
+  resources_->flush_usage();
   std::map<std::string, int64_t> usage;
   store_->read([&](store::ReadTx& tx) {
     usage = tx.usage(rid, util::format_iso8601_ms(clock_.now_ms()).substr(0, 10));
