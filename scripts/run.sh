@@ -92,8 +92,9 @@ cat <<MSG
         --input 'select sqlite_version()'
     build/wharf-sandbox log           # every exchange, with conformance findings
 
-  (Provisioning and the REPL need the resource half of the Partner API; until Wharf serves
-  it, the sandbox records Wharf's 404 and says so in the log.)
+  provision prints DATABASE_URL and DATABASE_TOKEN; query the database directly with
+    curl -s <DATABASE_URL>/query -H 'Authorization: Bearer <DATABASE_TOKEN>' \
+        -H 'Content-Type: application/json' -d '{"sql": "select 1"}'
 
   Ctrl-C stops both.
 MSG

@@ -40,7 +40,7 @@ constexpr Setting kSettings[] = {
     {"WHARF_PUBLIC_URL", "public-url", "public base URL of this server"},
     {"WHARF_ENCRYPTION_KEY", "encryption-key",
      "base64 of 32 bytes (default: <data dir>/encryption.key)"},
-    {"WHARF_THREADS", "threads", "I/O threads (default 4)"},
+    {"WHARF_THREADS", "threads", "I/O threads (default: the number of cores, at least 2)"},
     {"WHARF_MAX_BODY_BYTES", "max-body-bytes", "request body limit (default 1048576)"},
     {"WHARF_READ_TIMEOUT_MS", "read-timeout-ms", "time to receive a whole request (default 10000)"},
     {"WHARF_IDLE_TIMEOUT_MS", "idle-timeout-ms", "keep-alive idle timeout (default 60000)"},
@@ -171,7 +171,7 @@ Config load_config(const std::map<std::string, std::string>& env,
   }
   unsigned hw = std::max(2u, std::thread::hardware_concurrency());
   c.threads = static_cast<int>(
-      parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(2 * hw)), 1, 256));
+      parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(hw)), 1, 256));
   if (auto v = get("WHARF_MAX_BODY_BYTES"))
     c.max_body_bytes =
         static_cast<uint64_t>(parse_int("WHARF_MAX_BODY_BYTES", *v, 1024, 1LL << 30));
