@@ -67,24 +67,38 @@ net::Response Dispatcher::run(net::Request& req) const {
                                       {{"Idempotency-Key", "must be at most 255 characters"}});
 
   store::IdempotencyKey ikey{installation_id, req.method, req.path, std::string(*key)};
-  auto stored = idempotency_.run(ikey, req.body, req.request_id, [&] {
+  if (auto stored = idempotency_.begin(ikey, req.body, req.request_id)) {
     net::Response res;
-    try {
-      res = route.handler(ctx);
-    } catch (const model::ApiError& e) {
-      res = error_response(e);  // not stored: the claim is released for non-2xx answers
-    }
-    return service::StoredResponse{res.status, res.content_type, res.body, false};
-  });
-  net::Response res;
-  res.status = stored.status;
-  res.content_type = stored.content_type;
-  res.body = std::move(stored.body);
-  if (stored.replayed) {
+    res.status = stored->status;
+    res.content_type = stored->content_type;
+    res.body = std::move(stored->body);
     metrics_.idempotent_replay();
     res.headers.emplace_back("Idempotency-Replayed", "true");
     add_log_field(req, "idempotent_replay", "true");
+    return res;
   }
+  net::Response res;
+  try {
+    res = route.handler(ctx);
+  } catch (...) {
+    idempotency_.abandon(ikey, req.request_id);  // a failed request leaves no record
+    throw;
+  }
+  if (!res.stream) {
+    idempotency_.finish(ikey, req.request_id, {res.status, res.content_type, res.body, false});
+    return res;
+  }
+  // A streamed answer is recorded once complete, so a retry replays all of it.
+  res.stream = [this, ikey, owner = req.request_id, status = res.status,
+                content_type = res.content_type,
+                produce = std::move(res.stream)](const net::ChunkWriter& write) {
+    std::string all;
+    produce([&](std::string_view chunk) {
+      all.append(chunk);
+      return write(chunk);
+    });
+    idempotency_.finish(ikey, owner, {status, content_type, all, false});
+  };
   return res;
 }
 

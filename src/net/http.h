@@ -2,6 +2,7 @@
 // no Beast types so layers above net/ never include Boost.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,11 +36,18 @@ struct Request {
   std::vector<std::string> query_params(std::string_view name) const;
 };
 
+// Writes one chunk of a streamed body; returns false once the client is gone.
+using ChunkWriter = std::function<bool(std::string_view)>;
+
 struct Response {
   int status = 200;
   std::string content_type;  // empty => no Content-Type (e.g. 204)
   Headers headers;
   std::string body;
+  // When set, the body is produced by this function, sent chunk by chunk as it calls the
+  // writer (Transfer-Encoding: chunked), and `body` is ignored. It runs on the I/O thread,
+  // so it must be bounded in time (the REPL is, by the plan's limits).
+  std::function<void(const ChunkWriter&)> stream;
 
   static Response json(int status, std::string body) {
     Response r;

@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -235,7 +236,40 @@ class Session : public std::enable_shared_from_this<Session> {
     write(req, std::move(res), keep_alive);
   }
 
+  // A streamed body: headers, then each chunk as the producer writes it, then the last
+  // chunk. Synchronous writes keep the producer's pace tied to the client's.
+  void write_stream(const Request& req, Response res, bool keep_alive) {
+    bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(res.status), 11};
+    if (!res.content_type.empty()) head.set(bhttp::field::content_type, res.content_type);
+    for (const auto& [name, value] : res.headers) head.set(name, value);
+    head.set("X-Request-Id", req.request_id);
+    head.keep_alive(keep_alive);
+    head.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{head};
+    beast::error_code ec;
+    bhttp::write_header(stream_.socket(), sr, ec);
+    bool ok = !ec;
+    size_t bytes = 0;
+    res.stream([&](std::string_view data) {
+      if (!ok) return false;
+      if (data.empty()) return true;
+      asio::write(stream_.socket(), bhttp::make_chunk(asio::const_buffer(data.data(), data.size())),
+                  ec);
+      ok = !ec;
+      bytes += data.size();
+      return ok;
+    });
+    if (ok) asio::write(stream_.socket(), bhttp::make_chunk_last(), ec);
+    ok = ok && !ec;
+    res.stream = nullptr;
+    res.headers.emplace_back("X-Streamed-Bytes", std::to_string(bytes));
+    if (server_.observer) server_.observer(req, res, ms_since(started_));
+    if (!ok || !keep_alive) return close();
+    wait_request();
+  }
+
   void write(const Request& req, Response res, bool keep_alive) {
+    if (res.stream) return write_stream(req, std::move(res), keep_alive);
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
     out->version(11);
     out->result(static_cast<unsigned>(res.status));

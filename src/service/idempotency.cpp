@@ -55,9 +55,9 @@ IdempotencyService::Claim IdempotencyService::try_claim(const store::Idempotency
   return claim;
 }
 
-StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const std::string& body,
-                                       const std::string& owner,
-                                       const std::function<StoredResponse()>& execute) {
+std::optional<StoredResponse> IdempotencyService::begin(const store::IdempotencyKey& key,
+                                                        const std::string& body,
+                                                        const std::string& owner) {
   const std::string hash = util::to_hex(util::sha256(body));
   // The wait is measured on the steady clock: the injected clock may stand still in tests.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.wait_ms);
@@ -65,25 +65,24 @@ StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const s
   for (;;) {
     Claim claim = try_claim(key, hash, owner, &replay);
     if (claim == Claim::kReplay) return replay;
-    if (claim == Claim::kAcquired) break;
+    if (claim == Claim::kAcquired) return std::nullopt;
     if (std::chrono::steady_clock::now() >= deadline)
       throw model::ApiError::conflict(
           "a request with this Idempotency-Key is still being processed; retry later");
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_interval_ms));
   }
+}
 
-  StoredResponse result;
-  try {
-    result = execute();
-  } catch (...) {
-    // Release the claim so a later retry (with corrected input) can run.
-    store_.write([&](store::WriteTx& tx) {
-      auto row = tx.idempotency(key);
-      if (row && row->state == "pending" && row->owner == owner) tx.delete_idempotency(key);
-    });
-    throw;
-  }
+void IdempotencyService::abandon(const store::IdempotencyKey& key, const std::string& owner) {
+  // Release the claim so a later retry (with corrected input) can run.
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.idempotency(key);
+    if (row && row->state == "pending" && row->owner == owner) tx.delete_idempotency(key);
+  });
+}
 
+void IdempotencyService::finish(const store::IdempotencyKey& key, const std::string& owner,
+                                const StoredResponse& result) {
   store_.write([&](store::WriteTx& tx) {
     auto row = tx.idempotency(key);
     if (!row || row->owner != owner) return;  // lease lost to a takeover; keep theirs
@@ -94,6 +93,20 @@ StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const s
     row->body = result.body;
     tx.update_idempotency(*row);
   });
+}
+
+StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const std::string& body,
+                                       const std::string& owner,
+                                       const std::function<StoredResponse()>& execute) {
+  if (auto replay = begin(key, body, owner)) return *replay;
+  StoredResponse result;
+  try {
+    result = execute();
+  } catch (...) {
+    abandon(key, owner);
+    throw;
+  }
+  finish(key, owner, result);
   return result;
 }
 

@@ -10,6 +10,7 @@
 // process that died mid-request and may be taken over.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "store/store.h"
@@ -39,6 +40,15 @@ class IdempotencyService {
   // is still running after `wait_ms`.
   StoredResponse run(const store::IdempotencyKey& key, const std::string& body,
                      const std::string& owner, const std::function<StoredResponse()>& execute);
+
+  // The same in steps, for responses produced over time (a streamed REPL): begin() returns
+  // the stored response to replay, or nothing when this request now holds the claim; the
+  // holder then calls finish() with the complete response, or abandon() on failure.
+  std::optional<StoredResponse> begin(const store::IdempotencyKey& key, const std::string& body,
+                                      const std::string& owner);
+  void finish(const store::IdempotencyKey& key, const std::string& owner,
+              const StoredResponse& result);
+  void abandon(const store::IdempotencyKey& key, const std::string& owner);
 
   // Deletes completed records older than the retention window; returns how many.
   int64_t purge();

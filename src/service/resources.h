@@ -51,6 +51,9 @@ class ResourceService {
   RotateOutcome rotate(const std::string& installation_id, const std::string& resource_id,
                        const model::RotateSecretsRequest& req);
 
+  // Throws the error a REPL call would get before running anything (404, suspended), so a
+  // streamed answer can fail with a proper status before its headers go out.
+  void check_repl(const std::string& installation_id, const std::string& resource_id);
   // REPL blocks; `emit` receives each block as produced (streaming).
   model::Json repl(const std::string& installation_id, const std::string& resource_id,
                    const model::ReplRequest& req,

@@ -269,3 +269,34 @@ def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp
     finally:
         w.stop()
         sb.stop()
+
+
+def test_repl_streams_jsonl_and_replays_with_the_same_key(pair, inst):
+    sb, w = pair
+    res = provision(sb, inst)
+    rid, s = res["id"], secrets_of(res)
+    q(s, {"statements": [{"sql": "create table n(x)"},
+                         {"sql": "with recursive c(x) as (select 1 union all select x+1 from c "
+                                 "limit 50) insert into n select x from c"}]})
+    streamed = sb.run("repl", installationId=inst, resourceId=rid, stream=True,
+                      input="select count(*) from n; .tables", idempotencyKey="repl-1")
+    assert streamed["ok"] and streamed["findings"] == [], streamed
+    ex = sb.exchange(streamed["exchanges"][0])
+    lines = [l for l in ex["responseBody"].split("\n") if l]
+    assert len(lines) == 2 and '"50"' in lines[0] and "n" in lines[1], ex["responseBody"]
+
+    # Directly: chunked transfer, one block per line; a retry with the same key replays.
+    token = requests.post(sb.base + "/_sandbox/tokens", timeout=10,
+                          json={"kind": "user", "installationId": inst}).json()["token"]
+    for attempt in range(2):
+        r = w.request("POST", f"/v1/installations/{inst}/resources/{rid}/repl", token,
+                      json_body={"input": "insert into n values (1000); select count(*) from n"},
+                      headers={"Accept": "application/jsonl"}, idem="repl-direct")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/jsonl", r.text
+        if attempt == 0:
+            assert r.headers.get("transfer-encoding") == "chunked"
+            first = r.text
+        else:
+            assert r.headers.get("idempotency-replayed") == "true"
+            assert r.text == first
+    assert q(s, {"sql": "select count(*) from n"}).json()["results"][0]["rows"] == [[51]]

@@ -69,25 +69,31 @@ void add_resource_routes(RouteTable& routes, Services& s) {
 
   // User auth; a USER-role token may use the console read-only (§2.5).
   auth::EndpointPolicy repl_policy{true, false, false, true};
-  routes.add("POST", item + "/repl", {true, repl_policy, true, [&s](Context& ctx) {
-                                        auto req = model::ReplRequest::parse(ctx.json_body());
-                                        if (ctx.claims && ctx.claims->role != auth::Role::kAdmin)
-                                          req.read_only = true;
-                                        bool jsonl = wants_jsonl(ctx.req);
-                                        std::string lines;
-                                        auto blocks = s.resources.repl(
-                                            param(ctx, "installationId"), param(ctx, "resourceId"),
-                                            req, [&](const model::Json& block) {
-                                              if (jsonl) lines += block.dump() + "\n";
-                                            });
-                                        if (!jsonl) return json_response(200, blocks);
-                                        net::Response r;
-                                        r.content_type = "application/jsonl";
-                                        if (lines.empty())
-                                          for (const auto& b : blocks) lines += b.dump() + "\n";
-                                        r.body = std::move(lines);
-                                        return r;
-                                      }});
+  routes.add("POST", item + "/repl",
+             {true, repl_policy, true, [&s](Context& ctx) {
+                auto req = model::ReplRequest::parse(ctx.json_body());
+                if (ctx.claims && ctx.claims->role != auth::Role::kAdmin) req.read_only = true;
+                std::string inst = param(ctx, "installationId"), rid = param(ctx, "resourceId");
+                if (!wants_jsonl(ctx.req))
+                  return json_response(200, s.resources.repl(inst, rid, req, {}));
+                // application/jsonl: each block goes out as soon as it is produced.
+                s.resources.check_repl(inst, rid);
+                net::Response r;
+                r.content_type = "application/jsonl";
+                r.stream = [&svc = s.resources, inst, rid, req](const net::ChunkWriter& write) {
+                  try {
+                    svc.repl(inst, rid, req,
+                             [&](const model::Json& block) { write(block.dump() + "\n"); });
+                  } catch (const std::exception& e) {
+                    // Headers are gone already: the failure becomes the last block.
+                    model::Json text = {{"type", "text"},
+                                        {"text", std::string("Error: ") + e.what()},
+                                        {"color", "#ff0000"}};
+                    write(model::Json{{"type", "paragraph"}, {"children", {text}}}.dump() + "\n");
+                  }
+                };
+                return r;
+              }});
 
   routes.add(
       "GET", item + "/plans",
