@@ -147,7 +147,7 @@ int serve(const Config& config) {
       std::to_string(config.listen_port));
   service::ResourceService resources(*store, catalog, installations, products, box, clock, vercel,
                                      resource_options);
-  service::IdempotencyService idempotency(*store, clock, {});
+  service::IdempotencyService idempotency(*store, clock, box, {});
 
   api::Metrics metrics;
   metrics.add_external("wharf_jwks_refreshes_total", "JWKS fetch attempts.", "counter",

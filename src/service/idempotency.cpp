@@ -4,14 +4,20 @@
 #include <thread>
 
 #include "model/api_error.h"
+#include "util/base64.h"
 #include "util/crypto.h"
 #include "util/log.h"
 
 namespace wharf::service {
 
+std::string IdempotencyService::aad(const store::IdempotencyKey& key) {
+  return "idempotency:" + key.installation_id + "\n" + key.method + "\n" + key.path + "\n" +
+         key.key;
+}
+
 IdempotencyService::IdempotencyService(store::Store& store, const util::Clock& clock,
-                                       Options options)
-    : store_(store), clock_(clock), options_(options) {}
+                                       const util::SecretBox& box, Options options)
+    : store_(store), clock_(clock), box_(box), options_(options) {}
 
 IdempotencyService::Claim IdempotencyService::try_claim(const store::IdempotencyKey& key,
                                                         const std::string& hash,
@@ -45,7 +51,10 @@ IdempotencyService::Claim IdempotencyService::try_claim(const store::Idempotency
     if (existing->state == "done") {
       replay->status = existing->status;
       replay->content_type = existing->content_type;
-      replay->body = existing->body;
+      auto sealed = util::base64_decode(existing->body);
+      auto body_plain = sealed ? box_.open(*sealed, aad(key)) : std::nullopt;
+      if (!body_plain) throw std::runtime_error("stored idempotent response does not decrypt");
+      replay->body = std::move(*body_plain);
       replay->replayed = true;
       claim = Claim::kReplay;
       return;
@@ -90,7 +99,7 @@ void IdempotencyService::finish(const store::IdempotencyKey& key, const std::str
     row->state = "done";
     row->status = result.status;
     row->content_type = result.content_type;
-    row->body = result.body;
+    row->body = util::base64_encode(box_.seal(result.body, aad(key)));
     tx.update_idempotency(*row);
   });
 }

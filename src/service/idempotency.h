@@ -15,6 +15,7 @@
 
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/crypto.h"
 
 namespace wharf::service {
 
@@ -33,7 +34,10 @@ class IdempotencyService {
     int64_t wait_ms = 15000;   // how long a duplicate waits for the first to finish
     int64_t poll_interval_ms = 20;
   };
-  IdempotencyService(store::Store& store, const util::Clock& clock, Options options);
+  // Stored response bodies are sealed with `box`: they can carry secrets (a provision
+  // answers with the resource's credentials).
+  IdempotencyService(store::Store& store, const util::Clock& clock, const util::SecretBox& box,
+                     Options options);
 
   // Runs `execute` at most once per key; returns its response or the stored one.
   // Throws ApiError 409 if the key was used with a different body, or if the first request
@@ -58,8 +62,11 @@ class IdempotencyService {
   Claim try_claim(const store::IdempotencyKey& key, const std::string& hash,
                   const std::string& owner, StoredResponse* replay);
 
+  static std::string aad(const store::IdempotencyKey& key);
+
   store::Store& store_;
   const util::Clock& clock_;
+  const util::SecretBox& box_;
   Options options_;
 };
 

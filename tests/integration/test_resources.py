@@ -300,3 +300,45 @@ def test_repl_streams_jsonl_and_replays_with_the_same_key(pair, inst):
             assert r.headers.get("idempotency-replayed") == "true"
             assert r.text == first
     assert q(s, {"sql": "select count(*) from n"}).json()["results"][0]["rows"] == [[51]]
+
+
+def test_secrets_are_encrypted_at_rest(pair, inst):
+    sb, w = pair
+    s = secrets_of(provision(sb, inst))
+    q(s, {"sql": "select 1"})
+    blob = b""
+    for name in ("state.db", "state.db-wal"):
+        path = os.path.join(w.data_dir, name)
+        if os.path.exists(path):
+            blob += open(path, "rb").read()
+    for name in ("DATABASE_TOKEN", "DATABASE_READONLY_TOKEN"):
+        assert s[name].encode() not in blob, name
+
+
+INSTALLATION_PLAN_CATALOG = {
+    "products": [{"id": "sqlite-db", "kind": "sqlite", "name": "SQLite",
+                  "plans": ["team-free", "team-pro", "db-free"]}],
+    "plans": [
+        {"id": "team-free", "type": "subscription", "name": "Team free", "description": "d",
+         "scope": "installation", "paymentMethodRequired": False},
+        {"id": "team-pro", "type": "subscription", "name": "Team pro", "description": "d",
+         "scope": "installation"},
+        {"id": "db-free", "type": "subscription", "name": "DB free", "description": "d",
+         "paymentMethodRequired": False},
+    ],
+}
+
+
+def test_installation_scope_plan_chosen_at_provision_applies_to_installation(wharf_bin, tmp_path):
+    sb, w = start_pair(tmp_path, wharf_bin, INSTALLATION_PLAN_CATALOG)
+    try:
+        iid = api.new_installation_id()
+        assert sb.run("install", installationId=iid)["response"]["billingPlan"]["id"] == "team-free"
+        res = sb.run("provision", installationId=iid, productId="sqlite-db", name="db",
+                     metadata={}, billingPlanId="team-pro")
+        assert res["ok"], res
+        got = sb.run("get-installation", installationId=iid)
+        assert got["response"]["billingPlan"]["id"] == "team-pro", got
+    finally:
+        w.stop()
+        sb.stop()

@@ -144,7 +144,7 @@ TEST_F(ServiceTest, PlanListings) {
 }
 
 TEST_F(ServiceTest, IdempotencyReplaysAndRunsConcurrentDuplicatesOnce) {
-  IdempotencyService idem(*store_, clock_, {});
+  IdempotencyService idem(*store_, clock_, box_, {});
   store::IdempotencyKey key{"icfg_a", "PUT", "/v1/installations/icfg_a", "k1"};
   std::atomic<int> executions{0};
   auto execute = [&] {
@@ -169,7 +169,7 @@ TEST_F(ServiceTest, IdempotencyReplaysAndRunsConcurrentDuplicatesOnce) {
 }
 
 TEST_F(ServiceTest, IdempotencyDoesNotKeepFailures) {
-  IdempotencyService idem(*store_, clock_, {});
+  IdempotencyService idem(*store_, clock_, box_, {});
   store::IdempotencyKey key{"icfg_a", "PATCH", "/v1/installations/icfg_a", "k2"};
   int executions = 0;
   auto fail = [&]() -> StoredResponse {
@@ -185,7 +185,7 @@ TEST_F(ServiceTest, IdempotencyDoesNotKeepFailures) {
 
 TEST_F(ServiceTest, IdempotencyRecordsExpire) {
   util::ManualClock clock(1'700'000'000'000);
-  IdempotencyService idem(*store_, clock, {});
+  IdempotencyService idem(*store_, clock, box_, {});
   store::IdempotencyKey key{"", "POST", "/x", "k3"};
   int executions = 0;
   auto execute = [&] {
