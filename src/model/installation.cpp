@@ -81,9 +81,9 @@ UpdateInstallationRequest UpdateInstallationRequest::parse(const Json& body) {
 DeleteInstallationRequest DeleteInstallationRequest::parse(std::string_view content_type,
                                                            std::string_view body) {
   DeleteInstallationRequest r;
-  bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
-  if (blank) return r;
-  Json j = parse_json_object_body(content_type, body);
+  auto parsed = parse_optional_json_object_body(content_type, body);
+  if (!parsed) return r;
+  const Json& j = *parsed;
   Checker check;
   r.cascade_resource_deletion =
       check.boolean(j, "cascadeResourceDeletion", "", false).value_or(false);

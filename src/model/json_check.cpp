@@ -140,6 +140,12 @@ Json parse_json_object_body(std::string_view content_type, std::string_view body
   return doc;
 }
 
+std::optional<Json> parse_optional_json_object_body(std::string_view content_type,
+                                                    std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::nullopt;
+  return parse_json_object_body(content_type, body);
+}
+
 bool is_decimal_string(std::string_view s) {
   if (s.empty()) return false;
   size_t i = 0, digits = 0;

@@ -52,6 +52,9 @@ class Checker {
 // Parses a request body that must be a JSON object. `content_type` must be
 // application/json (parameters such as charset allowed). Throws ApiError 400.
 Json parse_json_object_body(std::string_view content_type, std::string_view body);
+// For routes whose body is optional: nullopt for an empty (or blank) body, else as above.
+std::optional<Json> parse_optional_json_object_body(std::string_view content_type,
+                                                    std::string_view body);
 // True if s is a decimal amount string like "10", "4.39", "0.5" (no sign, no exponent).
 bool is_decimal_string(std::string_view s);
 

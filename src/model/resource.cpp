@@ -82,8 +82,9 @@ UpdateResourceRequest UpdateResourceRequest::parse(const Json& body) {
 RotateSecretsRequest RotateSecretsRequest::parse(std::string_view content_type,
                                                  std::string_view body) {
   RotateSecretsRequest r;
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return r;
-  Json j = parse_json_object_body(content_type, body);
+  auto parsed = parse_optional_json_object_body(content_type, body);
+  if (!parsed) return r;
+  const Json& j = *parsed;
   Checker check;
   r.reason = check.string(j, "reason", "", false);
   if (const Json* d = check.get(j, "delayOldSecretsExpirationHours", "", Kind::kNumber, false)) {

@@ -22,8 +22,8 @@ net::Response error_of(const ApiError& e) {
 }
 
 Json body_object(const net::Request& req) {
-  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return Json::object();
-  return model::parse_json_object_body(req.header("content-type").value_or(""), req.body);
+  return model::parse_optional_json_object_body(req.header("content-type").value_or(""), req.body)
+      .value_or(Json::object());
 }
 
 template <typename Fn>

@@ -598,26 +598,21 @@ struct Driver::Impl {
     if (account_hex_param && !is_hex(*account_hex_param))
       a.add("accountHex", "must be hexadecimal (it forms the token's sub)");
     Json user = Json::object(), extra_member;
-    if (const Json* u = a.object("user", false)) {
+    // `user` (the installer) and `member` (an extra team member) share one shape.
+    auto person = [&a](const std::string& key, Json* into) {
+      const Json* p = a.object(key, false);
+      if (!p) return;
       model::Checker c;
-      c.string(*u, "name", "user", false);
-      c.string(*u, "email", "user", false);
-      c.one_of(*u, "role", "user", false, {"ADMIN", "USER"});
-      if (auto hex = c.string(*u, "userHex", "user", false); hex && !is_hex(*hex))
-        c.add("user.userHex", "must be hexadecimal");
+      c.string(*p, "name", key, false);
+      c.string(*p, "email", key, false);
+      c.one_of(*p, "role", key, false, {"ADMIN", "USER"});
+      if (auto hex = c.string(*p, "userHex", key, false); hex && !is_hex(*hex))
+        c.add(key + ".userHex", "must be hexadecimal");
       for (const auto& e : c.errors()) a.add(e.key, e.message);
-      user = *u;
-    }
-    if (const Json* m = a.object("member", false)) {
-      model::Checker c;
-      c.string(*m, "name", "member", false);
-      c.string(*m, "email", "member", false);
-      c.one_of(*m, "role", "member", false, {"ADMIN", "USER"});
-      if (auto hex = c.string(*m, "userHex", "member", false); hex && !is_hex(*hex))
-        c.add("member.userHex", "must be hexadecimal");
-      for (const auto& e : c.errors()) a.add(e.key, e.message);
-      extra_member = *m;
-    }
+      *into = *p;
+    };
+    person("user", &user);
+    person("member", &extra_member);
     std::vector<std::string> scopes = a.strings("scopes", false, true);
     if (!a.has("scopes"))
       scopes = {"read:integration-configuration", "read-write:integration-resource"};

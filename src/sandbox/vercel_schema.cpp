@@ -332,16 +332,23 @@ bool check_period(Checker& check, const Json& v, const std::string& path, int64_
   return true;
 }
 
-void check_billing_item(Checker& check, const Json& v, const std::string& path) {
+// The fields BillingItem and Discount share (vercel-api.md §2.6–2.7); false if `v` is not
+// an object at all.
+bool check_line(Checker& check, const Json& v, const std::string& path, const char* type) {
   if (!v.is_object()) {
-    check.add(path, "must be a BillingItem object, got " + kind_of(v));
-    return;
+    check.add(path, std::string("must be a ") + type + " object, got " + kind_of(v));
+    return false;
   }
   str(check, v, "billingPlanId", path, true, 0, true);
   str(check, v, "resourceId", path, false);
   line_dates(check, v, path);
   str(check, v, "name", path, true, 0, true);
   str(check, v, "details", path, false);
+  return true;
+}
+
+void check_billing_item(Checker& check, const Json& v, const std::string& path) {
+  if (!check_line(check, v, path, "BillingItem")) return;
   money(check, v, "price", path, true);
   number(check, v, "quantity", path, true);
   str(check, v, "units", path, true);
@@ -349,15 +356,7 @@ void check_billing_item(Checker& check, const Json& v, const std::string& path) 
 }
 
 void check_discount(Checker& check, const Json& v, const std::string& path) {
-  if (!v.is_object()) {
-    check.add(path, "must be a Discount object, got " + kind_of(v));
-    return;
-  }
-  str(check, v, "billingPlanId", path, true, 0, true);
-  str(check, v, "resourceId", path, false);
-  line_dates(check, v, path);
-  str(check, v, "name", path, true, 0, true);
-  str(check, v, "details", path, false);
+  if (!check_line(check, v, path, "Discount")) return;
   money(check, v, "amount", path, true);
 }
 

@@ -72,6 +72,14 @@ void rollback_quietly(Connection& conn) {
   }
 }
 
+// Adds a call's usage to the caller's counters (null = the caller does not count).
+void add_usage(UsageDelta* to, const UsageDelta& spent) {
+  if (!to) return;
+  to->queries += spent.queries;
+  to->rows_read += spent.rows_read;
+  to->rows_written += spent.rows_written;
+}
+
 }  // namespace
 
 // One resource's database: its settings and its connection pool.
@@ -404,11 +412,7 @@ std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
     if (usage) usage->queries += spent.queries;
     throw;
   }
-  if (usage) {
-    usage->queries += spent.queries;
-    usage->rows_read += spent.rows_read;
-    usage->rows_written += spent.rows_written;
-  }
+  add_usage(usage, spent);
   return results;
 }
 
@@ -426,11 +430,7 @@ nlohmann::json SqliteDb::repl(const std::string& resource_id, const std::string&
     if (usage) usage->queries += spent.queries;
     throw;
   }
-  if (usage) {
-    usage->queries += spent.queries;
-    usage->rows_read += spent.rows_read;
-    usage->rows_written += spent.rows_written;
-  }
+  add_usage(usage, spent);
   return blocks;
 }
 
