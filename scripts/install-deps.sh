@@ -8,7 +8,7 @@ PKGS=(
   libboost-dev libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-cryptography python3-requests
-  wrk curl procps
+  wrk curl procps chromium
 )
 
 missing=()
