@@ -19,6 +19,7 @@ namespace {
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: wharf serve [--flag value ...]\n"
+               "       wharf outbox [--state pending|delivered|dead] [--flag value ...]\n"
                "       wharf help\n\n"
                "Configuration (environment variable / flag):\n%s",
                wharf::app::config_help().c_str());
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
     usage(args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
-  if (args[0] != "serve") {
+  if (args[0] != "serve" && args[0] != "outbox") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -42,7 +43,18 @@ int main(int argc, char** argv) {
     if (eq) env[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
   }
   try {
-    auto config = wharf::app::load_config(env, {args.begin() + 1, args.end()});
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    std::string state;
+    if (args[0] == "outbox") {
+      for (size_t i = 0; i < rest.size(); ++i)
+        if (rest[i] == "--state" && i + 1 < rest.size()) {
+          state = rest[i + 1];
+          rest.erase(rest.begin() + static_cast<long>(i), rest.begin() + static_cast<long>(i) + 2);
+          break;
+        }
+    }
+    auto config = wharf::app::load_config(env, rest);
+    if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
     if (config.log_level == "debug") wharf::util::set_log_level(wharf::util::LogLevel::kDebug);
     if (config.log_level == "warn") wharf::util::set_log_level(wharf::util::LogLevel::kWarn);
     if (config.log_level == "error") wharf::util::set_log_level(wharf::util::LogLevel::kError);

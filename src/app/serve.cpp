@@ -29,7 +29,7 @@
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/log.h"
-#include "vercel/client.h"
+#include "vercel/outbox.h"
 
 namespace wharf::app {
 namespace {
@@ -92,6 +92,29 @@ class Periodic {
 
 }  // namespace
 
+int print_outbox(const Config& config, const std::string& state) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  std::vector<store::OutboxRow> rows;
+  store->read([&](store::ReadTx& tx) { rows = tx.outbox_list(state, 1000); });
+  model::Json out = model::Json::array();
+  for (const auto& r : rows) {
+    model::Json j = {{"id", r.id},
+                     {"installationId", r.installation_id},
+                     {"kind", r.kind},
+                     {"request", r.method + " " + r.path},
+                     {"state", r.state},
+                     {"attempts", r.attempts},
+                     {"lastStatus", r.last_status},
+                     {"created", util::format_iso8601_ms(r.created_ms)}};
+    if (!r.last_error.empty()) j["lastError"] = r.last_error;
+    if (!r.response_body.empty()) j["response"] = r.response_body;
+    out.push_back(std::move(j));
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
 int serve(const Config& config) {
   ensure_data_dir(config.data_dir);
   auto catalog = load_catalog(config);
@@ -139,13 +162,16 @@ int serve(const Config& config) {
     if (!products.count(p.kind))
       throw ConfigError("WHARF_CATALOG", "product '" + p.id + "' has kind '" + p.kind +
                                              "', which this build does not provide");
-  vercel::Client vercel(http, config.vercel_api_url);
+  vercel::Outbox outbox(
+      *store, http, config.vercel_api_url,
+      [&installations](const std::string& id) { return installations.access_token(id); }, clock,
+      {});
   service::ResourceService::Options resource_options;
   resource_options.public_url = config.public_url.value_or(
       "http://" +
       (config.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config.listen_host) + ":" +
       std::to_string(config.listen_port));
-  service::ResourceService resources(*store, catalog, installations, products, box, clock, vercel,
+  service::ResourceService resources(*store, catalog, installations, products, box, clock,
                                      resource_options);
   service::IdempotencyService idempotency(*store, clock, box, {});
 
@@ -154,6 +180,26 @@ int serve(const Config& config) {
                        [&jwks] { return static_cast<double>(jwks.refresh_count()); });
   metrics.add_external("wharf_jwks_refresh_failures_total", "Failed JWKS fetches.", "counter",
                        [&jwks] { return static_cast<double>(jwks.refresh_failures()); });
+  auto outbox_stats = [&store] {
+    store::OutboxStats st;
+    store->read([&](store::ReadTx& tx) { st = tx.outbox_stats(); });
+    return st;
+  };
+  metrics.add_external("wharf_outbox_pending", "Calls to Vercel waiting for delivery.", "gauge",
+                       [outbox_stats] { return static_cast<double>(outbox_stats().pending); });
+  metrics.add_external(
+      "wharf_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered call to Vercel.",
+      "gauge", [outbox_stats, &clock] {
+        auto st = outbox_stats();
+        return st.oldest_pending_created_ms
+                   ? static_cast<double>(clock.now_ms() - st.oldest_pending_created_ms) / 1000.0
+                   : 0.0;
+      });
+  metrics.add_external("wharf_outbox_dead_letters", "Calls to Vercel given up (see wharf outbox).",
+                       "gauge",
+                       [outbox_stats] { return static_cast<double>(outbox_stats().dead); });
+  metrics.add_external("wharf_outbox_delivered_total", "Calls to Vercel delivered.", "counter",
+                       [&outbox] { return static_cast<double>(outbox.delivered_total()); });
   metrics.add_external("wharf_jwks_keys", "Usable keys in the current JWKS.", "gauge",
                        [&jwks] { return static_cast<double>(jwks.key_count()); });
 
@@ -189,6 +235,7 @@ int serve(const Config& config) {
   }
 
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
+  outbox.start();
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
 
   util::log_info("wharf listening")
@@ -200,6 +247,7 @@ int serve(const Config& config) {
       .num("products", static_cast<int64_t>(catalog->products().size()));
   server.run();
   resources.flush_usage();  // the last second of usage counts
+  outbox.stop();
   jwks.stop();
   util::log_info("wharf stopped");
   return 0;

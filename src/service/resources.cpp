@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <set>
-#include <thread>
 
 #include "model/api_error.h"
 #include "util/ids.h"
@@ -37,14 +36,13 @@ ResourceService::ResourceService(store::Store& store, std::shared_ptr<const mode
                                  InstallationService& installations,
                                  std::map<std::string, product::Product*> products,
                                  const util::SecretBox& box, const util::Clock& clock,
-                                 const vercel::Client& vercel, Options options)
+                                 Options options)
     : store_(store),
       catalog_(std::move(catalog)),
       installations_(installations),
       products_(std::move(products)),
       box_(box),
       clock_(clock),
-      vercel_(vercel),
       options_(std::move(options)) {}
 
 std::string ResourceService::day_of(int64_t ms) const {
@@ -314,6 +312,13 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
     secrets = issue_secrets(tx, row, now);
     row.updated_ms = now;
     tx.put_resource(row);
+    // Asynchronous rotation: the new secrets reach Vercel through the outbox, committed
+    // with the rotation itself (Update Resource Secrets, vercel-api.md §6.1).
+    if (product.rotation == "async")
+      vercel::Outbox::enqueue(
+          tx, installation_id, "secrets", "PUT",
+          "/v1/installations/" + installation_id + "/resources/" + row.id + "/secrets",
+          Json{{"secrets", secrets}, {"partial", false}}, now);
   });
   util::log_info("resource secrets rotated")
       .str("installation", installation_id)
@@ -322,21 +327,6 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
       .str("mode", product.rotation);
   if (product.rotation != "async")
     return {200, Json{{"sync", true}, {"secrets", secrets}, {"partial", false}}};
-
-  // Asynchronous rotation: answer 202 now and push the new secrets to Vercel.
-  auto token = installations_.access_token(installation_id);
-  if (token) {
-    std::thread([vercel = &vercel_, token = *token, installation_id, resource_id, secrets] {
-      auto res =
-          vercel->update_resource_secrets(token, installation_id, resource_id, secrets, false);
-      if (!res.ok())
-        util::log_error("pushing rotated secrets to Vercel failed")
-            .str("installation", installation_id)
-            .str("resource", resource_id)
-            .num("status", res.status)
-            .str("error", res.error);
-    }).detach();
-  }
   return {202, Json{{"sync", false}}};
 }
 
@@ -452,6 +442,14 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   return Json{{"results", out}};
 }
 
+void ResourceService::resource_updated(store::WriteTx& tx, const store::ResourceRow& row) {
+  // Vercel re-reads the resource through Get Resource when it gets this event (§4.5).
+  vercel::Outbox::enqueue_event(
+      tx, row.installation_id,
+      Json{{"type", "resource.updated"}, {"productId", row.product_id}, {"resourceId", row.id}},
+      clock_.now_ms());
+}
+
 void ResourceService::record_usage(const store::ResourceRow& row,
                                    const product::UsageDelta& usage) {
   std::string day = day_of(clock_.now_ms());
@@ -517,9 +515,11 @@ void ResourceService::flush_usage() {
                                    std::to_string(m->second.limit) + " bytes allowed by its plan."}}
                   .dump();
           tx.put_resource(*current);
+          resource_updated(tx, *current);
         } else if (!m->second.near_full && has_warn) {
           current->notification_json.reset();
           tx.put_resource(*current);
+          resource_updated(tx, *current);
         }
       }
     });

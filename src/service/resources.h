@@ -16,7 +16,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
-#include "vercel/client.h"
+#include "vercel/outbox.h"
 
 namespace wharf::service {
 
@@ -30,7 +30,7 @@ class ResourceService {
   ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
                   InstallationService& installations,
                   std::map<std::string, product::Product*> products, const util::SecretBox& box,
-                  const util::Clock& clock, const vercel::Client& vercel, Options options);
+                  const util::Clock& clock, Options options);
 
   // Returns the ProvisionedResource (with secrets). A repeat with the same Idempotency-Key
   // returns the same resource and secrets, never a second database.
@@ -90,6 +90,8 @@ class ResourceService {
   // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
   std::string day_of(int64_t ms) const;
+  // A change made on our side: tell Vercel (resource.updated) in the same transaction.
+  void resource_updated(store::WriteTx& tx, const store::ResourceRow& row);
 
   store::Store& store_;
   std::shared_ptr<const model::Catalog> catalog_;
@@ -97,7 +99,6 @@ class ResourceService {
   std::map<std::string, product::Product*> products_;
   const util::SecretBox& box_;
   const util::Clock& clock_;
-  const vercel::Client& vercel_;
   Options options_;
 
   struct PendingUsage {

@@ -94,6 +94,32 @@ struct TransferClaimRow {
   std::optional<int64_t> completed_ms;
 };
 
+// A call to Vercel recorded in the same transaction as the change it reports, delivered
+// later by vercel::Outbox (at least once, in `seq` order per installation).
+struct OutboxRow {
+  std::string id;
+  int64_t seq = 0;  // assigned by insert_outbox: global delivery order
+  std::string installation_id;
+  std::string kind;  // e.g. "event", "secrets"
+  std::string method;
+  std::string path;               // relative to the Vercel API base URL
+  std::string body;               // JSON
+  std::string state = "pending";  // pending | delivered | dead
+  int64_t attempts = 0;
+  int64_t next_attempt_ms = 0;
+  int64_t last_status = 0;
+  std::string last_error;
+  std::string response_body;  // kept for dead letters
+  int64_t created_ms = 0;
+  std::optional<int64_t> done_ms;
+};
+
+struct OutboxStats {
+  int64_t pending = 0;
+  int64_t dead = 0;
+  int64_t oldest_pending_created_ms = 0;  // 0 when nothing is pending
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -105,6 +131,10 @@ class ReadTx {
                                                                  const std::string& key) = 0;
   virtual std::optional<CredentialRow> credential(const std::string& token_hash) = 0;
   virtual std::optional<TransferClaimRow> transfer_claim(const std::string& id) = 0;
+  // The oldest pending item of each installation (delivery keeps per-installation order).
+  virtual std::vector<OutboxRow> outbox_heads(size_t limit) = 0;
+  virtual std::vector<OutboxRow> outbox_list(const std::string& state, size_t limit) = 0;
+  virtual OutboxStats outbox_stats() = 0;
   // metric -> value for one resource and day (YYYY-MM-DD)
   virtual std::map<std::string, int64_t> usage(const std::string& resource_id,
                                                const std::string& day) = 0;
@@ -120,6 +150,8 @@ class WriteTx : public ReadTx {
   virtual int64_t purge_idempotency(int64_t created_before_ms) = 0;
   virtual void put_resource(const ResourceRow& row) = 0;             // insert or replace
   virtual void put_transfer_claim(const TransferClaimRow& row) = 0;  // insert or replace
+  virtual void insert_outbox(OutboxRow& row) = 0;                    // assigns row.seq
+  virtual void update_outbox(const OutboxRow& row) = 0;
   virtual void insert_credential(const CredentialRow& row) = 0;
   // Sets expires_ms on every credential of the resource that has none (rotation, deletion).
   virtual void expire_credentials(const std::string& resource_id, int64_t expires_ms) = 0;

@@ -266,6 +266,20 @@ def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp
             got = w.get(f"/v1/installations/{iid}/resources/{rid}", token).json()
             time.sleep(0.2)
         assert got["notification"]["level"] == "warn", got
+        # Wharf reported the change (resource.updated through its outbox); the sandbox, like
+        # Vercel, re-read the resource and now shows the notification too.
+        deadline = time.time() + 15
+        seen = None
+        while time.time() < deadline and not seen:
+            st = sb.state()
+            events = [e for e in st.get("events", []) if e.get("event", {}).get("resourceId") == rid]
+            note = st["resources"][iid][rid].get("notification")
+            if events and note:
+                seen = (events, note)
+            time.sleep(0.2)
+        assert seen, sb.state().get("events")
+        assert seen[0][0]["event"]["type"] == "resource.updated"
+        assert seen[1]["level"] == "warn"
     finally:
         w.stop()
         sb.stop()

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "model/api_error.h"
-#include "net/http_client.h"
 #include "product/sqlite_db/sqlite_db.h"
 #include "service/installations.h"
 #include "service/resources.h"
@@ -33,7 +32,7 @@ class ResourceServiceTest : public ::testing::Test {
     installations_ = std::make_unique<InstallationService>(*store_, catalog_, box_, clock_);
     resources_ = std::make_unique<ResourceService>(
         *store_, catalog_, *installations_,
-        std::map<std::string, product::Product*>{{"sqlite", db_.get()}}, box_, clock_, vercel_,
+        std::map<std::string, product::Product*>{{"sqlite", db_.get()}}, box_, clock_,
         ResourceService::Options{"http://wharf.test", 0.9});
     transfers_ = std::make_unique<TransferService>(*store_, catalog_, *installations_, clock_);
     for (auto id : {"icfg_a", "icfg_b", "icfg_c"}) install(id);
@@ -78,8 +77,6 @@ class ResourceServiceTest : public ::testing::Test {
   std::filesystem::path dir_;
   util::ManualClock clock_{1'800'000'000'000};
   util::SecretBox box_{util::random_bytes(32)};
-  net::HttpClient http_;
-  vercel::Client vercel_{http_, "http://127.0.0.1:9"};
   std::unique_ptr<store::Store> store_;
   std::shared_ptr<const model::Catalog> catalog_;
   std::unique_ptr<product::SqliteDb> db_;

@@ -91,6 +91,27 @@ CREATE TABLE transfer_claims (
   completed_ms {INT64}
 )
 )sql"},
+      {4, "outbox of calls to Vercel", R"sql(
+CREATE TABLE outbox (
+  id TEXT PRIMARY KEY,
+  seq {INT64} NOT NULL,
+  installation_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts {INT64} NOT NULL DEFAULT 0,
+  next_attempt_ms {INT64} NOT NULL,
+  last_status {INT64} NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  response_body TEXT NOT NULL DEFAULT '',
+  created_ms {INT64} NOT NULL,
+  done_ms {INT64}
+);
+CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq);
+CREATE INDEX outbox_pending ON outbox (state, installation_id, seq)
+)sql"},
   };
   return kMigrations;
 }

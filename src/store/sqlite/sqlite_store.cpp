@@ -152,6 +152,30 @@ class Stmt {
   "id, installation_id, product_id, name, metadata, status, billing_plan_id, notification, " \
   "protocol_settings, external_id, idempotency_key, secrets, created_ms, updated_ms, deleted_ms"
 
+#define WHARF_OUTBOX_COLUMNS                                                               \
+  "id, seq, installation_id, kind, method, path, body, state, attempts, next_attempt_ms, " \
+  "last_status, last_error, response_body, created_ms, done_ms"
+
+OutboxRow read_outbox(const Stmt& s) {
+  OutboxRow r;
+  r.id = s.text(0);
+  r.seq = s.int64(1);
+  r.installation_id = s.text(2);
+  r.kind = s.text(3);
+  r.method = s.text(4);
+  r.path = s.text(5);
+  r.body = s.text(6);
+  r.state = s.text(7);
+  r.attempts = s.int64(8);
+  r.next_attempt_ms = s.int64(9);
+  r.last_status = s.int64(10);
+  r.last_error = s.text(11);
+  r.response_body = s.text(12);
+  r.created_ms = s.int64(13);
+  r.done_ms = s.opt_int64(14);
+  return r;
+}
+
 ResourceRow read_resource(const Stmt& s) {
   ResourceRow r;
   r.id = s.text(0);
@@ -326,6 +350,58 @@ class Tx : public WriteTx {
     return r;
   }
 
+  std::vector<OutboxRow> outbox_heads(size_t limit) override {
+    Stmt s(c_, "SELECT " WHARF_OUTBOX_COLUMNS
+               " FROM outbox WHERE state = 'pending' AND seq IN (SELECT MIN(seq) FROM outbox "
+               "WHERE state = 'pending' GROUP BY installation_id) ORDER BY seq LIMIT ?1");
+    s.bind(1, static_cast<int64_t>(limit));
+    std::vector<OutboxRow> out;
+    while (s.step()) out.push_back(read_outbox(s));
+    return out;
+  }
+
+  std::vector<OutboxRow> outbox_list(const std::string& state, size_t limit) override {
+    Stmt s(c_, "SELECT " WHARF_OUTBOX_COLUMNS
+               " FROM outbox WHERE (?1 = '' OR state = ?1) ORDER BY seq DESC LIMIT ?2");
+    s.bind(1, state).bind(2, static_cast<int64_t>(limit));
+    std::vector<OutboxRow> out;
+    while (s.step()) out.push_back(read_outbox(s));
+    return out;
+  }
+
+  OutboxStats outbox_stats() override {
+    Stmt s(c_,
+           "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0), "
+           "COALESCE(MIN(CASE WHEN state = 'pending' THEN created_ms END), 0) FROM outbox");
+    OutboxStats st;
+    if (s.step()) {
+      st.pending = s.int64(0);
+      st.dead = s.int64(1);
+      st.oldest_pending_created_ms = s.int64(2);
+    }
+    return st;
+  }
+
+  void insert_outbox(OutboxRow& r) override {
+    {
+      Stmt s(c_, "SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox");
+      r.seq = s.step() ? s.int64(0) : 1;
+    }
+    Stmt s(c_, "INSERT INTO outbox (" WHARF_OUTBOX_COLUMNS
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+    bind_outbox(s, r);
+    s.step();
+  }
+
+  void update_outbox(const OutboxRow& r) override {
+    Stmt s(c_,
+           "UPDATE outbox SET seq=?2, installation_id=?3, kind=?4, method=?5, path=?6, body=?7, "
+           "state=?8, attempts=?9, next_attempt_ms=?10, last_status=?11, last_error=?12, "
+           "response_body=?13, created_ms=?14, done_ms=?15 WHERE id=?1");
+    bind_outbox(s, r);
+    s.step();
+  }
+
   void put_transfer_claim(const TransferClaimRow& r) override {
     Stmt s(c_,
            "INSERT OR REPLACE INTO transfer_claims (id, source_installation_id, resource_ids, "
@@ -424,6 +500,24 @@ class Tx : public WriteTx {
   }
 
  private:
+  static void bind_outbox(Stmt& s, const OutboxRow& r) {
+    s.bind(1, r.id)
+        .bind(2, r.seq)
+        .bind(3, r.installation_id)
+        .bind(4, r.kind)
+        .bind(5, r.method)
+        .bind(6, r.path)
+        .bind(7, r.body)
+        .bind(8, r.state)
+        .bind(9, r.attempts)
+        .bind(10, r.next_attempt_ms)
+        .bind(11, r.last_status)
+        .bind(12, r.last_error)
+        .bind(13, r.response_body)
+        .bind(14, r.created_ms)
+        .bind(15, r.done_ms);
+  }
+
   static void bind_idempotency(Stmt& s, const IdempotencyRow& r) {
     s.bind(1, r.key.installation_id)
         .bind(2, r.key.method)

@@ -1,0 +1,174 @@
+#include "vercel/outbox.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/crypto.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+namespace wharf::vercel {
+
+using model::Json;
+
+Outbox::Outbox(store::Store& store, net::HttpClient& http, std::string base_url, TokenFn token,
+               const util::Clock& clock, Options options)
+    : store_(store),
+      http_(http),
+      base_(std::move(base_url)),
+      token_(std::move(token)),
+      clock_(clock),
+      options_(options) {}
+
+Outbox::~Outbox() {
+  stop();
+}
+
+void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id,
+                     const std::string& kind, const std::string& method, const std::string& path,
+                     const Json& body, int64_t now_ms) {
+  store::OutboxRow row;
+  row.id = util::new_id("obx");
+  row.installation_id = installation_id;
+  row.kind = kind;
+  row.method = method;
+  row.path = path;
+  row.body = body.dump();
+  row.next_attempt_ms = now_ms;
+  row.created_ms = now_ms;
+  tx.insert_outbox(row);
+}
+
+void Outbox::enqueue_event(store::WriteTx& tx, const std::string& installation_id,
+                           const Json& event, int64_t now_ms) {
+  enqueue(tx, installation_id, "event", "POST", "/v1/installations/" + installation_id + "/events",
+          Json{{"event", event}}, now_ms);
+}
+
+int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const {
+  // Exponential with "equal jitter": half fixed, half random, so retries of many items
+  // spread out instead of arriving together.
+  double exp =
+      std::min(static_cast<double>(options_.max_backoff_ms),
+               static_cast<double>(options_.base_backoff_ms) *
+                   std::pow(2.0, static_cast<double>(std::max<int64_t>(0, item.attempts - 1))));
+  unsigned char r = static_cast<unsigned char>(util::random_bytes(1)[0]);
+  auto delay = static_cast<int64_t>(exp / 2 + exp / 2 * (r / 255.0));
+  int64_t now = clock_.now_ms();
+  for (const auto& [name, value] : result.headers) {
+    if (name != "retry-after") continue;
+    try {
+      delay = std::max<int64_t>(delay, std::stoll(value) * 1000);
+    } catch (const std::exception&) {
+      // An HTTP-date Retry-After: the exponential delay stands.
+    }
+  }
+  auto body = Json::parse(result.body, nullptr, false);
+  if (body.is_object() && body.contains("error") && body["error"].is_object() &&
+      body["error"].contains("limit") && body["error"]["limit"].is_object()) {
+    const Json& limit = body["error"]["limit"];
+    if (limit.contains("resetMs") && limit["resetMs"].is_number())
+      delay = std::max<int64_t>(delay, limit["resetMs"].get<int64_t>() - now);
+    else if (limit.contains("reset") && limit["reset"].is_number())
+      delay = std::max<int64_t>(delay, limit["reset"].get<int64_t>() * 1000 - now);
+  }
+  return std::min(delay, options_.max_backoff_ms);
+}
+
+void Outbox::deliver(store::OutboxRow item) {
+  int64_t now = clock_.now_ms();
+  item.attempts += 1;
+  auto token = token_(item.installation_id);
+  net::HttpResult result;
+  if (token) {
+    result = http_.request(item.method, base_ + item.path,
+                           {{"Authorization", "Bearer " + *token},
+                            {"Content-Type", "application/json"},
+                            {"Accept", "application/json"}},
+                           item.body);
+  }
+  std::string vercel_id;
+  for (const auto& [k, v] : result.headers)
+    if (k == "x-vercel-id") vercel_id = v;
+  item.last_status = result.status;
+  item.last_error = token ? result.error : "the installation has no access token (finalized)";
+
+  int s = result.status;
+  bool retry = token && (!result.error.empty() || s == 429 || s >= 500);
+  if (token && result.error.empty() && s >= 200 && s < 300) {
+    item.state = "delivered";
+    item.done_ms = now;
+    delivered_.fetch_add(1);
+  } else if (retry && now - item.created_ms < options_.give_up_after_ms) {
+    item.next_attempt_ms = now + backoff_ms(item, result);
+  } else {
+    item.state = "dead";
+    item.done_ms = now;
+    item.response_body = result.body.substr(0, 64 * 1024);
+    if (s == 401 || s == 403 || s == 404 || s == 410)
+      item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
+  }
+  store_.write([&](store::WriteTx& tx) { tx.update_outbox(item); });
+  auto line = util::Log(item.state == "dead" ? util::LogLevel::kWarn : util::LogLevel::kInfo,
+                        "vercel outbox delivery");
+  line.str("id", item.id)
+      .str("installation", item.installation_id)
+      .str("kind", item.kind)
+      .str("path", item.path)
+      .num("status", s)
+      .num("attempt", item.attempts)
+      .str("state", item.state)
+      .str("x_vercel_id", vercel_id)
+      .str("error", item.last_error);
+}
+
+int Outbox::deliver_due() {
+  std::vector<store::OutboxRow> heads;
+  store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch); });
+  int64_t now = clock_.now_ms();
+  int64_t before = delivered_.load();
+  for (auto& item : heads)
+    if (item.next_attempt_ms <= now) deliver(std::move(item));
+  return static_cast<int>(delivered_.load() - before);
+}
+
+void Outbox::start() {
+  if (worker_.joinable()) return;
+  worker_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      int delivered = 0;
+      try {
+        delivered = deliver_due();
+      } catch (const std::exception& e) {
+        util::log_error("vercel outbox pass failed").str("error", e.what());
+      }
+      lock.lock();
+      // More may be due right away (a batch was full): go again without sleeping.
+      if (delivered > 0 || stop_) continue;
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
+                   [this] { return stop_ || woken_; });
+      woken_ = false;
+    }
+  });
+}
+
+void Outbox::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Outbox::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
+
+}  // namespace wharf::vercel

@@ -1,0 +1,73 @@
+// The durable outbox: every call that reports a state change to Vercel is written to the
+// store in the same transaction as the change (enqueue), and a worker delivers it later —
+// so a change is never committed without its report, and a crash or a Vercel outage only
+// delays delivery. Delivery is at least once, in order per installation.
+//
+// Outcomes: 2xx → delivered; 429, 5xx, timeouts and connection errors → retried with
+// exponential backoff and jitter, honouring Retry-After and error.limit.reset; 401/403/404/
+// 410 → dead ("installation gone"); any other 4xx → dead with the response body kept.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "model/json_check.h"
+#include "net/http_client.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+namespace wharf::vercel {
+
+class Outbox {
+ public:
+  struct Options {
+    int64_t base_backoff_ms = 1000;
+    int64_t max_backoff_ms = 15 * 60 * 1000;
+    int64_t give_up_after_ms = 48LL * 3600 * 1000;  // retryable failures for this long → dead
+    size_t batch = 64;
+    int64_t poll_ms = 250;
+  };
+  using TokenFn = std::function<std::optional<std::string>(const std::string& installation_id)>;
+
+  Outbox(store::Store& store, net::HttpClient& http, std::string base_url, TokenFn token,
+         const util::Clock& clock, Options options);
+  ~Outbox();
+
+  // Adds a call to the outbox inside the caller's transaction.
+  static void enqueue(store::WriteTx& tx, const std::string& installation_id,
+                      const std::string& kind, const std::string& method, const std::string& path,
+                      const model::Json& body, int64_t now_ms);
+  // POST /v1/installations/{id}/events {event} (vercel-api.md §4.5).
+  static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
+                            const model::Json& event, int64_t now_ms);
+
+  // One delivery pass over the due items; returns how many were delivered.
+  int deliver_due();
+  void start();  // background worker
+  void stop();
+  void wake();  // deliver soon (after an enqueue)
+  int64_t delivered_total() const { return delivered_.load(); }
+
+ private:
+  void deliver(store::OutboxRow item);
+  int64_t backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const;
+
+  store::Store& store_;
+  net::HttpClient& http_;
+  std::string base_;
+  TokenFn token_;
+  const util::Clock& clock_;
+  Options options_;
+  std::atomic<int64_t> delivered_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool woken_ = false;
+  std::thread worker_;
+};
+
+}  // namespace wharf::vercel

@@ -1,0 +1,142 @@
+// The outbox against a scripted Vercel on loopback, with an injected clock: retries with
+// backoff on 503/429 (honouring Retry-After), dead letters for other 4xx, per-installation
+// order, and nothing lost across a restart of the worker.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "scripted_server.h"
+#include "store/sqlite/sqlite_store.h"
+#include "util/crypto.h"
+#include "vercel/outbox.h"
+
+namespace wharf::vercel {
+namespace {
+
+using model::Json;
+
+class OutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("wharf_outbox_test_" + util::to_hex(util::random_bytes(6)));
+    std::filesystem::create_directories(dir_);
+    store_ = store::sqlite::open({(dir_ / "state.db").string(), 5000});
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  Outbox make_outbox() {
+    return Outbox(*store_, http_, vercel_.url(),
+                  [](const std::string& id) -> std::optional<std::string> {
+                    if (id == "icfg_gone") return std::nullopt;
+                    return "tok_" + id;
+                  },
+                  clock_, {});
+  }
+
+  void enqueue(const std::string& inst, const std::string& resource) {
+    store_->write([&](store::WriteTx& tx) {
+      Outbox::enqueue_event(tx, inst, Json{{"type", "resource.updated"}, {"resourceId", resource}},
+                            clock_.now_ms());
+    });
+  }
+
+  store::OutboxStats stats() {
+    store::OutboxStats st;
+    store_->read([&](store::ReadTx& tx) { st = tx.outbox_stats(); });
+    return st;
+  }
+
+  std::filesystem::path dir_;
+  util::ManualClock clock_{1'800'000'000'000};
+  net::HttpClient http_;
+  testutil::ScriptedServer vercel_;
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(OutboxTest, RetriesWithBackoffThenDeliversInOrder) {
+  int calls = 0;
+  vercel_.script([&](const net::Request&) {
+    ++calls;
+    if (calls == 1) return net::Response::json(503, R"({"error":{"code":"x","message":"down"}})");
+    if (calls == 2) {
+      auto r = net::Response::json(429, R"({"error":{"code":"rate_limited","message":"slow"}})");
+      r.headers.emplace_back("Retry-After", "120");
+      return r;
+    }
+    return net::Response::empty(201);
+  });
+  auto outbox = make_outbox();
+  enqueue("icfg_a", "res_1");
+  enqueue("icfg_a", "res_2");
+
+  EXPECT_EQ(outbox.deliver_due(), 0);  // 503: backoff
+  EXPECT_EQ(outbox.deliver_due(), 0);  // not due yet: nothing is sent
+  EXPECT_EQ(calls, 1);
+  clock_.advance_ms(1000);             // first backoff is at most base (1 s)
+  EXPECT_EQ(outbox.deliver_due(), 0);  // 429 with Retry-After: 120
+  EXPECT_EQ(calls, 2);
+  clock_.advance_ms(119'000);
+  EXPECT_EQ(outbox.deliver_due(), 0);  // Retry-After honoured: still waiting
+  EXPECT_EQ(calls, 2);
+  clock_.advance_ms(1'000);
+  EXPECT_EQ(outbox.deliver_due(), 1);  // res_1, and only then res_2
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  auto reqs = vercel_.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].path, "/v1/installations/icfg_a/events");
+  EXPECT_EQ(reqs[0].header("authorization"), "Bearer tok_icfg_a");
+  EXPECT_EQ(Json::parse(reqs[2].body)["event"]["resourceId"], "res_1");
+  EXPECT_EQ(Json::parse(reqs[3].body)["event"]["resourceId"], "res_2");
+  EXPECT_EQ(stats().pending, 0);
+}
+
+TEST_F(OutboxTest, ClientErrorsBecomeDeadLettersWithTheResponseKept) {
+  vercel_.script([](const net::Request& req) {
+    if (req.path.find("icfg_bad") != std::string::npos)
+      return net::Response::json(400, R"({"error":{"code":"bad_request","message":"event.type"}})");
+    return net::Response::json(404, R"({"error":{"code":"not_found","message":"gone"}})");
+  });
+  auto outbox = make_outbox();
+  enqueue("icfg_bad", "res_1");
+  enqueue("icfg_removed", "res_2");
+  enqueue("icfg_gone", "res_3");  // no access token left
+  outbox.deliver_due();
+  EXPECT_EQ(stats().dead, 3);
+  std::vector<store::OutboxRow> dead;
+  store_->read([&](store::ReadTx& tx) { dead = tx.outbox_list("dead", 10); });
+  ASSERT_EQ(dead.size(), 3u);
+  for (const auto& d : dead) {
+    if (d.installation_id == "icfg_bad") {
+      EXPECT_EQ(d.last_status, 400);
+      EXPECT_NE(d.response_body.find("event.type"), std::string::npos);
+    } else if (d.installation_id == "icfg_removed") {
+      EXPECT_NE(d.last_error.find("installation gone"), std::string::npos);
+    } else {
+      EXPECT_NE(d.last_error.find("no access token"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(OutboxTest, UndeliveredItemsSurviveARestart) {
+  vercel_.script([](const net::Request&) { return net::Response::json(503, "{}"); });
+  {
+    auto outbox = make_outbox();
+    enqueue("icfg_a", "res_1");
+    outbox.deliver_due();
+  }
+  // The store is reopened (a new process): the item is still there and goes out.
+  store_.reset();
+  store_ = store::sqlite::open({(dir_ / "state.db").string(), 5000});
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  auto outbox = make_outbox();
+  clock_.advance_ms(5000);
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  EXPECT_EQ(stats().pending, 0);
+}
+
+}  // namespace
+}  // namespace wharf::vercel
