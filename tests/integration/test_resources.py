@@ -356,3 +356,20 @@ def test_installation_scope_plan_chosen_at_provision_applies_to_installation(wha
     finally:
         w.stop()
         sb.stop()
+
+
+def test_protocol_settings_echoed_and_list_filters_by_ids(pair, inst):
+    sb, w = pair
+    a = provision(sb, inst, protocolSettings={"experimentation": {"edgeConfigId": "ecfg_123"}})
+    assert a["protocolSettings"] == {"experimentation": {"edgeConfigSyncingEnabled": True,
+                                                         "edgeConfigId": "ecfg_123"}}
+    b = provision(sb, inst, name="other")
+    token = requests.post(sb.base + "/_sandbox/tokens", timeout=10,
+                          json={"kind": "system", "installationId": inst}).json()["token"]
+    listed = w.get(f"/v1/installations/{inst}/resources?ids={a['id']}", token).json()["resources"]
+    assert [r["id"] for r in listed] == [a["id"]]
+    both = w.get(f"/v1/installations/{inst}/resources?ids={a['id']}&ids={b['id']}", token).json()
+    assert {r["id"] for r in both["resources"]} == {a["id"], b["id"]}
+    off = sb.run("update-resource", installationId=inst, resourceId=a["id"],
+                 protocolSettings={"experimentation": {}})
+    assert off["response"]["protocolSettings"] == {"experimentation": {"edgeConfigSyncingEnabled": False}}
