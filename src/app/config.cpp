@@ -50,6 +50,7 @@ constexpr Setting kSettings[] = {
      "min interval between unknown-kid refreshes (default 30000)"},
     {"WHARF_TOKEN_LEEWAY_S", "token-leeway-s", "clock leeway for exp/nbf/iat (default 10)"},
     {"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error (default info)"},
+    {"WHARF_WEBHOOK_PATH", "webhook-path", "path of the Webhook URL (default /webhooks/vercel)"},
 };
 
 int64_t parse_int(const std::string& var, const std::string& v, int64_t min, int64_t max) {
@@ -191,6 +192,10 @@ Config load_config(const std::map<std::string, std::string>& env,
     if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error")
       throw ConfigError("WHARF_LOG_LEVEL", "must be debug, info, warn or error");
     c.log_level = *v;
+  }
+  if (auto v = get("WHARF_WEBHOOK_PATH")) {
+    if (v->empty() || (*v)[0] != '/') throw ConfigError("WHARF_WEBHOOK_PATH", "must start with /");
+    c.webhook_path = *v;
   }
   return c;
 }

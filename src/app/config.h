@@ -40,6 +40,7 @@ struct Config {
   int64_t jwks_min_refresh_ms = 30000;
   int64_t leeway_s = 10;
   std::string log_level = "info";
+  std::string webhook_path = "/webhooks/vercel";  // WHARF_WEBHOOK_PATH
 };
 
 // Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).

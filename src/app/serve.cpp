@@ -14,6 +14,7 @@
 #include "api/ops/ops.h"
 #include "api/partner/routes.h"
 #include "api/respond.h"
+#include "api/webhooks/vercel.h"
 #include "auth/authenticator.h"
 #include "auth/jwks_cache.h"
 #include "model/catalog.h"
@@ -25,6 +26,7 @@
 #include "service/plans.h"
 #include "service/resources.h"
 #include "service/transfers.h"
+#include "service/webhooks.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "util/crypto.h"
@@ -206,8 +208,21 @@ int serve(const Config& config) {
   api::RouteTable routes;
   service::TransferService transfers(*store, catalog, installations, clock);
   api::partner::Services services{installations, plans, resources, transfers};
+  // integration-configuration.removed: the same path as Delete Installation with cascade.
+  service::WebhookService webhooks(*store, config.client_secret, clock, [&](const std::string& id) {
+    try {
+      resources.remove_all(id);
+      model::DeleteInstallationRequest req;
+      req.cascade_resource_deletion = true;
+      req.reason = "integration-configuration.removed";
+      installations.remove(id, req);
+    } catch (const model::ApiError& e) {
+      if (e.status != 404) throw;  // unknown installation: nothing to uninstall
+    }
+  });
   api::partner::add_routes(routes, services);
   api::dataplane::add_routes(routes, resources);
+  api::webhooks::add_routes(routes, config.webhook_path, webhooks);
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
   api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics);

@@ -90,6 +90,17 @@ bool InstallationService::remove(const std::string& id,
     const model::Plan* plan =
         row->billing_plan_id ? catalog_->plan(*row->billing_plan_id) : nullptr;
     bool owed = plan && !plan->free();
+    // Resources on a paid plan owe their (prorated) period too — also those deleted during
+    // this calendar month (the billing period), cascade deletions included.
+    std::string month_start =
+        util::format_iso8601_ms(clock_.now_ms()).substr(0, 7) + "-01T00:00:00Z";
+    int64_t period_start_ms = 0;
+    util::parse_iso8601(month_start, &period_start_ms);
+    for (const auto& res : tx.resources_of(id)) {
+      if (res.deleted_ms && *res.deleted_ms < period_start_ms) continue;
+      const model::Plan* rp = catalog_->plan(res.billing_plan_id);
+      owed = owed || (rp && !rp->free());
+    }
     int64_t now = clock_.now_ms();
     row->status = "uninstalled";
     row->deleted_ms = now;

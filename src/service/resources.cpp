@@ -295,6 +295,18 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
       .str("resource", resource_id);
 }
 
+int ResourceService::remove_all(const std::string& installation_id) {
+  std::vector<std::string> ids;
+  store_.read([&](store::ReadTx& tx) {
+    auto inst = tx.installation(installation_id);
+    if (!inst || inst->status != "active") return;  // nothing left to cascade into
+    for (const auto& row : tx.resources_of(installation_id))
+      if (!row.deleted_ms) ids.push_back(row.id);
+  });
+  for (const auto& id : ids) remove(installation_id, id);
+  return static_cast<int>(ids.size());
+}
+
 ResourceService::RotateOutcome ResourceService::rotate(const std::string& installation_id,
                                                        const std::string& resource_id,
                                                        const model::RotateSecretsRequest& req) {

@@ -43,6 +43,8 @@ class ResourceService {
                      const model::UpdateResourceRequest& req);
   // Deletes the resource and its database; a repeat (already deleted) succeeds.
   void remove(const std::string& installation_id, const std::string& resource_id);
+  // Deletes every resource of an installation (cascadeResourceDeletion); returns how many.
+  int remove_all(const std::string& installation_id);
 
   struct RotateOutcome {
     int status;  // 200 (sync) or 202 (async)

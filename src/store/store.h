@@ -120,6 +120,16 @@ struct OutboxStats {
   int64_t oldest_pending_created_ms = 0;  // 0 when nothing is pending
 };
 
+// A webhook delivery from Vercel, kept (unknown types included) and de-duplicated by id.
+struct WebhookEventRow {
+  std::string id;
+  std::string type;
+  std::optional<std::string> installation_id;
+  std::string body;
+  int64_t received_ms = 0;
+  std::optional<int64_t> processed_ms;  // set once acted upon
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -135,6 +145,7 @@ class ReadTx {
   virtual std::vector<OutboxRow> outbox_heads(size_t limit) = 0;
   virtual std::vector<OutboxRow> outbox_list(const std::string& state, size_t limit) = 0;
   virtual OutboxStats outbox_stats() = 0;
+  virtual std::optional<WebhookEventRow> webhook_event(const std::string& id) = 0;
   // metric -> value for one resource and day (YYYY-MM-DD)
   virtual std::map<std::string, int64_t> usage(const std::string& resource_id,
                                                const std::string& day) = 0;
@@ -152,6 +163,7 @@ class WriteTx : public ReadTx {
   virtual void put_transfer_claim(const TransferClaimRow& row) = 0;  // insert or replace
   virtual void insert_outbox(OutboxRow& row) = 0;                    // assigns row.seq
   virtual void update_outbox(const OutboxRow& row) = 0;
+  virtual void put_webhook_event(const WebhookEventRow& row) = 0;  // insert or replace
   virtual void insert_credential(const CredentialRow& row) = 0;
   // Sets expires_ms on every credential of the resource that has none (rotation, deletion).
   virtual void expire_credentials(const std::string& resource_id, int64_t expires_ms) = 0;

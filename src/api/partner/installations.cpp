@@ -40,8 +40,10 @@ void add_installation_routes(RouteTable& routes, Services& s) {
   routes.add("DELETE", path, {true, user_or_system_write(), true, [&s](Context& ctx) {
                                 auto req = model::DeleteInstallationRequest::parse(
                                     ctx.req.header("content-type").value_or(""), ctx.req.body);
-                                bool finalized = s.installations.remove(
-                                    std::string(ctx.param("installationId")), req);
+                                std::string id(ctx.param("installationId"));
+                                // Resources first: deleting them needs the installation active.
+                                if (req.cascade_resource_deletion) s.resources.remove_all(id);
+                                bool finalized = s.installations.remove(id, req);
                                 return json_response(200, model::Json{{"finalized", finalized}});
                               }});
 }

@@ -112,6 +112,16 @@ CREATE TABLE outbox (
 CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq);
 CREATE INDEX outbox_pending ON outbox (state, installation_id, seq)
 )sql"},
+      {5, "webhook deliveries received", R"sql(
+CREATE TABLE webhook_events (
+  id TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  installation_id TEXT,
+  body TEXT NOT NULL,
+  received_ms {INT64} NOT NULL,
+  processed_ms {INT64}
+)
+)sql"},
   };
   return kMigrations;
 }

@@ -402,6 +402,25 @@ class Tx : public WriteTx {
     s.step();
   }
 
+  std::optional<WebhookEventRow> webhook_event(const std::string& id) override {
+    Stmt s(c_,
+           "SELECT id, type, installation_id, body, received_ms, processed_ms FROM webhook_events "
+           "WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return WebhookEventRow{s.text(0), s.text(1),  s.opt_text(2),
+                           s.text(3), s.int64(4), s.opt_int64(5)};
+  }
+
+  void put_webhook_event(const WebhookEventRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO webhook_events (id, type, installation_id, body, received_ms, "
+           "processed_ms) VALUES (?1,?2,?3,?4,?5,?6)");
+    s.bind(1, r.id).bind(2, r.type).bind(3, r.installation_id).bind(4, r.body);
+    s.bind(5, r.received_ms).bind(6, r.processed_ms);
+    s.step();
+  }
+
   void put_transfer_claim(const TransferClaimRow& r) override {
     Stmt s(c_,
            "INSERT OR REPLACE INTO transfer_claims (id, source_installation_id, resource_ids, "
