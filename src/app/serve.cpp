@@ -182,10 +182,20 @@ int serve(const Config& config) {
                        [&jwks] { return static_cast<double>(jwks.refresh_count()); });
   metrics.add_external("wharf_jwks_refresh_failures_total", "Failed JWKS fetches.", "counter",
                        [&jwks] { return static_cast<double>(jwks.refresh_failures()); });
-  auto outbox_stats = [&store] {
-    store::OutboxStats st;
-    store->read([&](store::ReadTx& tx) { st = tx.outbox_stats(); });
-    return st;
+  // Three gauges come from one query: it is run at most once a second, not once per gauge.
+  struct OutboxStatsCache {
+    std::mutex mu;
+    int64_t read_ms = 0;
+    store::OutboxStats stats;
+  };
+  auto outbox_cache = std::make_shared<OutboxStatsCache>();
+  auto outbox_stats = [&store, &clock, outbox_cache] {
+    std::lock_guard<std::mutex> lock(outbox_cache->mu);
+    if (clock.now_ms() - outbox_cache->read_ms >= 1000) {
+      store->read([&](store::ReadTx& tx) { outbox_cache->stats = tx.outbox_stats(); });
+      outbox_cache->read_ms = clock.now_ms();
+    }
+    return outbox_cache->stats;
   };
   metrics.add_external("wharf_outbox_pending", "Calls to Vercel waiting for delivery.", "gauge",
                        [outbox_stats] { return static_cast<double>(outbox_stats().pending); });

@@ -1,5 +1,7 @@
 #include "model/json_check.h"
 
+#include "net/http.h"
+
 #include <cctype>
 
 namespace wharf::model {
@@ -120,11 +122,7 @@ void Checker::throw_if_failed(std::string_view what) const {
 
 Json parse_json_object_body(std::string_view content_type, std::string_view body) {
   // Media type comparison is case-insensitive and ignores parameters (charset=utf-8).
-  std::string media;
-  for (char c : content_type.substr(0, content_type.find(';')))
-    if (!std::isspace(static_cast<unsigned char>(c)))
-      media += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (media != "application/json") {
+  if (net::media_type(content_type) != "application/json") {
     throw ApiError::validation(
         "request body must be JSON with Content-Type: application/json",
         {{"Content-Type", content_type.empty()

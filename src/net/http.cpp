@@ -1,5 +1,7 @@
 #include "net/http.h"
 
+#include <cctype>
+
 namespace wharf::net {
 namespace {
 
@@ -26,6 +28,14 @@ void for_each_query_pair(std::string_view query, Fn fn) {
 }
 
 }  // namespace
+
+std::string media_type(std::string_view content_type) {
+  std::string out;
+  for (char c : content_type.substr(0, content_type.find(';')))
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space) {
   std::string out;

@@ -63,6 +63,10 @@ struct Response {
   }
 };
 
+// The media type of a Content-Type value, lowercased, without parameters or blanks:
+// "Application/JSON; charset=utf-8" -> "application/json".
+std::string media_type(std::string_view content_type);
+
 // Percent-decodes `s`; when `plus_as_space` is true, '+' becomes ' ' (query strings).
 // Returns nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space);

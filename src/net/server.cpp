@@ -331,6 +331,11 @@ void Server::Impl::do_accept() {
 
 void Server::Impl::begin_drain() {
   if (draining.exchange(true)) return;
+  {
+    // Wakes the drain watcher in run(); the lock orders this with its predicate check.
+    std::lock_guard<std::mutex> lock(sessions_mu);
+  }
+  sessions_cv.notify_all();
   asio::post(ioc, [this] {
     beast::error_code ec;
     acceptor.close(ec);
@@ -387,8 +392,8 @@ void Server::run() {
   std::vector<std::unique_ptr<Guard>> guards;
   for (auto& c : impl.contexts) guards.push_back(std::make_unique<Guard>(c->get_executor()));
   std::thread drainer([&impl, &guards] {
-    while (!impl.draining) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::unique_lock<std::mutex> lock(impl.sessions_mu);
+    impl.sessions_cv.wait(lock, [&impl] { return impl.draining.load(); });
     bool done =
         impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(impl.options.drain_timeout_ms),
                                   [&impl] { return impl.sessions.empty(); });
@@ -403,7 +408,11 @@ void Server::run() {
     threads.emplace_back([c = impl.contexts[i].get()] { c->run(); });
   impl.ioc.run();
   for (auto& t : threads) t.join();
-  impl.draining = true;
+  {
+    std::lock_guard<std::mutex> lock(impl.sessions_mu);
+    impl.draining = true;
+  }
+  impl.sessions_cv.notify_all();
   drainer.join();
 }
 

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "model/json_check.h"
+#include "net/http.h"
 #include "util/clock.h"
 
 namespace wharf::sandbox {
@@ -478,14 +479,6 @@ const Endpoint* find_endpoint(const std::string& id) {
   return nullptr;
 }
 
-std::string media_type(const std::string& content_type) {
-  std::string out;
-  for (char c : content_type.substr(0, content_type.find(';')))
-    if (!std::isspace(static_cast<unsigned char>(c)))
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool blank(const std::string& s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
@@ -600,7 +593,7 @@ std::vector<std::string> check_partner_response(const std::string& endpoint, int
                         " (documented: " + documented_list(*e) + ")");
   }
 
-  std::string media = media_type(content_type);
+  std::string media = net::media_type(content_type);
   bool is_2xx = status >= 200 && status < 300;
 
   if (is_2xx || (status >= 300 && status < 400)) {

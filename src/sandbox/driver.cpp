@@ -86,14 +86,6 @@ bool is_alnum(std::string_view s) {
   });
 }
 
-std::string media_type(const std::string& content_type) {
-  std::string out;
-  for (char c : content_type.substr(0, content_type.find(';')))
-    if (!std::isspace(static_cast<unsigned char>(c)))
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string dump(const Json& j) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -484,7 +476,7 @@ struct Driver::Impl {
   static Json parse_body(const std::string& content_type, const std::string& body) {
     if (body.find_first_not_of(" \t\r\n") == std::string::npos) return nullptr;
     if (too_deep(body)) return safe_string(clip(body));
-    if (media_type(content_type) == "application/jsonl") {
+    if (net::media_type(content_type) == "application/jsonl") {
       Json lines = Json::array();
       size_t start = 0;
       while (start < body.size()) {

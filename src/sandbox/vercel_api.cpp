@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 
+#include "auth/authenticator.h"
 #include "sandbox/vercel_api_internal.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -57,12 +58,6 @@ void Background::run() {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out;
-  for (char c : s) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
@@ -110,12 +105,6 @@ std::string redact_body(const std::string& body) {
   return out;
 }
 
-std::string media_type(const net::Request& req) {
-  auto ct = req.header("content-type");
-  if (!ct) return "";
-  return lower(trim(ct->substr(0, ct->find(';'))));
-}
-
 // Installation token check (vercel-api.md §1.3). Runs before the handler touches anything.
 void authenticate(Context& ctx, const net::Request& req, const std::string& icfg) {
   auto header = req.header("authorization");
@@ -123,12 +112,10 @@ void authenticate(Context& ctx, const net::Request& req, const std::string& icfg
     throw model::ApiError::unauthorized(
         "missing Authorization header: send Authorization: Bearer <installation access token> "
         "(credentials.access_token from Upsert Installation)");
-  std::string value = trim(*header);
-  if (lower(value.substr(0, 7)) != "bearer ")
+  std::string token(auth::bearer_token(*header));
+  if (token.empty())
     throw model::ApiError::unauthorized(
         "Authorization must use the Bearer scheme with the installation access token");
-  std::string token = trim(value.substr(7));
-  if (token.empty()) throw model::ApiError::unauthorized("the bearer token is empty");
   ctx.state.read([&](const Json& doc) {
     std::string owner;
     std::string owner_status;
@@ -219,7 +206,7 @@ net::Response dispatch(Context& ctx, Driver& driver, Background& background, boo
 }  // namespace
 
 Json Call::body() const {
-  std::string media = media_type(req);
+  std::string media = net::media_type(req.header("content-type").value_or(""));
   if (media != "application/json") {
     std::string got = req.header("content-type") ? std::string(*req.header("content-type")) : "";
     throw model::ApiError(

@@ -161,19 +161,9 @@ net::Response get_installation(Call& c) {
 
 // ---- client-credential endpoints ----------------------------------------------------------
 
-std::string media_type_of(const net::Request& req) {
-  auto ct = req.header("content-type");
-  std::string out;
-  if (!ct) return out;
-  for (char ch : ct->substr(0, ct->find(';')))
-    if (!std::isspace(static_cast<unsigned char>(ch)))
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // JSON or application/x-www-form-urlencoded (§8.1/§8.2), as a JSON object of strings.
 Json client_body(Call& c) {
-  std::string media = media_type_of(c.req);
+  std::string media = net::media_type(c.req.header("content-type").value_or(""));
   if (media == "application/json") return c.body();
   if (media != "application/x-www-form-urlencoded")
     throw model::ApiError(

@@ -342,23 +342,20 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
   return {202, Json{{"sync", false}}};
 }
 
-void ResourceService::check_repl(const std::string& installation_id,
-                                 const std::string& resource_id) {
+store::ResourceRow ResourceService::check_repl(const std::string& installation_id,
+                                               const std::string& resource_id) {
   store::ResourceRow row;
   store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
   if (row.status == "suspended")
     throw ApiError::conflict("resource " + resource_id +
                              " is suspended; resume it to run commands");
+  return row;
 }
 
 Json ResourceService::repl(const std::string& installation_id, const std::string& resource_id,
                            const model::ReplRequest& req,
                            const std::function<void(const Json&)>& emit) {
-  store::ResourceRow row;
-  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
-  if (row.status == "suspended")
-    throw ApiError::conflict("resource " + resource_id +
-                             " is suspended; resume it to run commands");
+  store::ResourceRow row = check_repl(installation_id, resource_id);
   const model::Product& product = require_product(row.product_id);
   const model::Plan* plan = catalog_->plan(row.billing_plan_id);
   product::UsageDelta usage;

@@ -55,7 +55,7 @@ class ResourceService {
 
   // Throws the error a REPL call would get before running anything (404, suspended), so a
   // streamed answer can fail with a proper status before its headers go out.
-  void check_repl(const std::string& installation_id, const std::string& resource_id);
+  store::ResourceRow check_repl(const std::string& installation_id, const std::string& resource_id);
   // REPL blocks; `emit` receives each block as produced (streaming).
   model::Json repl(const std::string& installation_id, const std::string& resource_id,
                    const model::ReplRequest& req,

@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from lib import api  # noqa: E402
 from lib.vercel import ISSUER, JwksServer, KeySet, Tokens  # noqa: E402
+from lib.sandbox import start_pair  # noqa: E402
 from lib.wharf import CLIENT_ID, Wharf  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -116,3 +117,12 @@ def installed(wharf, tokens, iid):
     r = wharf.request("PUT", f"/v1/installations/{iid}", tokens.user(iid), json_body=api.upsert_body())
     api.assert_installation_state(r)
     return iid
+
+
+@pytest.fixture(scope="module")
+def pair(wharf_bin, tmp_path_factory):
+    """A wharf-sandbox and a wharf wired to each other (one pair per module)."""
+    sb, w = start_pair(tmp_path_factory.mktemp("pair"), wharf_bin)
+    yield sb, w
+    w.stop()
+    sb.stop()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lib import api
-from lib.api import assert_error, assert_installation_state, assert_status, upsert_body
+from lib.api import assert_error, assert_installation_state, upsert_body
 from lib.vercel import ISSUER, REMOVE, JwksServer, KeySet, Tokens, new_rsa_key
 from lib.wharf import CLIENT_ID
 

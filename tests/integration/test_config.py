@@ -2,7 +2,6 @@
 naming the variable (and the JSON path for a bad catalog); the generated encryption key."""
 import base64
 import copy
-import json
 import os
 import stat
 import subprocess

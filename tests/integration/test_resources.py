@@ -9,15 +9,7 @@ import pytest
 import requests
 
 from lib import api
-from test_sandbox_flows import start_pair
-
-
-@pytest.fixture(scope="module")
-def pair(wharf_bin, tmp_path_factory):
-    sb, w = start_pair(tmp_path_factory.mktemp("resources"), wharf_bin)
-    yield sb, w
-    w.stop()
-    sb.stop()
+from lib.sandbox import start_pair
 
 
 @pytest.fixture

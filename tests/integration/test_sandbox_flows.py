@@ -2,45 +2,14 @@
 flow Wharf implements so far, performed by the sandbox and checked on both sides."""
 import base64
 import json
-import os
 
-import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lib import api
-from lib.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox
-from lib.wharf import Wharf, free_port
+from lib.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_pair
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def sandbox_bin():
-    return os.environ.get("SANDBOX_BIN") or os.path.join(REPO, "build", "wharf-sandbox")
-
-
-def start_pair(tmp, wharf_bin, catalog=None):
-    """A sandbox whose partner is a wharf whose Vercel is that sandbox."""
-    wport = free_port()
-    sb = Sandbox(sandbox_bin(), tmp / "sandbox", f"http://127.0.0.1:{wport}").start()
-    env = {"WHARF_LISTEN": f"127.0.0.1:{wport}", "INTEGRATION_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
-           "WHARF_VERCEL_API_URL": sb.base}
-    if catalog:
-        path = tmp / "catalog.json"
-        path.write_text(json.dumps(catalog))
-        env["WHARF_CATALOG"] = str(path)
-    w = Wharf(wharf_bin, tmp / "wharf", f"{sb.base}/.well-known/jwks", sb.base, env=env,
-              client_id=SANDBOX_CLIENT_ID).start()
-    return sb, w
-
-
-@pytest.fixture(scope="module")
-def pair(wharf_bin, tmp_path_factory):
-    sb, w = start_pair(tmp_path_factory.mktemp("pair"), wharf_bin)
-    yield sb, w
-    w.stop()
-    sb.stop()
 
 
 def b64url_decode(s):

@@ -5,11 +5,10 @@ import re
 import subprocess
 import time
 
-import pytest
 
 from lib import api
 from test_resources import provision, secrets_of
-from test_sandbox_flows import start_pair
+from lib.sandbox import start_pair
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

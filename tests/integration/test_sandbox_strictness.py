@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from lib import api
-from lib.sandbox import SANDBOX_CLIENT_SECRET, Sandbox
+from lib.sandbox import SANDBOX_CLIENT_SECRET, Sandbox, sandbox_bin
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -75,7 +75,6 @@ def partner():
 
 @pytest.fixture(scope="module")
 def sb(partner, tmp_path_factory):
-    from test_sandbox_flows import sandbox_bin
     s = Sandbox(sandbox_bin(), tmp_path_factory.mktemp("strict"), partner.url,
                 env={"SANDBOX_WEBHOOK_URL": partner.url + "/webhooks/vercel"}).start()
     yield s

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from lib import api
-from test_resources import pair, provision, q, secrets_of  # noqa: F401  (fixtures)
+from test_resources import provision, q, secrets_of
 
 
 def system_token(sb, iid):
@@ -24,7 +24,7 @@ def installations(sb, n):
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-def test_transfer_moves_database_data_and_credentials(pair, legacy):  # noqa: F811
+def test_transfer_moves_database_data_and_credentials(pair, legacy):
     sb, w = pair
     a, b = installations(sb, 2)
     res = provision(sb, a)
@@ -54,7 +54,7 @@ def test_transfer_moves_database_data_and_credentials(pair, legacy):  # noqa: F8
     assert late[0] != 200 or late[1]["status"] == 409, late
 
 
-def test_only_owned_resources_and_expiry(pair):  # noqa: F811
+def test_only_owned_resources_and_expiry(pair):
     sb, w = pair
     a, b = installations(sb, 2)
     rid_b = provision(sb, b)["id"]
@@ -77,7 +77,7 @@ def test_only_owned_resources_and_expiry(pair):  # noqa: F811
     assert {"resourceIds", "expiresAt"} <= keys
 
 
-def test_concurrent_accepts_move_the_resource_once(pair):  # noqa: F811
+def test_concurrent_accepts_move_the_resource_once(pair):
     sb, w = pair
     a, b, c = installations(sb, 3)
     rid = provision(sb, a)["id"]

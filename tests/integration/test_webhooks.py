@@ -12,7 +12,7 @@ import requests
 
 from lib import api
 from lib.sandbox import SANDBOX_CLIENT_SECRET
-from test_resources import pair, provision, q, secrets_of  # noqa: F401  (fixtures)
+from test_resources import provision, q, secrets_of
 
 
 def system_token(sb, iid):
@@ -29,7 +29,7 @@ def post_hook(w, body, secret=SANDBOX_CLIENT_SECRET, signature=None):
     return requests.post(w.url("/webhooks/vercel"), data=raw, headers=headers, timeout=10)
 
 
-def test_signatures_duplicates_and_unknown_types(pair):  # noqa: F811
+def test_signatures_duplicates_and_unknown_types(pair):
     sb, w = pair
     body = {"id": "whd_" + api.new_installation_id(), "type": "deployment.created",
             "createdAt": 1, "payload": {"deployment": {"id": "dpl_1"}}}
@@ -43,7 +43,7 @@ def test_signatures_duplicates_and_unknown_types(pair):  # noqa: F811
     assert bad.status_code == 400
 
 
-def test_removed_webhook_from_the_sandbox_uninstalls_with_resources(pair):  # noqa: F811
+def test_removed_webhook_from_the_sandbox_uninstalls_with_resources(pair):
     sb, w = pair
     iid = api.new_installation_id()
     sb.run("install", installationId=iid)
@@ -59,7 +59,7 @@ def test_removed_webhook_from_the_sandbox_uninstalls_with_resources(pair):  # no
     assert bad["status"] == 401 and bad["findings"] == [], bad
 
 
-def test_delete_installation_cascades_and_counts_paid_resources(pair):  # noqa: F811
+def test_delete_installation_cascades_and_counts_paid_resources(pair):
     sb, w = pair
     iid = api.new_installation_id()
     sb.run("install", installationId=iid)

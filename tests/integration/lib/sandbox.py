@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from .wharf import free_port, base_env, HTTP_TIMEOUT, START_TIMEOUT
+from .wharf import free_port, base_env, HTTP_TIMEOUT, START_TIMEOUT, Wharf
 
 SANDBOX_CLIENT_ID = "oac_sandboxTest0000000000000"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret-0123456789"
@@ -121,3 +121,25 @@ class Sandbox:
         env["SANDBOX_URL"] = self.base
         return subprocess.run([self.binary, *args], env=env, capture_output=True, text=True,
                               timeout=60)
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def sandbox_bin():
+    return os.environ.get("SANDBOX_BIN") or os.path.join(REPO, "build", "wharf-sandbox")
+
+
+def start_pair(tmp, wharf_bin, catalog=None):
+    """A sandbox whose partner is a wharf whose Vercel is that sandbox."""
+    wport = free_port()
+    sb = Sandbox(sandbox_bin(), tmp / "sandbox", f"http://127.0.0.1:{wport}").start()
+    env = {"WHARF_LISTEN": f"127.0.0.1:{wport}", "INTEGRATION_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+           "WHARF_VERCEL_API_URL": sb.base}
+    if catalog:
+        path = tmp / "catalog.json"
+        path.write_text(json.dumps(catalog))
+        env["WHARF_CATALOG"] = str(path)
+    w = Wharf(wharf_bin, tmp / "wharf", f"{sb.base}/.well-known/jwks", sb.base, env=env,
+              client_id=SANDBOX_CLIENT_ID).start()
+    return sb, w
