@@ -51,6 +51,16 @@ constexpr Setting kSettings[] = {
     {"WHARF_TOKEN_LEEWAY_S", "token-leeway-s", "clock leeway for exp/nbf/iat (default 10)"},
     {"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error (default info)"},
     {"WHARF_WEBHOOK_PATH", "webhook-path", "path of the Webhook URL (default /webhooks/vercel)"},
+    {"WHARF_BILLING_INTERVAL_S", "billing-interval-s",
+     "seconds between billing data submissions per installation (default 3600)"},
+    {"WHARF_BALANCE_INTERVAL_S", "balance-interval-s",
+     "seconds between prepaid balance submissions (default 3600; also after every change)"},
+    {"WHARF_OVERDUE_GRACE_S", "overdue-grace-s",
+     "seconds an overdue invoice waits before its resources are suspended (default 0)"},
+    {"WHARF_INVOICE_TEST_MODE", "invoice-test-mode",
+     "submit invoices in Vercel's test mode with this result: paid, notpaid or overdue"},
+    {"WHARF_TEST_CLOCK", "test-clock",
+     "1 = enable POST /ops/clock to move time forward (test deployments only)"},
 };
 
 int64_t parse_int(const std::string& var, const std::string& v, int64_t min, int64_t max) {
@@ -196,6 +206,21 @@ Config load_config(const std::map<std::string, std::string>& env,
   if (auto v = get("WHARF_WEBHOOK_PATH")) {
     if (v->empty() || (*v)[0] != '/') throw ConfigError("WHARF_WEBHOOK_PATH", "must start with /");
     c.webhook_path = *v;
+  }
+  if (auto v = get("WHARF_BILLING_INTERVAL_S"))
+    c.billing_interval_s = parse_int("WHARF_BILLING_INTERVAL_S", *v, 60, 86400);
+  if (auto v = get("WHARF_BALANCE_INTERVAL_S"))
+    c.balance_interval_s = parse_int("WHARF_BALANCE_INTERVAL_S", *v, 60, 86400);
+  if (auto v = get("WHARF_OVERDUE_GRACE_S"))
+    c.overdue_grace_s = parse_int("WHARF_OVERDUE_GRACE_S", *v, 0, 90LL * 86400);
+  if (auto v = get("WHARF_INVOICE_TEST_MODE"); v && !v->empty()) {
+    if (*v != "paid" && *v != "notpaid" && *v != "overdue")
+      throw ConfigError("WHARF_INVOICE_TEST_MODE", "must be paid, notpaid or overdue");
+    c.invoice_test_mode = *v;
+  }
+  if (auto v = get("WHARF_TEST_CLOCK")) {
+    if (*v != "0" && *v != "1") throw ConfigError("WHARF_TEST_CLOCK", "must be 0 or 1");
+    c.test_clock = *v == "1";
   }
   return c;
 }

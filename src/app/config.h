@@ -41,6 +41,12 @@ struct Config {
   int64_t leeway_s = 10;
   std::string log_level = "info";
   std::string webhook_path = "/webhooks/vercel";  // WHARF_WEBHOOK_PATH
+  // Billing.
+  int64_t billing_interval_s = 3600;  // WHARF_BILLING_INTERVAL_S: interim billing data
+  int64_t balance_interval_s = 3600;  // WHARF_BALANCE_INTERVAL_S: prepaid balances
+  int64_t overdue_grace_s = 0;        // WHARF_OVERDUE_GRACE_S: overdue → suspended after
+  std::string invoice_test_mode;      // WHARF_INVOICE_TEST_MODE: "", paid, notpaid, overdue
+  bool test_clock = false;            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
 };
 
 // Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).

@@ -20,6 +20,9 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: wharf serve [--flag value ...]\n"
                "       wharf outbox [--state pending|delivered|dead] [--flag value ...]\n"
+               "       wharf billing show|statement --installation ID [--flag value ...]\n"
+               "       wharf billing refund --installation ID --invoice ID --total 5.00 "
+               "--reason TEXT\n"
                "       wharf help\n\n"
                "Configuration (environment variable / flag):\n%s",
                wharf::app::config_help().c_str());
@@ -33,7 +36,7 @@ int main(int argc, char** argv) {
     usage(args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
-  if (args[0] != "serve" && args[0] != "outbox") {
+  if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -45,6 +48,24 @@ int main(int argc, char** argv) {
   try {
     std::vector<std::string> rest(args.begin() + 1, args.end());
     std::string state;
+    std::string action;
+    std::map<std::string, std::string> billing_options;
+    if (args[0] == "billing") {
+      if (rest.empty()) {
+        usage(stderr);
+        return 2;
+      }
+      action = rest[0];
+      rest.erase(rest.begin());
+      for (const char* name : {"installation", "invoice", "total", "reason"})
+        for (size_t i = 0; i < rest.size(); ++i)
+          if (rest[i] == std::string("--") + name && i + 1 < rest.size()) {
+            billing_options[name] = rest[i + 1];
+            rest.erase(rest.begin() + static_cast<long>(i),
+                       rest.begin() + static_cast<long>(i) + 2);
+            break;
+          }
+    }
     if (args[0] == "outbox") {
       for (size_t i = 0; i < rest.size(); ++i)
         if (rest[i] == "--state" && i + 1 < rest.size()) {
@@ -55,6 +76,7 @@ int main(int argc, char** argv) {
     }
     auto config = wharf::app::load_config(env, rest);
     if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
+    if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
     if (config.log_level == "debug") wharf::util::set_log_level(wharf::util::LogLevel::kDebug);
     if (config.log_level == "warn") wharf::util::set_log_level(wharf::util::LogLevel::kWarn);
     if (config.log_level == "error") wharf::util::set_log_level(wharf::util::LogLevel::kError);

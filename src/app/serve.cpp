@@ -21,6 +21,7 @@
 #include "net/http_client.h"
 #include "net/server.h"
 #include "product/sqlite_db/sqlite_db.h"
+#include "service/billing.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
 #include "service/plans.h"
@@ -94,6 +95,38 @@ class Periodic {
 
 }  // namespace
 
+int billing_admin(const Config& config, const std::string& action,
+                  const std::map<std::string, std::string>& options) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  auto catalog = load_catalog(config);
+  util::SystemClock clock;
+  service::BillingService billing(*store, catalog, clock, {});
+  auto opt = [&options](const std::string& name) {
+    auto it = options.find(name);
+    if (it == options.end() || it->second.empty())
+      throw ConfigError("--" + name, "is required for this command");
+    return it->second;
+  };
+  model::Json out;
+  try {
+    if (action == "show")
+      out = billing.summary(opt("installation"));
+    else if (action == "statement")
+      out = billing.statement(opt("installation"), clock.now_ms());
+    else if (action == "refund")
+      out =
+          billing.request_refund(opt("installation"), opt("invoice"), opt("total"), opt("reason"));
+    else
+      throw ConfigError("wharf billing " + action, "unknown action (show, statement, refund)");
+  } catch (const model::ApiError& e) {
+    std::fprintf(stderr, "wharf billing %s: %s\n", action.c_str(), e.message.c_str());
+    return e.status == 404 ? 3 : 4;
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
 int print_outbox(const Config& config, const std::string& state) {
   store::register_backend("sqlite", &store::sqlite::open_url);
   auto store = store::open_store(config.state_url);
@@ -130,7 +163,8 @@ int serve(const Config& config) {
     throw ConfigError("WHARF_STATE_URL", e.what());
   }
 
-  util::SystemClock clock;
+  // The system clock; test deployments (WHARF_TEST_CLOCK=1) may move it forward.
+  util::OffsetClock clock;
   net::HttpClient::Options http_options;
   http_options.user_agent = "wharf/0.1 (" + config.client_id + ")";
   net::HttpClient http(http_options);
@@ -217,7 +251,49 @@ int serve(const Config& config) {
 
   api::RouteTable routes;
   service::TransferService transfers(*store, catalog, installations, clock);
-  api::partner::Services services{installations, plans, resources, transfers};
+  service::BillingService::Options billing_options;
+  billing_options.interval_ms = config.billing_interval_s * 1000;
+  billing_options.balance_interval_ms = config.balance_interval_s * 1000;
+  billing_options.overdue_grace_ms = config.overdue_grace_s * 1000;
+  billing_options.invoice_test_result = config.invoice_test_mode;
+  service::BillingService billing(*store, catalog, clock, billing_options);
+  billing.on_enqueued([&outbox] { outbox.wake(); });
+  outbox.set_hooks(
+      {[&billing](store::WriteTx& tx, const store::OutboxRow& item, const std::string& response) {
+         billing.delivered(tx, item, response);
+       },
+       [&billing](store::WriteTx& tx, const store::OutboxRow& item, int64_t now) {
+         billing.gone(tx, item, now);
+       }});
+  installations.set_billing_hooks({[&billing](store::ReadTx& tx, const store::InstallationRow& row,
+                                              int64_t now) { return billing.owes(tx, row, now); },
+                                   [&billing] { billing.wake(); }});
+  // Vercel's Get Invoice, synchronous: Provision Purchase must see the invoice paid first.
+  auto get_invoice = [&http, &installations, &config](const std::string& installation_id,
+                                                      const std::string& invoice_id) {
+    auto token = installations.access_token(installation_id);
+    if (!token) {
+      net::HttpResult none;
+      none.error = "the installation has no access token";
+      return none;
+    }
+    net::HttpResult r =
+        http.request("GET",
+                     config.vercel_api_url + "/v1/installations/" + installation_id +
+                         "/billing/invoices/" + invoice_id,
+                     {{"Authorization", "Bearer " + *token}, {"Accept", "application/json"}});
+    std::string vercel_id;
+    for (const auto& [k, v] : r.headers)
+      if (k == "x-vercel-id") vercel_id = v;
+    util::log_info("vercel get invoice")
+        .str("installation", installation_id)
+        .str("invoice", invoice_id)
+        .num("status", r.status)
+        .str("x_vercel_id", vercel_id)
+        .str("error", r.error);
+    return r;
+  };
+  api::partner::Services services{installations, plans, resources, transfers, billing, get_invoice};
   // integration-configuration.removed: the same path as Delete Installation with cascade.
   service::WebhookService webhooks(*store, config.client_secret, clock, [&](const std::string& id) {
     try {
@@ -235,6 +311,26 @@ int serve(const Config& config) {
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
+  webhooks.on_invoice([&billing](const std::string& type, const std::string& installation_id,
+                                 const model::Json& payload) {
+    billing.invoice_event(type, installation_id, payload);
+  });
+  if (config.test_clock) {
+    util::log_warn("WHARF_TEST_CLOCK is on: POST /ops/clock can move this server's time");
+    api::ops::add_test_clock_routes(routes, clock, [&](int64_t now) {
+      resources.flush_usage();
+      auto stats = billing.run(now);
+      bool drained = outbox.wait_idle(20000);
+      return model::Json{{"billing",
+                          {{"installations", stats.installations},
+                           {"billingData", stats.billing_data},
+                           {"invoices", stats.invoices},
+                           {"balances", stats.balances},
+                           {"suspended", stats.suspended},
+                           {"finalizing", stats.finalizing}}},
+                         {"outboxDrained", drained}};
+    });
+  }
   api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics);
 
   net::ServerOptions server_options;
@@ -261,6 +357,7 @@ int serve(const Config& config) {
 
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
   outbox.start();
+  billing.start();
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
 
   util::log_info("wharf listening")
@@ -272,6 +369,7 @@ int serve(const Config& config) {
       .num("products", static_cast<int64_t>(catalog->products().size()));
   server.run();
   resources.flush_usage();  // the last second of usage counts
+  billing.stop();
   outbox.stop();
   jwks.stop();
   util::log_info("wharf stopped");

@@ -1,5 +1,8 @@
 // Wiring of `wharf serve`: the one place that knows every layer.
 #pragma once
+#include <map>
+#include <string>
+
 #include "app/config.h"
 
 namespace wharf::app {
@@ -9,5 +12,10 @@ int serve(const Config& config);
 // `wharf outbox [--state pending|delivered|dead]`: prints the outbox (newest first) as JSON,
 // dead letters with the response Vercel gave — the admin view of calls to Vercel.
 int print_outbox(const Config& config, const std::string& state);
+// `wharf billing show|statement|refund --installation ID [--invoice ID --total 5.00
+// --reason "…"]`: an installation's invoices and balances, its current statement, or a
+// refund request (queued to Vercel's Invoice Actions through the outbox).
+int billing_admin(const Config& config, const std::string& action,
+                  const std::map<std::string, std::string>& options);
 
 }  // namespace wharf::app

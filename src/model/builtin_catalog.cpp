@@ -63,7 +63,7 @@ const std::string& builtin_catalog_json() {
       "pricing": {
         "baseFee": "5.00",
         "metrics": {
-          "storage": {"unit": "GB-month", "unitPrice": "0.25", "per": 1073741824},
+          "storage": {"unit": "GB-month", "unitPrice": "0.25", "per": 1073741824, "metric": "storageBytes", "type": "total"},
           "rowsRead": {"unit": "million rows", "unitPrice": "0.10", "per": 1000000},
           "rowsWritten": {"unit": "million rows", "unitPrice": "1.00", "per": 1000000}
         }
@@ -86,7 +86,7 @@ const std::string& builtin_catalog_json() {
       "pricing": {
         "baseFee": "0.00",
         "metrics": {
-          "storage": {"unit": "GB-month", "unitPrice": "0.25", "per": 1073741824},
+          "storage": {"unit": "GB-month", "unitPrice": "0.25", "per": 1073741824, "metric": "storageBytes", "type": "total"},
           "rowsRead": {"unit": "million rows", "unitPrice": "0.10", "per": 1000000},
           "rowsWritten": {"unit": "million rows", "unitPrice": "1.00", "per": 1000000}
         }

@@ -30,6 +30,49 @@ void check_amount(const Json& obj, std::string_view key, const std::string& path
     check.add(Checker::join(path, key), "must be a decimal amount string such as \"10.00\"");
 }
 
+std::optional<util::Money> money_at(const Json& obj, std::string_view key, const std::string& path,
+                                    bool required, Checker& check) {
+  auto s = check.string(obj, key, path, required);
+  if (!s) return std::nullopt;
+  auto m = util::Money::parse(*s);
+  if (!m || *m < util::Money())
+    check.add(Checker::join(path, key),
+              "must be a non-negative decimal amount with at most 6 decimals, e.g. \"0.25\"");
+  return m;
+}
+
+Pricing parse_pricing(const Json& j, const std::string& path, Checker& check) {
+  Pricing out;
+  if (auto fee = money_at(j, "baseFee", path, false, check)) out.base_fee = *fee;
+  const Json* metrics = check.get(j, "metrics", path, Kind::kObject, false);
+  if (!metrics) return out;
+  std::string mpath = Checker::join(path, "metrics");
+  for (auto it = metrics->begin(); it != metrics->end(); ++it) {
+    std::string p = Checker::join(mpath, it.key());
+    if (!it->is_object()) {
+      check.add(p, "must be an object");
+      continue;
+    }
+    MetricPrice m;
+    m.name = it.key();
+    m.ledger_metric = check.string(*it, "metric", p, false, true).value_or(m.name);
+    m.type = check.string(*it, "type", p, false).value_or("interval");
+    if (m.type != "interval" && m.type != "total")
+      check.add(Checker::join(p, "type"), "must be \"interval\" or \"total\"");
+    m.unit = check.string(*it, "unit", p, true, true).value_or("");
+    m.unit_price = money_at(*it, "unitPrice", p, true, check).value_or(util::Money());
+    const Json* per = check.get(*it, "per", p, Kind::kNumber, false);
+    if (per) {
+      if (!per->is_number_integer() || per->get<int64_t>() <= 0)
+        check.add(Checker::join(p, "per"), "must be a positive integer");
+      else
+        m.per = per->get<int64_t>();
+    }
+    out.metrics.push_back(m);
+  }
+  return out;
+}
+
 Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
   Plan p;
   if (!j.is_object()) {
@@ -68,8 +111,10 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
     if (!util::parse_iso8601(*eff, &ms))
       check.add(Checker::join(path, "effectiveDate"), "must be an ISO-8601 date-time");
   }
-  if (const Json* pricing = check.get(j, "pricing", path, Kind::kObject, false))
+  if (const Json* pricing = check.get(j, "pricing", path, Kind::kObject, false)) {
     p.pricing = *pricing;
+    p.prices = parse_pricing(*pricing, Checker::join(path, "pricing"), check);
+  }
   if (const Json* limits = check.get(j, "limits", path, Kind::kObject, false)) {
     for (auto it = limits->begin(); it != limits->end(); ++it)
       if (!it->is_number())

@@ -15,8 +15,28 @@
 
 #include "model/json_check.h"
 #include "model/metadata_schema.h"
+#include "util/money.h"
 
 namespace wharf::model {
+
+// A plan's prices (the catalog's `pricing`): a base fee per billing period and a price per
+// metric. `per` units of the ledger metric cost `unit_price`; "interval" metrics are summed
+// over the period (rows read), "total" metrics are levels averaged over the days of the
+// period (storage bytes → byte-months).
+struct MetricPrice {
+  std::string name;           // billing line / usage name, e.g. "rowsRead"
+  std::string ledger_metric;  // usage ledger metric it is measured by (default: name)
+  std::string type = "interval";
+  std::string unit;  // e.g. "million rows", "GB-month"
+  util::Money unit_price;
+  int64_t per = 1;
+};
+
+struct Pricing {
+  util::Money base_fee;
+  std::vector<MetricPrice> metrics;
+  bool free() const { return base_fee == util::Money() && metrics.empty(); }
+};
 
 struct Plan {
   std::string id;
@@ -27,6 +47,7 @@ struct Plan {
   bool is_default = false;
   Json public_json;  // the BillingPlan as sent to Vercel (Wharf-only keys removed)
   Json pricing = Json::object();
+  Pricing prices;  // `pricing`, parsed
   Json limits = Json::object();
   std::map<std::string, std::vector<Json>> match;
 

@@ -85,21 +85,19 @@ bool InstallationService::remove(const std::string& id,
       finalized = row->finalized;  // a repeated delete answers what the first one did
       return;
     }
-    // Something is owed while a paid plan is active: its (prorated) fee for the current
-    // period still has to be invoiced. Installations on free plans owe nothing.
-    const model::Plan* plan =
-        row->billing_plan_id ? catalog_->plan(*row->billing_plan_id) : nullptr;
-    bool owed = plan && !plan->free();
-    // Resources on a paid plan owe their (prorated) period too — also those deleted during
-    // this calendar month (the billing period), cascade deletions included.
-    std::string month_start =
-        util::format_iso8601_ms(clock_.now_ms()).substr(0, 7) + "-01T00:00:00Z";
-    int64_t period_start_ms = 0;
-    util::parse_iso8601(month_start, &period_start_ms);
-    for (const auto& res : tx.resources_of(id)) {
-      if (res.deleted_ms && *res.deleted_ms < period_start_ms) continue;
-      const model::Plan* rp = catalog_->plan(res.billing_plan_id);
-      owed = owed || (rp && !rp->free());
+    bool owed = false;
+    if (billing_.owes) {
+      owed = billing_.owes(tx, *row, clock_.now_ms());
+    } else {
+      // Without billing (unit tests of this service alone): a paid plan, on the installation
+      // or on any resource, counts as owing.
+      const model::Plan* plan =
+          row->billing_plan_id ? catalog_->plan(*row->billing_plan_id) : nullptr;
+      owed = plan && !plan->free();
+      for (const auto& res : tx.resources_of(id)) {
+        const model::Plan* rp = catalog_->plan(res.billing_plan_id);
+        owed = owed || (rp && !rp->free());
+      }
     }
     int64_t now = clock_.now_ms();
     row->status = "uninstalled";
@@ -117,6 +115,7 @@ bool InstallationService::remove(const std::string& id,
         .flag("finalized", finalized)
         .flag("cascade", req.cascade_resource_deletion);
   });
+  if (billing_.uninstalled) billing_.uninstalled();
   return finalized;
 }
 

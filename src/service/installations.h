@@ -1,5 +1,6 @@
 // Installations (partner-api.md §5.1–5.4) and installation-level billing (§8.1).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,6 +30,14 @@ class InstallationService {
   model::InstallationState get(const std::string& id);
   model::InstallationState update(const std::string& id,
                                   const model::UpdateInstallationRequest& req);
+  // Billing's say in an uninstall: whether anything is still owed (Delete Installation then
+  // answers finalized: false), and a call once an installation was uninstalled.
+  struct BillingHooks {
+    std::function<bool(store::ReadTx&, const store::InstallationRow&, int64_t now_ms)> owes;
+    std::function<void()> uninstalled;
+  };
+  void set_billing_hooks(BillingHooks hooks) { billing_ = std::move(hooks); }
+
   // Uninstalls; returns `finalized` (true when nothing is owed). Repeats answer the same.
   bool remove(const std::string& id, const model::DeleteInstallationRequest& req);
 
@@ -48,6 +57,7 @@ class InstallationService {
   std::shared_ptr<const model::Catalog> catalog_;
   const util::SecretBox& box_;
   const util::Clock& clock_;
+  BillingHooks billing_;
 };
 
 }  // namespace wharf::service

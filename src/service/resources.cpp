@@ -362,7 +362,7 @@ Json ResourceService::repl(const std::string& installation_id, const std::string
   Json blocks;
   try {
     blocks = product_of(product).repl(
-        row.id, req.input, req.read_only,
+        row.id, req.input, req.read_only || row.billing_hold == "credits",
         product::Limits::from_json(plan ? plan->limits : Json::object()), emit, &usage);
   } catch (const product::QueryError& e) {
     throw query_error(e);
@@ -434,10 +434,17 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   product::Limits limits = product::Limits::from_json(plan ? plan->limits : Json::object());
   product::UsageDelta usage;
   std::vector<product::StatementResult> results;
+  // A prepaid database out of credits keeps serving reads, not writes, until credited.
+  bool out_of_credits = row.billing_hold == "credits";
   try {
-    results = product_of(product).execute(row.id, statements, access != "rw", limits, &usage);
+    results = product_of(product).execute(row.id, statements, access != "rw" || out_of_credits,
+                                          limits, &usage);
   } catch (const product::QueryError& e) {
     record_usage(row, usage);
+    if (out_of_credits && access == "rw" && e.code == product::error_code::kReadOnly)
+      throw ApiError(402, "credits_exhausted",
+                     "database " + resource_id +
+                         " is out of prepaid credits: reads only until more credits are bought");
     throw query_error(e);
   }
   record_usage(row, usage);

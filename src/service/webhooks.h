@@ -20,6 +20,11 @@ class WebhookService {
   WebhookService(store::Store& store, std::string client_secret, const util::Clock& clock,
                  UninstallFn uninstall);
 
+  // marketplace.invoice.* events go to billing (type, installation id, payload).
+  using InvoiceFn = std::function<void(const std::string& type, const std::string& installation_id,
+                                       const model::Json& payload)>;
+  void on_invoice(InvoiceFn fn) { invoice_ = std::move(fn); }
+
   // `signature` is the x-vercel-signature header (hex HMAC-SHA1 of `raw_body` keyed with the
   // client secret). Throws ApiError 401 on a missing or wrong signature, 400 on a body that
   // is not a webhook envelope. Returns {"received": true, "duplicate": bool}.
@@ -30,6 +35,7 @@ class WebhookService {
   std::string secret_;
   const util::Clock& clock_;
   UninstallFn uninstall_;
+  InvoiceFn invoice_;
 };
 
 }  // namespace wharf::service

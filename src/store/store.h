@@ -66,6 +66,9 @@ struct ResourceRow {
   std::optional<std::string> external_id;
   std::optional<std::string> idempotency_key;  // of the Provision request that created it
   std::optional<std::string> secrets_sealed;   // current Secret[] as JSON, AES-GCM sealed
+  // Why billing restricts the resource: "credits" (prepaid balance exhausted: reads only),
+  // "overdue:<invoice>" (suspended for an overdue invoice). Absent = no restriction.
+  std::optional<std::string> billing_hold;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   std::optional<int64_t> deleted_ms;
@@ -130,6 +133,81 @@ struct WebhookEventRow {
   std::optional<int64_t> processed_ms;  // set once acted upon
 };
 
+// A span of time during which a resource (or, with resource_id "", the installation) was on
+// one billing plan in one installation. The store keeps these itself: put_resource and
+// put_installation close the open span and open a new one whenever the plan, the
+// installation or the deletion changes, so every code path that changes a plan is covered.
+struct PlanPeriodRow {
+  std::string installation_id;
+  std::string resource_id;  // "" = the installation's own plan
+  std::string plan_id;
+  int64_t start_ms = 0;
+  std::optional<int64_t> end_ms;  // open while the plan is current
+};
+
+// Where billing stands for one installation (service/billing.cpp).
+struct BillingStateRow {
+  std::string installation_id;
+  int64_t last_data_ms = 0;         // timestamp of the last billing data enqueued
+  int64_t final_through_ms = 0;     // eod of the last usage day whose final data was enqueued
+  int64_t invoiced_through_ms = 0;  // end of the last period invoiced
+  int64_t last_balance_ms = 0;      // last balances submission enqueued
+  bool final_submitted = false;     // uninstall: final data and invoices enqueued
+  bool finalize_enqueued = false;   // uninstall: Finalize Installation enqueued
+  std::optional<int64_t> gone_ms;   // Vercel answered 401/403/404/410 for it: stop calling
+};
+
+// One invoice: per resource (or installation), per plan, per period. `id` is the externalId
+// sent to Vercel, derived from those three so a retried submission can never bill twice.
+struct InvoiceRow {
+  std::string id;
+  std::string installation_id;
+  std::string resource_id;  // "" = installation-level
+  std::string plan_id;
+  int64_t period_start_ms = 0;
+  int64_t period_end_ms = 0;
+  std::string items_json = "[]";
+  std::string total = "0.00";  // decimal string, cents
+  // Ours: submitting (in the outbox), carried (under $0.50, moved to the next invoice),
+  // waived (under $0.50 on the final invoice); then Vercel's InvoiceState as reported.
+  std::string state = "submitting";
+  std::optional<std::string> vercel_invoice_id;
+  std::optional<std::string> carried_into;  // invoice that took this amount over
+  bool final = false;
+  bool test = false;
+  std::optional<std::string> refund_total;
+  std::optional<std::string> refund_reason;
+  std::optional<int64_t> paid_ms;
+  std::optional<int64_t> overdue_ms;
+  bool suspended = false;  // its resources were suspended for it (overdue)
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// A prepaid balance in micro-dollars: credited by purchases, debited by usage.
+struct BalanceRow {
+  std::string installation_id;
+  std::string resource_id;  // "" = installation-level credits
+  int64_t credited_micros = 0;
+  int64_t debited_micros = 0;
+  int64_t updated_ms = 0;
+  int64_t remaining() const { return credited_micros - debited_micros; }
+};
+
+// A credit purchase (Provision Purchase), recorded once per Vercel invoice id.
+struct PurchaseRow {
+  std::string installation_id;
+  std::string invoice_id;
+  std::string credits_json = "[]";  // [{resourceId?, micros}]
+  int64_t created_ms = 0;
+};
+
+struct UsageEntry {
+  std::string day;  // YYYY-MM-DD
+  std::string metric;
+  int64_t value = 0;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -149,6 +227,32 @@ class ReadTx {
   // metric -> value for one resource and day (YYYY-MM-DD)
   virtual std::map<std::string, int64_t> usage(const std::string& resource_id,
                                                const std::string& day) = 0;
+  // Ledger entries of one resource for days in [from_day, to_day], ordered by day.
+  virtual std::vector<UsageEntry> usage_between(const std::string& resource_id,
+                                                const std::string& from_day,
+                                                const std::string& to_day) = 0;
+  // The latest value of a metric on a day before `day` (levels such as storage persist).
+  virtual std::optional<int64_t> usage_before(const std::string& resource_id,
+                                              const std::string& metric,
+                                              const std::string& day) = 0;
+
+  // Billing.
+  // Installations billing still concerns: active, or uninstalled and not yet finalized.
+  virtual std::vector<InstallationRow> installations_to_bill() = 0;
+  // Plan spans of an installation overlapping [from_ms, to_ms), ordered by start.
+  virtual std::vector<PlanPeriodRow> plan_periods(const std::string& installation_id,
+                                                  int64_t from_ms, int64_t to_ms) = 0;
+  virtual std::optional<BillingStateRow> billing_state(const std::string& installation_id) = 0;
+  virtual std::optional<InvoiceRow> invoice(const std::string& installation_id,
+                                            const std::string& id) = 0;
+  virtual std::optional<InvoiceRow> invoice_by_vercel_id(const std::string& installation_id,
+                                                         const std::string& vercel_id) = 0;
+  virtual std::vector<InvoiceRow> invoices_of(const std::string& installation_id) = 0;
+  virtual std::vector<BalanceRow> balances_of(const std::string& installation_id) = 0;
+  virtual std::optional<PurchaseRow> purchase(const std::string& installation_id,
+                                              const std::string& invoice_id) = 0;
+  // Micro-dollars of usage already debited from prepaid balances for a resource and period.
+  virtual int64_t prepaid_charged(const std::string& resource_id, int64_t period_start_ms) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -173,6 +277,14 @@ class WriteTx : public ReadTx {
                          const std::string& metric, int64_t delta) = 0;
   virtual void max_usage(const std::string& resource_id, const std::string& day,
                          const std::string& metric, int64_t value) = 0;
+
+  virtual void put_billing_state(const BillingStateRow& row) = 0;  // insert or replace
+  virtual void put_invoice(const InvoiceRow& row) = 0;             // insert or replace
+  virtual void put_balance(const BalanceRow& row) = 0;             // insert or replace
+  // Records a purchase; false (and nothing written) when that invoice was already credited.
+  virtual bool insert_purchase(const PurchaseRow& row) = 0;
+  virtual void set_prepaid_charged(const std::string& resource_id, int64_t period_start_ms,
+                                   int64_t micros) = 0;
 };
 
 class Store {

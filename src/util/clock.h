@@ -37,6 +37,29 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> now_;
 };
 
+// The system clock moved by an adjustable offset. Production runs with offset 0; test
+// deployments (WHARF_TEST_CLOCK, the sandbox's /_sandbox/clock) move it forward to replay
+// days or months of billing in seconds. Never moves backwards through set_ms.
+class OffsetClock final : public Clock {
+ public:
+  int64_t now_ms() const override { return system_.now_ms() + offset_.load(); }
+  int64_t offset_ms() const { return offset_.load(); }
+  // Moves the clock forward by `ms` (negative values are ignored); returns the new time.
+  int64_t advance_ms(int64_t ms) {
+    if (ms > 0) offset_.fetch_add(ms);
+    return now_ms();
+  }
+  // Sets the time, if later than now; returns the new time.
+  int64_t set_ms(int64_t ms) {
+    int64_t delta = ms - now_ms();
+    return advance_ms(delta);
+  }
+
+ private:
+  SystemClock system_;
+  std::atomic<int64_t> offset_{0};
+};
+
 // ISO-8601 UTC with milliseconds, e.g. 2024-02-28T10:00:00.000Z.
 std::string format_iso8601_ms(int64_t epoch_ms);
 // Parses ISO-8601 date-times (Z or ±hh:mm offset, optional fraction); false if malformed.

@@ -1,6 +1,7 @@
 #include "vercel/outbox.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "util/crypto.h"
@@ -94,8 +95,14 @@ void Outbox::deliver(store::OutboxRow item) {
   item.last_error = token ? result.error : "the installation has no access token (finalized)";
 
   int s = result.status;
-  bool retry = token && (!result.error.empty() || s == 429 || s >= 500);
-  if (token && result.error.empty() && s >= 200 && s < 300) {
+  // Finalize Installation answers 409 while invoices are open: that passes, so it is retried.
+  bool retry = token && (!result.error.empty() || s == 429 || s >= 500 ||
+                         (s == 409 && item.kind == "finalize"));
+  // An invoice whose externalId Vercel already has was submitted by an earlier attempt whose
+  // answer got lost: delivered, and not billed twice.
+  bool already = token && result.error.empty() && s == 409 && item.kind == "invoice";
+  bool gone = false;
+  if (already || (token && result.error.empty() && s >= 200 && s < 300)) {
     item.state = "delivered";
     item.done_ms = now;
     delivered_.fetch_add(1);
@@ -105,10 +112,19 @@ void Outbox::deliver(store::OutboxRow item) {
     item.state = "dead";
     item.done_ms = now;
     item.response_body = result.body.substr(0, 64 * 1024);
-    if (s == 401 || s == 403 || s == 404 || s == 410)
+    // A 404 on a resource-scoped call (an event or secrets of a resource Vercel no longer
+    // has) says nothing about the installation.
+    bool resource_scoped = item.kind == "event" || item.kind == "secrets";
+    if (s == 401 || s == 403 || s == 410 || (s == 404 && !resource_scoped)) {
       item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
+      gone = true;
+    }
   }
-  store_.write([&](store::WriteTx& tx) { tx.update_outbox(item); });
+  store_.write([&](store::WriteTx& tx) {
+    tx.update_outbox(item);
+    if (item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, item, result.body);
+    if (gone && hooks_.gone) hooks_.gone(tx, item, now);
+  });
   auto line = util::Log(item.state == "dead" ? util::LogLevel::kWarn : util::LogLevel::kInfo,
                         "vercel outbox delivery");
   line.str("id", item.id)
@@ -160,6 +176,22 @@ void Outbox::wake() {
     woken_ = true;
   }
   cv_.notify_one();
+}
+
+bool Outbox::wait_idle(int64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    bool due = false;
+    int64_t now = clock_.now_ms();
+    store_.read([&](store::ReadTx& tx) {
+      for (const auto& item : tx.outbox_heads(options_.batch))
+        due = due || item.next_attempt_ms <= now;
+    });
+    if (!due) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    wake();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void Outbox::stop() {

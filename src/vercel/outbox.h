@@ -45,11 +45,22 @@ class Outbox {
   static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                             const model::Json& event, int64_t now_ms);
 
+  // Hooks run inside the transaction that records a delivery's outcome, so what follows from
+  // it (an invoice's Vercel id, an installation finalized, billing stopped) commits with it.
+  struct Hooks {
+    std::function<void(store::WriteTx&, const store::OutboxRow&, const std::string& response)>
+        delivered;
+    std::function<void(store::WriteTx&, const store::OutboxRow&, int64_t now_ms)> gone;
+  };
+  void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
+
   // One delivery pass over the due items; returns how many were delivered.
   int deliver_due();
   void start();  // background worker
   void stop();
   void wake();  // deliver soon (after an enqueue)
+  // Waits until no pending item is due (tests and the test clock); false on timeout.
+  bool wait_idle(int64_t timeout_ms);
   int64_t delivered_total() const { return delivered_.load(); }
 
  private:
@@ -62,6 +73,7 @@ class Outbox {
   TokenFn token_;
   const util::Clock& clock_;
   Options options_;
+  Hooks hooks_;
   std::atomic<int64_t> delivered_{0};
   std::mutex mu_;
   std::condition_variable cv_;

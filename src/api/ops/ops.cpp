@@ -29,3 +29,34 @@ void add_routes(RouteTable& routes, Metrics& metrics, Probes probes) {
 }
 
 }  // namespace wharf::api::ops
+
+namespace wharf::api::ops {
+
+void add_test_clock_routes(RouteTable& routes, util::OffsetClock& clock,
+                           std::function<model::Json(int64_t now_ms)> after_move) {
+  routes.add(
+      "POST", "/ops/clock",
+      {false, {}, false, [&clock, after_move](Context& ctx) {
+         model::Json body = ctx.json_body();
+         model::Checker check;
+         const model::Json* advance =
+             check.get(body, "advanceMs", "", model::Kind::kInteger, false);
+         const model::Json* set = check.get(body, "setMs", "", model::Kind::kInteger, false);
+         if (!advance && !set) check.add("advanceMs", "advanceMs or setMs is required");
+         check.throw_if_failed("clock");
+         if (set && set->get<int64_t>() < clock.now_ms())
+           throw model::ApiError::validation("setMs lies in the past: the clock only moves forward",
+                                             {{"setMs", "must not be earlier than now"}});
+         if (advance && advance->get<int64_t>() < 0)
+           throw model::ApiError::validation("advanceMs must not be negative",
+                                             {{"advanceMs", "must be >= 0"}});
+         int64_t now =
+             set ? clock.set_ms(set->get<int64_t>()) : clock.advance_ms(advance->get<int64_t>());
+         model::Json out = after_move(now);
+         out["nowMs"] = now;
+         out["now"] = util::format_iso8601_ms(now);
+         return json_response(200, out);
+       }});
+}
+
+}  // namespace wharf::api::ops

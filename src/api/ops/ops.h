@@ -6,6 +6,7 @@
 
 #include "api/metrics.h"
 #include "api/route.h"
+#include "util/clock.h"
 
 namespace wharf::api::ops {
 
@@ -15,5 +16,15 @@ struct Probes {
 };
 
 void add_routes(RouteTable& routes, Metrics& metrics, Probes probes);
+
+}  // namespace wharf::api::ops
+
+namespace wharf::api::ops {
+
+// Test deployments only (WHARF_TEST_CLOCK=1): POST /ops/clock {"advanceMs": n} or
+// {"setMs": n} moves the server's clock forward, then runs `after_move(now)` (a billing
+// pass and an outbox drain) and answers {"nowMs", "now", …what after_move returned}.
+void add_test_clock_routes(RouteTable& routes, util::OffsetClock& clock,
+                           std::function<model::Json(int64_t now_ms)> after_move);
 
 }  // namespace wharf::api::ops

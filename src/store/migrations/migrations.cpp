@@ -122,6 +122,78 @@ CREATE TABLE webhook_events (
   processed_ms {INT64}
 )
 )sql"},
+      {6, "billing: plan spans, invoices, prepaid balances", R"sql(
+ALTER TABLE resources ADD COLUMN billing_hold TEXT;
+CREATE TABLE plan_periods (
+  installation_id TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  plan_id TEXT NOT NULL,
+  start_ms {INT64} NOT NULL,
+  end_ms {INT64},
+  PRIMARY KEY (installation_id, resource_id, start_ms)
+);
+CREATE INDEX plan_periods_open ON plan_periods (resource_id, end_ms);
+CREATE TABLE billing_state (
+  installation_id TEXT PRIMARY KEY,
+  last_data_ms {INT64} NOT NULL,
+  final_through_ms {INT64} NOT NULL,
+  invoiced_through_ms {INT64} NOT NULL,
+  last_balance_ms {INT64} NOT NULL,
+  final_submitted {INT64} NOT NULL,
+  finalize_enqueued {INT64} NOT NULL,
+  gone_ms {INT64}
+);
+CREATE TABLE invoices (
+  installation_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  plan_id TEXT NOT NULL,
+  period_start_ms {INT64} NOT NULL,
+  period_end_ms {INT64} NOT NULL,
+  items TEXT NOT NULL,
+  total TEXT NOT NULL,
+  state TEXT NOT NULL,
+  vercel_invoice_id TEXT,
+  carried_into TEXT,
+  final {INT64} NOT NULL,
+  test {INT64} NOT NULL,
+  refund_total TEXT,
+  refund_reason TEXT,
+  paid_ms {INT64},
+  overdue_ms {INT64},
+  suspended {INT64} NOT NULL,
+  created_ms {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL,
+  PRIMARY KEY (installation_id, id)
+);
+CREATE INDEX invoices_by_vercel_id ON invoices (installation_id, vercel_invoice_id);
+CREATE TABLE balances (
+  installation_id TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  credited_micros {INT64} NOT NULL,
+  debited_micros {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL,
+  PRIMARY KEY (installation_id, resource_id)
+);
+CREATE TABLE purchases (
+  installation_id TEXT NOT NULL,
+  invoice_id TEXT NOT NULL,
+  credits TEXT NOT NULL,
+  created_ms {INT64} NOT NULL,
+  PRIMARY KEY (installation_id, invoice_id)
+);
+CREATE TABLE prepaid_charges (
+  resource_id TEXT NOT NULL,
+  period_start_ms {INT64} NOT NULL,
+  micros {INT64} NOT NULL,
+  PRIMARY KEY (resource_id, period_start_ms)
+);
+INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms, end_ms)
+  SELECT installation_id, id, billing_plan_id, created_ms, deleted_ms FROM resources;
+INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms, end_ms)
+  SELECT id, '', billing_plan_id, created_ms, deleted_ms FROM installations
+  WHERE billing_plan_id IS NOT NULL
+)sql"},
   };
   return kMigrations;
 }

@@ -148,9 +148,10 @@ class Stmt {
   "access_token, billing_plan_id, notification, status, delete_reason, cascade_delete, " \
   "finalized, created_ms, updated_ms, deleted_ms"
 
-#define WHARF_RESOURCE_COLUMNS                                                               \
-  "id, installation_id, product_id, name, metadata, status, billing_plan_id, notification, " \
-  "protocol_settings, external_id, idempotency_key, secrets, created_ms, updated_ms, deleted_ms"
+#define WHARF_RESOURCE_COLUMNS                                                                     \
+  "id, installation_id, product_id, name, metadata, status, billing_plan_id, notification, "       \
+  "protocol_settings, external_id, idempotency_key, secrets, created_ms, updated_ms, deleted_ms, " \
+  "billing_hold"
 
 #define WHARF_OUTBOX_COLUMNS                                                               \
   "id, seq, installation_id, kind, method, path, body, state, attempts, next_attempt_ms, " \
@@ -193,6 +194,37 @@ ResourceRow read_resource(const Stmt& s) {
   r.created_ms = s.int64(12);
   r.updated_ms = s.int64(13);
   r.deleted_ms = s.opt_int64(14);
+  r.billing_hold = s.opt_text(15);
+  return r;
+}
+
+#define WHARF_INVOICE_COLUMNS                                                                   \
+  "installation_id, id, resource_id, plan_id, period_start_ms, period_end_ms, items, total, "   \
+  "state, vercel_invoice_id, carried_into, final, test, refund_total, refund_reason, paid_ms, " \
+  "overdue_ms, suspended, created_ms, updated_ms"
+
+InvoiceRow read_invoice(const Stmt& s) {
+  InvoiceRow r;
+  r.installation_id = s.text(0);
+  r.id = s.text(1);
+  r.resource_id = s.text(2);
+  r.plan_id = s.text(3);
+  r.period_start_ms = s.int64(4);
+  r.period_end_ms = s.int64(5);
+  r.items_json = s.text(6);
+  r.total = s.text(7);
+  r.state = s.text(8);
+  r.vercel_invoice_id = s.opt_text(9);
+  r.carried_into = s.opt_text(10);
+  r.final = s.int64(11) != 0;
+  r.test = s.int64(12) != 0;
+  r.refund_total = s.opt_text(13);
+  r.refund_reason = s.opt_text(14);
+  r.paid_ms = s.opt_int64(15);
+  r.overdue_ms = s.opt_int64(16);
+  r.suspended = s.int64(17) != 0;
+  r.created_ms = s.int64(18);
+  r.updated_ms = s.int64(19);
   return r;
 }
 
@@ -226,6 +258,10 @@ class Tx : public WriteTx {
   }
 
   void put_installation(const InstallationRow& r) override {
+    auto before = installation(r.id);
+    track_plan(r.id, "", before ? before->billing_plan_id : std::nullopt,
+               before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
+               r.deleted_ms.has_value(), r.deleted_ms.value_or(r.updated_ms));
     Stmt s(c_, "INSERT OR REPLACE INTO installations (" WHARF_INSTALLATION_COLUMNS
                ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
     s.bind(1, r.id)
@@ -449,8 +485,20 @@ class Tx : public WriteTx {
   }
 
   void put_resource(const ResourceRow& r) override {
+    auto before = resource(r.id);
+    int64_t at = r.deleted_ms.value_or(before ? r.updated_ms : r.created_ms);
+    if (before && before->installation_id != r.installation_id) {
+      // Moved to another installation (transfer): the old one's span ends here.
+      track_plan(before->installation_id, r.id, before->billing_plan_id,
+                 before->deleted_ms.has_value(), std::nullopt, true, at);
+      before.reset();
+    }
+    track_plan(r.installation_id, r.id,
+               before ? std::optional<std::string>(before->billing_plan_id) : std::nullopt,
+               before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
+               r.deleted_ms.has_value(), at);
     Stmt s(c_, "INSERT OR REPLACE INTO resources (" WHARF_RESOURCE_COLUMNS
-               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
     s.bind(1, r.id)
         .bind(2, r.installation_id)
         .bind(3, r.product_id)
@@ -465,7 +513,205 @@ class Tx : public WriteTx {
         .bind_blob(12, r.secrets_sealed)
         .bind(13, r.created_ms)
         .bind(14, r.updated_ms)
-        .bind(15, r.deleted_ms);
+        .bind(15, r.deleted_ms)
+        .bind(16, r.billing_hold);
+    s.step();
+  }
+
+  std::vector<UsageEntry> usage_between(const std::string& resource_id, const std::string& from_day,
+                                        const std::string& to_day) override {
+    Stmt s(c_,
+           "SELECT day, metric, value FROM usage_ledger WHERE resource_id = ?1 AND day >= ?2 "
+           "AND day <= ?3 ORDER BY day");
+    s.bind(1, resource_id).bind(2, from_day).bind(3, to_day);
+    std::vector<UsageEntry> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.int64(2)});
+    return out;
+  }
+
+  std::optional<int64_t> usage_before(const std::string& resource_id, const std::string& metric,
+                                      const std::string& day) override {
+    Stmt s(c_,
+           "SELECT value FROM usage_ledger WHERE resource_id = ?1 AND metric = ?2 AND day < ?3 "
+           "ORDER BY day DESC LIMIT 1");
+    s.bind(1, resource_id).bind(2, metric).bind(3, day);
+    if (!s.step()) return std::nullopt;
+    return s.int64(0);
+  }
+
+  std::vector<InstallationRow> installations_to_bill() override {
+    std::vector<std::string> ids;
+    {
+      Stmt s(c_,
+             "SELECT id FROM installations WHERE status = 'active' OR finalized = 0 ORDER BY id");
+      while (s.step()) ids.push_back(s.text(0));
+    }
+    std::vector<InstallationRow> out;
+    out.reserve(ids.size());
+    for (const auto& id : ids)
+      if (auto row = installation(id)) out.push_back(std::move(*row));
+    return out;
+  }
+
+  std::vector<PlanPeriodRow> plan_periods(const std::string& installation_id, int64_t from_ms,
+                                          int64_t to_ms) override {
+    Stmt s(c_,
+           "SELECT resource_id, plan_id, start_ms, end_ms FROM plan_periods WHERE "
+           "installation_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) "
+           "ORDER BY start_ms, resource_id");
+    s.bind(1, installation_id).bind(2, from_ms).bind(3, to_ms);
+    std::vector<PlanPeriodRow> out;
+    while (s.step())
+      out.push_back({installation_id, s.text(0), s.text(1), s.int64(2), s.opt_int64(3)});
+    return out;
+  }
+
+  std::optional<BillingStateRow> billing_state(const std::string& installation_id) override {
+    Stmt s(c_,
+           "SELECT last_data_ms, final_through_ms, invoiced_through_ms, last_balance_ms, "
+           "final_submitted, finalize_enqueued, gone_ms FROM billing_state WHERE "
+           "installation_id = ?1");
+    s.bind(1, installation_id);
+    if (!s.step()) return std::nullopt;
+    BillingStateRow r;
+    r.installation_id = installation_id;
+    r.last_data_ms = s.int64(0);
+    r.final_through_ms = s.int64(1);
+    r.invoiced_through_ms = s.int64(2);
+    r.last_balance_ms = s.int64(3);
+    r.final_submitted = s.int64(4) != 0;
+    r.finalize_enqueued = s.int64(5) != 0;
+    r.gone_ms = s.opt_int64(6);
+    return r;
+  }
+
+  void put_billing_state(const BillingStateRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO billing_state (installation_id, last_data_ms, "
+           "final_through_ms, invoiced_through_ms, last_balance_ms, final_submitted, "
+           "finalize_enqueued, gone_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+    s.bind(1, r.installation_id)
+        .bind(2, r.last_data_ms)
+        .bind(3, r.final_through_ms)
+        .bind(4, r.invoiced_through_ms)
+        .bind(5, r.last_balance_ms)
+        .bind(6, int64_t{r.final_submitted})
+        .bind(7, int64_t{r.finalize_enqueued})
+        .bind(8, r.gone_ms);
+    s.step();
+  }
+
+  std::optional<InvoiceRow> invoice(const std::string& installation_id,
+                                    const std::string& id) override {
+    Stmt s(c_,
+           "SELECT " WHARF_INVOICE_COLUMNS " FROM invoices WHERE installation_id = ?1 AND id = ?2");
+    s.bind(1, installation_id).bind(2, id);
+    if (!s.step()) return std::nullopt;
+    return read_invoice(s);
+  }
+
+  std::optional<InvoiceRow> invoice_by_vercel_id(const std::string& installation_id,
+                                                 const std::string& vercel_id) override {
+    Stmt s(c_, "SELECT " WHARF_INVOICE_COLUMNS
+               " FROM invoices WHERE installation_id = ?1 AND vercel_invoice_id = ?2");
+    s.bind(1, installation_id).bind(2, vercel_id);
+    if (!s.step()) return std::nullopt;
+    return read_invoice(s);
+  }
+
+  std::vector<InvoiceRow> invoices_of(const std::string& installation_id) override {
+    Stmt s(c_, "SELECT " WHARF_INVOICE_COLUMNS
+               " FROM invoices WHERE installation_id = ?1 ORDER BY period_start_ms, id");
+    s.bind(1, installation_id);
+    std::vector<InvoiceRow> out;
+    while (s.step()) out.push_back(read_invoice(s));
+    return out;
+  }
+
+  void put_invoice(const InvoiceRow& r) override {
+    Stmt s(c_, "INSERT OR REPLACE INTO invoices (" WHARF_INVOICE_COLUMNS
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)");
+    s.bind(1, r.installation_id)
+        .bind(2, r.id)
+        .bind(3, r.resource_id)
+        .bind(4, r.plan_id)
+        .bind(5, r.period_start_ms)
+        .bind(6, r.period_end_ms)
+        .bind(7, r.items_json)
+        .bind(8, r.total)
+        .bind(9, r.state)
+        .bind(10, r.vercel_invoice_id)
+        .bind(11, r.carried_into)
+        .bind(12, int64_t{r.final})
+        .bind(13, int64_t{r.test})
+        .bind(14, r.refund_total)
+        .bind(15, r.refund_reason)
+        .bind(16, r.paid_ms)
+        .bind(17, r.overdue_ms)
+        .bind(18, int64_t{r.suspended})
+        .bind(19, r.created_ms)
+        .bind(20, r.updated_ms);
+    s.step();
+  }
+
+  std::vector<BalanceRow> balances_of(const std::string& installation_id) override {
+    Stmt s(c_,
+           "SELECT resource_id, credited_micros, debited_micros, updated_ms FROM balances "
+           "WHERE installation_id = ?1 ORDER BY resource_id");
+    s.bind(1, installation_id);
+    std::vector<BalanceRow> out;
+    while (s.step())
+      out.push_back({installation_id, s.text(0), s.int64(1), s.int64(2), s.int64(3)});
+    return out;
+  }
+
+  void put_balance(const BalanceRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO balances (installation_id, resource_id, credited_micros, "
+           "debited_micros, updated_ms) VALUES (?1,?2,?3,?4,?5)");
+    s.bind(1, r.installation_id)
+        .bind(2, r.resource_id)
+        .bind(3, r.credited_micros)
+        .bind(4, r.debited_micros)
+        .bind(5, r.updated_ms);
+    s.step();
+  }
+
+  std::optional<PurchaseRow> purchase(const std::string& installation_id,
+                                      const std::string& invoice_id) override {
+    Stmt s(c_,
+           "SELECT credits, created_ms FROM purchases WHERE installation_id = ?1 AND "
+           "invoice_id = ?2");
+    s.bind(1, installation_id).bind(2, invoice_id);
+    if (!s.step()) return std::nullopt;
+    return PurchaseRow{installation_id, invoice_id, s.text(0), s.int64(1)};
+  }
+
+  bool insert_purchase(const PurchaseRow& r) override {
+    Stmt s(c_,
+           "INSERT INTO purchases (installation_id, invoice_id, credits, created_ms) VALUES "
+           "(?1,?2,?3,?4) ON CONFLICT (installation_id, invoice_id) DO NOTHING");
+    s.bind(1, r.installation_id)
+        .bind(2, r.invoice_id)
+        .bind(3, r.credits_json)
+        .bind(4, r.created_ms);
+    s.step();
+    return sqlite3_changes(c_.db()) > 0;
+  }
+
+  int64_t prepaid_charged(const std::string& resource_id, int64_t period_start_ms) override {
+    Stmt s(c_,
+           "SELECT micros FROM prepaid_charges WHERE resource_id = ?1 AND period_start_ms = ?2");
+    s.bind(1, resource_id).bind(2, period_start_ms);
+    return s.step() ? s.int64(0) : 0;
+  }
+
+  void set_prepaid_charged(const std::string& resource_id, int64_t period_start_ms,
+                           int64_t micros) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO prepaid_charges (resource_id, period_start_ms, micros) "
+           "VALUES (?1,?2,?3)");
+    s.bind(1, resource_id).bind(2, period_start_ms).bind(3, micros);
     s.step();
   }
 
@@ -519,6 +765,31 @@ class Tx : public WriteTx {
   }
 
  private:
+  // Keeps plan_periods in step with a plan change: closes the open span of (installation,
+  // resource) when its plan changes or it is deleted, and opens one for the new plan.
+  void track_plan(const std::string& installation_id, const std::string& resource_id,
+                  const std::optional<std::string>& old_plan, bool old_deleted,
+                  const std::optional<std::string>& new_plan, bool new_deleted, int64_t at) {
+    bool was_open = old_plan && !old_deleted;
+    bool now_open = new_plan && !new_deleted;
+    if (was_open && now_open && *old_plan == *new_plan) return;
+    if (was_open) {
+      Stmt s(c_,
+             "UPDATE plan_periods SET end_ms = ?3 WHERE installation_id = ?1 AND resource_id = "
+             "?2 AND end_ms IS NULL");
+      s.bind(1, installation_id).bind(2, resource_id).bind(3, at);
+      s.step();
+    }
+    if (now_open) {
+      Stmt s(c_,
+             "INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms) VALUES "
+             "(?1,?2,?3,?4) ON CONFLICT (installation_id, resource_id, start_ms) DO UPDATE SET "
+             "plan_id = excluded.plan_id, end_ms = NULL");
+      s.bind(1, installation_id).bind(2, resource_id).bind(3, *new_plan).bind(4, at);
+      s.step();
+    }
+  }
+
   static void bind_outbox(Stmt& s, const OutboxRow& r) {
     s.bind(1, r.id)
         .bind(2, r.seq)

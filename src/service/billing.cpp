@@ -1,0 +1,755 @@
+#include "service/billing.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "model/api_error.h"
+#include "util/log.h"
+#include "vercel/outbox.h"
+
+namespace wharf::service {
+
+using model::ApiError;
+using model::Json;
+using util::Money;
+
+namespace {
+
+constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+const Money kMinimumInvoice = Money::cents(50);  // Vercel does not charge less (§7.2)
+
+std::string iso(int64_t ms) {
+  return util::format_iso8601_ms(ms);
+}
+
+std::string month_key(int64_t ms) {
+  return iso(ms).substr(0, 7);
+}
+
+// Units of the usage metrics the products record (anything else reports its own name).
+std::string units_of(const std::string& metric) {
+  if (metric == "queries") return "queries";
+  if (metric == "rowsRead" || metric == "rowsWritten") return "rows";
+  if (metric == "storageBytes") return "bytes";
+  return metric;
+}
+
+bool is_level_metric(const std::string& metric) {
+  return metric == "storageBytes";
+}
+
+bool is_open_state(const std::string& s) {
+  return s != "paid" && s != "refunded" && s != "carried" && s != "waived";
+}
+
+Json quantity_json(int64_t num, int64_t den, int digits = 6) {
+  return Json::parse(util::ratio_str(num, den, digits));
+}
+
+std::string invoice_id_of(const std::string& resource_id, const std::string& plan_id,
+                          int64_t period_start) {
+  return "whf_" + (resource_id.empty() ? std::string("installation") : resource_id) + "_" +
+         plan_id + "_" + month_key(period_start);
+}
+
+const char* kCreditsHold = "credits";
+const char* kOverdueHold = "overdue:";
+
+}  // namespace
+
+// Order of invoice states: an event never moves an invoice back (webhooks may arrive out
+// of order, flows.md §3.1).
+int invoice_state_rank(const std::string& s) {
+  static const std::map<std::string, int> kRank = {
+      {"submitting", 0}, {"submitted", 1},        {"draft", 2},   {"pending", 2},
+      {"scheduled", 2},  {"invoiced", 3},         {"notpaid", 4}, {"overdue", 5},
+      {"paid", 6},       {"refund_requested", 7}, {"refunded", 8}};
+  auto it = kRank.find(s);
+  return it == kRank.end() ? -1 : it->second;
+}
+
+int64_t day_start_ms(int64_t ms) {
+  int64_t d = ms / kDayMs;
+  if (ms % kDayMs < 0) --d;
+  return d * kDayMs;
+}
+
+int64_t month_start_ms(int64_t ms) {
+  using namespace std::chrono;
+  sys_days day{days{day_start_ms(ms) / kDayMs}};
+  year_month_day ymd{day};
+  return sys_days{ymd.year() / ymd.month() / 1}.time_since_epoch().count() * kDayMs;
+}
+
+int64_t next_month_start_ms(int64_t ms) {
+  using namespace std::chrono;
+  sys_days day{days{day_start_ms(ms) / kDayMs}};
+  year_month_day ymd{day};
+  year_month next = ymd.year() / ymd.month() + months{1};
+  return sys_days{next / 1}.time_since_epoch().count() * kDayMs;
+}
+
+std::string day_key(int64_t ms) {
+  return iso(ms).substr(0, 10);
+}
+
+// ---------------------------------------------------------------------------------------
+// What an installation's plans and usage cost over (part of) a period.
+
+BillingService::Computed BillingService::compute(store::ReadTx& tx,
+                                                 const store::InstallationRow& inst, Period period,
+                                                 int64_t cutoff, int64_t report_day) const {
+  Computed out;
+  cutoff = std::min(cutoff, period.end);
+  if (cutoff <= period.start) return out;
+  const int64_t period_ms = period.end - period.start;
+  const int64_t period_days = period_ms / kDayMs;
+
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  for (const auto& span : tx.plan_periods(inst.id, period.start, cutoff)) {
+    int64_t s = std::max(span.start_ms, period.start);
+    int64_t e = std::min(span.end_ms.value_or(cutoff), cutoff);
+    if (e <= s) continue;
+    auto key = std::make_pair(span.resource_id, span.plan_id);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      it = index.emplace(key, out.groups.size()).first;
+      Computed::Group g;
+      g.resource_id = span.resource_id;
+      g.plan_id = span.plan_id;
+      g.plan = catalog_->plan(span.plan_id);
+      out.groups.push_back(std::move(g));
+    }
+    out.groups[it->second].spans.push_back({s, e});
+  }
+
+  // Usage per resource and day, each day attributed to one group of the resource: the plan
+  // it was on when the day began (or its first plan if it started that day).
+  std::set<std::string> resources;
+  for (const auto& g : out.groups)
+    if (!g.resource_id.empty()) resources.insert(g.resource_id);
+  // group index -> metric -> sum of daily values
+  std::map<size_t, std::map<std::string, int64_t>> sums;
+  const std::string first_day = day_key(period.start);
+  const std::string last_day = day_key(cutoff - 1);
+  const std::string report_key = day_key(report_day);
+  struct Reported {
+    std::map<std::string, int64_t> day, period;
+  };
+  std::map<std::string, Reported> reported;  // resource -> values for the usage report
+  for (const auto& rid : resources) {
+    std::vector<size_t> mine;
+    for (size_t i = 0; i < out.groups.size(); ++i)
+      if (out.groups[i].resource_id == rid) mine.push_back(i);
+    auto group_for_day = [&](int64_t ds) -> std::optional<size_t> {
+      std::optional<size_t> best;
+      int64_t best_start = 0;
+      for (size_t i : mine)
+        for (const auto& [s, e] : out.groups[i].spans)
+          if (s < ds + kDayMs && e > ds && (!best || s < best_start)) best = i, best_start = s;
+      return best;
+    };
+    // Level metrics (storage) only get an entry on days with activity: a day without one
+    // keeps the last known level.
+    std::map<std::string, int64_t> level;
+    for (const auto& m : {std::string("storageBytes")})
+      if (auto v = tx.usage_before(rid, m, first_day)) level[m] = *v;
+    auto entries = tx.usage_between(rid, first_day, last_day);
+    size_t k = 0;
+    Reported& rep = reported[rid];
+    for (int64_t ds = period.start; ds < cutoff; ds += kDayMs) {
+      std::string key = day_key(ds);
+      std::map<std::string, int64_t> today;
+      for (; k < entries.size() && entries[k].day == key; ++k)
+        today[entries[k].metric] = entries[k].value;
+      for (const auto& [m, v] : today)
+        if (is_level_metric(m)) level[m] = v;
+      auto g = group_for_day(ds);
+      if (g) {
+        for (const auto& [m, v] : today)
+          if (!is_level_metric(m)) sums[*g][m] += v;
+        for (const auto& [m, v] : level) sums[*g][m] += v;
+      }
+      if (key <= report_key) {
+        for (const auto& [m, v] : today)
+          if (!is_level_metric(m)) rep.period[m] += v;
+        for (const auto& [m, v] : level) rep.period[m] = v;
+        if (key == report_key) {
+          for (const auto& [m, v] : today) rep.day[m] = v;
+          for (const auto& [m, v] : level) rep.day[m] = v;
+        }
+      }
+    }
+  }
+
+  // Lines.
+  for (size_t gi = 0; gi < out.groups.size(); ++gi) {
+    auto& g = out.groups[gi];
+    if (!g.plan) continue;  // a plan removed from the catalog bills nothing
+    auto line = [&](Json item) {
+      item["billingPlanId"] = g.plan_id;
+      if (!g.resource_id.empty()) item["resourceId"] = g.resource_id;
+      return item;
+    };
+    const model::Pricing& pricing = g.plan->prices;
+    if (pricing.base_fee > Money()) {
+      for (const auto& [s, e] : g.spans) {
+        Money total = Money::charge(pricing.base_fee, e - s, period_ms);
+        Json item = line({{"name", g.plan->public_json.value("name", g.plan_id) + " plan"},
+                          {"details", (s == period.start && e == period.end)
+                                          ? "base fee"
+                                          : "base fee, prorated for the time on the plan"},
+                          {"price", pricing.base_fee.str_cents()},
+                          {"quantity", quantity_json(e - s, period_ms, 4)},
+                          {"units", "month"},
+                          {"total", total.str_cents()}});
+        if (s != period.start || e != period.end) item["start"] = iso(s), item["end"] = iso(e);
+        g.items.push_back(item);
+        g.total += total;
+      }
+    }
+    int64_t first = g.spans.front().first, last = g.spans.back().second;
+    for (const auto& m : pricing.metrics) {
+      int64_t sum = sums[gi][m.ledger_metric];
+      int64_t den = m.type == "total" ? m.per * period_days : m.per;
+      Money total = Money::charge(m.unit_price, sum, den);
+      Json item = line({{"name", m.name},
+                        {"details", m.type == "total" ? "average level over the period"
+                                                      : "consumed in the period"},
+                        {"price", m.unit_price.str()},
+                        {"quantity", quantity_json(sum, den)},
+                        {"units", m.unit},
+                        {"total", total.str_cents()}});
+      if (first != period.start || last != period.end)
+        item["start"] = iso(first), item["end"] = iso(last);
+      g.items.push_back(item);
+      g.total += total;
+    }
+  }
+
+  // Usage report: per resource, then installation-wide aggregates.
+  std::map<std::string, std::pair<int64_t, int64_t>> totals;  // metric -> (day, period)
+  for (const auto& rid : resources) {
+    const Reported& rep = reported[rid];
+    std::optional<int64_t> storage_limit;
+    for (const auto& g : out.groups)
+      if (g.resource_id == rid && g.plan && g.plan->limits.contains("storageBytes"))
+        storage_limit = g.plan->limits["storageBytes"].get<int64_t>();
+    std::set<std::string> metrics = {"queries", "rowsRead", "rowsWritten", "storageBytes"};
+    for (const auto& [m, v] : rep.period) metrics.insert(m);
+    for (const auto& m : metrics) {
+      int64_t day = rep.day.count(m) ? rep.day.at(m) : 0;
+      int64_t per = rep.period.count(m) ? rep.period.at(m) : 0;
+      Json u = {{"resourceId", rid},
+                {"name", m},
+                {"type", is_level_metric(m) ? "total" : "interval"},
+                {"units", units_of(m)},
+                {"dayValue", day},
+                {"periodValue", per}};
+      if (m == "storageBytes" && storage_limit) u["planValue"] = *storage_limit;
+      out.usage.push_back(u);
+      totals[m].first += day;
+      totals[m].second += per;
+    }
+  }
+  for (const auto& [m, v] : totals)
+    out.usage.push_back({{"name", m},
+                         {"type", is_level_metric(m) ? "total" : "interval"},
+                         {"units", units_of(m)},
+                         {"dayValue", v.first},
+                         {"periodValue", v.second}});
+  return out;
+}
+
+Json BillingService::billing_data_body(const Computed& c, Period period, int64_t now,
+                                       int64_t report_day) const {
+  Json items = Json::array();
+  for (const auto& g : c.groups)
+    for (const auto& item : g.items) items.push_back(item);
+  return {{"timestamp", iso(now)},
+          {"eod", iso(std::min(report_day + kDayMs, period.end))},
+          {"period", {{"start", iso(period.start)}, {"end", iso(period.end)}}},
+          {"billing", {{"items", items}}},
+          {"usage", c.usage}};
+}
+
+// ---------------------------------------------------------------------------------------
+
+BillingService::BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                               const util::Clock& clock, Options options)
+    : store_(store), catalog_(std::move(catalog)), clock_(clock), options_(std::move(options)) {}
+
+BillingService::~BillingService() {
+  stop();
+}
+
+void BillingService::enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst,
+                                          int64_t now, int64_t report_day, int64_t cutoff) {
+  Period period{month_start_ms(report_day), next_month_start_ms(report_day)};
+  Computed c = compute(tx, inst, period, cutoff, report_day);
+  vercel::Outbox::enqueue(tx, inst.id, "billing", "POST",
+                          "/v1/installations/" + inst.id + "/billing",
+                          billing_data_body(c, period, now, report_day), now);
+}
+
+int BillingService::invoice_period(store::WriteTx& tx, const store::InstallationRow& inst,
+                                   Period period, int64_t cutoff, bool final, int64_t now) {
+  Computed c = compute(tx, inst, period, cutoff, period.start);
+  std::vector<store::InvoiceRow> carried;
+  for (auto& inv : tx.invoices_of(inst.id))
+    if (inv.state == "carried" && !inv.carried_into) carried.push_back(std::move(inv));
+
+  struct Draft {
+    std::string resource_id, plan_id;
+    Json items = Json::array();
+  };
+  std::vector<Draft> drafts;
+  for (const auto& g : c.groups) {
+    if (!g.plan || g.plan->type != "subscription") continue;  // prepayment: never invoiced
+    Draft d{g.resource_id, g.plan_id};
+    for (const auto& item : g.items)
+      if (Money::parse(item["total"].get<std::string>()).value_or(Money()) != Money())
+        d.items.push_back(item);
+    drafts.push_back(std::move(d));
+  }
+  // The final invoice also takes carried amounts whose resource and plan bill nothing more.
+  if (final)
+    for (const auto& cinv : carried)
+      if (std::none_of(drafts.begin(), drafts.end(), [&](const Draft& d) {
+            return d.resource_id == cinv.resource_id && d.plan_id == cinv.plan_id;
+          }))
+        drafts.push_back({cinv.resource_id, cinv.plan_id});
+
+  int submitted = 0;
+  for (auto& d : drafts) {
+    store::InvoiceRow row;
+    row.id = invoice_id_of(d.resource_id, d.plan_id, period.start);
+    if (tx.invoice(inst.id, row.id)) continue;  // already invoiced: never twice
+    std::vector<store::InvoiceRow*> taken;
+    for (auto& cinv : carried) {
+      if (cinv.resource_id != d.resource_id || cinv.plan_id != d.plan_id || cinv.carried_into)
+        continue;
+      Json item = {{"billingPlanId", d.plan_id},
+                   {"name", "Carried from " + month_key(cinv.period_start_ms)},
+                   {"details", "amount under $0.50 carried over from invoice " + cinv.id},
+                   {"price", cinv.total},
+                   {"quantity", 1},
+                   {"units", "invoice"},
+                   {"total", cinv.total}};
+      if (!d.resource_id.empty()) item["resourceId"] = d.resource_id;
+      d.items.push_back(item);
+      taken.push_back(&cinv);
+    }
+    if (d.items.empty()) continue;
+    Money total;
+    for (const auto& item : d.items) total += *Money::parse(item["total"].get<std::string>());
+    row.installation_id = inst.id;
+    row.resource_id = d.resource_id;
+    row.plan_id = d.plan_id;
+    row.period_start_ms = period.start;
+    row.period_end_ms = period.end;
+    row.items_json = d.items.dump();
+    row.total = total.str_cents();
+    row.final = final;
+    row.test = !options_.invoice_test_result.empty();
+    row.created_ms = row.updated_ms = now;
+    if (total < kMinimumInvoice) {
+      row.state = final ? "waived" : "carried";
+    } else {
+      row.state = "submitting";
+      int64_t invoice_date = std::min(final ? cutoff : period.end, period.end) - 1000;
+      Json body = {{"externalId", row.id},
+                   {"invoiceDate", iso(std::max(invoice_date, period.start))},
+                   {"memo", std::string(final ? "Final invoice" : "Invoice") + " for " +
+                                month_key(period.start) +
+                                (d.resource_id.empty() ? "" : " — resource " + d.resource_id)},
+                   {"period", {{"start", iso(period.start)}, {"end", iso(period.end)}}},
+                   {"items", d.items}};
+      if (final) body["final"] = true;
+      if (row.test) body["test"] = {{"validate", true}, {"result", options_.invoice_test_result}};
+      vercel::Outbox::enqueue(tx, inst.id, "invoice", "POST",
+                              "/v1/installations/" + inst.id + "/billing/invoices", body, now);
+      ++submitted;
+    }
+    for (auto* cinv : taken) {
+      cinv->carried_into = row.id;
+      cinv->updated_ms = now;
+      tx.put_invoice(*cinv);
+    }
+    tx.put_invoice(row);
+    util::log_info("invoice created")
+        .str("installation", inst.id)
+        .str("invoice", row.id)
+        .str("total", row.total)
+        .str("state", row.state);
+  }
+  return submitted;
+}
+
+bool BillingService::bill_installation(store::WriteTx& tx, const store::InstallationRow& inst,
+                                       int64_t now, PassStats& stats) {
+  auto existing = tx.billing_state(inst.id);
+  store::BillingStateRow st;
+  if (existing) {
+    st = *existing;
+  } else {
+    st.installation_id = inst.id;
+    st.final_through_ms = day_start_ms(inst.created_ms);
+    st.invoiced_through_ms = month_start_ms(inst.created_ms);
+  }
+  if (st.gone_ms) return false;
+  const store::BillingStateRow before = st;
+  const bool uninstalled = inst.status != "active";
+  const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
+  const int64_t today = day_start_ms(now);
+
+  // Yesterday's final figures (Vercel keeps the newest data per day; data for a day older
+  // than 24 h is refused, so this is the one day a restart can still catch up).
+  if (!uninstalled && st.final_through_ms < today) {
+    int64_t yesterday = today - kDayMs;
+    if (yesterday + kDayMs > inst.created_ms) {
+      enqueue_billing_data(tx, inst, now, yesterday, next_month_start_ms(yesterday));
+      ++stats.billing_data;
+    }
+    st.final_through_ms = today;
+  }
+  // Invoices for every period that ended (before the one the service ended in).
+  while (st.invoiced_through_ms < month_start_ms(end_of_service)) {
+    Period p{st.invoiced_through_ms, next_month_start_ms(st.invoiced_through_ms)};
+    stats.invoices += invoice_period(tx, inst, p, p.end, false, now);
+    st.invoiced_through_ms = p.end;
+  }
+  // Interim data for today.
+  if (!uninstalled && now - st.last_data_ms >= options_.interval_ms) {
+    enqueue_billing_data(tx, inst, now, today, next_month_start_ms(today));
+    st.last_data_ms = now;
+    ++stats.billing_data;
+  }
+  // Prepaid debits and balances.
+  bool balances_changed = prepaid(tx, inst, std::min(now, end_of_service));
+  if (balances_changed || (now - st.last_balance_ms >= options_.balance_interval_ms &&
+                           !tx.balances_of(inst.id).empty())) {
+    enqueue_balances(tx, inst.id, now);
+    st.last_balance_ms = now;
+    ++stats.balances;
+  }
+  stats.suspended += suspend_overdue(tx, inst.id, now);
+
+  // Uninstall: final data and invoices for the period it ended in, then Finalize
+  // Installation once every invoice is settled.
+  if (uninstalled) {
+    if (!st.final_submitted) {
+      int64_t last_day = day_start_ms(end_of_service - 1);
+      Period p{month_start_ms(end_of_service - 1), next_month_start_ms(end_of_service - 1)};
+      if (end_of_service > inst.created_ms) {
+        enqueue_billing_data(tx, inst, now, last_day, end_of_service);
+        ++stats.billing_data;
+        stats.invoices += invoice_period(tx, inst, p, end_of_service, true, now);
+      }
+      st.final_submitted = true;
+      st.invoiced_through_ms = std::max(st.invoiced_through_ms, p.end);
+    }
+    if (!st.finalize_enqueued) {
+      bool open = false;
+      for (const auto& inv : tx.invoices_of(inst.id)) open = open || is_open_state(inv.state);
+      if (!open) {
+        vercel::Outbox::enqueue(tx, inst.id, "finalize", "POST",
+                                "/v1/installations/" + inst.id + "/billing/finalize",
+                                Json::object(), now);
+        st.finalize_enqueued = true;
+        ++stats.finalizing;
+      }
+    }
+  }
+  bool changed = !existing || st.last_data_ms != before.last_data_ms ||
+                 st.final_through_ms != before.final_through_ms ||
+                 st.invoiced_through_ms != before.invoiced_through_ms ||
+                 st.last_balance_ms != before.last_balance_ms ||
+                 st.final_submitted != before.final_submitted ||
+                 st.finalize_enqueued != before.finalize_enqueued;
+  if (changed) tx.put_billing_state(st);
+  return changed;
+}
+
+bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now) {
+  Period current{month_start_ms(now), next_month_start_ms(now)};
+  Period previous{month_start_ms(current.start - 1), current.start};
+  bool any = false;
+  for (const auto& span : tx.plan_periods(inst.id, previous.start, now + 1)) {
+    const model::Plan* plan = catalog_->plan(span.plan_id);
+    any = any || (plan && plan->type == "prepayment");
+  }
+  if (!any) return false;
+
+  std::map<std::string, store::BalanceRow> balances;
+  for (auto& b : tx.balances_of(inst.id)) balances[b.resource_id] = b;
+  auto balance = [&](const std::string& rid) -> store::BalanceRow& {
+    auto& b = balances[rid];
+    b.installation_id = inst.id;
+    b.resource_id = rid;
+    return b;
+  };
+  bool changed = false;
+  std::set<std::string> prepaid_resources;
+  for (Period p : {previous, current}) {
+    if (p.end <= inst.created_ms) continue;
+    Computed c = compute(tx, inst, p, std::min(now, p.end), p.start);
+    std::map<std::string, Money> cost;
+    for (const auto& g : c.groups)
+      if (g.plan && g.plan->type == "prepayment") {
+        cost[g.resource_id] += g.total;
+        prepaid_resources.insert(g.resource_id);
+      }
+    for (const auto& [rid, amount] : cost) {
+      int64_t charged = tx.prepaid_charged(rid, p.start);
+      int64_t due = amount.micros() - charged;
+      if (due <= 0) continue;
+      // From the resource's own credits first, then the installation's, the rest on the
+      // resource (a negative balance, paid off by the next purchase).
+      store::BalanceRow& own = balance(rid);
+      int64_t from_own = std::clamp<int64_t>(own.remaining(), 0, due);
+      own.debited_micros += from_own;
+      int64_t rest = due - from_own;
+      if (rest > 0 && !rid.empty()) {
+        store::BalanceRow& shared = balance("");
+        int64_t from_shared = std::clamp<int64_t>(shared.remaining(), 0, rest);
+        shared.debited_micros += from_shared;
+        shared.updated_ms = now;
+        rest -= from_shared;
+      }
+      own.debited_micros += rest;
+      own.updated_ms = now;
+      tx.set_prepaid_charged(rid, p.start, amount.micros());
+      changed = true;
+    }
+  }
+  if (changed)
+    for (const auto& [rid, b] : balances) tx.put_balance(b);
+
+  // Out of credits: reads only, until a purchase credits the resource or the installation.
+  int64_t shared_left = balances.count("") ? balances[""].remaining() : 0;
+  for (const auto& rid : prepaid_resources) {
+    if (rid.empty()) continue;
+    auto row = tx.resource(rid);
+    if (!row || row->deleted_ms || row->installation_id != inst.id) continue;
+    const model::Plan* plan = catalog_->plan(row->billing_plan_id);
+    bool on_prepaid = plan && plan->type == "prepayment";
+    int64_t left = balances.count(rid) ? balances[rid].remaining() : 0;
+    if (on_prepaid && left <= 0 && shared_left <= 0)
+      hold(tx, inst.id, rid, kCreditsHold,
+           {{"level", "error"},
+            {"title", "Out of credits"},
+            {"message",
+             "The prepaid balance is used up: the database serves reads only until more "
+             "credits are bought."}},
+           now);
+    else
+      release(tx, inst.id, rid, kCreditsHold, now);
+  }
+  return changed;
+}
+
+void BillingService::hold(store::WriteTx& tx, const std::string& installation_id,
+                          const std::string& resource_id, const std::string& reason,
+                          const Json& notification, int64_t now) {
+  auto row = tx.resource(resource_id);
+  if (!row || row->deleted_ms || row->installation_id != installation_id) return;
+  if (row->billing_hold == reason) return;
+  // An overdue suspension outranks running out of credits.
+  if (row->billing_hold && row->billing_hold->rfind(kOverdueHold, 0) == 0 && reason == kCreditsHold)
+    return;
+  row->billing_hold = reason;
+  row->notification_json = notification.dump();
+  if (reason.rfind(kOverdueHold, 0) == 0) row->status = "suspended";
+  row->updated_ms = now;
+  tx.put_resource(*row);
+  vercel::Outbox::enqueue_event(
+      tx, installation_id,
+      Json{{"type", "resource.updated"}, {"productId", row->product_id}, {"resourceId", row->id}},
+      now);
+  util::log_info("resource held by billing").str("resource", resource_id).str("hold", reason);
+}
+
+void BillingService::release(store::WriteTx& tx, const std::string& installation_id,
+                             const std::string& resource_id, const std::string& reason,
+                             int64_t now) {
+  auto row = tx.resource(resource_id);
+  if (!row || row->deleted_ms || row->installation_id != installation_id) return;
+  if (row->billing_hold != reason) return;
+  row->billing_hold.reset();
+  row->notification_json.reset();
+  if (reason.rfind(kOverdueHold, 0) == 0 && row->status == "suspended") row->status = "ready";
+  row->updated_ms = now;
+  tx.put_resource(*row);
+  vercel::Outbox::enqueue_event(
+      tx, installation_id,
+      Json{{"type", "resource.updated"}, {"productId", row->product_id}, {"resourceId", row->id}},
+      now);
+  util::log_info("resource released by billing").str("resource", resource_id).str("hold", reason);
+}
+
+int BillingService::suspend_overdue(store::WriteTx& tx, const std::string& installation_id,
+                                    int64_t now) {
+  int suspended = 0;
+  for (auto& inv : tx.invoices_of(installation_id)) {
+    if (inv.state != "overdue" || inv.suspended || !inv.overdue_ms ||
+        *inv.overdue_ms + options_.overdue_grace_ms > now)
+      continue;
+    std::vector<std::string> targets;
+    if (!inv.resource_id.empty())
+      targets.push_back(inv.resource_id);
+    else
+      for (const auto& r : tx.resources_of(installation_id))
+        if (!r.deleted_ms) targets.push_back(r.id);
+    for (const auto& rid : targets)
+      hold(tx, installation_id, rid, kOverdueHold + inv.id,
+           {{"level", "error"},
+            {"title", "Payment overdue"},
+            {"message", "Invoice " + inv.vercel_invoice_id.value_or(inv.id) +
+                            " is overdue; the database is suspended until it is paid."}},
+           now);
+    inv.suspended = true;
+    inv.updated_ms = now;
+    tx.put_invoice(inv);
+    ++suspended;
+  }
+  return suspended;
+}
+
+Json BillingService::balances_json(store::ReadTx& tx, const std::string& installation_id) const {
+  std::map<std::string, int64_t> left;
+  for (const auto& b : tx.balances_of(installation_id)) left[b.resource_id] = b.remaining();
+  // Every live resource on a prepayment plan is reported, with 0 before its first purchase,
+  // so Vercel's auto top-up sees it.
+  for (const auto& r : tx.resources_of(installation_id)) {
+    const model::Plan* plan = catalog_->plan(r.billing_plan_id);
+    if (!r.deleted_ms && plan && plan->type == "prepayment") left.emplace(r.id, 0);
+  }
+  Json out = Json::array();
+  for (const auto& [rid, micros] : left) {
+    Money m = Money::micros(std::max<int64_t>(micros, 0));
+    Json b = {{"currencyValueInCents", m.floor_cents()},
+              {"credit", "$" + Money::cents(m.floor_cents()).str_cents()},
+              {"nameLabel", "USD credit"}};
+    if (!rid.empty()) b["resourceId"] = rid;
+    out.push_back(b);
+  }
+  return out;
+}
+
+void BillingService::enqueue_balances(store::WriteTx& tx, const std::string& installation_id,
+                                      int64_t now) {
+  vercel::Outbox::enqueue(
+      tx, installation_id, "balance", "POST",
+      "/v1/installations/" + installation_id + "/billing/balance",
+      {{"timestamp", iso(now)}, {"balances", balances_json(tx, installation_id)}}, now);
+}
+
+// ---------------------------------------------------------------------------------------
+
+BillingService::PassStats BillingService::run(int64_t now) {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  PassStats stats;
+  std::vector<std::string> ids;
+  store_.read([&](store::ReadTx& tx) {
+    for (const auto& inst : tx.installations_to_bill()) ids.push_back(inst.id);
+  });
+  // Installations are billed in batches of one transaction each (a commit per installation
+  // would be an fsync per installation); a batch that fails is retried one by one so one
+  // bad installation cannot hold back the others.
+  constexpr size_t kBatch = 64;
+  auto bill = [&](size_t from, size_t to) {
+    PassStats local;
+    store_.write([&](store::WriteTx& tx) {
+      local = PassStats();
+      for (size_t i = from; i < to; ++i) {
+        auto inst = tx.installation(ids[i]);
+        if (!inst || inst->finalized) continue;
+        bill_installation(tx, *inst, now, local);
+        ++local.installations;
+      }
+    });
+    stats.installations += local.installations;
+    stats.billing_data += local.billing_data;
+    stats.invoices += local.invoices;
+    stats.balances += local.balances;
+    stats.suspended += local.suspended;
+    stats.finalizing += local.finalizing;
+  };
+  for (size_t from = 0; from < ids.size(); from += kBatch) {
+    size_t to = std::min(ids.size(), from + kBatch);
+    try {
+      bill(from, to);
+    } catch (const std::exception&) {
+      for (size_t i = from; i < to; ++i) {
+        try {
+          bill(i, i + 1);
+        } catch (const std::exception& e) {
+          util::log_error("billing pass failed for an installation")
+              .str("installation", ids[i])
+              .str("error", e.what());
+        }
+      }
+    }
+  }
+  if (stats.billing_data || stats.invoices || stats.balances || stats.suspended ||
+      stats.finalizing) {
+    util::log_info("billing pass")
+        .num("installations", stats.installations)
+        .num("billing_data", stats.billing_data)
+        .num("invoices", stats.invoices)
+        .num("balances", stats.balances)
+        .num("suspended", stats.suspended)
+        .num("finalizing", stats.finalizing);
+    if (enqueued_) enqueued_();
+  }
+  return stats;
+}
+
+void BillingService::start() {
+  if (worker_.joinable()) return;
+  worker_ = std::thread([this] {
+    int64_t next_pass = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      int64_t now = clock_.now_ms();
+      if (woken_ || now >= next_pass) {
+        woken_ = false;
+        lock.unlock();
+        try {
+          run(now);
+        } catch (const std::exception& e) {
+          util::log_error("billing pass failed").str("error", e.what());
+        }
+        lock.lock();
+        // Work falls due on the interval, at midnight (final data) and at the month's end;
+        // anything else (webhooks, uninstalls, purchases) wakes the worker.
+        next_pass = std::min({now + std::min(options_.interval_ms, options_.balance_interval_ms),
+                              day_start_ms(now) + kDayMs});
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
+                   [this] { return stop_ || woken_; });
+    }
+  });
+}
+
+void BillingService::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void BillingService::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
+
+}  // namespace wharf::service

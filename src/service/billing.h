@@ -1,0 +1,162 @@
+// Billing (flows.md F10–F13, F19; vercel-api.md §7): what each installation owes, told to
+// Vercel through the outbox so nothing is lost or sent twice.
+//
+//   * Billing periods are calendar months (UTC), one cycle for every resource of an
+//     installation. Prices come from the catalog's `pricing`; amounts are exact
+//     (util::Money) and each line is rounded to cents once.
+//   * A pass (run(), every WHARF_BILLING_TICK and at least every WHARF_BILLING_INTERVAL per
+//     installation) enqueues interim billing data, yesterday's final data (catch-up after
+//     downtime), invoices for ended periods, prepaid debits and balances, overdue
+//     suspensions and the uninstall finalization — each installation in one transaction
+//     together with the state that records it was done.
+//   * Invoices are one per resource per plan per period, with an externalId derived from
+//     those (a retry can never bill twice); totals under $0.50 are carried to the next
+//     invoice of that resource and plan.
+//   * Prepayment plans are never invoiced: usage is debited from prepaid balances credited
+//     by Provision Purchase; at zero the resource only serves reads until credited.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "model/catalog.h"
+#include "model/json_check.h"
+#include "net/http_client.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/money.h"
+
+namespace wharf::service {
+
+// Calendar helpers (UTC) used by billing.
+int64_t day_start_ms(int64_t ms);
+int64_t month_start_ms(int64_t ms);
+int64_t next_month_start_ms(int64_t ms);  // start of the month after the one containing ms
+std::string day_key(int64_t ms);          // YYYY-MM-DD
+// Invoice states in the order they can follow each other; -1 for unknown ones.
+int invoice_state_rank(const std::string& state);
+
+class BillingService {
+ public:
+  struct Options {
+    int64_t interval_ms = 3600 * 1000;          // interim billing data per installation
+    int64_t balance_interval_ms = 3600 * 1000;  // prepaid balances (also after every change)
+    int64_t overdue_grace_ms = 0;               // overdue invoice → suspension after this long
+    // Submit invoices in Vercel's test mode with this outcome ("paid", "notpaid", "overdue");
+    // empty = live invoices.
+    std::string invoice_test_result;
+    int64_t tick_ms = 1000;  // how often the worker looks for due work (real time)
+  };
+
+  BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
+                 const util::Clock& clock, Options options);
+  ~BillingService();
+
+  struct PassStats {
+    int installations = 0;
+    int billing_data = 0;
+    int invoices = 0;
+    int balances = 0;
+    int suspended = 0;
+    int finalizing = 0;
+  };
+  // One pass over every installation billing still concerns.
+  PassStats run(int64_t now_ms);
+  void start();  // background worker: run() every tick
+  void stop();
+  void wake();
+  // Called after each pass that enqueued something (serve wires it to Outbox::wake).
+  void on_enqueued(std::function<void()> fn) { enqueued_ = std::move(fn); }
+
+  // Whether uninstalling now leaves something to bill: charges of at least $0.50 not yet
+  // invoiced (this period, earlier periods, carried amounts) or invoices not settled.
+  bool owes(store::ReadTx& tx, const store::InstallationRow& installation, int64_t now_ms) const;
+
+  // Interim statement of an installation for the period containing `at_ms`: the `billing`
+  // and `usage` of Submit Billing Data (for the dashboard and `wharf billing`).
+  model::Json statement(const std::string& installation_id, int64_t at_ms);
+  // Invoices and balances of an installation as stored (admin listing, dashboard).
+  model::Json summary(const std::string& installation_id);
+
+  // Outbox hooks, inside the delivery's transaction.
+  void delivered(store::WriteTx& tx, const store::OutboxRow& item, const std::string& response);
+  void gone(store::WriteTx& tx, const store::OutboxRow& item, int64_t now_ms);
+
+  // marketplace.invoice.* webhooks (flows.md §3.3, F19). Returns false when the invoice is
+  // not one of ours (e.g. a credit purchase), which is not an error.
+  bool invoice_event(const std::string& type, const std::string& installation_id,
+                     const model::Json& payload);
+
+  // Provision Purchase (partner-api.md §5.15). `fetch_invoice` performs Vercel's Get Invoice
+  // for this installation. Credits each item once per invoice id; answers
+  // {timestamp, balances}.
+  using FetchInvoice = std::function<net::HttpResult(const std::string& invoice_id)>;
+  model::Json purchase(const std::string& installation_id, const std::string& invoice_id,
+                       const FetchInvoice& fetch_invoice);
+
+  // Invoice Actions refund (vercel-api.md §7.4), from the admin command: validated against
+  // our record, enqueued, and the invoice marked refund_requested.
+  model::Json request_refund(const std::string& installation_id, const std::string& invoice,
+                             const std::string& total, const std::string& reason);
+
+  // Balances as Vercel's Balance[] (partner-api.md §4.9).
+  model::Json balances_json(store::ReadTx& tx, const std::string& installation_id) const;
+
+ private:
+  struct Period {
+    int64_t start = 0;
+    int64_t end = 0;
+  };
+  // What an installation's plans and usage cost over (part of) a period.
+  struct Computed {
+    struct Group {
+      std::string resource_id;  // "" = the installation's plan
+      std::string plan_id;
+      const model::Plan* plan = nullptr;
+      std::vector<std::pair<int64_t, int64_t>> spans;  // clipped to [period start, cutoff)
+      model::Json items = model::Json::array();        // BillingItem[]
+      util::Money total;
+    };
+    std::vector<Group> groups;
+    model::Json usage = model::Json::array();  // Usage[]
+  };
+  Computed compute(store::ReadTx& tx, const store::InstallationRow& inst, Period period,
+                   int64_t cutoff_ms, int64_t report_day_ms) const;
+  model::Json billing_data_body(const Computed& c, Period period, int64_t now_ms,
+                                int64_t report_day_ms) const;
+  bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+                         PassStats& stats);
+  void enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+                            int64_t report_day_ms, int64_t cutoff_ms);
+  int invoice_period(store::WriteTx& tx, const store::InstallationRow& inst, Period period,
+                     int64_t cutoff_ms, bool final, int64_t now);
+  bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now);
+  int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+  void hold(store::WriteTx& tx, const std::string& installation_id, const std::string& resource_id,
+            const std::string& hold, const model::Json& notification, int64_t now);
+  void release(store::WriteTx& tx, const std::string& installation_id,
+               const std::string& resource_id, const std::string& hold, int64_t now);
+  void enqueue_balances(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+
+  store::Store& store_;
+  std::shared_ptr<const model::Catalog> catalog_;
+  const util::Clock& clock_;
+  Options options_;
+  std::function<void()> enqueued_;
+
+  std::mutex mu_;
+  std::mutex run_mu_;  // one pass at a time (worker, /ops/clock, shutdown)
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool woken_ = false;
+  std::thread worker_;
+};
+
+}  // namespace wharf::service
