@@ -59,6 +59,8 @@ constexpr Setting kSettings[] = {
      "seconds an overdue invoice waits before its resources are suspended (default 0)"},
     {"WHARF_INVOICE_TEST_MODE", "invoice-test-mode",
      "submit invoices in Vercel's test mode with this result: paid, notpaid or overdue"},
+    {"WHARF_VERCEL_TIMEOUT_MS", "vercel-timeout-ms",
+     "time limit of one call to Vercel or the JWKS URL (default 10000)"},
     {"WHARF_TEST_CLOCK", "test-clock",
      "1 = enable POST /ops/clock to move time forward (test deployments only)"},
 };
@@ -218,6 +220,8 @@ Config load_config(const std::map<std::string, std::string>& env,
       throw ConfigError("WHARF_INVOICE_TEST_MODE", "must be paid, notpaid or overdue");
     c.invoice_test_mode = *v;
   }
+  if (auto v = get("WHARF_VERCEL_TIMEOUT_MS"))
+    c.vercel_timeout_ms = parse_int("WHARF_VERCEL_TIMEOUT_MS", *v, 100, 600000);
   if (auto v = get("WHARF_TEST_CLOCK")) {
     if (*v != "0" && *v != "1") throw ConfigError("WHARF_TEST_CLOCK", "must be 0 or 1");
     c.test_clock = *v == "1";

@@ -46,7 +46,8 @@ struct Config {
   int64_t balance_interval_s = 3600;  // WHARF_BALANCE_INTERVAL_S: prepaid balances
   int64_t overdue_grace_s = 0;        // WHARF_OVERDUE_GRACE_S: overdue → suspended after
   std::string invoice_test_mode;      // WHARF_INVOICE_TEST_MODE: "", paid, notpaid, overdue
-  bool test_clock = false;            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
+  bool test_clock = false;
+  int64_t vercel_timeout_ms = 10000;  // WHARF_VERCEL_TIMEOUT_MS: one call to Vercel            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
 };
 
 // Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).

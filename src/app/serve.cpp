@@ -167,6 +167,8 @@ int serve(const Config& config) {
   util::OffsetClock clock;
   net::HttpClient::Options http_options;
   http_options.user_agent = "wharf/0.1 (" + config.client_id + ")";
+  http_options.timeout_ms = static_cast<long>(config.vercel_timeout_ms);
+  http_options.connect_timeout_ms = static_cast<long>(std::min<int64_t>(3000, config.vercel_timeout_ms));
   net::HttpClient http(http_options);
 
   auth::JwksCache::Options jwks_options;

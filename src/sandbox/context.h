@@ -34,6 +34,8 @@ struct SandboxConfig {
   int64_t webhook_first_retry_ms = 500;  // doubled after every failure
 };
 
+class Faults;
+
 struct Context {
   const SandboxConfig& config;
   State& state;
@@ -41,6 +43,11 @@ struct Context {
   Identity& identity;
   net::HttpClient& http;
   const util::Clock& clock;
+  // The same clock when it can be moved forward (POST /_sandbox/clock); null otherwise
+  // (unit tests with a ManualClock).
+  util::OffsetClock* offset_clock = nullptr;
+  // Fault rules for the Vercel API (sandbox/faults.h); null: no fault injection.
+  Faults* faults = nullptr;
 };
 
 using Handler = std::function<net::Response(net::Request&, const net::PathParams&)>;

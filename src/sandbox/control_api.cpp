@@ -1,5 +1,8 @@
 #include "sandbox/control_api.h"
 
+#include <limits>
+
+#include "sandbox/faults.h"
 #include "sandbox/inspector.h"
 #include "sandbox/vercel_api.h"
 
@@ -35,6 +38,77 @@ net::Response guarded(Fn&& fn) {
   }
 }
 
+Json clock_view(const Context& ctx) {
+  int64_t now = ctx.clock.now_ms();
+  return Json{{"nowMs", now},
+              {"now", util::format_iso8601_ms(now)},
+              {"offsetMs", ctx.offset_clock ? ctx.offset_clock->offset_ms() : 0}};
+}
+
+// POST /_sandbox/clock: exactly one of advanceMs (>= 0), setMs (epoch ms) or set (ISO-8601);
+// the clock only moves forward.
+Json move_clock(Context& ctx, Driver& driver, const Json& body) {
+  if (!ctx.offset_clock) throw ApiError(409, "clock_fixed", "this sandbox's clock cannot be moved");
+  model::Checker check;
+  int given = 0;
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() == "advanceMs" || it.key() == "setMs" || it.key() == "set")
+      ++given;
+    else
+      check.add(it.key(), "is not allowed (send one of advanceMs, setMs, set)");
+  }
+  if (given != 1)
+    check.add(given == 0 ? "advanceMs" : "body",
+              given == 0 ? "is required: send exactly one of advanceMs, setMs, set"
+                         : "must hold exactly one of advanceMs, setMs, set");
+  check.throw_if_failed("clock change");
+
+  auto integer = [&](const char* key) -> int64_t {
+    const Json& v = body[key];
+    if (!v.is_number_integer() ||
+        (v.is_number_unsigned() &&
+         v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+      throw ApiError::validation(std::string("invalid clock change: ") + key +
+                                     " must be an integer number of milliseconds",
+                                 {{key, "must be an integer number of milliseconds"}});
+    return v.get<int64_t>();
+  };
+  auto backwards = [&](const char* key, int64_t target, int64_t now) {
+    std::string msg = "is before the sandbox's current time " + util::format_iso8601_ms(now) +
+                      " (" + std::to_string(now) + " ms): the clock only moves forward";
+    return ApiError::validation(std::string("invalid clock change: ") + key + " " +
+                                    util::format_iso8601_ms(target) + " " + msg,
+                                {{key, msg}});
+  };
+  util::OffsetClock& clock = *ctx.offset_clock;
+  if (body.contains("advanceMs")) {
+    int64_t ms = integer("advanceMs");
+    if (ms < 0)
+      throw ApiError::validation(
+          "invalid clock change: advanceMs must not be negative: the clock only moves forward",
+          {{"advanceMs", "must not be negative: the clock only moves forward"}});
+    clock.advance_ms(ms);
+  } else {
+    int64_t target = 0;
+    const char* key = body.contains("setMs") ? "setMs" : "set";
+    if (body.contains("setMs")) {
+      target = integer("setMs");
+    } else if (!body["set"].is_string() ||
+               !util::parse_iso8601(body["set"].get<std::string>(), &target)) {
+      throw ApiError::validation(
+          "invalid clock change: set must be an ISO-8601 date-time such as "
+          "2025-03-01T00:00:00Z",
+          {{"set", "must be an ISO-8601 date-time such as 2025-03-01T00:00:00Z"}});
+    }
+    int64_t now = clock.now_ms();
+    if (target < now) throw backwards(key, target, now);
+    clock.set_ms(target);
+  }
+  // Webhook retries and the finalization window are due on this clock: look again now.
+  driver.clock_moved();
+  return clock_view(ctx);
+}
+
 }  // namespace
 
 void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
@@ -61,6 +135,41 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
                  return json_reply(200, result);
                });
              });
+
+  // The sandbox's clock (tokens, billing-data staleness, SSO codes, webhook retries, the
+  // finalization window): read it, or move it forward.
+  routes.add("GET", "/_sandbox/clock", [&ctx](net::Request&, const net::PathParams&) {
+    return json_reply(200, clock_view(ctx));
+  });
+  routes.add("POST", "/_sandbox/clock", [&ctx, &driver](net::Request& req, const net::PathParams&) {
+    return guarded([&] { return json_reply(200, move_clock(ctx, driver, body_object(req))); });
+  });
+
+  // Fault injection for the Vercel API (sandbox/faults.h).
+  auto list_faults = [&ctx] {
+    Json rules = Json::array();
+    int64_t now = ctx.clock.now_ms();
+    if (ctx.faults)
+      for (const auto& r : ctx.faults->list()) rules.push_back(Faults::to_json(r, now));
+    return rules;
+  };
+  routes.add("GET", "/_sandbox/faults", [list_faults](net::Request&, const net::PathParams&) {
+    return json_reply(200, Json{{"rules", list_faults()}});
+  });
+  routes.add("POST", "/_sandbox/faults",
+             [&ctx, list_faults](net::Request& req, const net::PathParams&) {
+               return guarded([&] {
+                 if (!ctx.faults)
+                   throw ApiError(409, "faults_disabled", "fault injection is not enabled");
+                 Json added = Json::array();
+                 for (const auto& r : ctx.faults->add(body_object(req))) added.push_back(r.id);
+                 return json_reply(200, Json{{"added", added}, {"rules", list_faults()}});
+               });
+             });
+  routes.add("DELETE", "/_sandbox/faults", [&ctx](net::Request&, const net::PathParams&) {
+    size_t n = ctx.faults ? ctx.faults->clear() : 0;
+    return json_reply(200, Json{{"cleared", n}});
+  });
 
   routes.add("GET", "/_sandbox/state", [&ctx](net::Request&, const net::PathParams&) {
     return json_reply(200, ctx.state.snapshot());

@@ -280,7 +280,10 @@ struct Delivery {
   std::string body;
   bool bad_signature = false;
   int64_t attempts = 0;
+  // Due when either passes: real time (so retries proceed while a test clock stands still)
+  // or the sandbox clock (so moving it forward makes pending retries due at once).
   SteadyClock::time_point due;
+  int64_t due_ms = 0;
 };
 
 }  // namespace
@@ -295,6 +298,7 @@ struct Driver::Impl {
   std::condition_variable cv;
   std::deque<Delivery> queue;
   bool stopping = false;
+  bool clock_moved = false;  // look at due times and the finalization window again now
   std::thread worker;
 
   // ---- small helpers ------------------------------------------------------------------
@@ -1583,6 +1587,7 @@ struct Driver::Impl {
                      {"payload", payload}};
     d.body = dump(envelope);
     d.due = SteadyClock::now();
+    d.due_ms = ctx.clock.now_ms();
     Json rec = {{"id", d.id},
                 {"type", type},
                 {"status", "pending"},
@@ -1704,6 +1709,7 @@ struct Driver::Impl {
       int64_t shift = std::min<int64_t>(d.attempts - 1, 20);
       int64_t delay = std::max<int64_t>(ctx.config.webhook_first_retry_ms, 1) << shift;
       d.due = SteadyClock::now() + std::chrono::milliseconds(delay);
+      d.due_ms = ctx.clock.now_ms() + delay;
     }
     return retry;
   }
@@ -1778,6 +1784,7 @@ struct Driver::Impl {
         d.bad_signature = rec.value("badSignature", false);
         d.attempts = rec.value("attempts", int64_t{0});
         d.due = SteadyClock::now();
+        d.due_ms = ctx.clock.now_ms();
         out.push_back(std::move(d));
       }
       return out;
@@ -1795,6 +1802,11 @@ struct Driver::Impl {
     std::unique_lock<std::mutex> lock(mu);
     while (!stopping) {
       auto now = SteadyClock::now();
+      int64_t now_ms = ctx.clock.now_ms();
+      if (clock_moved) {
+        clock_moved = false;
+        next_finalize_check = now;
+      }
       if (now >= next_finalize_check) {
         lock.unlock();
         try {
@@ -1806,10 +1818,15 @@ struct Driver::Impl {
         next_finalize_check = SteadyClock::now() + std::chrono::seconds(1);
         continue;
       }
-      auto due =
-          std::min_element(queue.begin(), queue.end(),
-                           [](const Delivery& x, const Delivery& y) { return x.due < y.due; });
-      if (due != queue.end() && due->due <= now) {
+      // The delivery due first, on whichever of its two clocks comes first.
+      auto wake_of = [&](const Delivery& d) {
+        return std::min(d.due,
+                        now + std::chrono::milliseconds(std::max<int64_t>(0, d.due_ms - now_ms)));
+      };
+      auto due = std::min_element(
+          queue.begin(), queue.end(),
+          [&](const Delivery& x, const Delivery& y) { return wake_of(x) < wake_of(y); });
+      if (due != queue.end() && wake_of(*due) <= now) {
         Delivery d = std::move(*due);
         queue.erase(due);
         lock.unlock();
@@ -1825,7 +1842,7 @@ struct Driver::Impl {
         continue;
       }
       auto wake = next_finalize_check;
-      if (due != queue.end()) wake = std::min(wake, due->due);
+      if (due != queue.end()) wake = std::min(wake, wake_of(*due));
       cv.wait_until(lock, wake);
     }
   }
@@ -1885,6 +1902,14 @@ std::string Driver::send_webhook(const std::string& type, const Json& payload) {
 
 int Driver::finalize_expired() {
   return impl_->finalize_expired();
+}
+
+void Driver::clock_moved() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->clock_moved = true;
+  }
+  impl_->cv.notify_all();
 }
 
 void Driver::start() {

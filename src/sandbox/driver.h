@@ -48,6 +48,10 @@ class Driver {
   // finalized; returns how many. The background worker calls it every second; tests and the
   // control API may call it directly after moving a manual clock.
   int finalize_expired();
+  // Tells the background worker the sandbox clock was moved forward (POST /_sandbox/clock):
+  // webhook retries due by the new time go out and the finalization window is checked now,
+  // not at the worker's next real-time wake-up.
+  void clock_moved();
 
  private:
   struct Impl;

@@ -39,6 +39,7 @@ model::Json ExchangeLog::to_json(const Exchange& e) {
                    {"conformant", e.findings.empty()},
                    {"findings", e.findings}};
   if (!e.error.empty()) j["error"] = e.error;
+  if (!e.fault.is_null()) j["fault"] = e.fault;
   return j;
 }
 

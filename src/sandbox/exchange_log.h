@@ -28,6 +28,9 @@ struct Exchange {
   std::string error;  // transport error text
   double duration_ms = 0;
   std::vector<std::string> findings;  // spec violations; empty = conformant
+  // Set when a fault rule (sandbox/faults.h) took the call: {"injected": true, "rule": id,
+  // "mode", "status"?, "delayMs"?, "handledStatus"? (mode "after": the real answer's status)}.
+  model::Json fault;
 };
 
 class ExchangeLog {

@@ -4,6 +4,7 @@
 //   wharf-sandbox <flow> [--param value …]   run a flow (install, plans, provision, …) on a
 //                                            running sandbox and print the JSON result
 //   wharf-sandbox state | log | config        print the sandbox's state / exchange log / config
+//   wharf-sandbox clock [--advanceMs n]       print (or move forward) the sandbox's clock
 //   wharf-sandbox token --kind user|system --installationId …
 //   wharf-sandbox invoice-state --installationId … --invoiceId … --state paid
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "sandbox/context.h"
 #include "sandbox/control_api.h"
 #include "sandbox/driver.h"
+#include "sandbox/faults.h"
 #include "sandbox/vercel_api.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -156,7 +158,8 @@ int serve(const std::vector<std::string>& args) {
   c.redirect_login_url = get("SANDBOX_REDIRECT_LOGIN_URL", c.partner_url + "/sso/callback");
   c.url_slug = get("SANDBOX_URL_SLUG", c.url_slug);
 
-  util::SystemClock clock;
+  // System time moved by an offset that POST /_sandbox/clock advances (tests replay months).
+  util::OffsetClock clock;
   State state(c.data_dir + "/sandbox-state.json");
   state.mutate([&](Json& doc) {
     doc["integration"] = {{"clientId", c.client_id},     {"partnerUrl", c.partner_url},
@@ -168,7 +171,8 @@ int serve(const std::vector<std::string>& args) {
   net::HttpClient::Options http_options;
   http_options.user_agent = "wharf-sandbox (Vercel Marketplace stand-in)";
   net::HttpClient http(http_options);
-  Context ctx{c, state, log, identity, http, clock};
+  Faults faults(clock);
+  Context ctx{c, state, log, identity, http, clock, &clock, &faults};
   Driver driver(ctx);
 
   Routes routes;
@@ -178,7 +182,9 @@ int serve(const std::vector<std::string>& args) {
   net::ServerOptions so;
   so.host = c.listen_host;
   so.port = c.listen_port;
-  so.threads = 8;  // flows call the partner, which may call back into the sandbox
+  // Flows call the partner, which may call back into the sandbox, and delaying fault rules
+  // sleep on their I/O thread: enough threads that other connections keep being served.
+  so.threads = 16;
   net::Server server(
       so,
       [&routes](net::Request& req) {
@@ -264,6 +270,7 @@ void usage(FILE* out) {
       "usage: wharf-sandbox serve [--flag value ...]\n"
       "       wharf-sandbox <flow> [--sandbox URL] [--param value ...]\n"
       "       wharf-sandbox state | log | config | flows [--sandbox URL]\n"
+      "       wharf-sandbox clock [--advanceMs MS | --setMs EPOCH_MS | --set ISO-8601]\n"
       "       wharf-sandbox token --kind user|system [--installationId ID] [--role ADMIN|USER]\n"
       "       wharf-sandbox invoice-state --installationId ID --invoiceId ID --state "
       "paid|notpaid|overdue|refunded\n\n"
@@ -301,6 +308,8 @@ int main(int argc, char** argv) {
     if (cmd == "log") return call("GET", "/_sandbox/log", params, sandbox_url);
     if (cmd == "config") return call("GET", "/_sandbox/config", params, sandbox_url);
     if (cmd == "flows") return call("GET", "/_sandbox/flows", params, sandbox_url);
+    if (cmd == "clock")  // no flag: read it; --advanceMs N | --setMs N | --set ISO: move it
+      return call(params.empty() ? "GET" : "POST", "/_sandbox/clock", params, sandbox_url);
     if (cmd == "token") return call("POST", "/_sandbox/tokens", params, sandbox_url);
     if (cmd == "invoice-state") {
       std::string icfg = params.value("installationId", ""), inv = params.value("invoiceId", "");

@@ -5,8 +5,11 @@
 
 #include <cctype>
 #include <chrono>
+#include <optional>
+#include <thread>
 
 #include "auth/authenticator.h"
+#include "sandbox/faults.h"
 #include "sandbox/vercel_api_internal.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -157,11 +160,10 @@ net::Response render_error(const model::ApiError& e, std::vector<std::string>* f
   return vercel_error(e.status, code, e.message);
 }
 
-net::Response dispatch(Context& ctx, Driver& driver, Background& background, bool auth,
-                       const Endpoint& fn, net::Request& req, const net::PathParams& params) {
-  auto started = std::chrono::steady_clock::now();
+net::Response handle(Context& ctx, Driver& driver, Background& background, bool auth,
+                     const Endpoint& fn, net::Request& req, const net::PathParams& params,
+                     std::vector<std::string>* findings) {
   net::Response resp;
-  std::vector<std::string> findings;
   Call call{ctx, driver, background, req, params, {}, {}};
   try {
     if (auth) {
@@ -170,20 +172,59 @@ net::Response dispatch(Context& ctx, Driver& driver, Background& background, boo
       authenticate(ctx, req, call.icfg);
     }
     resp = fn(call);
-    findings = std::move(call.findings);
+    *findings = std::move(call.findings);
   } catch (const model::ApiError& e) {
-    resp = render_error(e, &findings);
+    resp = render_error(e, findings);
   } catch (const std::exception& e) {
     resp = vercel_error(500, "internal_server_error", std::string("sandbox error: ") + e.what());
-    findings.push_back(std::string("sandbox internal error (not the partner's fault): ") +
-                       e.what());
+    findings->push_back(std::string("sandbox internal error (not the partner's fault): ") +
+                        e.what());
   } catch (...) {
     resp = vercel_error(500, "internal_server_error", "sandbox error");
-    findings.push_back("sandbox internal error (not the partner's fault)");
+    findings->push_back("sandbox internal error (not the partner's fault)");
+  }
+  return resp;
+}
+
+// The sleep of a delaying fault rule. It holds this request's I/O thread (net::Server runs
+// handlers synchronously), so nothing is locked while it lasts and the sandbox runs enough
+// I/O threads that other connections keep being served.
+void sleep_ms(int64_t ms) {
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+net::Response dispatch(Context& ctx, Driver& driver, Background& background, bool auth,
+                       const Endpoint& fn, net::Request& req, const net::PathParams& params) {
+  auto started = std::chrono::steady_clock::now();
+  int64_t arrived_ms = ctx.clock.now_ms();
+  net::Response resp;
+  std::vector<std::string> findings;
+  std::optional<FaultRule> fault;
+  if (ctx.faults) fault = ctx.faults->take(req.method, req.path);
+  Json fault_record;
+  if (!fault) {
+    resp = handle(ctx, driver, background, auth, fn, req, params, &findings);
+  } else {
+    fault_record = Faults::log_record(*fault);
+    req.log_fields.emplace_back("fault", std::to_string(fault->id) + ":" + fault->mode);
+    if (fault->mode == "after") {
+      // Vercel committed the change; the answer is what gets lost.
+      net::Response handled = handle(ctx, driver, background, auth, fn, req, params, &findings);
+      fault_record["handledStatus"] = handled.status;
+      sleep_ms(fault->delay_ms);
+      resp = Faults::response(*fault, ctx.clock.now_ms());
+    } else if (fault->mode == "delay") {
+      sleep_ms(fault->delay_ms);
+      resp = handle(ctx, driver, background, auth, fn, req, params, &findings);
+    } else {  // respond: the call is not handled at all
+      sleep_ms(fault->delay_ms);
+      resp = Faults::response(*fault, ctx.clock.now_ms());
+    }
   }
   try {
     Exchange ex;
-    ex.at_ms = ctx.clock.now_ms();
+    ex.at_ms = arrived_ms;
+    ex.fault = std::move(fault_record);
     ex.direction = "from-partner";
     ex.method = req.method;
     ex.url = ctx.config.base_url + req.target;

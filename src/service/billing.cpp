@@ -112,6 +112,9 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     int64_t s = std::max(span.start_ms, period.start);
     int64_t e = std::min(span.end_ms.value_or(cutoff), cutoff);
     if (e <= s) continue;
+    // A resource on an installation-scope plan is billed through the installation's span.
+    const model::Plan* plan = catalog_->plan(span.plan_id);
+    if (!span.resource_id.empty() && plan && plan->scope == "installation") continue;
     auto key = std::make_pair(span.resource_id, span.plan_id);
     auto it = index.find(key);
     if (it == index.end()) {
@@ -119,7 +122,7 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
       Computed::Group g;
       g.resource_id = span.resource_id;
       g.plan_id = span.plan_id;
-      g.plan = catalog_->plan(span.plan_id);
+      g.plan = plan;
       out.groups.push_back(std::move(g));
     }
     out.groups[it->second].spans.push_back({s, e});

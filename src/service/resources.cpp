@@ -198,6 +198,10 @@ Json ResourceService::provision(const std::string& installation_id,
         inst->billing_plan_id = plan.id;
         inst->updated_ms = now;
         tx.put_installation(*inst);
+        // Changed on our side: Vercel learns the installation's new plan (§8.1, F13).
+        vercel::Outbox::enqueue_event(
+            tx, installation_id, Json{{"type", "installation.updated"}, {"billingPlanId", plan.id}},
+            now);
       }
     });
   } catch (...) {

@@ -98,23 +98,34 @@ TEST_F(OutboxTest, ClientErrorsBecomeDeadLettersWithTheResponseKept) {
   vercel_.script([](const net::Request& req) {
     if (req.path.find("icfg_bad") != std::string::npos)
       return net::Response::json(400, R"({"error":{"code":"bad_request","message":"event.type"}})");
-    return net::Response::json(404, R"({"error":{"code":"not_found","message":"gone"}})");
+    if (req.path.find("icfg_removed") != std::string::npos)
+      return net::Response::json(410, R"({"error":{"code":"gone","message":"gone"}})");
+    return net::Response::json(404, R"({"error":{"code":"not_found","message":"no resource"}})");
   });
   auto outbox = make_outbox();
+  std::vector<std::string> gone;
+  outbox.set_hooks({nullptr, [&gone](store::WriteTx&, const store::OutboxRow& item, int64_t) {
+                      gone.push_back(item.installation_id);
+                    }});
   enqueue("icfg_bad", "res_1");
   enqueue("icfg_removed", "res_2");
-  enqueue("icfg_gone", "res_3");  // no access token left
+  enqueue("icfg_gone", "res_3");    // no access token left
+  enqueue("icfg_res404", "res_4");  // a 404 about a resource says nothing of the installation
   outbox.deliver_due();
-  EXPECT_EQ(stats().dead, 3);
+  EXPECT_EQ(stats().dead, 4);
+  EXPECT_EQ(gone, std::vector<std::string>{"icfg_removed"});
   std::vector<store::OutboxRow> dead;
   store_->read([&](store::ReadTx& tx) { dead = tx.outbox_list("dead", 10); });
-  ASSERT_EQ(dead.size(), 3u);
+  ASSERT_EQ(dead.size(), 4u);
   for (const auto& d : dead) {
     if (d.installation_id == "icfg_bad") {
       EXPECT_EQ(d.last_status, 400);
       EXPECT_NE(d.response_body.find("event.type"), std::string::npos);
     } else if (d.installation_id == "icfg_removed") {
       EXPECT_NE(d.last_error.find("installation gone"), std::string::npos);
+    } else if (d.installation_id == "icfg_res404") {
+      EXPECT_EQ(d.last_status, 404);
+      EXPECT_EQ(d.last_error.find("installation gone"), std::string::npos);
     } else {
       EXPECT_NE(d.last_error.find("no access token"), std::string::npos);
     }

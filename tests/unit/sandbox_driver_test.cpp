@@ -591,6 +591,30 @@ TEST_F(DriverTest, WebhooksGiveUpAfterMaxAttempts) {
   EXPECT_EQ(partner_.requests().size(), static_cast<size_t>(config_.webhook_max_attempts));
 }
 
+TEST_F(DriverTest, WebhookRetriesFollowTheSandboxClock) {
+  // An hour until the retry in real time; moving the sandbox clock makes it due at once.
+  config_.webhook_first_retry_ms = 3600 * 1000;
+  std::atomic<int> calls{0};
+  partner_.script([&](const net::Request&) {
+    return ++calls < 2 ? raw(503, "text/plain", "busy") : net::Response::empty(200);
+  });
+  driver_->start();
+  std::string id = driver_->send_webhook("marketplace.invoice.paid", {{"invoiceId", "mi_1"}});
+  auto status = [&]() {
+    return state_->read([&](const Json& doc) {
+      for (const auto& w : doc["webhooks"])
+        if (w["id"] == id) return w["status"].get<std::string>() + "/" + w["attempts"].dump();
+      return std::string();
+    });
+  };
+  ASSERT_TRUE(wait_for([&] { return status() == "pending/1"; })) << status();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(status(), "pending/1");
+  clock_.advance_ms(3600 * 1000);
+  driver_->clock_moved();
+  ASSERT_TRUE(wait_for([&] { return status() == "delivered/2"; }, 400)) << status();
+}
+
 TEST_F(DriverTest, BadSignatureProbe) {
   // A partner that verifies signatures.
   partner_.script([this](const net::Request& req) {

@@ -130,7 +130,7 @@ def sandbox_bin():
     return os.environ.get("SANDBOX_BIN") or os.path.join(REPO, "build", "wharf-sandbox")
 
 
-def start_pair(tmp, wharf_bin, catalog=None):
+def start_pair(tmp, wharf_bin, catalog=None, wharf_env=None):
     """A sandbox whose partner is a wharf whose Vercel is that sandbox."""
     wport = free_port()
     sb = Sandbox(sandbox_bin(), tmp / "sandbox", f"http://127.0.0.1:{wport}").start()
@@ -140,6 +140,67 @@ def start_pair(tmp, wharf_bin, catalog=None):
         path = tmp / "catalog.json"
         path.write_text(json.dumps(catalog))
         env["WHARF_CATALOG"] = str(path)
+    env.update(wharf_env or {})
     w = Wharf(wharf_bin, tmp / "wharf", f"{sb.base}/.well-known/jwks", sb.base, env=env,
               client_id=SANDBOX_CLIENT_ID).start()
     return sb, w
+
+
+# -- clock and fault injection (POST/GET /_sandbox/clock, /_sandbox/faults) -------------------
+def sandbox_clock(sb):
+    """The sandbox's clock: {"nowMs", "now" (ISO-8601 ms Z), "offsetMs"}."""
+    r = requests.get(sb.base + "/_sandbox/clock", timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def move_sandbox_clock(sb, advance_ms=None, set_ms=None, set_iso=None):
+    """Moves the sandbox clock forward by exactly one of advance_ms / set_ms / set_iso.
+    Returns (status, body) so callers can also check refusals (400 going backwards)."""
+    body = {}
+    if advance_ms is not None:
+        body["advanceMs"] = advance_ms
+    if set_ms is not None:
+        body["setMs"] = set_ms
+    if set_iso is not None:
+        body["set"] = set_iso
+    r = requests.post(sb.base + "/_sandbox/clock", json=body, timeout=HTTP_TIMEOUT)
+    return r.status_code, r.json()
+
+
+def advance_sandbox_clock(sb, ms):
+    """Moves the sandbox clock forward by `ms`; returns the clock as sandbox_clock does."""
+    status, body = move_sandbox_clock(sb, advance_ms=ms)
+    assert status == 200, body
+    return body
+
+
+def add_faults(sb, *rules):
+    """Adds fault rules for the sandbox's Vercel API (/v1/..., /v2/...), e.g.
+    add_faults(sb, {"status": 503, "method": "POST", "pathContains": "/billing", "count": 2}).
+    Returns the ids of the added rules."""
+    r = requests.post(sb.base + "/_sandbox/faults", json={"rules": list(rules)},
+                      timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()["added"]
+
+
+def list_faults(sb):
+    """Every fault rule with its `remaining` (None: unlimited), `hits` and `active`."""
+    r = requests.get(sb.base + "/_sandbox/faults", timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()["rules"]
+
+
+def clear_faults(sb):
+    """Removes every fault rule; returns how many there were."""
+    r = requests.delete(sb.base + "/_sandbox/faults", timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()["cleared"]
+
+
+def faulted_exchanges(sb, after=0):
+    """Exchange-log entries of calls a fault rule took (each has a `fault` object:
+    injected, rule, mode, status?, delayMs?, handledStatus?); `at` is the arrival time in
+    epoch ms on the sandbox clock."""
+    return [e for e in sb.log(after) if "fault" in e]
