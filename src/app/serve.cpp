@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "vercel/api.h"
 #include "vercel/outbox.h"
 
 namespace wharf::app {
@@ -168,7 +169,8 @@ int serve(const Config& config) {
   net::HttpClient::Options http_options;
   http_options.user_agent = "wharf/0.1 (" + config.client_id + ")";
   http_options.timeout_ms = static_cast<long>(config.vercel_timeout_ms);
-  http_options.connect_timeout_ms = static_cast<long>(std::min<int64_t>(3000, config.vercel_timeout_ms));
+  http_options.connect_timeout_ms =
+      static_cast<long>(std::min<int64_t>(3000, config.vercel_timeout_ms));
   net::HttpClient http(http_options);
 
   auth::JwksCache::Options jwks_options;
@@ -271,7 +273,8 @@ int serve(const Config& config) {
                                               int64_t now) { return billing.owes(tx, row, now); },
                                    [&billing] { billing.wake(); }});
   // Vercel's Get Invoice, synchronous: Provision Purchase must see the invoice paid first.
-  auto get_invoice = [&http, &installations, &config](const std::string& installation_id,
+  vercel::Client vercel_client(http, config.vercel_api_url);
+  auto get_invoice = [&vercel_client, &installations](const std::string& installation_id,
                                                       const std::string& invoice_id) {
     auto token = installations.access_token(installation_id);
     if (!token) {
@@ -279,21 +282,8 @@ int serve(const Config& config) {
       none.error = "the installation has no access token";
       return none;
     }
-    net::HttpResult r =
-        http.request("GET",
-                     config.vercel_api_url + "/v1/installations/" + installation_id +
-                         "/billing/invoices/" + invoice_id,
-                     {{"Authorization", "Bearer " + *token}, {"Accept", "application/json"}});
-    std::string vercel_id;
-    for (const auto& [k, v] : r.headers)
-      if (k == "x-vercel-id") vercel_id = v;
-    util::log_info("vercel get invoice")
-        .str("installation", installation_id)
-        .str("invoice", invoice_id)
-        .num("status", r.status)
-        .str("x_vercel_id", vercel_id)
-        .str("error", r.error);
-    return r;
+    return vercel_client.send(vercel::api::get_invoice(installation_id, invoice_id), token,
+                              installation_id);
   };
   api::partner::Services services{installations, plans, resources, transfers, billing, get_invoice};
   // integration-configuration.removed: the same path as Delete Installation with cascade.

@@ -292,9 +292,10 @@ void BillingService::enqueue_billing_data(store::WriteTx& tx, const store::Insta
                                           int64_t now, int64_t report_day, int64_t cutoff) {
   Period period{month_start_ms(report_day), next_month_start_ms(report_day)};
   Computed c = compute(tx, inst, period, cutoff, report_day);
-  vercel::Outbox::enqueue(tx, inst.id, "billing", "POST",
-                          "/v1/installations/" + inst.id + "/billing",
-                          billing_data_body(c, period, now, report_day), now);
+  vercel::Outbox::enqueue(
+      tx, inst.id,
+      vercel::api::submit_billing_data(inst.id, billing_data_body(c, period, now, report_day)),
+      now);
 }
 
 int BillingService::invoice_period(store::WriteTx& tx, const store::InstallationRow& inst,
@@ -372,8 +373,7 @@ int BillingService::invoice_period(store::WriteTx& tx, const store::Installation
                    {"items", d.items}};
       if (final) body["final"] = true;
       if (row.test) body["test"] = {{"validate", true}, {"result", options_.invoice_test_result}};
-      vercel::Outbox::enqueue(tx, inst.id, "invoice", "POST",
-                              "/v1/installations/" + inst.id + "/billing/invoices", body, now);
+      vercel::Outbox::enqueue(tx, inst.id, vercel::api::submit_invoice(inst.id, body), now);
       ++submitted;
     }
     for (auto* cinv : taken) {
@@ -458,9 +458,7 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
       bool open = false;
       for (const auto& inv : tx.invoices_of(inst.id)) open = open || is_open_state(inv.state);
       if (!open) {
-        vercel::Outbox::enqueue(tx, inst.id, "finalize", "POST",
-                                "/v1/installations/" + inst.id + "/billing/finalize",
-                                Json::object(), now);
+        vercel::Outbox::enqueue(tx, inst.id, vercel::api::finalize_installation(inst.id), now);
         st.finalize_enqueued = true;
         ++stats.finalizing;
       }
@@ -644,10 +642,11 @@ Json BillingService::balances_json(store::ReadTx& tx, const std::string& install
 
 void BillingService::enqueue_balances(store::WriteTx& tx, const std::string& installation_id,
                                       int64_t now) {
-  vercel::Outbox::enqueue(
-      tx, installation_id, "balance", "POST",
-      "/v1/installations/" + installation_id + "/billing/balance",
-      {{"timestamp", iso(now)}, {"balances", balances_json(tx, installation_id)}}, now);
+  vercel::Outbox::enqueue(tx, installation_id,
+                          vercel::api::submit_balances(
+                              installation_id, {{"timestamp", iso(now)},
+                                                {"balances", balances_json(tx, installation_id)}}),
+                          now);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -391,10 +391,11 @@ Json BillingService::request_refund(const std::string& installation_id, const st
       throw ApiError::validation("total " + total + " exceeds the invoice total " + inv->total,
                                  {{"total", "must not exceed " + inv->total}});
     vercel::Outbox::enqueue(
-        tx, installation_id, "refund", "POST",
-        "/v1/installations/" + installation_id + "/billing/invoices/" + *inv->vercel_invoice_id +
-            "/actions",
-        {{"action", "refund"}, {"reason", reason}, {"total", amount->str_cents()}}, now);
+        tx, installation_id,
+        vercel::api::invoice_action(
+            installation_id, *inv->vercel_invoice_id,
+            {{"action", "refund"}, {"reason", reason}, {"total", amount->str_cents()}}),
+        now);
     inv->state = "refund_requested";
     inv->refund_total = amount->str_cents();
     inv->refund_reason = reason;

@@ -332,9 +332,10 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
     // with the rotation itself (Update Resource Secrets, vercel-api.md §6.1).
     if (product.rotation == "async")
       vercel::Outbox::enqueue(
-          tx, installation_id, "secrets", "PUT",
-          "/v1/installations/" + installation_id + "/resources/" + row.id + "/secrets",
-          Json{{"secrets", secrets}, {"partial", false}}, now);
+          tx, installation_id,
+          vercel::api::update_resource_secrets(installation_id, row.id,
+                                               Json{{"secrets", secrets}, {"partial", false}}),
+          now);
   });
   util::log_info("resource secrets rotated")
       .str("installation", installation_id)

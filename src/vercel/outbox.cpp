@@ -25,16 +25,15 @@ Outbox::~Outbox() {
   stop();
 }
 
-void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id,
-                     const std::string& kind, const std::string& method, const std::string& path,
-                     const Json& body, int64_t now_ms) {
+void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
+                     int64_t now_ms) {
   store::OutboxRow row;
   row.id = util::new_id("obx");
   row.installation_id = installation_id;
-  row.kind = kind;
-  row.method = method;
-  row.path = path;
-  row.body = body.dump();
+  row.kind = call.kind;
+  row.method = call.method;
+  row.path = call.path;
+  row.body = call.body ? call.body->dump() : "";
   row.next_attempt_ms = now_ms;
   row.created_ms = now_ms;
   tx.insert_outbox(row);
@@ -42,8 +41,7 @@ void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id,
 
 void Outbox::enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                            const Json& event, int64_t now_ms) {
-  enqueue(tx, installation_id, "event", "POST", "/v1/installations/" + installation_id + "/events",
-          Json{{"event", event}}, now_ms);
+  enqueue(tx, installation_id, api::create_event(installation_id, event), now_ms);
 }
 
 int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const {
@@ -88,9 +86,7 @@ void Outbox::deliver(store::OutboxRow item) {
                             {"Accept", "application/json"}},
                            item.body);
   }
-  std::string vercel_id;
-  for (const auto& [k, v] : result.headers)
-    if (k == "x-vercel-id") vercel_id = v;
+  std::string vercel_id = vercel_id_of(result);
   item.last_status = result.status;
   item.last_error = token ? result.error : "the installation has no access token (finalized)";
 

@@ -19,6 +19,7 @@
 #include "net/http_client.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "vercel/api.h"
 
 namespace wharf::vercel {
 
@@ -38,9 +39,8 @@ class Outbox {
   ~Outbox();
 
   // Adds a call to the outbox inside the caller's transaction.
-  static void enqueue(store::WriteTx& tx, const std::string& installation_id,
-                      const std::string& kind, const std::string& method, const std::string& path,
-                      const model::Json& body, int64_t now_ms);
+  static void enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
+                      int64_t now_ms);
   // POST /v1/installations/{id}/events {event} (vercel-api.md §4.5).
   static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                             const model::Json& event, int64_t now_ms);

@@ -1,7 +1,7 @@
 """Vercel's webhooks into wharf, sent by the real sandbox (signed with the client secret)
 and by hand: signature checks, de-duplication by id, unknown types kept, and
 integration-configuration.removed uninstalling with its resources. Also Delete
-Installation's cascade into resources and `finalized` with paid resources."""
+Installation's cascade into resources."""
 import glob
 import hashlib
 import hmac
@@ -66,7 +66,9 @@ def test_delete_installation_cascades_and_counts_paid_resources(pair):
     free = provision(sb, iid)
     paid = provision(sb, iid, plan="sqlite-pro")
     gone = sb.run("uninstall", installationId=iid, cascadeResourceDeletion=True, webhook=False)
-    assert gone["ok"] and gone["response"] == {"finalized": False}, gone  # sqlite-pro is owed
+    # Seconds of sqlite-pro cost less than Vercel's $0.50 minimum: nothing is owed. (Days of it
+    # are: test_billing.py::test_uninstall_sends_the_final_invoice_then_finalizes.)
+    assert gone["ok"] and gone["response"] == {"finalized": True}, gone
     for r in (free, paid):
         assert glob.glob(os.path.join(w.data_dir, "databases", r["id"] + "*")) == []
         assert q(secrets_of(r), {"sql": "select 1"}).status_code in (401, 404)
