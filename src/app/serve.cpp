@@ -268,6 +268,11 @@ int serve(const Config& config) {
        },
        [&billing](store::WriteTx& tx, const store::OutboxRow& item, int64_t now) {
          billing.gone(tx, item, now);
+       },
+       [&resources](const store::OutboxRow& item) {
+         // Finalized: the resources an uninstall left behind go now.
+         if (item.kind == "finalize" && item.state == "delivered")
+           resources.remove_leftovers(item.installation_id);
        }});
   installations.set_billing_hooks({[&billing](store::ReadTx& tx, const store::InstallationRow& row,
                                               int64_t now) { return billing.owes(tx, row, now); },

@@ -274,10 +274,11 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
   return render(row);
 }
 
-void ResourceService::remove(const std::string& installation_id, const std::string& resource_id) {
+void ResourceService::remove(const std::string& installation_id, const std::string& resource_id,
+                             bool require_active) {
   std::optional<store::ResourceRow> deleted;
   store_.write([&](store::WriteTx& tx) {
-    installations_.require_active(tx, installation_id);
+    if (require_active) installations_.require_active(tx, installation_id);
     auto row = tx.resource(resource_id);
     if (!row || row->installation_id != installation_id)
       throw ApiError::not_found("resource " + resource_id + " not found");
@@ -308,6 +309,22 @@ int ResourceService::remove_all(const std::string& installation_id) {
       if (!row.deleted_ms) ids.push_back(row.id);
   });
   for (const auto& id : ids) remove(installation_id, id);
+  return static_cast<int>(ids.size());
+}
+
+int ResourceService::remove_leftovers(const std::string& installation_id) {
+  std::vector<std::string> ids;
+  store_.read([&](store::ReadTx& tx) {
+    auto inst = tx.installation(installation_id);
+    if (!inst || inst->status == "active" || !inst->finalized) return;
+    for (const auto& row : tx.resources_of(installation_id))
+      if (!row.deleted_ms) ids.push_back(row.id);
+  });
+  for (const auto& id : ids) remove(installation_id, id, /*require_active=*/false);
+  if (!ids.empty())
+    util::log_info("resources deprovisioned after finalization")
+        .str("installation", installation_id)
+        .num("count", static_cast<int64_t>(ids.size()));
   return static_cast<int>(ids.size());
 }
 

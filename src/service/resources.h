@@ -42,9 +42,13 @@ class ResourceService {
   model::Json update(const std::string& installation_id, const std::string& resource_id,
                      const model::UpdateResourceRequest& req);
   // Deletes the resource and its database; a repeat (already deleted) succeeds.
-  void remove(const std::string& installation_id, const std::string& resource_id);
+  void remove(const std::string& installation_id, const std::string& resource_id,
+              bool require_active = true);
   // Deletes every resource of an installation (cascadeResourceDeletion); returns how many.
   int remove_all(const std::string& installation_id);
+  // Once an uninstalled installation is finalized (nothing more to bill), the resources it
+  // left behind (uninstalled without cascadeResourceDeletion) are deprovisioned.
+  int remove_leftovers(const std::string& installation_id);
 
   struct RotateOutcome {
     int status;  // 200 (sync) or 202 (async)

@@ -121,6 +121,13 @@ void Outbox::deliver(store::OutboxRow item) {
     if (item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, item, result.body);
     if (gone && hooks_.gone) hooks_.gone(tx, item, now);
   });
+  if (hooks_.after_commit) {
+    try {
+      hooks_.after_commit(item);
+    } catch (const std::exception& e) {
+      util::log_error("outbox after-commit hook failed").str("id", item.id).str("error", e.what());
+    }
+  }
   auto line = util::Log(item.state == "dead" ? util::LogLevel::kWarn : util::LogLevel::kInfo,
                         "vercel outbox delivery");
   line.str("id", item.id)

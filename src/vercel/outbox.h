@@ -51,6 +51,8 @@ class Outbox {
     std::function<void(store::WriteTx&, const store::OutboxRow&, const std::string& response)>
         delivered;
     std::function<void(store::WriteTx&, const store::OutboxRow&, int64_t now_ms)> gone;
+    // After the outcome committed (work that needs its own transactions or the products).
+    std::function<void(const store::OutboxRow&)> after_commit;
   };
   void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 

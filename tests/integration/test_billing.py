@@ -10,7 +10,7 @@ from lib.billing import (DAY, HOUR, advance, billing_show, next_month_start, out
                          sandbox_billing_days, sandbox_invoices, set_both, set_invoice_state,
                          start_billing_pair, wait_until, wharf_cli)
 from lib.sandbox import sandbox_clock
-from test_resources import provision, q, secrets_of
+from test_resources import db_files, provision, q, secrets_of
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +169,10 @@ def test_uninstall_sends_the_final_invoice_then_finalizes(bpair):
     start_of_next_month(sb, w)
     iid = api.new_installation_id()
     sb.run("install", installationId=iid)
-    provision(sb, iid, name="pro", plan="sqlite-pro")
+    pro = provision(sb, iid, name="pro", plan="sqlite-pro")
     advance(sb, w, 10 * DAY)
-    gone = sb.run("uninstall", installationId=iid, cascadeResourceDeletion=True, webhook=True)
+    # Without cascade the database stays until billing is done, then it is deprovisioned.
+    gone = sb.run("uninstall", installationId=iid, cascadeResourceDeletion=False, webhook=False)
     assert gone["response"] == {"finalized": False}, gone
     advance(sb, w, HOUR)
     invoices = list(sandbox_invoices(sb, iid).values())
@@ -181,16 +182,22 @@ def test_uninstall_sends_the_final_invoice_then_finalizes(bpair):
     assert ours["billing"]["finalSubmitted"] and not ours["billing"]["finalizeEnqueued"]
     set_invoice_state(sb, iid, invoices[0]["invoiceId"], "paid")
     wait_until(lambda: billing_show(w, iid)["invoices"][0]["state"] == "paid")
+    assert db_files(w, pro["id"])  # kept while the final invoice was open
     advance(sb, w, HOUR)
     wait_until(lambda: billing_show(w, iid)["finalized"], what="finalized")
     assert sb.state()["installations"][iid]["status"] == "finalized"
+    wait_until(lambda: not db_files(w, pro["id"]), what="leftover database deprovisioned")
+    assert q(secrets_of(pro), {"sql": "select 1"}).status_code in (401, 404)
+    # Finalized: the access token is gone, nothing more is sent.
+    assert wharf_cli(w, "outbox", "--state", "pending").stdout.count(iid) == 0
 
 
 def test_free_installation_finalizes_at_once(bpair):
     sb, w = bpair
     iid = api.new_installation_id()
     sb.run("install", installationId=iid)
-    provision(sb, iid, name="free", plan="sqlite-free")
-    gone = sb.run("uninstall", installationId=iid, cascadeResourceDeletion=True, webhook=False)
+    free = provision(sb, iid, name="free", plan="sqlite-free")
+    gone = sb.run("uninstall", installationId=iid, cascadeResourceDeletion=False, webhook=False)
     assert gone["response"] == {"finalized": True}, gone
     assert billing_show(w, iid)["finalized"] is True
+    assert not db_files(w, free["id"])  # nothing to bill: deprovisioned at once

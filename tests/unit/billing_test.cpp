@@ -200,3 +200,27 @@ TEST_F(BillingServiceTest, OwesOnlyWhatIsNotSettled) {
 
 }  // namespace
 }  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST_F(BillingServiceTest, AnInstallationGoneAtVercelIsNoLongerBilled) {
+  put_resource("res_pro", "sqlite-pro");
+  billing_->run(clock_.now_ms());
+  size_t before = outbox("billing").size();
+  store_->write([&](store::WriteTx& tx) {
+    store::OutboxRow item;
+    item.installation_id = "icfg_a";
+    item.last_status = 410;
+    billing_->gone(tx, item, clock_.now_ms());
+  });
+  clock_.set_ms(ms("2027-02-01T01:00:00Z"));
+  auto stats = billing_->run(clock_.now_ms());
+  EXPECT_EQ(outbox("billing").size(), before);
+  EXPECT_EQ(stats.invoices, 0);
+  EXPECT_TRUE(invoices().empty());
+  EXPECT_TRUE(billing_->summary("icfg_a")["billing"]["gone"].get<bool>());
+}
+
+}  // namespace
+}  // namespace wharf

@@ -104,9 +104,11 @@ TEST_F(OutboxTest, ClientErrorsBecomeDeadLettersWithTheResponseKept) {
   });
   auto outbox = make_outbox();
   std::vector<std::string> gone;
-  outbox.set_hooks({nullptr, [&gone](store::WriteTx&, const store::OutboxRow& item, int64_t) {
-                      gone.push_back(item.installation_id);
-                    }});
+  vercel::Outbox::Hooks hooks;
+  hooks.gone = [&gone](store::WriteTx&, const store::OutboxRow& item, int64_t) {
+    gone.push_back(item.installation_id);
+  };
+  outbox.set_hooks(hooks);
   enqueue("icfg_bad", "res_1");
   enqueue("icfg_removed", "res_2");
   enqueue("icfg_gone", "res_3");    // no access token left

@@ -44,6 +44,8 @@ void add_installation_routes(RouteTable& routes, Services& s) {
                                 // Resources first: deleting them needs the installation active.
                                 if (req.cascade_resource_deletion) s.resources.remove_all(id);
                                 bool finalized = s.installations.remove(id, req);
+                                // Nothing to bill: resources left without cascade go at once.
+                                if (finalized) s.resources.remove_leftovers(id);
                                 return json_response(200, model::Json{{"finalized", finalized}});
                               }});
 }
