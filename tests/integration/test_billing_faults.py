@@ -1,8 +1,8 @@
 """Faults between wharf and Vercel (the real sandbox injecting them): an outage answered
 with 503s and 429s loses nothing and is retried with growing, Retry-After-honouring
-delays; a timed-out invoice submission that Vercel did process is not billed twice; and
+delays; a timed-out invoice submission that Vercel did process is not billed twice;
 wharf killed with -9 in the middle of submitting an invoice, then restarted, delivers it
-exactly once."""
+exactly once; and a night with wharf down is caught up."""
 import threading
 import time
 
@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from lib import api
-from lib.billing import (DAY, HOUR, advance, billing_show, calls, last_log_id, move_wharf_clock,
-                         next_month_start, outbox, sandbox_billing_days, sandbox_invoices,
-                         set_both, start_billing_pair, wait_until)
-from lib.sandbox import add_faults, clear_faults, sandbox_clock
+from lib.billing import (DAY, HOUR, advance, billing_show, calls, iso_of, last_log_id, ms_of,
+                         move_wharf_clock, next_month_start, outbox, sandbox_billing_days,
+                         sandbox_invoices, set_both, start_billing_pair, wait_until)
+from lib.sandbox import add_faults, advance_sandbox_clock, clear_faults, sandbox_clock
 from test_resources import provision
 
 
@@ -122,3 +122,22 @@ def test_kill_9_mid_invoice_delivery_then_restart_delivers_once(fpair):
                timeout=30)
     clear_faults(sb)
 
+
+
+def test_a_night_with_wharf_down_is_caught_up(fpair):
+    sb, w = fpair
+    iid, rid, t0 = fresh_installation(sb, w)  # 00:30 on the 1st
+    advance(sb, w, 21 * HOUR)  # 21:30: interim data for day 1 is at Vercel
+    day1 = t0 - 30 * 60 * 1000
+    w.stop()
+    # Down from 21:30 to 03:30 the next day: no data for the end of day 1 was sent.
+    advance_sandbox_clock(sb, 6 * HOUR)
+    w.start()
+    move_wharf_clock(w, set_ms=sandbox_clock(sb)["nowMs"])
+    days = {e["day"]: e["body"] for e in sandbox_billing_days(sb, iid)}
+    first = iso_of(day1)[:10]
+    second = iso_of(day1 + DAY)[:10]
+    # Day 1's final figures arrived after its end (timestamp past eod), and day 2's too.
+    assert ms_of(days[first]["timestamp"]) >= ms_of(days[first]["eod"]), days[first]
+    assert days[first]["eod"] == iso_of(day1 + DAY)
+    assert second in days

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lib import api
+from lib.billing import DAY, advance, start_billing_pair
 from lib.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_pair
 
 
@@ -115,10 +116,11 @@ def test_installation_level_billing_plan_change(wharf_bin, tmp_path):
             {"id": "team-free", "type": "subscription", "name": "Team free", "description": "d",
              "scope": "installation", "paymentMethodRequired": False},
             {"id": "team-pro", "type": "subscription", "name": "Team pro", "description": "d",
-             "scope": "installation", "paymentMethodRequired": True, "cost": "$20.00/month"},
+             "scope": "installation", "paymentMethodRequired": True, "cost": "$20.00/month",
+             "pricing": {"baseFee": "20.00"}},
         ],
     }
-    sb, w = start_pair(tmp_path, wharf_bin, catalog)
+    sb, w = start_billing_pair(tmp_path, wharf_bin, catalog)
     try:
         iid = api.new_installation_id()
         res = sb.run("install", installationId=iid)
@@ -127,7 +129,9 @@ def test_installation_level_billing_plan_change(wharf_bin, tmp_path):
         assert change["ok"] and change["response"]["billingPlan"]["id"] == "team-pro", change
         got = sb.run("get-installation", installationId=iid)
         assert got["response"]["billingPlan"]["id"] == "team-pro"
-        # A paid plan is owed: not finalized, the installation waits in pending deletion.
+        # Ten days of a paid plan are owed: not finalized, the installation waits in pending
+        # deletion (for the final invoice).
+        advance(sb, w, 10 * DAY)
         gone = sb.run("uninstall", installationId=iid)
         assert gone["response"] == {"finalized": False}
         assert sb.state()["installations"][iid]["status"] == "pending_deletion"
