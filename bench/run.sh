@@ -5,7 +5,14 @@
 # Knobs (env): WHARF_BIN, SHARED_DIR, DURATION (10s), WARMUP (3s), CONNS (32),
 #   NODE_TOKENS (150000), WHARF_TOKENS (300000), WHARF_THREADS (unset = wharf's default),
 #   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint).
+# `bench/run.sh billing` and `bench/run.sh outbox` run bench/billing.sh and bench/outbox.sh
+# instead (their own knobs: see those scripts).
 set -euo pipefail
+
+case "${1:-}" in
+  billing) exec "$(dirname "${BASH_SOURCE[0]}")/billing.sh" ;;
+  outbox) exec "$(dirname "${BASH_SOURCE[0]}")/outbox.sh" ;;
+esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED_DIR:-$ROOT/../shared}"

@@ -1,0 +1,454 @@
+// Billing pass benchmark (bench/README.md, "Billing pass"): how long BillingService::run()
+// takes over N installations × M resources with D days of usage, in a fresh SQLite store,
+// against a floor measured in the same process over the same store: the bare store reads a
+// pass cannot avoid (plan spans and usage ledger), with no pricing, no JSON and no writes.
+//
+//   wharf-bench-billing [--installations N] [--resources M] [--days D] [--dir PATH] [--keep]
+//
+// Time is a ManualClock: installations and resources are created on the 1st of March 2025,
+// usage is written for the D days ending on the 15th, and the passes run on the 15th (first
+// pass of the day, then the hourly pass one hour later) and on April 1st 00:30 (month end:
+// final data for March and its invoices). Prints a table and one JSON line with every figure.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/catalog.h"
+#include "service/billing.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+namespace {
+
+using namespace wharf;
+namespace fs = std::filesystem;
+using Json = model::Json;
+
+constexpr int64_t kHourMs = 3600LL * 1000;
+constexpr int64_t kDayMs = 24 * kHourMs;
+
+struct Args {
+  int installations = 10000;
+  int resources = 10;
+  int days = 15;
+  std::string dir;
+  bool keep = false;
+};
+
+[[noreturn]] void usage_exit(const std::string& problem) {
+  std::cerr << "wharf-bench-billing: " << problem
+            << "\nusage: wharf-bench-billing [--installations N] [--resources M] [--days D] "
+               "[--dir PATH] [--keep]\n";
+  std::exit(2);
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_exit(f + " needs a value");
+      return argv[++i];
+    };
+    auto number = [&]() {
+      std::string v = value();
+      try {
+        size_t used = 0;
+        int n = std::stoi(v, &used);
+        if (used != v.size() || n <= 0) throw std::invalid_argument(v);
+        return n;
+      } catch (const std::exception&) {
+        usage_exit(f + ": expected a positive integer, got '" + v + "'");
+      }
+    };
+    if (f == "--installations") {
+      a.installations = number();
+    } else if (f == "--resources") {
+      a.resources = number();
+    } else if (f == "--days") {
+      a.days = number();
+    } else if (f == "--dir") {
+      a.dir = value();
+    } else if (f == "--keep") {
+      a.keep = true;
+    } else {
+      usage_exit("unknown flag " + f);
+    }
+  }
+  return a;
+}
+
+int64_t utc_ms(int y, unsigned m, unsigned d, int hour, int minute) {
+  using namespace std::chrono;
+  sys_days day{year{y} / month{m} / d};
+  return day.time_since_epoch().count() * kDayMs + hour * kHourMs + minute * 60 * 1000;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Deterministic pseudo-random numbers (splitmix64), so every run writes the same data.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+int64_t in_range(uint64_t seed, int64_t lo, int64_t hi) {
+  return lo + static_cast<int64_t>(mix(seed) % static_cast<uint64_t>(hi - lo + 1));
+}
+
+// Current resident set (VmRSS) in KiB.
+int64_t rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
+// Peak resident set over the process life (ru_maxrss, KiB on Linux).
+int64_t peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+int64_t store_bytes(const fs::path& db) {
+  int64_t total = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    auto n = fs::file_size(db.string() + suffix, ec);
+    if (!ec) total += static_cast<int64_t>(n);
+  }
+  return total;
+}
+
+std::string inst_id(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "icfg_bench%07d", i);
+  return buf;
+}
+
+std::string res_id(int i, int j) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "res_bench%07d_%03d", i, j);
+  return buf;
+}
+
+// 60 % sqlite-free, 30 % sqlite-pro, 10 % sqlite-credits, chosen per resource by a hash so
+// installations get a realistic mix (not every installation has a prepaid resource).
+const char* plan_of(int i, int j) {
+  uint64_t h = mix(static_cast<uint64_t>(i) * 1000003ULL + static_cast<uint64_t>(j)) % 100;
+  if (h < 60) return "sqlite-free";
+  if (h < 90) return "sqlite-pro";
+  return "sqlite-credits";
+}
+
+struct Populated {
+  int64_t resources = 0;
+  int64_t usage_rows = 0;
+  std::map<std::string, int64_t> per_plan;
+};
+
+Populated populate(store::Store& st, const Args& a, int64_t created_ms, int64_t last_day_ms) {
+  Populated p;
+  constexpr int kBatch = 100;  // installations per transaction
+  for (int from = 0; from < a.installations; from += kBatch) {
+    int to = std::min(a.installations, from + kBatch);
+    st.write([&](store::WriteTx& tx) {
+      for (int i = from; i < to; ++i) {
+        store::InstallationRow inst;
+        inst.id = inst_id(i);
+        inst.account_id = "team_bench" + std::to_string(i);
+        inst.installer_user_id = "user_bench" + std::to_string(i);
+        inst.scopes_json = R"(["read:resource","write:resource"])";
+        inst.token_type = "Bearer";
+        inst.created_ms = inst.updated_ms = created_ms;
+        tx.put_installation(inst);
+        for (int j = 0; j < a.resources; ++j) {
+          store::ResourceRow r;
+          r.id = res_id(i, j);
+          r.installation_id = inst.id;
+          r.product_id = "sqlite-db";
+          r.name = "db-" + std::to_string(j);
+          r.metadata_json = R"({"durability":"full"})";
+          r.billing_plan_id = plan_of(i, j);
+          r.created_ms = r.updated_ms = created_ms;
+          tx.put_resource(r);
+          ++p.resources;
+          ++p.per_plan[r.billing_plan_id];
+          if (r.billing_plan_id == "sqlite-credits") {
+            // Bought credits up front, so the passes never put the resource on hold.
+            store::BalanceRow b;
+            b.installation_id = inst.id;
+            b.resource_id = r.id;
+            b.credited_micros = 1000LL * 1000 * 1000;  // $1,000
+            b.updated_ms = created_ms;
+            tx.put_balance(b);
+          }
+          uint64_t seed = mix(static_cast<uint64_t>(i) << 20 | static_cast<uint64_t>(j));
+          int64_t storage = in_range(seed, 1LL << 20, 512LL << 20);
+          for (int d = a.days - 1; d >= 0; --d) {
+            int64_t day_ms = last_day_ms - d * kDayMs;
+            std::string day = service::day_key(day_ms);
+            uint64_t s = seed ^ static_cast<uint64_t>(day_ms);
+            tx.add_usage(r.id, day, "queries", in_range(s + 1, 1000, 50000));
+            tx.add_usage(r.id, day, "rowsRead", in_range(s + 2, 10000, 10000000));
+            tx.add_usage(r.id, day, "rowsWritten", in_range(s + 3, 1000, 100000));
+            storage += in_range(s + 4, 0, 4LL << 20);
+            tx.max_usage(r.id, day, "storageBytes", storage);
+            p.usage_rows += 4;
+          }
+        }
+      }
+    });
+  }
+  return p;
+}
+
+// The floor: the reads a pass cannot do without, over the same store, in read transactions
+// of the same batch size as run(): the installations to bill, each installation's row, its
+// plan spans for the period, and the usage ledger of every resource in them.
+struct FloorStats {
+  double seconds = 0;
+  int64_t installations = 0;
+  int64_t resources = 0;
+  int64_t entries = 0;
+  int64_t checksum = 0;
+};
+
+FloorStats read_floor(store::Store& st, int64_t now) {
+  FloorStats f;
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t start = service::month_start_ms(now);
+  const int64_t end = service::next_month_start_ms(now);
+  const std::string first_day = service::day_key(start);
+  const std::string last_day = service::day_key(end - 1);
+  std::vector<std::string> ids;
+  st.read([&](store::ReadTx& tx) {
+    for (const auto& inst : tx.installations_to_bill()) ids.push_back(inst.id);
+  });
+  constexpr size_t kBatch = 64;
+  for (size_t from = 0; from < ids.size(); from += kBatch) {
+    size_t to = std::min(ids.size(), from + kBatch);
+    st.read([&](store::ReadTx& tx) {
+      for (size_t i = from; i < to; ++i) {
+        auto inst = tx.installation(ids[i]);
+        if (!inst) continue;
+        ++f.installations;
+        std::set<std::string> resources;
+        for (const auto& span : tx.plan_periods(inst->id, start, end))
+          if (!span.resource_id.empty()) resources.insert(span.resource_id);
+        for (const auto& rid : resources) {
+          ++f.resources;
+          for (const auto& e : tx.usage_between(rid, first_day, last_day)) {
+            ++f.entries;
+            f.checksum += e.value;
+          }
+        }
+      }
+    });
+  }
+  f.seconds = seconds_since(t0);
+  return f;
+}
+
+struct PassResult {
+  std::string name;
+  int64_t now = 0;
+  double seconds = 0;
+  service::BillingService::PassStats stats;
+  int64_t outbox_items = 0;
+  int64_t rss_before_kib = 0;
+  int64_t rss_after_kib = 0;
+  int64_t peak_rss_kib = 0;
+};
+
+int64_t outbox_pending(store::Store& st) {
+  int64_t n = 0;
+  st.read([&](store::ReadTx& tx) { n = tx.outbox_stats().pending; });
+  return n;
+}
+
+PassResult timed_pass(const std::string& name, store::Store& st, service::BillingService& billing,
+                      util::ManualClock& clock, int64_t now) {
+  PassResult r;
+  r.name = name;
+  r.now = now;
+  clock.set_ms(now);
+  int64_t pending_before = outbox_pending(st);
+  r.rss_before_kib = rss_kib();
+  auto t0 = std::chrono::steady_clock::now();
+  r.stats = billing.run(now);
+  r.seconds = seconds_since(t0);
+  r.rss_after_kib = rss_kib();
+  r.peak_rss_kib = peak_rss_kib();
+  r.outbox_items = outbox_pending(st) - pending_before;
+  return r;
+}
+
+Json pass_json(const PassResult& r) {
+  return {{"at", util::format_iso8601_ms(r.now)},
+          {"seconds", r.seconds},
+          {"installations", r.stats.installations},
+          {"installations_per_s", r.stats.installations / r.seconds},
+          {"billing_data", r.stats.billing_data},
+          {"invoices", r.stats.invoices},
+          {"balances", r.stats.balances},
+          {"suspended", r.stats.suspended},
+          {"outbox_items", r.outbox_items},
+          {"rss_before_kib", r.rss_before_kib},
+          {"rss_after_kib", r.rss_after_kib},
+          {"peak_rss_kib", r.peak_rss_kib}};
+}
+
+std::string mib(int64_t kib) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(kib) / 1024.0);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse_args(argc, argv);
+
+  fs::path dir;
+  bool made_dir = false;
+  if (a.dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "wharf-bench-billing.XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) usage_exit("cannot create a temporary directory");
+    dir = tmpl;
+    made_dir = true;
+  } else {
+    dir = a.dir;
+    fs::create_directories(dir);
+  }
+  const fs::path db = dir / "billing-bench.db";
+  if (fs::exists(db)) usage_exit(db.string() + " exists: the benchmark needs a fresh store");
+
+  const int64_t created = utc_ms(2025, 3, 1, 0, 0);
+  const int64_t day15 = utc_ms(2025, 3, 15, 0, 0);
+  const int64_t first_pass = day15 + 11 * kHourMs + 30 * 60 * 1000;  // 15th 11:30
+  const int64_t hourly_pass = first_pass + kHourMs;                  // 15th 12:30
+  const int64_t month_end = utc_ms(2025, 4, 1, 0, 30);               // 1st of next month
+
+  const int64_t rss_start = rss_kib();
+  util::ManualClock clock(created);
+  auto catalog = model::Catalog::parse_text(model::builtin_catalog_json());
+  auto store = store::sqlite::open({db.string(), 5000});
+
+  std::cerr << "populating " << a.installations << " installations x " << a.resources
+            << " resources x " << a.days << " days in " << db << "\n";
+  auto t0 = std::chrono::steady_clock::now();
+  Populated pop = populate(*store, a, created, day15);
+  const double setup_s = seconds_since(t0);
+  const int64_t size_after_setup = store_bytes(db);
+  const int64_t rss_after_setup = rss_kib();
+
+  service::BillingService::Options opts;  // the defaults serve runs with (hourly interval)
+  service::BillingService billing(*store, catalog, clock, opts);
+
+  std::cerr << "read floor (before the passes)\n";
+  FloorStats floor1 = read_floor(*store, hourly_pass);
+  std::cerr << "first pass of the day\n";
+  PassResult p_first = timed_pass("first pass of the day", *store, billing, clock, first_pass);
+  std::cerr << "hourly pass\n";
+  PassResult p_hourly = timed_pass("hourly pass", *store, billing, clock, hourly_pass);
+  std::cerr << "read floor (after the hourly pass)\n";
+  FloorStats floor2 = read_floor(*store, hourly_pass);
+  std::cerr << "month-end pass\n";
+  PassResult p_month = timed_pass("month-end pass", *store, billing, clock, month_end);
+  const int64_t size_end = store_bytes(db);
+  const int64_t peak = peak_rss_kib();
+
+  // The lower of the two floor runs: the ratio is never flattered by a slow floor.
+  const FloorStats& floor = floor1.seconds <= floor2.seconds ? floor1 : floor2;
+  if (floor1.checksum != floor2.checksum || floor1.entries != floor2.entries)
+    std::cerr << "warning: the two floor runs read different data\n";
+
+  std::printf("\nWharf billing pass benchmark: %d installations x %d resources, %d days of usage\n",
+              a.installations, a.resources, a.days);
+  std::printf("store: %s (SQLite, WAL, synchronous=FULL)\n", db.c_str());
+  std::printf("plans: ");
+  for (const auto& [plan, n] : pop.per_plan)
+    std::printf("%s %lld  ", plan.c_str(), static_cast<long long>(n));
+  std::printf("\nusage ledger rows: %lld\n\n", static_cast<long long>(pop.usage_rows));
+  std::printf("%-28s %10s %14s %10s %9s %9s %12s\n", "run", "seconds", "installs/s", "outbox+",
+              "data", "invoices", "RSS after");
+  std::printf("%-28s %10.2f %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-", "-",
+              "-", mib(rss_after_setup).c_str());
+  std::printf("%-28s %10.2f %14.0f %10s %9s %9s %12s\n", "read floor (before)", floor1.seconds,
+              static_cast<double>(floor1.installations) / floor1.seconds, "-", "-", "-", "-");
+  for (const PassResult* p : {&p_first, &p_hourly}) {
+    std::printf("%-28s %10.2f %14.0f %10lld %9d %9d %12s\n", p->name.c_str(), p->seconds,
+                p->stats.installations / p->seconds, static_cast<long long>(p->outbox_items),
+                p->stats.billing_data, p->stats.invoices, mib(p->rss_after_kib).c_str());
+  }
+  std::printf("%-28s %10.2f %14.0f %10s %9s %9s %12s\n", "read floor (after)", floor2.seconds,
+              static_cast<double>(floor2.installations) / floor2.seconds, "-", "-", "-", "-");
+  std::printf("%-28s %10.2f %14.0f %10lld %9d %9d %12s\n", p_month.name.c_str(), p_month.seconds,
+              p_month.stats.installations / p_month.seconds,
+              static_cast<long long>(p_month.outbox_items), p_month.stats.billing_data,
+              p_month.stats.invoices, mib(p_month.rss_after_kib).c_str());
+  std::printf("\nfloor reads: %lld installations, %lld resources, %lld ledger entries\n",
+              static_cast<long long>(floor.installations), static_cast<long long>(floor.resources),
+              static_cast<long long>(floor.entries));
+  std::printf("hourly pass / read floor:    %.2fx\n", p_hourly.seconds / floor.seconds);
+  std::printf("month-end pass / read floor: %.2fx\n", p_month.seconds / floor.seconds);
+  std::printf(
+      "RSS: start %s, after setup %s, before hourly %s, after hourly %s, after month end "
+      "%s, peak (ru_maxrss) %s\n",
+      mib(rss_start).c_str(), mib(rss_after_setup).c_str(), mib(p_hourly.rss_before_kib).c_str(),
+      mib(p_hourly.rss_after_kib).c_str(), mib(p_month.rss_after_kib).c_str(), mib(peak).c_str());
+  std::printf("store size (db + wal + shm): after setup %.1f MiB, at the end %.1f MiB\n\n",
+              static_cast<double>(size_after_setup) / 1048576.0,
+              static_cast<double>(size_end) / 1048576.0);
+
+  Json out = {{"bench", "billing"},
+              {"installations", a.installations},
+              {"resources_per_installation", a.resources},
+              {"days", a.days},
+              {"resources", pop.resources},
+              {"plans", pop.per_plan},
+              {"usage_rows", pop.usage_rows},
+              {"setup_seconds", setup_s},
+              {"read_floor_seconds", {floor1.seconds, floor2.seconds}},
+              {"read_floor_entries", floor.entries},
+              {"first_pass", pass_json(p_first)},
+              {"hourly_pass", pass_json(p_hourly)},
+              {"month_end_pass", pass_json(p_month)},
+              {"ratio_hourly_over_floor", p_hourly.seconds / floor.seconds},
+              {"ratio_month_end_over_floor", p_month.seconds / floor.seconds},
+              {"rss_start_kib", rss_start},
+              {"rss_after_setup_kib", rss_after_setup},
+              {"peak_rss_kib", peak},
+              {"store_bytes_after_setup", size_after_setup},
+              {"store_bytes_end", size_end}};
+  std::printf("%s\n", out.dump().c_str());
+  std::fflush(stdout);
+
+  store.reset();
+  if (!a.keep) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix, ec);
+    if (made_dir) fs::remove_all(dir, ec);
+  }
+  return 0;
+}

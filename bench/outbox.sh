@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Outbox delivery benchmark: the Outbox worker draining ITEMS Submit Billing Data calls into a
+# real `wharf-sandbox serve`, against the sandbox's raw capacity for the same requests
+# measured with wrk at concurrency 1 in the same run. See bench/README.md ("Outbox delivery").
+# Raw outputs land in bench/out/outbox-*.
+#
+# Knobs (env): INSTALLATIONS (10), RESOURCES (10), ITEMS (20000), DURATION (10s, each wrk
+#   run), BUILD_DIR (build).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${BUILD_DIR:-$ROOT/build}"
+OUT="$ROOT/bench/out"
+PY=/usr/bin/python3
+K="${INSTALLATIONS:-10}"
+M="${RESOURCES:-10}"
+N="${ITEMS:-20000}"
+DURATION="${DURATION:-10s}"
+
+say() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
+[ -f "$BUILD/CMakeCache.txt" ] || die "$BUILD not configured (make build)"
+mkdir -p "$OUT"
+rm -f "$OUT"/outbox-*
+
+SBPID=""
+cleanup() {
+  if [ -n "$SBPID" ]; then
+    kill -TERM -- "-$SBPID" 2>/dev/null || kill -TERM "$SBPID" 2>/dev/null || true
+    wait "$SBPID" 2>/dev/null || true
+  fi
+  [ -n "${TMPD:-}" ] && rm -rf "$TMPD"
+}
+trap cleanup EXIT
+TMPD="$(mktemp -d /tmp/wharf-bench-outbox.XXXXXX)"
+
+say "building wharf-sandbox and wharf-bench-outbox"
+cmake --build "$BUILD" -j"$(nproc)" --target wharf-sandbox wharf-bench-outbox >&2
+
+say "prepare: $K installations x $M resources, $N outbox items"
+"$BUILD/wharf-bench-outbox" prepare --dir "$TMPD/run" --installations "$K" --resources "$M" \
+  --items "$N" 2>"$OUT/outbox-prepare.log" | tee "$OUT/outbox-prepare.json" >&2
+
+PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+say "starting wharf-sandbox on :$PORT"
+(cd "$TMPD/run" && exec env -u SANDBOX_PUBLIC_URL -u SANDBOX_WEBHOOK_URL \
+   INTEGRATION_CLIENT_ID=oac_outboxBench000000000000 \
+   INTEGRATION_CLIENT_SECRET=outbox-bench-client-secret-0123456789 \
+   SANDBOX_LISTEN="127.0.0.1:$PORT" SANDBOX_DATA_DIR="$TMPD/run/sandbox" \
+   SANDBOX_PARTNER_URL=http://127.0.0.1:9 \
+   setsid "$BUILD/wharf-sandbox" serve) >"$OUT/outbox-sandbox.log" 2>&1 &
+SBPID=$!
+$PY - "http://127.0.0.1:$PORT/_sandbox/config" <<'EOF'
+import sys, time, urllib.request
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.1)
+sys.exit("wharf-sandbox did not start")
+EOF
+
+say "outbox: delivering $N items (Outbox worker, sequential)"
+"$BUILD/wharf-bench-outbox" deliver --dir "$TMPD/run" --url "http://127.0.0.1:$PORT" \
+  2>"$OUT/outbox-deliver.log" | tee "$OUT/outbox-deliver.json" >&2 ||
+  die "the outbox did not deliver every item (see bench/out/outbox-deliver.*)"
+
+# The sandbox's own handling time for the last deliveries (its exchange log keeps 5,000).
+fetch_log() {  # file: the sandbox's exchanges since the previous fetch
+  curl -sf "http://127.0.0.1:$PORT/_sandbox/log?after=${LAST_ID:-0}&limit=5000" >"$1"
+  LAST_ID=$($PY -c 'import json,sys; e=json.load(open(sys.argv[1]))["exchanges"]; print(e[-1]["id"] if e else sys.argv[2])' "$1" "${LAST_ID:-0}")
+}
+fetch_log "$TMPD/log.json"
+ls -l "$TMPD/run/sandbox/sandbox-state.json" | awk '{print $5}' >"$OUT/outbox-state-bytes.txt"
+
+say "raw: wrk -t1 -c1 -d$DURATION, same requests (keep-alive)"
+REQUESTS="$TMPD/run/requests.tsv" wrk -t1 -c1 -d"$DURATION" -s "$ROOT/bench/outbox.lua" \
+  --latency "http://127.0.0.1:$PORT" | tee "$OUT/outbox-wrk.txt" >&2
+fetch_log "$TMPD/log-keepalive.json"
+say "raw: wrk -t1 -c1 -d$DURATION, same requests, Connection: close"
+CLOSE=1 REQUESTS="$TMPD/run/requests.tsv" wrk -t1 -c1 -d"$DURATION" -s "$ROOT/bench/outbox.lua" \
+  --latency "http://127.0.0.1:$PORT" | tee "$OUT/outbox-wrk-close.txt" >&2
+fetch_log "$TMPD/log-close.json"
+
+$PY - "$OUT" "$TMPD" <<'EOF' | tee "$OUT/outbox-report.txt"
+import json, os, re, sys
+
+out, tmpd = sys.argv[1], sys.argv[2]
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+def wrk(name):
+    text = open(os.path.join(out, name)).read()
+    r = {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))}
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s%%\s+([0-9.]+)(us|ms|s|m)\s*$" % pct, text, re.M)
+        r["p" + pct] = float(m.group(1)) * UNITS[m.group(2)] if m else None
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    r["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    return r
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))] if v else None
+
+prep = json.load(open(os.path.join(out, "outbox-prepare.json")))
+dlv = json.load(open(os.path.join(out, "outbox-deliver.json")))
+keep, close = wrk("outbox-wrk.txt"), wrk("outbox-wrk-close.txt")
+def handled(name):  # the sandbox's own handling times (ms) of one phase's 201 answers
+    log = json.load(open(os.path.join(tmpd, name))).get("exchanges", [])
+    return [e["durationMs"] for e in log if e.get("direction") == "from-partner" and e.get("status") == 201]
+
+sb, sb_keep, sb_close = handled("log.json"), handled("log-keepalive.json"), handled("log-close.json")
+state_bytes = int(open(os.path.join(out, "outbox-state-bytes.txt")).read().strip() or 0)
+
+def f(x, nd=1):
+    return "n/a" if x is None else f"{x:,.{nd}f}"
+
+print(f"\nWharf outbox delivery benchmark: {dlv['items']} x POST /v1/installations/{{id}}/billing "
+      f"({prep['installations']} installations, {prep['distinct_bodies']} distinct bodies, "
+      f"mean body {prep['mean_body_bytes']:,.0f} B), sandbox state file {state_bytes:,} B\n")
+print(f"{'run':50} {'items/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors")
+print(f"{'outbox worker (cycle time per delivery)':50} {f(dlv['items_per_s']):>9} {f(dlv['cycle_ms_p50'], 2):>8} "
+      f"{f(dlv['cycle_ms_p99'], 2):>8}  dead {dlv['dead']}, left {dlv['left_pending']}")
+print(f"{'wrk -c1 raw, keep-alive':50} {f(keep['rps']):>9} {f(keep['p50'], 2):>8} {f(keep['p99'], 2):>8}  "
+      f"non-2xx {keep['non2xx']}, socket {keep['socket_errors']}")
+print(f"{'wrk -c1 raw, Connection: close':50} {f(close['rps']):>9} {f(close['p50'], 2):>8} "
+      f"{f(close['p99'], 2):>8}  non-2xx {close['non2xx']}, socket {close['socket_errors']}")
+for label, v in (("outbox", sb), ("wrk keep-alive", sb_keep), ("wrk close", sb_close)):
+    print(f"{'  sandbox handling during %s (last %d)' % (label, len(v)):50} {'':>9} "
+          f"{f(pct(v, .5), 2):>8} {f(pct(v, .99), 2):>8}")
+print(f"\noutbox / raw keep-alive:       {dlv['items_per_s'] / keep['rps']:.2f}x")
+print(f"outbox / raw Connection:close: {dlv['items_per_s'] / close['rps']:.2f}x")
+valid = dlv["dead"] == 0 and dlv["left_pending"] == 0 and keep["non2xx"] == 0 and close["non2xx"] == 0
+if not valid:
+    print("INVALID RUN: some calls failed (see bench/out/outbox-*)")
+print(json.dumps({"bench": "outbox", "prepare": prep, "outbox": dlv, "raw_keepalive": keep,
+                  "raw_close": close, "sandbox_handling_ms_p50": {"outbox": pct(sb, .5), "wrk_keepalive": pct(sb_keep, .5),
+                                              "wrk_close": pct(sb_close, .5)},
+                  "sandbox_state_bytes": state_bytes,
+                  "ratio_outbox_over_raw_keepalive": dlv["items_per_s"] / keep["rps"],
+                  "ratio_outbox_over_raw_close": dlv["items_per_s"] / close["rps"],
+                  "valid": valid}))
+EOF
