@@ -41,6 +41,13 @@ struct Config {
   int64_t leeway_s = 10;
   std::string log_level = "info";
   std::string webhook_path = "/webhooks/vercel";  // WHARF_WEBHOOK_PATH
+  // ---- SSO and the dashboard ----
+  std::string sso_callback_path = "/sso/callback";                     // WHARF_SSO_CALLBACK_PATH
+  std::string url_slug;                                                // WHARF_URL_SLUG
+  std::string vercel_sso_url = "https://vercel.com/sso/integrations";  // WHARF_VERCEL_SSO_URL
+  int64_t session_ttl_s = 8 * 3600;                                    // WHARF_SESSION_TTL_S
+  std::string support_email;                                           // WHARF_SUPPORT_EMAIL
+  std::string support_url;                                             // WHARF_SUPPORT_URL
 };
 
 // Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).

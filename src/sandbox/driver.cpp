@@ -1419,10 +1419,13 @@ struct Driver::Impl {
 
   Json sso(const Json& params) {
     Params a(params, "sso",
-             {"installationId", "userHex", "resourceId", "projectId", "invoiceId", "path", "url",
-              "checkId", "experimentationItemId", "productId", "pr", "support"});
+             {"installationId", "userHex", "role", "resourceId", "projectId", "invoiceId", "path",
+              "url", "checkId", "experimentationItemId", "productId", "pr", "support"});
     auto icfg = a.str("installationId", true);
     auto user_hex = a.str("userHex", false);
+    // Which member signs in: a given user, else one with this role (created if none), else
+    // the installer.
+    auto role = a.one_of("role", false, {"ADMIN", "USER"});
     auto path = a.one_of("path", false, {"billing", "usage", "onboarding", "secrets", "support"});
     auto url = a.str("url", false);
     if (url && url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
@@ -1448,7 +1451,7 @@ struct Driver::Impl {
     }
     a.done();
     Json inst = require_installation(*icfg, false);
-    UserIdentity user = pick_user(*icfg, inst, user_hex, std::nullopt);
+    UserIdentity user = pick_user(*icfg, inst, user_hex, role);
 
     std::string code = util::random_token(24);
     std::string state = util::random_token(16);

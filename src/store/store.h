@@ -130,6 +130,22 @@ struct WebhookEventRow {
   std::optional<int64_t> processed_ms;  // set once acted upon
 };
 
+// ---- SSO dashboard sessions (migration 7) -------------------------------------------------
+// A signed-in dashboard user (flows.md §2.1 step 5). The cookie carries a random session id;
+// only its SHA-256 is stored, so a copy of the database opens no session. The id_token the
+// session came from is never stored.
+struct SessionRow {
+  std::string id_hash;  // hex SHA-256 of the cookie value
+  std::string installation_id;
+  std::string account_id;
+  std::string user_id;
+  std::string role;  // ADMIN | USER (user_role claim)
+  std::string user_name;
+  std::string user_email;
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -149,6 +165,8 @@ class ReadTx {
   // metric -> value for one resource and day (YYYY-MM-DD)
   virtual std::map<std::string, int64_t> usage(const std::string& resource_id,
                                                const std::string& day) = 0;
+  // SSO dashboard sessions (migration 7).
+  virtual std::optional<SessionRow> session(const std::string& id_hash) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -173,6 +191,10 @@ class WriteTx : public ReadTx {
                          const std::string& metric, int64_t delta) = 0;
   virtual void max_usage(const std::string& resource_id, const std::string& day,
                          const std::string& metric, int64_t value) = 0;
+  // SSO dashboard sessions (migration 7).
+  virtual void insert_session(const SessionRow& row) = 0;
+  virtual void delete_session(const std::string& id_hash) = 0;
+  virtual int64_t purge_sessions(int64_t expired_before_ms) = 0;  // returns rows deleted
 };
 
 class Store {

@@ -122,6 +122,21 @@ CREATE TABLE webhook_events (
   processed_ms {INT64}
 )
 )sql"},
+      // 6 is taken by invoices and balances (built on another branch).
+      {7, "SSO dashboard sessions", R"sql(
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY,
+  installation_id TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  user_name TEXT NOT NULL DEFAULT '',
+  user_email TEXT NOT NULL DEFAULT '',
+  created_ms {INT64} NOT NULL,
+  expires_ms {INT64} NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires_ms)
+)sql"},
   };
   return kMigrations;
 }
