@@ -64,7 +64,7 @@ figure.chart svg { width: 100%; height: auto; display: block; }
 svg .bar { fill: var(--accent); }
 svg .axis { stroke: #999; stroke-width: 1; }
 svg .grid { stroke: #ddd; stroke-dasharray: 4 4; }
-svg .tick { font-size: 12px; fill: var(--muted); }
+svg .tick { font-size: 14px; fill: var(--muted); }
 .empty { color: var(--muted); font-style: italic; }
 .crumbs { margin: 0; font-size: .9em; }
 @media (max-width: 600px) {

@@ -80,7 +80,9 @@ net::Response html_page(int status, std::string_view title, const service::Sessi
   h += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
   h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">";
   h += "<title>" + esc(title) + " · Wharf</title>";
-  h += "<link rel=\"stylesheet\" href=\"/dashboard/assets/app.css\">";
+  // data: icon: browsers would otherwise ask for /favicon.ico on every page.
+  h += "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" "
+       "href=\"/dashboard/assets/app.css\">";
   h += "<script src=\"/dashboard/assets/app.js\" defer></script></head><body>";
   h += "<header class=\"top\"><a class=\"brand\" href=\"/dashboard\">Wharf</a>";
   if (session) {
@@ -230,7 +232,7 @@ std::string format_metric(std::string_view metric, int64_t v) {
 
 std::string usage_chart(std::string_view metric, const std::vector<std::string>& days,
                         const std::vector<int64_t>& values) {
-  constexpr int kW = 640, kH = 200, kLeft = 64, kBottom = 24, kTop = 12;
+  constexpr int kW = 400, kH = 200, kLeft = 64, kBottom = 24, kTop = 12;
   const int plot_w = kW - kLeft - 8, plot_h = kH - kBottom - kTop;
   int64_t max = 0, total = 0;
   for (auto v : values) {
