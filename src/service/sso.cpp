@@ -3,6 +3,7 @@
 #include <array>
 
 #include "model/api_error.h"
+#include "net/http.h"
 #include "util/log.h"
 
 namespace wharf::service {
@@ -47,22 +48,6 @@ std::optional<std::string> token_param(const QueryLookup& q, const char* name, s
 }
 
 }  // namespace
-
-std::string url_encode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::optional<std::string> same_origin_path(std::string_view url, std::string_view public_url) {
   if (url.empty() || url.size() > kMaxUrlChars) return std::nullopt;
@@ -121,14 +106,14 @@ SsoCallback parse_sso_callback(const QueryLookup& q, std::string_view public_url
 std::string landing_path(const DeepLink& l) {
   const std::string home = "/dashboard";
   if (l.url) return *l.url;
-  if (l.invoice_id) return home + "/billing?invoice=" + url_encode(*l.invoice_id);
+  if (l.invoice_id) return home + "/billing?invoice=" + net::percent_encode(*l.invoice_id);
   if (l.experimentation_item_id)
-    return home + "/experimentation?item=" + url_encode(*l.experimentation_item_id);
+    return home + "/experimentation?item=" + net::percent_encode(*l.experimentation_item_id);
   if (l.resource_id) {
-    std::string p = home + "/resources/" + url_encode(*l.resource_id);
+    std::string p = home + "/resources/" + net::percent_encode(*l.resource_id);
     std::string q;
-    if (l.project_id) q += "&project=" + url_encode(*l.project_id);
-    if (l.check_id) q += "&check=" + url_encode(*l.check_id);
+    if (l.project_id) q += "&project=" + net::percent_encode(*l.project_id);
+    if (l.check_id) q += "&check=" + net::percent_encode(*l.check_id);
     if (!q.empty()) p += "?" + q.substr(1);
     return p;
   }
@@ -150,10 +135,10 @@ std::string provider_sso_url(std::string_view sso_base, std::string_view url_slu
                              const std::vector<std::pair<std::string, std::string>>& query) {
   std::string out(sso_base);
   while (!out.empty() && out.back() == '/') out.pop_back();
-  out += "/" + url_encode(url_slug) + "/" + url_encode(installation_id);
+  out += "/" + net::percent_encode(url_slug) + "/" + net::percent_encode(installation_id);
   char sep = '?';
   for (const auto& [k, v] : query) {
-    out += sep + url_encode(k) + "=" + url_encode(v);
+    out += sep + net::percent_encode(k) + "=" + net::percent_encode(v);
     sep = '&';
   }
   return out;

@@ -56,9 +56,6 @@ std::string provider_sso_url(std::string_view sso_base, std::string_view url_slu
 // The deep-link parameters provider-initiated links may carry (the Redirect Login URL's).
 bool is_deep_link_param(std::string_view name);
 
-// Percent-encodes everything but RFC 3986 unreserved characters.
-std::string url_encode(std::string_view s);
-
 class SsoService {
  public:
   SsoService(const vercel::SsoClient& client, const auth::Authenticator& authenticator,

@@ -58,7 +58,7 @@ void add_action_routes(RouteTable& routes, Deps& d) {
       model::UpdateResourceRequest req;
       req.status = std::string(action) == "suspend" ? "suspended" : "resumed";
       d.resources.update(s.user.installation_id, rid, req);
-      return see_other("/dashboard/resources/" + service::url_encode(rid));
+      return see_other("/dashboard/resources/" + net::percent_encode(rid));
     });
   }
 

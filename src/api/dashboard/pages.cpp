@@ -29,7 +29,7 @@ std::string notification_card(const Json& n) {
 }
 
 std::string resource_href(const std::string& id) {
-  return "/dashboard/resources/" + service::url_encode(id);
+  return "/dashboard/resources/" + net::percent_encode(id);
 }
 
 std::string plan_name(const Json& r) {
