@@ -3,6 +3,7 @@ configured Redirect Login URL path, the session cookie's attributes behind an ht
 URL, the dashboard's security headers, and the `wharf sso-link` command. The browser suite
 (tests/browser) covers the pages themselves."""
 import subprocess
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -83,6 +84,21 @@ def test_callback_refuses_bad_parameters_without_spending_the_code(https_pair):
     # Nothing above reached Vercel: the code still signs in.
     r = requests.get(url, allow_redirects=False, timeout=30)
     assert r.status_code == 303 and "wharf_session=" in r.headers["Set-Cookie"]
+
+
+def test_expired_code_is_refused_and_creates_no_session(wharf_bin, tmp_path):
+    sb, w = start_pair(tmp_path, wharf_bin, sandbox_env={"SANDBOX_SSO_CODE_TTL_MS": "1"})
+    try:
+        iid = api.new_installation_id()
+        sb.run("install", installationId=iid)
+        out = sb.run("sso", installationId=iid)
+        time.sleep(0.05)
+        r = requests.get(out["redirectUrl"], allow_redirects=False, timeout=30)
+        assert r.status_code == 400 and "Set-Cookie" not in r.headers
+        assert "expired" in r.text
+    finally:
+        w.stop()
+        sb.stop()
 
 
 def test_unsigned_in_requests_are_refused(https_pair):
