@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CXX_COMPILER ?=
 
-.PHONY: deps build test unit-test integration-test run bench format clean
+.PHONY: deps build test unit-test integration-test browser-test run bench format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -21,7 +21,12 @@ unit-test: build
 integration-test: build
 	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-test: unit-test integration-test
+# Headless Chromium (Debian's) driven by playwright-core from tests/browser/node_modules;
+# screenshots land in $(BUILD_DIR)/artifacts/browser.
+browser-test: build
+	cd tests/browser && WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox ARTIFACTS_DIR=$(abspath $(BUILD_DIR))/artifacts/browser node --test --test-concurrency=1 *.test.mjs
+
+test: unit-test integration-test browser-test
 
 run: build
 	@scripts/run.sh

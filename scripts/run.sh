@@ -62,7 +62,8 @@ wait_for "$SANDBOX_URL/_sandbox/config" wharf-sandbox
 INTEGRATION_CLIENT_ID="$CLIENT_ID" INTEGRATION_CLIENT_SECRET="$CLIENT_SECRET" \
 WHARF_LISTEN="127.0.0.1:$WHARF_PORT" WHARF_OIDC_ISSUER="$SANDBOX_URL" \
 WHARF_JWKS_URL="$SANDBOX_URL/.well-known/jwks" WHARF_VERCEL_API_URL="$SANDBOX_URL" \
-WHARF_PUBLIC_URL="$WHARF_URL" \
+WHARF_PUBLIC_URL="$WHARF_URL" WHARF_URL_SLUG=wharf-sandbox \
+WHARF_VERCEL_SSO_URL="$SANDBOX_URL/sso/integrations" \
   build/wharf serve 2>>"$WHARF_DATA_DIR/wharf.log" &
 pids+=($!)
 wait_for "$WHARF_URL/readyz" wharf
@@ -81,6 +82,8 @@ cat <<MSG
   demo team      installation $DEMO
 
   Open the inspector:   $SANDBOX_URL/_sandbox/inspector
+  Open in Provider (SSO into the dashboard, after a provision):
+                        $SANDBOX_URL/_sandbox/sso?installationId=$DEMO
 
   Try (in another shell, from this directory):
     export SANDBOX_URL=$SANDBOX_URL

@@ -63,6 +63,15 @@ constexpr Setting kSettings[] = {
      "time limit of one call to Vercel or the JWKS URL (default 10000)"},
     {"WHARF_TEST_CLOCK", "test-clock",
      "1 = enable POST /ops/clock to move time forward (test deployments only)"},
+    // SSO and the dashboard
+    {"WHARF_SSO_CALLBACK_PATH", "sso-callback-path",
+     "path of the Redirect Login URL (default /sso/callback)"},
+    {"WHARF_URL_SLUG", "url-slug", "integration URL slug, for provider-initiated SSO links"},
+    {"WHARF_VERCEL_SSO_URL", "vercel-sso-url",
+     "provider-initiated SSO base (default https://vercel.com/sso/integrations)"},
+    {"WHARF_SESSION_TTL_S", "session-ttl-s", "dashboard session lifetime (default 28800)"},
+    {"WHARF_SUPPORT_EMAIL", "support-email", "support e-mail shown in the dashboard"},
+    {"WHARF_SUPPORT_URL", "support-url", "support URL shown in the dashboard"},
 };
 
 int64_t parse_int(const std::string& var, const std::string& v, int64_t min, int64_t max) {
@@ -225,6 +234,33 @@ Config load_config(const std::map<std::string, std::string>& env,
   if (auto v = get("WHARF_TEST_CLOCK")) {
     if (*v != "0" && *v != "1") throw ConfigError("WHARF_TEST_CLOCK", "must be 0 or 1");
     c.test_clock = *v == "1";
+  }
+  // ---- SSO and the dashboard ----
+  if (auto v = get("WHARF_SSO_CALLBACK_PATH")) {
+    if (v->size() < 2 || (*v)[0] != '/' || v->rfind("/dashboard", 0) == 0 ||
+        v->rfind("/v1/", 0) == 0 || *v == c.webhook_path)
+      throw ConfigError("WHARF_SSO_CALLBACK_PATH",
+                        "must start with / and not be under /dashboard, /v1/ or the webhook path");
+    c.sso_callback_path = *v;
+  }
+  if (auto v = get("WHARF_URL_SLUG")) {
+    for (char ch : *v)
+      if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_'))
+        throw ConfigError("WHARF_URL_SLUG", "may only hold letters, digits, - and _");
+    c.url_slug = *v;
+  }
+  if (auto v = get("WHARF_VERCEL_SSO_URL")) {
+    require_http_url("WHARF_VERCEL_SSO_URL", *v);
+    while (v->size() > 8 && v->back() == '/') v->pop_back();
+    c.vercel_sso_url = *v;
+  }
+  if (auto v = get("WHARF_SESSION_TTL_S"))
+    c.session_ttl_s = parse_int("WHARF_SESSION_TTL_S", *v, 60, 7 * 86400);
+  if (auto v = get("WHARF_SUPPORT_EMAIL")) c.support_email = *v;
+  if (auto v = get("WHARF_SUPPORT_URL"); v && !v->empty()) {
+    require_http_url("WHARF_SUPPORT_URL", *v);
+    c.support_url = *v;
   }
   return c;
 }

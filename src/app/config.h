@@ -46,8 +46,15 @@ struct Config {
   int64_t balance_interval_s = 3600;  // WHARF_BALANCE_INTERVAL_S: prepaid balances
   int64_t overdue_grace_s = 0;        // WHARF_OVERDUE_GRACE_S: overdue → suspended after
   std::string invoice_test_mode;      // WHARF_INVOICE_TEST_MODE: "", paid, notpaid, overdue
-  bool test_clock = false;
-  int64_t vercel_timeout_ms = 10000;  // WHARF_VERCEL_TIMEOUT_MS: one call to Vercel            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
+  bool test_clock = false;            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
+  int64_t vercel_timeout_ms = 10000;  // WHARF_VERCEL_TIMEOUT_MS: one call to Vercel
+  // ---- SSO and the dashboard ----
+  std::string sso_callback_path = "/sso/callback";                     // WHARF_SSO_CALLBACK_PATH
+  std::string url_slug;                                                // WHARF_URL_SLUG
+  std::string vercel_sso_url = "https://vercel.com/sso/integrations";  // WHARF_VERCEL_SSO_URL
+  int64_t session_ttl_s = 8 * 3600;                                    // WHARF_SESSION_TTL_S
+  std::string support_email;                                           // WHARF_SUPPORT_EMAIL
+  std::string support_url;                                             // WHARF_SUPPORT_URL
 };
 
 // Reads `env` (name → value) overridden by `args` (--listen=… or --listen …).

@@ -10,6 +10,7 @@
 
 #include "app/config.h"
 #include "app/serve.h"
+#include "service/sso.h"
 #include "util/log.h"
 
 extern char** environ;
@@ -17,15 +18,17 @@ extern char** environ;
 namespace {
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: wharf serve [--flag value ...]\n"
-               "       wharf outbox [--state pending|delivered|dead] [--flag value ...]\n"
-               "       wharf billing show|statement --installation ID [--flag value ...]\n"
-               "       wharf billing refund --installation ID --invoice ID --total 5.00 "
-               "--reason TEXT\n"
-               "       wharf help\n\n"
-               "Configuration (environment variable / flag):\n%s",
-               wharf::app::config_help().c_str());
+  std::fprintf(
+      out,
+      "usage: wharf serve [--flag value ...]\n"
+      "       wharf outbox [--state pending|delivered|dead] [--flag value ...]\n"
+      "       wharf billing show|statement --installation ID [--flag value ...]\n"
+      "       wharf billing refund --installation ID --invoice ID --total 5.00 "
+      "--reason TEXT\n"
+      "       wharf sso-link <installationId> [resource_id=… path=… …] [--flag value ...]\n"
+      "       wharf help\n\n"
+      "Configuration (environment variable / flag):\n%s",
+      wharf::app::config_help().c_str());
 }
 
 }  // namespace
@@ -36,7 +39,7 @@ int main(int argc, char** argv) {
     usage(args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
-  if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing") {
+  if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing" && args[0] != "sso-link") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -74,9 +77,43 @@ int main(int argc, char** argv) {
           break;
         }
     }
+    // sso-link: a provider-initiated SSO link (flows.md §2.2) for e-mails or our own site.
+    std::string installation_id;
+    std::vector<std::pair<std::string, std::string>> link_query;
+    if (args[0] == "sso-link") {
+      while (!rest.empty() && rest.front().rfind("--", 0) != 0) {
+        std::string a = rest.front();
+        rest.erase(rest.begin());
+        auto eq = a.find('=');
+        if (installation_id.empty() && eq == std::string::npos) {
+          installation_id = a;
+        } else if (eq != std::string::npos && wharf::service::is_deep_link_param(a.substr(0, eq))) {
+          link_query.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+        } else {
+          std::fprintf(stderr,
+                       "wharf sso-link: '%s' is not one of resource_id=, project_id=, "
+                       "invoice_id=, check_id=, experimentation_item_id=, product_id=, pr=, path=, "
+                       "url=, support=\n",
+                       a.c_str());
+          return 2;
+        }
+      }
+      if (installation_id.empty()) {
+        std::fprintf(stderr, "wharf sso-link: the installation id is required\n");
+        return 2;
+      }
+    }
     auto config = wharf::app::load_config(env, rest);
     if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
     if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
+    if (args[0] == "sso-link") {
+      if (config.url_slug.empty())
+        throw wharf::app::ConfigError("WHARF_URL_SLUG", "is required for sso-link");
+      std::printf("%s\n", wharf::service::provider_sso_url(config.vercel_sso_url, config.url_slug,
+                                                           installation_id, link_query)
+                              .c_str());
+      return 0;
+    }
     if (config.log_level == "debug") wharf::util::set_log_level(wharf::util::LogLevel::kDebug);
     if (config.log_level == "warn") wharf::util::set_log_level(wharf::util::LogLevel::kWarn);
     if (config.log_level == "error") wharf::util::set_log_level(wharf::util::LogLevel::kError);

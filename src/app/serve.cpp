@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include "api/dashboard/billing_view.h"
+#include "api/dashboard/routes.h"
 #include "api/dataplane/query.h"
 #include "api/dispatcher.h"
 #include "api/ops/ops.h"
@@ -26,6 +28,8 @@
 #include "service/installations.h"
 #include "service/plans.h"
 #include "service/resources.h"
+#include "service/sessions.h"
+#include "service/sso.h"
 #include "service/transfers.h"
 #include "service/webhooks.h"
 #include "store/sqlite/sqlite_store.h"
@@ -34,6 +38,7 @@
 #include "util/log.h"
 #include "vercel/api.h"
 #include "vercel/outbox.h"
+#include "vercel/sso_client.h"
 
 namespace wharf::app {
 namespace {
@@ -306,6 +311,29 @@ int serve(const Config& config) {
   api::partner::add_routes(routes, services);
   api::dataplane::add_routes(routes, resources);
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
+  // ---- SSO and the dashboard ----
+  service::SessionService sessions(*store, clock, config.session_ttl_s * 1000);
+  vercel::SsoClient sso_client(
+      config.vercel_api_url, config.client_id, config.client_secret,
+      [&http](const std::string& url, const std::string& body) {
+        return http.request("POST", url,
+                            {{"Content-Type", "application/json"}, {"Accept", "application/json"}},
+                            body);
+      });
+  service::SsoService sso(sso_client, authenticator, *store, sessions);
+  api::dashboard::ServiceBillingView billing_view(billing);
+  api::dashboard::Deps dashboard{
+      {resource_options.public_url, config.sso_callback_path, config.vercel_sso_url,
+       config.url_slug, config.support_email, config.support_url,
+       !api::dashboard::loopback_http(resource_options.public_url)},
+      sessions,
+      sso,
+      installations,
+      resources,
+      billing_view,
+      clock};
+  api::dashboard::add_routes(routes, dashboard);
+  // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
   webhooks.on_invoice([&billing](const std::string& type, const std::string& installation_id,
@@ -355,6 +383,7 @@ int serve(const Config& config) {
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
   outbox.start();
   billing.start();
+  Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
 
   util::log_info("wharf listening")

@@ -66,6 +66,24 @@ Authenticator::Authenticator(Options options, JwksCache& jwks, const util::Clock
       jwks_(jwks),
       clock_(clock) {}
 
+Claims Authenticator::verify_id_token(std::string_view token) const {
+  if (token.empty())
+    throw AuthFailure(401, "missing_token", "the token exchange returned no id_token");
+  DecodedJws jws = decode_jws(token);
+  std::shared_ptr<const Jwk> key = jwks_.find(jws.kid);
+  if (!key) throw AuthFailure(401, "unknown_kid", "id_token is signed with an unknown key");
+  verify_signature(jws, *key);
+  check_registered_claims(jws.payload, jwt_options_, clock_.now_s());
+  if (infer_mode(jws.payload) != AuthMode::kUser)
+    throw AuthFailure(401, "bad_claims", "id_token does not identify a user");
+  Claims claims = parse_claims(std::move(jws.payload), AuthMode::kUser);
+  // flows.md §2.1 step 4: a `type` other than id_token is worth a log line, not a refusal.
+  if (claims.type && *claims.type != "id_token")
+    util::log_warn("SSO id_token has an unexpected type claim")
+        .str("type", claims.type->substr(0, 32));
+  return claims;
+}
+
 Claims Authenticator::authenticate(std::string_view authorization_header,
                                    std::string_view x_vercel_auth, const EndpointPolicy& policy,
                                    std::string_view path_installation_id) const {

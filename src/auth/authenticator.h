@@ -38,6 +38,11 @@ class Authenticator {
   Claims authenticate(std::string_view authorization_header, std::string_view x_vercel_auth,
                       const EndpointPolicy& policy, std::string_view path_installation_id) const;
 
+  // The SSO id_token from the code exchange (flows.md §2.1 step 4): verified exactly like a
+  // user token — signature, iss, aud, exp/nbf/iat, the user claim schema — and it must carry
+  // user claims. Returns the claims or throws AuthFailure (401). Thread-safe.
+  Claims verify_id_token(std::string_view token) const;
+
   const Options& options() const { return options_; }
 
  private:

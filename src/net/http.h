@@ -70,5 +70,8 @@ std::string media_type(std::string_view content_type);
 // Percent-decodes `s`; when `plus_as_space` is true, '+' becomes ' ' (query strings).
 // Returns nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space);
+// Percent-encodes every byte but RFC 3986's unreserved characters (A-Z a-z 0-9 - _ . ~), so
+// the result is safe as a path segment or a query name or value.
+std::string percent_encode(std::string_view s);
 
 }  // namespace wharf::net

@@ -288,8 +288,9 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
   routes.add("GET", "/_sandbox/sso", [&driver](net::Request& req, const net::PathParams&) {
     return guarded([&] {
       Json params = Json::object();
-      for (auto name : {"installationId", "userHex", "resourceId", "projectId", "invoiceId", "path",
-                        "url", "checkId", "experimentationItemId", "productId", "pr"})
+      for (auto name :
+           {"installationId", "userHex", "role", "resourceId", "projectId", "invoiceId", "path",
+            "url", "checkId", "experimentationItemId", "productId", "pr", "support"})
         if (auto v = req.query_param(name)) params[name] = *v;
       Json result = driver.run("sso", params);
       net::Response r;
@@ -299,6 +300,40 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
       return r;
     });
   });
+
+  // Provider-initiated SSO (flows.md §2.2) as vercel.com serves it:
+  // /sso/integrations/{URLSlug}/{installationId}?{query}. The sandbox signs in the installer
+  // (or a member with ?role=USER, a sandbox-only choice) and passes the partner's deep-link
+  // parameters through to the Redirect Login URL.
+  routes.add("GET", "/sso/integrations/{slug}/{installationId}",
+             [&ctx, &driver](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 if (path_param(p, "slug") != ctx.config.url_slug)
+                   throw ApiError::not_found("no integration with URL slug " +
+                                             path_param(p, "slug") + " (this one is " +
+                                             ctx.config.url_slug + ")");
+                 static const std::vector<std::pair<const char*, const char*>> kPassThrough = {
+                     {"product_id", "productId"},
+                     {"resource_id", "resourceId"},
+                     {"project_id", "projectId"},
+                     {"check_id", "checkId"},
+                     {"experimentation_item_id", "experimentationItemId"},
+                     {"invoice_id", "invoiceId"},
+                     {"pr", "pr"},
+                     {"path", "path"},
+                     {"url", "url"},
+                     {"support", "support"},
+                     {"role", "role"}};
+                 Json params = {{"installationId", path_param(p, "installationId")}};
+                 for (const auto& [query, param] : kPassThrough)
+                   if (auto v = req.query_param(query)) params[param] = *v;
+                 Json result = driver.run("sso", params);
+                 net::Response r;
+                 r.status = 302;
+                 r.headers.emplace_back("Location", result.value("redirectUrl", std::string()));
+                 return r;
+               });
+             });
 }
 
 }  // namespace wharf::sandbox

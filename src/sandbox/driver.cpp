@@ -60,18 +60,7 @@ std::string new_uuid() {
 }
 
 std::string pct_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return net::percent_encode(s);
 }
 
 bool is_hex(const std::string& s) {
@@ -1423,10 +1412,13 @@ struct Driver::Impl {
 
   Json sso(const Json& params) {
     Params a(params, "sso",
-             {"installationId", "userHex", "resourceId", "projectId", "invoiceId", "path", "url",
-              "checkId", "experimentationItemId", "productId", "pr", "support"});
+             {"installationId", "userHex", "role", "resourceId", "projectId", "invoiceId", "path",
+              "url", "checkId", "experimentationItemId", "productId", "pr", "support"});
     auto icfg = a.str("installationId", true);
     auto user_hex = a.str("userHex", false);
+    // Which member signs in: a given user, else one with this role (created if none), else
+    // the installer.
+    auto role = a.one_of("role", false, {"ADMIN", "USER"});
     auto path = a.one_of("path", false, {"billing", "usage", "onboarding", "secrets", "support"});
     auto url = a.str("url", false);
     if (url && url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
@@ -1452,7 +1444,7 @@ struct Driver::Impl {
     }
     a.done();
     Json inst = require_installation(*icfg, false);
-    UserIdentity user = pick_user(*icfg, inst, user_hex, std::nullopt);
+    UserIdentity user = pick_user(*icfg, inst, user_hex, role);
 
     std::string code = util::random_token(24);
     std::string state = util::random_token(16);

@@ -66,7 +66,10 @@ async function refresh() {
     try { env = await getJson(`/_sandbox/env/${encodeURIComponent(icfg)}/${encodeURIComponent(rid)}`); } catch (e) {}
     const envRows = [];
     for (const [target, vars] of entries(env)) if (vars && typeof vars === "object") for (const [k, v] of entries(vars)) envRows.push([target, k, v]);
-    res.push(el("h3", {}, `${r.name || rid} — ${rid} (${r.productId || "?"}) in ${icfg}`),
+    const sso = (role) => `/_sandbox/sso?installationId=${encodeURIComponent(icfg)}&resourceId=${encodeURIComponent(rid)}&role=${role}`;
+    res.push(el("h3", {}, `${r.name || rid} — ${rid} (${r.productId || "?"}) in ${icfg} `,
+        el("a", {href: sso("ADMIN"), target: "_blank"}, "Open in Provider"), " · ",
+        el("a", {href: sso("USER"), target: "_blank"}, "as a viewer (USER)")),
       table(["status", "plan", "notification", "metadata", "ownership"], [[el("span", {class: "pill"}, r.status || "?"),
         (r.billingPlan && r.billingPlan.id) || r.billingPlanId || "–", r.notification ? `${r.notification.level}: ${r.notification.title}` : "–",
         pre(r.metadata || {}), r.ownership || "owned"]]),

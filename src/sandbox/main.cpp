@@ -57,6 +57,7 @@ constexpr Setting kSettings[] = {
     {"SANDBOX_REDIRECT_LOGIN_URL", "redirect-login-url",
      "partner SSO URL (default <partner>/sso/callback)"},
     {"SANDBOX_URL_SLUG", "url-slug", "integration URL slug (default wharf-sandbox)"},
+    {"SANDBOX_SSO_CODE_TTL_MS", "sso-code-ttl-ms", "lifetime of SSO codes (default 300000)"},
 };
 
 [[noreturn]] void die(const std::string& message) {
@@ -157,6 +158,12 @@ int serve(const std::vector<std::string>& args) {
   c.webhook_url = get("SANDBOX_WEBHOOK_URL", c.partner_url + "/webhooks/vercel");
   c.redirect_login_url = get("SANDBOX_REDIRECT_LOGIN_URL", c.partner_url + "/sso/callback");
   c.url_slug = get("SANDBOX_URL_SLUG", c.url_slug);
+  try {
+    c.sso_code_ttl_ms =
+        std::stoll(get("SANDBOX_SSO_CODE_TTL_MS", std::to_string(c.sso_code_ttl_ms)));
+  } catch (const std::exception&) {
+    die("SANDBOX_SSO_CODE_TTL_MS: must be a number of milliseconds");
+  }
 
   // System time moved by an offset that POST /_sandbox/clock advances (tests replay months).
   util::OffsetClock clock;

@@ -32,6 +32,7 @@ Json invoice_json(const store::InvoiceRow& inv) {
   if (inv.refund_total) j["refundTotal"] = *inv.refund_total;
   if (inv.refund_reason) j["refundReason"] = *inv.refund_reason;
   if (inv.paid_ms) j["paidAt"] = util::format_iso8601_ms(*inv.paid_ms);
+  j["createdAt"] = util::format_iso8601_ms(inv.created_ms);
   if (inv.suspended) j["suspendedResources"] = true;
   return j;
 }

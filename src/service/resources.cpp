@@ -546,12 +546,14 @@ void ResourceService::flush_usage() {
             current->notification_json &&
             Json::parse(*current->notification_json).value("title", "") == kStorageWarnTitle;
         if (m->second.near_full && !has_warn) {
-          current->notification_json =
-              Json{{"level", "warn"},
-                   {"title", kStorageWarnTitle},
-                   {"message", "The database uses " + std::to_string(m->second.storage) + " of " +
-                                   std::to_string(m->second.limit) + " bytes allowed by its plan."}}
-                  .dump();
+          current->notification_json = Json{
+              {"level", "warn"},
+              {"title", kStorageWarnTitle},
+              {"message", "The database uses " + std::to_string(m->second.storage) + " of " +
+                              std::to_string(m->second.limit) + " bytes allowed by its plan."},
+              // Opens the resource's dashboard page through SSO (flows.md §2.3).
+              {"href", "sso:" + options_.public_url + "/dashboard/resources/" +
+                           rid}}.dump();
           tx.put_resource(*current);
           resource_updated(tx, *current);
         } else if (!m->second.near_full && has_warn) {
@@ -572,6 +574,32 @@ void ResourceService::flush_usage() {
     }
     throw;
   }
+}
+
+// ---- for the SSO dashboard ----
+
+Json ResourceService::secrets(const std::string& installation_id, const std::string& resource_id) {
+  store::ResourceRow row;
+  store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  return open_secrets(row);
+}
+
+std::map<std::string, std::vector<int64_t>> ResourceService::usage_by_day(
+    const std::string& installation_id, const std::string& resource_id,
+    const std::vector<std::string>& days) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const char* m : {"queries", "rowsRead", "rowsWritten", "storageBytes"})
+    out[m].assign(days.size(), 0);
+  store_.read([&](store::ReadTx& tx) {
+    require_resource(tx, installation_id, resource_id);
+    for (size_t i = 0; i < days.size(); ++i)
+      for (const auto& [metric, value] : tx.usage(resource_id, days[i])) {
+        auto& series = out[metric];
+        series.resize(days.size(), 0);
+        series[i] = value;
+      }
+  });
+  return out;
 }
 
 }  // namespace wharf::service

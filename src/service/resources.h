@@ -81,6 +81,15 @@ class ResourceService {
   // second by the server and at shutdown; a crash loses at most that second of counts.
   void flush_usage();
 
+  // ---- for the SSO dashboard ----
+  // The resource's current Secret[] (404 like get() for another installation's resource).
+  model::Json secrets(const std::string& installation_id, const std::string& resource_id);
+  // Ledger values for each day in [first_day, last_day] (YYYY-MM-DD, UTC): metric → one value
+  // per day, 0 where nothing was recorded.
+  std::map<std::string, std::vector<int64_t>> usage_by_day(const std::string& installation_id,
+                                                           const std::string& resource_id,
+                                                           const std::vector<std::string>& days);
+
  private:
   store::ResourceRow require_resource(store::ReadTx& tx, const std::string& installation_id,
                                       const std::string& resource_id) const;

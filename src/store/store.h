@@ -208,6 +208,22 @@ struct UsageEntry {
   int64_t value = 0;
 };
 
+// ---- SSO dashboard sessions (migration 7) -------------------------------------------------
+// A signed-in dashboard user (flows.md §2.1 step 5). The cookie carries a random session id;
+// only its SHA-256 is stored, so a copy of the database opens no session. The id_token the
+// session came from is never stored.
+struct SessionRow {
+  std::string id_hash;  // hex SHA-256 of the cookie value
+  std::string installation_id;
+  std::string account_id;
+  std::string user_id;
+  std::string role;  // ADMIN | USER (user_role claim)
+  std::string user_name;
+  std::string user_email;
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -253,6 +269,8 @@ class ReadTx {
                                               const std::string& invoice_id) = 0;
   // Micro-dollars of usage already debited from prepaid balances for a resource and period.
   virtual int64_t prepaid_charged(const std::string& resource_id, int64_t period_start_ms) = 0;
+  // SSO dashboard sessions (migration 7).
+  virtual std::optional<SessionRow> session(const std::string& id_hash) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -285,6 +303,10 @@ class WriteTx : public ReadTx {
   virtual bool insert_purchase(const PurchaseRow& row) = 0;
   virtual void set_prepaid_charged(const std::string& resource_id, int64_t period_start_ms,
                                    int64_t micros) = 0;
+  // SSO dashboard sessions (migration 7).
+  virtual void insert_session(const SessionRow& row) = 0;
+  virtual void delete_session(const std::string& id_hash) = 0;
+  virtual int64_t purge_sessions(int64_t expired_before_ms) = 0;  // returns rows deleted
 };
 
 class Store {

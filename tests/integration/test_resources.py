@@ -258,6 +258,8 @@ def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp
             got = w.get(f"/v1/installations/{iid}/resources/{rid}", token).json()
             time.sleep(0.2)
         assert got["notification"]["level"] == "warn", got
+        # The notification opens the resource's dashboard page through SSO (flows.md §2.3).
+        assert got["notification"]["href"] == f"sso:{w.url('')}/dashboard/resources/{rid}"
         # Wharf reported the change (resource.updated through its outbox); the sandbox, like
         # Vercel, re-read the resource and now shows the notification too.
         deadline = time.time() + 15

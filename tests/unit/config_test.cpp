@@ -67,3 +67,47 @@ TEST(Config, EachBadSettingIsNamed) {
 }
 
 }  // namespace wharf::app
+
+namespace wharf::app {
+
+TEST(Config, SsoAndDashboardSettings) {
+  auto c = load_config(base_env(), {});
+  EXPECT_EQ(c.sso_callback_path, "/sso/callback");
+  EXPECT_EQ(c.url_slug, "");
+  EXPECT_EQ(c.vercel_sso_url, "https://vercel.com/sso/integrations");
+  EXPECT_EQ(c.session_ttl_s, 8 * 3600);
+  auto env = base_env();
+  env["WHARF_SSO_CALLBACK_PATH"] = "/auth/vercel";
+  env["WHARF_URL_SLUG"] = "my-db_1";
+  env["WHARF_VERCEL_SSO_URL"] = "http://127.0.0.1:4000/sso/integrations/";
+  env["WHARF_SESSION_TTL_S"] = "600";
+  env["WHARF_SUPPORT_EMAIL"] = "help@example.com";
+  env["WHARF_SUPPORT_URL"] = "https://help.example.com";
+  c = load_config(env, {});
+  EXPECT_EQ(c.sso_callback_path, "/auth/vercel");
+  EXPECT_EQ(c.url_slug, "my-db_1");
+  EXPECT_EQ(c.vercel_sso_url, "http://127.0.0.1:4000/sso/integrations");
+  EXPECT_EQ(c.session_ttl_s, 600);
+  EXPECT_EQ(c.support_email, "help@example.com");
+  EXPECT_EQ(c.support_url, "https://help.example.com");
+
+  for (const char* bad : {"sso/callback", "/", "/dashboard/login", "/v1/sso", "/webhooks/vercel"}) {
+    env = base_env();
+    env["WHARF_SSO_CALLBACK_PATH"] = bad;
+    EXPECT_EQ(failing_variable(env), "WHARF_SSO_CALLBACK_PATH") << bad;
+  }
+  env = base_env();
+  env["WHARF_URL_SLUG"] = "my/db";
+  EXPECT_EQ(failing_variable(env), "WHARF_URL_SLUG");
+  env = base_env();
+  env["WHARF_SESSION_TTL_S"] = "10";
+  EXPECT_EQ(failing_variable(env), "WHARF_SESSION_TTL_S");
+  env = base_env();
+  env["WHARF_VERCEL_SSO_URL"] = "vercel.com/sso";
+  EXPECT_EQ(failing_variable(env), "WHARF_VERCEL_SSO_URL");
+  env = base_env();
+  env["WHARF_SUPPORT_URL"] = "javascript:alert(1)";
+  EXPECT_EQ(failing_variable(env), "WHARF_SUPPORT_URL");
+}
+
+}  // namespace wharf::app

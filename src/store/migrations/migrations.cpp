@@ -194,6 +194,20 @@ INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms, end_m
   SELECT id, '', billing_plan_id, created_ms, deleted_ms FROM installations
   WHERE billing_plan_id IS NOT NULL
 )sql"},
+      {7, "SSO dashboard sessions", R"sql(
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY,
+  installation_id TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  user_name TEXT NOT NULL DEFAULT '',
+  user_email TEXT NOT NULL DEFAULT '',
+  created_ms {INT64} NOT NULL,
+  expires_ms {INT64} NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires_ms)
+)sql"},
   };
   return kMigrations;
 }

@@ -2,9 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -808,6 +810,40 @@ class Tx : public WriteTx {
         .bind(15, r.done_ms);
   }
 
+  // ---- SSO dashboard sessions (migration 7) ----
+  std::optional<SessionRow> session(const std::string& id_hash) override {
+    Stmt s(c_,
+           "SELECT id_hash, installation_id, account_id, user_id, role, user_name, user_email, "
+           "created_ms, expires_ms FROM sessions WHERE id_hash = ?1");
+    s.bind(1, id_hash);
+    if (!s.step()) return std::nullopt;
+    return SessionRow{s.text(0), s.text(1), s.text(2),  s.text(3), s.text(4),
+                      s.text(5), s.text(6), s.int64(7), s.int64(8)};
+  }
+
+  void insert_session(const SessionRow& r) override {
+    Stmt s(c_,
+           "INSERT INTO sessions (id_hash, installation_id, account_id, user_id, role, user_name, "
+           "user_email, created_ms, expires_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+    s.bind(1, r.id_hash).bind(2, r.installation_id).bind(3, r.account_id).bind(4, r.user_id);
+    s.bind(5, r.role).bind(6, r.user_name).bind(7, r.user_email).bind(8, r.created_ms);
+    s.bind(9, r.expires_ms);
+    s.step();
+  }
+
+  void delete_session(const std::string& id_hash) override {
+    Stmt s(c_, "DELETE FROM sessions WHERE id_hash = ?1");
+    s.bind(1, id_hash);
+    s.step();
+  }
+
+  int64_t purge_sessions(int64_t expired_before_ms) override {
+    Stmt s(c_, "DELETE FROM sessions WHERE expires_ms < ?1");
+    s.bind(1, expired_before_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
   static void bind_idempotency(Stmt& s, const IdempotencyRow& r) {
     s.bind(1, r.key.installation_id)
         .bind(2, r.key.method)
@@ -874,16 +910,22 @@ class SqliteStore final : public Store {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
         "NULL, applied_ms INTEGER NOT NULL)");
     int64_t current = 0;
+    std::set<int64_t> applied;
     {
-      Stmt s(*writer_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-      if (s.step()) current = s.int64(0);
+      Stmt s(*writer_, "SELECT version FROM schema_migrations");
+      while (s.step()) {
+        applied.insert(s.int64(0));
+        current = std::max(current, s.int64(0));
+      }
     }
     int64_t latest = migrations().empty() ? 0 : migrations().back().version;
     if (current > latest)
       throw SqliteError("database schema version " + std::to_string(current) +
                         " is newer than this build supports (" + std::to_string(latest) + ")");
+    // Every migration not yet recorded runs, not only those above the highest: numbers
+    // developed on separate branches may land out of order.
     for (const auto& m : migrations()) {
-      if (m.version <= current) continue;
+      if (applied.count(m.version)) continue;
       writer_->exec("BEGIN IMMEDIATE");
       try {
         writer_->exec(render_migration(m.sql, "BLOB", "INTEGER"));

@@ -130,17 +130,21 @@ def sandbox_bin():
     return os.environ.get("SANDBOX_BIN") or os.path.join(REPO, "build", "wharf-sandbox")
 
 
-def start_pair(tmp, wharf_bin, catalog=None, wharf_env=None):
-    """A sandbox whose partner is a wharf whose Vercel is that sandbox."""
+def start_pair(tmp, wharf_bin, catalog=None, wharf_env=None, sandbox_env=None):
+    """A sandbox whose partner is a wharf whose Vercel is that sandbox. `wharf_env` and
+    `sandbox_env` add settings; "{wharf}" / "{sandbox}" in their values become the base URLs."""
     wport = free_port()
-    sb = Sandbox(sandbox_bin(), tmp / "sandbox", f"http://127.0.0.1:{wport}").start()
+    wharf_base = f"http://127.0.0.1:{wport}"
+    sb = Sandbox(sandbox_bin(), tmp / "sandbox", wharf_base,
+                 env={k: v.replace("{wharf}", wharf_base) for k, v in (sandbox_env or {}).items()})
+    sb.start()
     env = {"WHARF_LISTEN": f"127.0.0.1:{wport}", "INTEGRATION_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
            "WHARF_VERCEL_API_URL": sb.base}
+    env.update({k: v.replace("{sandbox}", sb.base) for k, v in (wharf_env or {}).items()})
     if catalog:
         path = tmp / "catalog.json"
         path.write_text(json.dumps(catalog))
         env["WHARF_CATALOG"] = str(path)
-    env.update(wharf_env or {})
     w = Wharf(wharf_bin, tmp / "wharf", f"{sb.base}/.well-known/jwks", sb.base, env=env,
               client_id=SANDBOX_CLIENT_ID).start()
     return sb, w
