@@ -313,13 +313,10 @@ int serve(const Config& config) {
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
   // ---- SSO and the dashboard ----
   service::SessionService sessions(*store, clock, config.session_ttl_s * 1000);
-  vercel::SsoClient sso_client(
-      config.vercel_api_url, config.client_id, config.client_secret,
-      [&http](const std::string& url, const std::string& body) {
-        return http.request("POST", url,
-                            {{"Content-Type", "application/json"}, {"Accept", "application/json"}},
-                            body);
-      });
+  vercel::SsoClient sso_client(config.client_id, config.client_secret,
+                               [&vercel_client](const vercel::Call& call) {
+                                 return vercel_client.send(call, std::nullopt);
+                               });
   service::SsoService sso(sso_client, authenticator, *store, sessions);
   api::dashboard::ServiceBillingView billing_view(billing);
   api::dashboard::Deps dashboard{

@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -57,6 +58,8 @@ struct Server::Impl {
   std::mutex sessions_mu;
   std::condition_variable sessions_cv;
   std::set<std::shared_ptr<Session>> sessions;
+  // Declared after the contexts: destroyed (joined) first, while they still exist.
+  std::unique_ptr<asio::thread_pool> pool;
 
   static std::vector<std::unique_ptr<asio::io_context>> make_contexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> out;
@@ -71,7 +74,18 @@ struct Server::Impl {
         observer(std::move(ob)),
         contexts(make_contexts(options.threads)),
         ioc(*contexts[0]),
-        id_prefix("req_" + util::to_hex(util::random_bytes(4))) {}
+        id_prefix("req_" + util::to_hex(util::random_bytes(4))) {
+    if (options.handler_threads > 0)
+      pool = std::make_unique<asio::thread_pool>(static_cast<size_t>(options.handler_threads));
+  }
+
+  Response run_handler(Request& req) {
+    try {
+      return handler(req);
+    } catch (const std::exception&) {
+      return error_body(500, "internal_error", "internal server error");
+    }
+  }
 
   std::string next_request_id() {
     uint64_t n = request_counter.fetch_add(1) + 1;
@@ -227,13 +241,19 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     bool keep_alive = msg.keep_alive() && !server_.draining;
 
-    Response res;
-    try {
-      res = server_.handler(req);
-    } catch (const std::exception&) {
-      res = server_.error_body(500, "internal_error", "internal server error");
+    if (!server_.pool) {
+      Response res = server_.run_handler(req);
+      return write(req, std::move(res), keep_alive);
     }
-    write(req, std::move(res), keep_alive);
+    // On the pool; the answer is written back on this connection's own context.
+    asio::post(*server_.pool,
+               [self = shared_from_this(), req = std::move(req), keep_alive]() mutable {
+                 auto res = std::make_shared<Response>(self->server_.run_handler(req));
+                 auto shared_req = std::make_shared<Request>(std::move(req));
+                 asio::post(self->stream_.get_executor(), [self, shared_req, res, keep_alive] {
+                   self->write(*shared_req, std::move(*res), keep_alive);
+                 });
+               });
   }
 
   // A streamed body: headers, then each chunk as the producer writes it, then the last

@@ -20,6 +20,10 @@ struct ServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 3000;
   int threads = 4;
+  // 0: handlers run on the I/O threads (fast, non-blocking handlers). > 0: on a pool of this
+  // many threads, so a handler that blocks (e.g. on an outbound HTTP call) never holds up
+  // accepting or serving other connections.
+  int handler_threads = 0;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_header_bytes = 16 * 1024;
   int64_t read_timeout_ms = 10000;   // whole request (headers + body) must arrive in this time

@@ -189,9 +189,11 @@ int serve(const std::vector<std::string>& args) {
   net::ServerOptions so;
   so.host = c.listen_host;
   so.port = c.listen_port;
-  // Flows call the partner, which may call back into the sandbox, and delaying fault rules
-  // sleep on their I/O thread: enough threads that other connections keep being served.
-  so.threads = 16;
+  // Flows call the partner, which may call back into the sandbox (Get Invoice during a
+  // purchase), and delaying fault rules sleep: handlers run on a pool, never on the I/O
+  // threads, so accepting and serving other connections never waits for them.
+  so.threads = 2;
+  so.handler_threads = 32;
   net::Server server(
       so,
       [&routes](net::Request& req) {

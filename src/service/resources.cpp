@@ -241,7 +241,7 @@ Json ResourceService::list(const std::string& installation_id,
 }
 
 Json ResourceService::update(const std::string& installation_id, const std::string& resource_id,
-                             const model::UpdateResourceRequest& req) {
+                             const model::UpdateResourceRequest& req, bool ours) {
   std::optional<product::Limits> new_limits;
   store::ResourceRow row;
   // Validate against the current row first, so a bad request changes nothing.
@@ -262,10 +262,21 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
     if (plan) row.billing_plan_id = plan->id;
+    if (req.status && *req.status != "suspended" && ours && row.billing_hold &&
+        row.billing_hold->rfind("overdue:", 0) == 0)
+      throw ApiError::conflict("resource " + resource_id +
+                               " is suspended for an overdue invoice; it resumes when the "
+                               "invoice is paid");
+    // Vercel resuming it settles a billing suspension (Vercel runs the billing).
+    if (req.status && *req.status != "suspended" && !ours && row.billing_hold &&
+        row.billing_hold->rfind("overdue:", 0) == 0)
+      row.billing_hold.reset();
     if (req.status) row.status = *req.status == "suspended" ? "suspended" : "ready";
     if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
     row.updated_ms = clock_.now_ms();
     tx.put_resource(row);
+    // A change made on our side (the dashboard) is reported to Vercel with the change.
+    if (ours) resource_updated(tx, row);
   });
   // Limits follow the plan. Applied after commit: a failure here leaves the old (valid)
   // limits in place, and the next query re-applies the plan's limits anyway.

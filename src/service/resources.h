@@ -39,8 +39,10 @@ class ResourceService {
                         const std::optional<std::string>& idempotency_key);
   model::Json get(const std::string& installation_id, const std::string& resource_id);
   model::Json list(const std::string& installation_id, const std::vector<std::string>& ids);
+  // `ours`: the change is made on our side (dashboard), not by Vercel: it is reported with
+  // resource.updated, and cannot lift a billing suspension.
   model::Json update(const std::string& installation_id, const std::string& resource_id,
-                     const model::UpdateResourceRequest& req);
+                     const model::UpdateResourceRequest& req, bool ours = false);
   // Deletes the resource and its database; a repeat (already deleted) succeeds.
   void remove(const std::string& installation_id, const std::string& resource_id,
               bool require_active = true);

@@ -4,12 +4,10 @@
 
 namespace wharf::vercel {
 
-SsoClient::SsoClient(std::string api_base_url, std::string client_id, std::string client_secret,
-                     Post post)
-    : url_(std::move(api_base_url) + "/v1/integrations/sso/token"),
-      client_id_(std::move(client_id)),
+SsoClient::SsoClient(std::string client_id, std::string client_secret, Send send)
+    : client_id_(std::move(client_id)),
       client_secret_(std::move(client_secret)),
-      post_(std::move(post)) {}
+      send_(std::move(send)) {}
 
 SsoExchangeResult SsoClient::exchange(const std::string& code, const std::string& state) const {
   // grant_type is optional for JSON clients but marked required in the schema: always send it.
@@ -18,7 +16,7 @@ SsoExchangeResult SsoClient::exchange(const std::string& code, const std::string
                       {"client_secret", client_secret_},
                       {"grant_type", "authorization_code"}};
   if (!state.empty()) body["state"] = state;
-  net::HttpResult r = post_(url_, body.dump());
+  net::HttpResult r = send_(api::sso_token(body));
   SsoExchangeResult out;
   out.status = r.status;
   if (!r.error.empty()) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net/http_client.h"
+#include "vercel/api.h"
 
 namespace wharf::vercel {
 
@@ -19,17 +20,17 @@ struct SsoExchangeResult {
 
 class SsoClient {
  public:
-  using Post = std::function<net::HttpResult(const std::string& url, const std::string& body)>;
+  // Sends a call without an installation token (Client::send with no bearer).
+  using Send = std::function<net::HttpResult(const Call& call)>;
 
-  SsoClient(std::string api_base_url, std::string client_id, std::string client_secret, Post post);
+  SsoClient(std::string client_id, std::string client_secret, Send send);
 
   SsoExchangeResult exchange(const std::string& code, const std::string& state) const;
 
  private:
-  std::string url_;
   std::string client_id_;
   std::string client_secret_;
-  Post post_;
+  Send send_;
 };
 
 }  // namespace wharf::vercel

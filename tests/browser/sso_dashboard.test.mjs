@@ -3,15 +3,15 @@
 // Screenshots of the main pages go to build/artifacts/browser/.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { flow, launch, newContext, screenshot, startPair, URL_SLUG } from './lib/harness.mjs';
+import { flow, launch, newContext, screenshot, setClocks, startPair, URL_SLUG } from './lib/harness.mjs';
 
 const A = `icfg_browserA${Date.now().toString(36)}`;
 const B = `icfg_browserB${Date.now().toString(36)}`;
 let pair, browser, ridA, ridB, admin;
 
-async function provision(icfg, name) {
+async function provision(icfg, name, plan = 'sqlite-free') {
   const out = await flow(pair.sandbox, 'provision', {
-    installationId: icfg, productId: 'sqlite-db', name, billingPlanId: 'sqlite-free',
+    installationId: icfg, productId: 'sqlite-db', name, billingPlanId: plan,
   });
   return out.resource?.id || out.getResource.response.id;
 }
@@ -109,7 +109,7 @@ describe('Open in Provider as ADMIN', () => {
     clean(context);
   });
 
-  test('sees invoices and balances (empty until billing is wired)', async () => {
+  test('sees no invoices or balances before any are due', async () => {
     const { page, context } = admin;
     await page.goto(`${pair.wharf}/dashboard/billing`);
     assert.match(await page.locator('#invoices').innerText(), /No invoices yet/);
@@ -318,6 +318,37 @@ describe('deep links and provider-initiated SSO', () => {
     const p = await replay.newPage();
     assert.equal((await p.goto(`${pair.wharf}/dashboard`)).status(), 401);
     await replay.close();
+    await context.close();
+  });
+});
+
+// Last: it moves both clocks a month ahead (sessions signed in before have expired after it).
+describe('Billing in the dashboard', () => {
+  test('shows the invoice of the period and prepaid balances', async () => {
+    const pro = await provision(A, 'paid-db', 'sqlite-pro');
+    const credits = await provision(A, 'credits-db', 'sqlite-credits');
+    await flow(pair.sandbox, 'purchase', { installationId: A, resourceId: credits, amount: '7.50' });
+    const clock = await (await fetch(`${pair.sandbox}/_sandbox/clock`)).json();
+    const d = new Date(clock.nowMs);
+    // The rest of this month (perhaps under $0.50: carried), then a whole month.
+    await setClocks(pair, Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1, 1, 0, 0));
+    await setClocks(pair, Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 2, 1, 1, 0, 0));
+    const { page, context } = await signedIn({ path: 'billing' });
+    assert.equal(page.url(), `${pair.wharf}/dashboard/billing`);
+    const rows = page.locator(`#invoices tr:has-text("${pro}")`);
+    assert.equal(await rows.count(), 2, await page.locator('#invoices').innerText());
+    const row = rows.nth(1);
+    assert.match(await row.innerText(), /\$5\.\d\d/);
+    assert.match(await row.innerText(), /submitted|scheduled|invoiced/);
+    const balances = await page.locator('#balances').innerText();
+    assert.match(balances, new RegExp(credits));
+    assert.match(balances, /\$7\.50/);
+    await screenshot(page, 'billing-invoices');
+    // An invoice link from Vercel lands on it, highlighted.
+    const invoiceId = await row.getAttribute('data-invoice-id');
+    await page.goto(openInProvider({ invoiceId }));
+    assert.equal(await page.locator('#invoices tr.highlight').count(), 1);
+    clean(context);
     await context.close();
   });
 });

@@ -180,9 +180,9 @@ def test_uninstall_sends_the_final_invoice_then_finalizes(bpair):
     assert invoices[0]["items"][0]["end"]  # prorated to the uninstall
     ours = billing_show(w, iid)
     assert ours["billing"]["finalSubmitted"] and not ours["billing"]["finalizeEnqueued"]
+    assert db_files(w, pro["id"])  # kept while the final invoice is open
     set_invoice_state(sb, iid, invoices[0]["invoiceId"], "paid")
     wait_until(lambda: billing_show(w, iid)["invoices"][0]["state"] == "paid")
-    assert db_files(w, pro["id"])  # kept while the final invoice was open
     advance(sb, w, HOUR)
     wait_until(lambda: billing_show(w, iid)["finalized"], what="finalized")
     assert sb.state()["installations"][iid]["status"] == "finalized"

@@ -303,12 +303,12 @@ class SignInTest : public StoreTest {
             },
             clock_),
         auth_(auth_options(), jwks_, clock_),
-        client_("https://api.vercel.test", "oac_client", "s3cret",
-                [this](const std::string& url, const std::string& body) {
-                  requests_.push_back(json::parse(body));
-                  EXPECT_EQ(url, "https://api.vercel.test/v1/integrations/sso/token");
-                  return answer_;
-                }) {}
+        client_("oac_client", "s3cret", [this](const vercel::Call& call) {
+          requests_.push_back(*call.body);
+          EXPECT_EQ(call.method, "POST");
+          EXPECT_EQ(call.path, "/v1/integrations/sso/token");
+          return answer_;
+        }) {}
 
   void SetUp() override {
     StoreTest::SetUp();

@@ -57,7 +57,7 @@ void add_action_routes(RouteTable& routes, Deps& d) {
       std::string rid(ctx.param("resourceId"));
       model::UpdateResourceRequest req;
       req.status = std::string(action) == "suspend" ? "suspended" : "resumed";
-      d.resources.update(s.user.installation_id, rid, req);
+      d.resources.update(s.user.installation_id, rid, req, /*ours=*/true);
       return see_other("/dashboard/resources/" + net::percent_encode(rid));
     });
   }

@@ -76,6 +76,7 @@ export async function startPair() {
     WHARF_OIDC_ISSUER: sandbox, WHARF_JWKS_URL: `${sandbox}/.well-known/jwks`,
     WHARF_VERCEL_API_URL: sandbox, WHARF_URL_SLUG: URL_SLUG,
     WHARF_VERCEL_SSO_URL: `${sandbox}/sso/integrations`, WHARF_SUPPORT_EMAIL: 'help@provider.example',
+    WHARF_TEST_CLOCK: '1',
   }, dir, 'wharf');
   await waitFor(`${wharf}/readyz`, w.proc, w.log);
   return {
@@ -90,6 +91,16 @@ export async function startPair() {
       }
     },
   };
+}
+
+// Moves Vercel's clock and wharf's (which then runs a billing pass and drains its outbox).
+export async function setClocks(pair, ms) {
+  for (const url of [`${pair.sandbox}/_sandbox/clock`, `${pair.wharf}/ops/clock`]) {
+    const r = await fetch(url, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ setMs: ms }),
+    });
+    if (r.status !== 200) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+  }
 }
 
 // POST /_sandbox/flows/<flow>; the flow must succeed.
