@@ -566,10 +566,7 @@ void BillingService::hold(store::WriteTx& tx, const std::string& installation_id
   if (reason.rfind(kOverdueHold, 0) == 0) row->status = "suspended";
   row->updated_ms = now;
   tx.put_resource(*row);
-  vercel::Outbox::enqueue_event(
-      tx, installation_id,
-      Json{{"type", "resource.updated"}, {"productId", row->product_id}, {"resourceId", row->id}},
-      now);
+  vercel::Outbox::enqueue_resource_updated(tx, *row, now);
   util::log_info("resource held by billing").str("resource", resource_id).str("hold", reason);
 }
 
@@ -584,10 +581,7 @@ void BillingService::release(store::WriteTx& tx, const std::string& installation
   if (reason.rfind(kOverdueHold, 0) == 0 && row->status == "suspended") row->status = "ready";
   row->updated_ms = now;
   tx.put_resource(*row);
-  vercel::Outbox::enqueue_event(
-      tx, installation_id,
-      Json{{"type", "resource.updated"}, {"productId", row->product_id}, {"resourceId", row->id}},
-      now);
+  vercel::Outbox::enqueue_resource_updated(tx, *row, now);
   util::log_info("resource released by billing").str("resource", resource_id).str("hold", reason);
 }
 

@@ -197,11 +197,7 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
           row->notification_json.reset();
           row->updated_ms = now;
           tx.put_resource(*row);
-          vercel::Outbox::enqueue_event(tx, installation_id,
-                                        Json{{"type", "resource.updated"},
-                                             {"productId", row->product_id},
-                                             {"resourceId", row->id}},
-                                        now);
+          vercel::Outbox::enqueue_resource_updated(tx, *row, now);
         }
       }
       inv->suspended = false;
@@ -220,11 +216,7 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
                 .dump();
         row->updated_ms = now;
         tx.put_resource(*row);
-        vercel::Outbox::enqueue_event(tx, installation_id,
-                                      Json{{"type", "resource.updated"},
-                                           {"productId", row->product_id},
-                                           {"resourceId", row->id}},
-                                      now);
+        vercel::Outbox::enqueue_resource_updated(tx, *row, now);
       }
     }
     tx.put_invoice(*inv);

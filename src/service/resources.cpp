@@ -493,10 +493,7 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
 
 void ResourceService::resource_updated(store::WriteTx& tx, const store::ResourceRow& row) {
   // Vercel re-reads the resource through Get Resource when it gets this event (§4.5).
-  vercel::Outbox::enqueue_event(
-      tx, row.installation_id,
-      Json{{"type", "resource.updated"}, {"productId", row.product_id}, {"resourceId", row.id}},
-      clock_.now_ms());
+  vercel::Outbox::enqueue_resource_updated(tx, row, clock_.now_ms());
 }
 
 void ResourceService::record_usage(const store::ResourceRow& row,

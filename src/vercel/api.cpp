@@ -1,5 +1,6 @@
 #include "vercel/api.h"
 
+#include "net/http.h"
 #include "util/log.h"
 
 namespace wharf::vercel {
@@ -8,18 +9,7 @@ namespace {
 
 // One path segment, percent-encoded (RFC 3986 unreserved characters stay as they are).
 std::string seg(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return net::percent_encode(s);
 }
 
 std::string inst(const std::string& icfg) {

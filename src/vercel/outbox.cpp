@@ -44,6 +44,14 @@ void Outbox::enqueue_event(store::WriteTx& tx, const std::string& installation_i
   enqueue(tx, installation_id, api::create_event(installation_id, event), now_ms);
 }
 
+void Outbox::enqueue_resource_updated(store::WriteTx& tx, const store::ResourceRow& row,
+                                      int64_t now_ms) {
+  enqueue_event(
+      tx, row.installation_id,
+      Json{{"type", "resource.updated"}, {"productId", row.product_id}, {"resourceId", row.id}},
+      now_ms);
+}
+
 int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const {
   // Exponential with "equal jitter": half fixed, half random, so retries of many items
   // spread out instead of arriving together.

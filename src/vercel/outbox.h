@@ -44,6 +44,9 @@ class Outbox {
   // POST /v1/installations/{id}/events {event} (vercel-api.md §4.5).
   static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                             const model::Json& event, int64_t now_ms);
+  // resource.updated for a resource changed on our side: Vercel re-reads it (Get Resource).
+  static void enqueue_resource_updated(store::WriteTx& tx, const store::ResourceRow& row,
+                                       int64_t now_ms);
 
   // Hooks run inside the transaction that records a delivery's outcome, so what follows from
   // it (an invoice's Vercel id, an installation finalized, billing stopped) commits with it.
