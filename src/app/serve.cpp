@@ -265,6 +265,7 @@ int serve(const Config& config) {
   billing_options.balance_interval_ms = config.balance_interval_s * 1000;
   billing_options.overdue_grace_ms = config.overdue_grace_s * 1000;
   billing_options.invoice_test_result = config.invoice_test_mode;
+  billing_options.dashboard_url = resource_options.public_url + "/dashboard";
   service::BillingService billing(*store, catalog, clock, billing_options);
   billing.on_enqueued([&outbox] { outbox.wake(); });
   outbox.set_hooks(

@@ -540,16 +540,22 @@ bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& i
     int64_t left = balances.count(rid) ? balances[rid].remaining() : 0;
     if (on_prepaid && left <= 0 && shared_left <= 0)
       hold(tx, inst.id, rid, kCreditsHold,
-           {{"level", "error"},
-            {"title", "Out of credits"},
-            {"message",
-             "The prepaid balance is used up: the database serves reads only until more "
-             "credits are bought."}},
+           notification("error", "Out of credits",
+                        "The prepaid balance is used up: the database serves reads only until "
+                        "more credits are bought.",
+                        "/billing"),
            now);
     else
       release(tx, inst.id, rid, kCreditsHold, now);
   }
   return changed;
+}
+
+Json BillingService::notification(const std::string& level, const std::string& title,
+                                  const std::string& message, const std::string& page) const {
+  Json n = {{"level", level}, {"title", title}, {"message", message}};
+  if (!options_.dashboard_url.empty()) n["href"] = "sso:" + options_.dashboard_url + page;
+  return n;
 }
 
 void BillingService::hold(store::WriteTx& tx, const std::string& installation_id,
@@ -600,10 +606,10 @@ int BillingService::suspend_overdue(store::WriteTx& tx, const std::string& insta
         if (!r.deleted_ms) targets.push_back(r.id);
     for (const auto& rid : targets)
       hold(tx, installation_id, rid, kOverdueHold + inv.id,
-           {{"level", "error"},
-            {"title", "Payment overdue"},
-            {"message", "Invoice " + inv.vercel_invoice_id.value_or(inv.id) +
-                            " is overdue; the database is suspended until it is paid."}},
+           notification("error", "Payment overdue",
+                        "Invoice " + inv.vercel_invoice_id.value_or(inv.id) +
+                            " is overdue; the database is suspended until it is paid.",
+                        "/billing?invoice=" + inv.vercel_invoice_id.value_or(inv.id)),
            now);
     inv.suspended = true;
     inv.updated_ms = now;

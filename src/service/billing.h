@@ -53,6 +53,9 @@ class BillingService {
     // empty = live invoices.
     std::string invoice_test_result;
     int64_t tick_ms = 1000;  // how often the worker looks for due work (real time)
+    // Base URL of the dashboard (WHARF_PUBLIC_URL + /dashboard): billing notifications link
+    // to it as sso: URLs, so Vercel signs the user in on the way. Empty: no links.
+    std::string dashboard_url;
   };
 
   BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
@@ -144,6 +147,9 @@ class BillingService {
   void release(store::WriteTx& tx, const std::string& installation_id,
                const std::string& resource_id, const std::string& hold, int64_t now);
   void enqueue_balances(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+  // A notification, with an sso: link to a dashboard page when the dashboard URL is known.
+  model::Json notification(const std::string& level, const std::string& title,
+                           const std::string& message, const std::string& page) const;
 
   store::Store& store_;
   std::shared_ptr<const model::Catalog> catalog_;

@@ -207,12 +207,12 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
         auto row = tx.resource(rid);
         if (!row || row->deleted_ms || row->billing_hold) continue;
         row->notification_json =
-            Json{{"level", "warn"},
-                 {"title", "Payment failed"},
-                 {"message", "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) +
-                                 " (" + inv->total +
-                                 " USD) failed; Vercel will retry. Please check the payment "
-                                 "method of the team."}}
+            notification("warn", "Payment failed",
+                         "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) + " (" +
+                             inv->total +
+                             " USD) failed; Vercel will retry. Please check the payment method "
+                             "of the team.",
+                         "/billing?invoice=" + inv->vercel_invoice_id.value_or(inv->id))
                 .dump();
         row->updated_ms = now;
         tx.put_resource(*row);

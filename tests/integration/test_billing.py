@@ -121,6 +121,9 @@ def test_overdue_suspends_and_paid_resumes(bpair):
     wait_until(lambda: billing_show(w, iid)["invoices"][0].get("suspendedResources"))
     got = w.get(f"/v1/installations/{iid}/resources/{pro['id']}", token).json()
     assert got["status"] == "suspended" and got["notification"]["level"] == "error"
+    # The link signs the user in through Vercel and lands on the invoice in the dashboard.
+    assert got["notification"]["href"] == \
+        f"sso:{w.url('')}/dashboard/billing?invoice={inv['invoiceId']}", got
     r = q(s, {"sql": "select 1"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "resource_suspended"
 
