@@ -18,6 +18,7 @@ using util::Money;
 namespace {
 
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+constexpr int64_t kSettleMs = 5 * 60 * 1000;     // usage of a period is final this long after it
 const Money kMinimumInvoice = Money::cents(50);  // Vercel does not charge less (§7.2)
 
 std::string iso(int64_t ms) {
@@ -431,7 +432,10 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
     ++stats.billing_data;
   }
   // Prepaid debits and balances.
-  bool balances_changed = prepaid(tx, inst, std::min(now, end_of_service));
+  // The previous period's usage is final once a pass has run well into this one (the usage
+  // ledger is flushed every second): from then on only this period can still be debited.
+  bool previous_settled = before.last_data_ms >= month_start_ms(now) + kSettleMs;
+  bool balances_changed = prepaid(tx, inst, std::min(now, end_of_service), previous_settled);
   if (balances_changed || (now - st.last_balance_ms >= options_.balance_interval_ms &&
                            !tx.balances_of(inst.id).empty())) {
     enqueue_balances(tx, inst.id, now);
@@ -474,7 +478,8 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   return changed;
 }
 
-bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now) {
+bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+                             bool previous_settled) {
   Period current{month_start_ms(now), next_month_start_ms(now)};
   Period previous{month_start_ms(current.start - 1), current.start};
   bool any = false;
@@ -495,7 +500,7 @@ bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& i
   bool changed = false;
   std::set<std::string> prepaid_resources;
   for (Period p : {previous, current}) {
-    if (p.end <= inst.created_ms) continue;
+    if (p.end <= inst.created_ms || (previous_settled && p.end == previous.end)) continue;
     Computed c = compute(tx, inst, p, std::min(now, p.end), p.start);
     std::map<std::string, Money> cost;
     for (const auto& g : c.groups)

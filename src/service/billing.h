@@ -140,7 +140,9 @@ class BillingService {
                             int64_t report_day_ms, int64_t cutoff_ms);
   int invoice_period(store::WriteTx& tx, const store::InstallationRow& inst, Period period,
                      int64_t cutoff_ms, bool final, int64_t now);
-  bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now);
+  // Debits prepaid usage; `previous_settled`: the previous period needs no second look.
+  bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+               bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   void hold(store::WriteTx& tx, const std::string& installation_id, const std::string& resource_id,
             const std::string& hold, const model::Json& notification, int64_t now);

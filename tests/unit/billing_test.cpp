@@ -224,3 +224,36 @@ TEST_F(BillingServiceTest, AnInstallationGoneAtVercelIsNoLongerBilled) {
 
 }  // namespace
 }  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST_F(BillingServiceTest, PrepaidUsageOfAPeriodsLastHoursIsDebitedAfterItEnds) {
+  put_resource("res_c", "sqlite-credits");
+  store_->write([&](store::WriteTx& tx) {
+    tx.put_balance({"icfg_a", "res_c", 10000000, 0, clock_.now_ms()});  // $10.00
+    tx.add_usage("res_c", "2027-01-31", "rowsWritten", 1000000);        // $1.00
+  });
+  clock_.set_ms(ms("2027-01-31T23:00:00Z"));
+  billing_->run(clock_.now_ms());
+  auto left = [&] {
+    int64_t micros = 0;
+    store_->read([&](store::ReadTx& tx) { micros = tx.balances_of("icfg_a")[0].remaining(); });
+    return micros;
+  };
+  EXPECT_EQ(left(), 9000000);
+  // The last hour of January is used after that pass; February's first pass debits it.
+  store_->write([&](store::WriteTx& tx) {
+    tx.add_usage("res_c", "2027-01-31", "rowsWritten", 2000000);  // $2.00 more
+  });
+  clock_.set_ms(ms("2027-02-01T00:30:00Z"));
+  billing_->run(clock_.now_ms());
+  EXPECT_EQ(left(), 7000000);
+  clock_.set_ms(ms("2027-02-01T02:00:00Z"));
+  billing_->run(clock_.now_ms());
+  EXPECT_EQ(left(), 7000000);       // never twice
+  EXPECT_TRUE(invoices().empty());  // prepayment plans are not invoiced
+}
+
+}  // namespace
+}  // namespace wharf
