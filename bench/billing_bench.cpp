@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "model/catalog.h"
 #include "service/billing.h"
 #include "store/sqlite/sqlite_store.h"
@@ -35,6 +36,8 @@ namespace {
 
 using namespace wharf;
 namespace fs = std::filesystem;
+using bench::in_range;
+using bench::mix;
 using Json = model::Json;
 
 constexpr int64_t kHourMs = 3600LL * 1000;
@@ -66,10 +69,7 @@ Args parse_args(int argc, char** argv) {
     auto number = [&]() {
       std::string v = value();
       try {
-        size_t used = 0;
-        int n = std::stoi(v, &used);
-        if (used != v.size() || n <= 0) throw std::invalid_argument(v);
-        return n;
+        return bench::positive_int(v);
       } catch (const std::exception&) {
         usage_exit(f + ": expected a positive integer, got '" + v + "'");
       }
@@ -102,17 +102,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Deterministic pseudo-random numbers (splitmix64), so every run writes the same data.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-int64_t in_range(uint64_t seed, int64_t lo, int64_t hi) {
-  return lo + static_cast<int64_t>(mix(seed) % static_cast<uint64_t>(hi - lo + 1));
-}
-
 // Current resident set (VmRSS) in KiB.
 int64_t rss_kib() {
   std::ifstream in("/proc/self/status");

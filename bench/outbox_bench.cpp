@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "model/catalog.h"
 #include "net/http_client.h"
 #include "service/billing.h"
@@ -45,6 +46,8 @@ namespace {
 
 using namespace wharf;
 namespace fs = std::filesystem;
+using bench::in_range;
+using bench::mix;
 using Json = model::Json;
 
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
@@ -79,10 +82,7 @@ Args parse_args(int argc, char** argv) {
     auto number = [&]() {
       std::string v = value();
       try {
-        size_t used = 0;
-        int n = std::stoi(v, &used);
-        if (used != v.size() || n <= 0) throw std::invalid_argument(v);
-        return n;
+        return bench::positive_int(v);
       } catch (const std::exception&) {
         usage_exit(f + ": expected a positive integer, got '" + v + "'");
       }
@@ -104,17 +104,6 @@ Args parse_args(int argc, char** argv) {
   if (a.dir.empty()) usage_exit("--dir is required");
   if (a.cmd == "deliver" && a.url.empty()) usage_exit("deliver needs --url");
   return a;
-}
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-int64_t in_range(uint64_t seed, int64_t lo, int64_t hi) {
-  return lo + static_cast<int64_t>(mix(seed) % static_cast<uint64_t>(hi - lo + 1));
 }
 
 std::string inst_id(int i) {

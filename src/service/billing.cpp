@@ -41,10 +41,6 @@ bool is_level_metric(const std::string& metric) {
   return metric == "storageBytes";
 }
 
-bool is_open_state(const std::string& s) {
-  return s != "paid" && s != "refunded" && s != "carried" && s != "waived";
-}
-
 Json quantity_json(int64_t num, int64_t den, int digits = 6) {
   return Json::parse(util::ratio_str(num, den, digits));
 }
@@ -62,6 +58,10 @@ const char* kOverdueHold = "overdue:";
 
 // Order of invoice states: an event never moves an invoice back (webhooks may arrive out
 // of order, flows.md §3.1).
+bool invoice_open(const std::string& s) {
+  return s != "paid" && s != "refunded" && s != "carried" && s != "waived";
+}
+
 int invoice_state_rank(const std::string& s) {
   static const std::map<std::string, int> kRank = {
       {"submitting", 0}, {"submitted", 1},        {"draft", 2},   {"pending", 2},
@@ -69,31 +69,6 @@ int invoice_state_rank(const std::string& s) {
       {"paid", 6},       {"refund_requested", 7}, {"refunded", 8}};
   auto it = kRank.find(s);
   return it == kRank.end() ? -1 : it->second;
-}
-
-int64_t day_start_ms(int64_t ms) {
-  int64_t d = ms / kDayMs;
-  if (ms % kDayMs < 0) --d;
-  return d * kDayMs;
-}
-
-int64_t month_start_ms(int64_t ms) {
-  using namespace std::chrono;
-  sys_days day{days{day_start_ms(ms) / kDayMs}};
-  year_month_day ymd{day};
-  return sys_days{ymd.year() / ymd.month() / 1}.time_since_epoch().count() * kDayMs;
-}
-
-int64_t next_month_start_ms(int64_t ms) {
-  using namespace std::chrono;
-  sys_days day{days{day_start_ms(ms) / kDayMs}};
-  year_month_day ymd{day};
-  year_month next = ymd.year() / ymd.month() + months{1};
-  return sys_days{next / 1}.time_since_epoch().count() * kDayMs;
-}
-
-std::string day_key(int64_t ms) {
-  return iso(ms).substr(0, 10);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,8 +133,7 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     // Level metrics (storage) only get an entry on days with activity: a day without one
     // keeps the last known level.
     std::map<std::string, int64_t> level;
-    for (const auto& m : {std::string("storageBytes")})
-      if (auto v = tx.usage_before(rid, m, first_day)) level[m] = *v;
+    if (auto v = tx.usage_before(rid, "storageBytes", first_day)) level["storageBytes"] = *v;
     auto entries = tx.usage_between(rid, first_day, last_day);
     size_t k = 0;
     Reported& rep = reported[rid];
@@ -460,7 +434,7 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
     }
     if (!st.finalize_enqueued) {
       bool open = false;
-      for (const auto& inv : tx.invoices_of(inst.id)) open = open || is_open_state(inv.state);
+      for (const auto& inv : tx.invoices_of(inst.id)) open = open || invoice_open(inv.state);
       if (!open) {
         vercel::Outbox::enqueue(tx, inst.id, vercel::api::finalize_installation(inst.id), now);
         st.finalize_enqueued = true;
@@ -468,12 +442,7 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
       }
     }
   }
-  bool changed = !existing || st.last_data_ms != before.last_data_ms ||
-                 st.final_through_ms != before.final_through_ms ||
-                 st.invoiced_through_ms != before.invoiced_through_ms ||
-                 st.last_balance_ms != before.last_balance_ms ||
-                 st.final_submitted != before.final_submitted ||
-                 st.finalize_enqueued != before.finalize_enqueued;
+  bool changed = !existing || st != before;
   if (changed) tx.put_billing_state(st);
   return changed;
 }

@@ -35,11 +35,12 @@
 
 namespace wharf::service {
 
-// Calendar helpers (UTC) used by billing.
-int64_t day_start_ms(int64_t ms);
-int64_t month_start_ms(int64_t ms);
-int64_t next_month_start_ms(int64_t ms);  // start of the month after the one containing ms
-std::string day_key(int64_t ms);          // YYYY-MM-DD
+using util::day_key;
+using util::day_start_ms;
+using util::month_start_ms;
+using util::next_month_start_ms;
+// Whether an invoice still awaits settlement (anything but paid, refunded, carried, waived).
+bool invoice_open(const std::string& state);
 // Invoice states in the order they can follow each other; -1 for unknown ones.
 int invoice_state_rank(const std::string& state);
 
@@ -85,8 +86,11 @@ class BillingService {
   // Interim statement of an installation for the period containing `at_ms`: the `billing`
   // and `usage` of Submit Billing Data (for the dashboard and `wharf billing`).
   model::Json statement(const std::string& installation_id, int64_t at_ms);
-  // Invoices and balances of an installation as stored (admin listing, dashboard).
+  // Invoices and balances of an installation as stored (admin listing).
   model::Json summary(const std::string& installation_id);
+  // The stored invoices, in period order, and the balances as Balance[] (the dashboard).
+  std::vector<store::InvoiceRow> invoices(const std::string& installation_id);
+  model::Json balances(const std::string& installation_id);
 
   // Outbox hooks, inside the delivery's transaction.
   void delivered(store::WriteTx& tx, const store::OutboxRow& item, const std::string& response);

@@ -43,11 +43,8 @@ bool BillingService::owes(store::ReadTx& tx, const store::InstallationRow& inst,
                           int64_t now) const {
   Money carried;
   for (const auto& inv : tx.invoices_of(inst.id)) {
-    if (inv.state == "carried" && !inv.carried_into)
-      carried += *Money::parse(inv.total);
-    else if (inv.state != "paid" && inv.state != "refunded" && inv.state != "waived" &&
-             inv.state != "carried")
-      return true;  // an invoice not settled yet
+    if (invoice_open(inv.state)) return true;  // an invoice not settled yet
+    if (inv.state == "carried" && !inv.carried_into) carried += *Money::parse(inv.total);
   }
   auto st = tx.billing_state(inst.id);
   int64_t from = st ? st->invoiced_through_ms : month_start_ms(inst.created_ms);
@@ -97,6 +94,18 @@ Json BillingService::summary(const std::string& installation_id) {
            {"balances", balances_json(tx, installation_id)},
            {"billing", state}};
   });
+  return out;
+}
+
+std::vector<store::InvoiceRow> BillingService::invoices(const std::string& installation_id) {
+  std::vector<store::InvoiceRow> out;
+  store_.read([&](store::ReadTx& tx) { out = tx.invoices_of(installation_id); });
+  return out;
+}
+
+Json BillingService::balances(const std::string& installation_id) {
+  Json out;
+  store_.read([&](store::ReadTx& tx) { out = balances_json(tx, installation_id); });
   return out;
 }
 

@@ -45,10 +45,6 @@ ResourceService::ResourceService(store::Store& store, std::shared_ptr<const mode
       clock_(clock),
       options_(std::move(options)) {}
 
-std::string ResourceService::day_of(int64_t ms) const {
-  return util::format_iso8601_ms(ms).substr(0, 10);
-}
-
 const model::Product& ResourceService::require_product(const std::string& product_id) const {
   const model::Product* p = catalog_->product(product_id);
   if (!p)
@@ -498,7 +494,7 @@ void ResourceService::resource_updated(store::WriteTx& tx, const store::Resource
 
 void ResourceService::record_usage(const store::ResourceRow& row,
                                    const product::UsageDelta& usage) {
-  std::string day = day_of(clock_.now_ms());
+  std::string day = util::day_key(clock_.now_ms());
   std::lock_guard<std::mutex> lock(usage_mu_);
   PendingUsage& p = pending_usage_[row.id];
   p.product_id = row.product_id;
@@ -537,7 +533,7 @@ void ResourceService::flush_usage() {
                                      options_.storage_warn_ratio * static_cast<double>(m.limit);
     measured[rid] = m;
   }
-  std::string today = day_of(clock_.now_ms());
+  std::string today = util::day_key(clock_.now_ms());
   try {
     store_.write([&](store::WriteTx& tx) {
       for (const auto& [rid, p] : batch) {
@@ -598,14 +594,19 @@ std::map<std::string, std::vector<int64_t>> ResourceService::usage_by_day(
   std::map<std::string, std::vector<int64_t>> out;
   for (const char* m : {"queries", "rowsRead", "rowsWritten", "storageBytes"})
     out[m].assign(days.size(), 0);
+  if (days.empty()) return out;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < days.size(); ++i) index[days[i]] = i;
   store_.read([&](store::ReadTx& tx) {
     require_resource(tx, installation_id, resource_id);
-    for (size_t i = 0; i < days.size(); ++i)
-      for (const auto& [metric, value] : tx.usage(resource_id, days[i])) {
-        auto& series = out[metric];
-        series.resize(days.size(), 0);
-        series[i] = value;
-      }
+    // One range read for the whole period (the days are consecutive and ordered).
+    for (const auto& e : tx.usage_between(resource_id, days.front(), days.back())) {
+      auto at = index.find(e.day);
+      if (at == index.end()) continue;
+      auto& series = out[e.metric];
+      series.resize(days.size(), 0);
+      series[at->second] = e.value;
+    }
   });
   return out;
 }

@@ -106,7 +106,6 @@ class ResourceService {
   // Adds a call's usage to the in-memory batch (a ledger write per query would put an
   // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
-  std::string day_of(int64_t ms) const;
   // A change made on our side: tell Vercel (resource.updated) in the same transaction.
   void resource_updated(store::WriteTx& tx, const store::ResourceRow& row);
 

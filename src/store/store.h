@@ -155,6 +155,7 @@ struct BillingStateRow {
   bool final_submitted = false;     // uninstall: final data and invoices enqueued
   bool finalize_enqueued = false;   // uninstall: Finalize Installation enqueued
   std::optional<int64_t> gone_ms;   // Vercel answered 401/403/404/410 for it: stop calling
+  bool operator==(const BillingStateRow&) const = default;
 };
 
 // One invoice: per resource (or installation), per plan, per period. `id` is the externalId

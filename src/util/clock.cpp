@@ -1,5 +1,6 @@
 #include "util/clock.h"
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -84,6 +85,35 @@ bool parse_iso8601(const std::string& s, int64_t* epoch_ms) {
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_s;
   *epoch_ms = secs * 1000 + frac_ms;
   return true;
+}
+
+namespace {
+constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+}  // namespace
+
+int64_t day_start_ms(int64_t ms) {
+  int64_t d = ms / kDayMs;
+  if (ms % kDayMs < 0) --d;
+  return d * kDayMs;
+}
+
+int64_t month_start_ms(int64_t ms) {
+  using namespace std::chrono;
+  sys_days day{days{day_start_ms(ms) / kDayMs}};
+  year_month_day ymd{day};
+  return sys_days{ymd.year() / ymd.month() / 1}.time_since_epoch().count() * kDayMs;
+}
+
+int64_t next_month_start_ms(int64_t ms) {
+  using namespace std::chrono;
+  sys_days day{days{day_start_ms(ms) / kDayMs}};
+  year_month_day ymd{day};
+  year_month next = ymd.year() / ymd.month() + months{1};
+  return sys_days{next / 1}.time_since_epoch().count() * kDayMs;
+}
+
+std::string day_key(int64_t ms) {
+  return format_iso8601_ms(ms).substr(0, 10);
 }
 
 }  // namespace wharf::util

@@ -60,6 +60,12 @@ class OffsetClock final : public Clock {
   std::atomic<int64_t> offset_{0};
 };
 
+// UTC calendar (billing periods are calendar months, usage days are UTC dates).
+int64_t day_start_ms(int64_t ms);
+int64_t month_start_ms(int64_t ms);
+int64_t next_month_start_ms(int64_t ms);  // start of the month after the one containing ms
+std::string day_key(int64_t ms);          // YYYY-MM-DD
+
 // ISO-8601 UTC with milliseconds, e.g. 2024-02-28T10:00:00.000Z.
 std::string format_iso8601_ms(int64_t epoch_ms);
 // Parses ISO-8601 date-times (Z or ±hh:mm offset, optional fraction); false if malformed.

@@ -150,13 +150,30 @@ std::string vercel_id_of(const net::HttpResult& result) {
   return "";
 }
 
-net::HttpResult Client::send(const Call& call, const std::optional<std::string>& bearer,
-                             const std::string& installation_id) const {
+DeliveryPolicy delivery_policy(const std::string& kind) {
+  DeliveryPolicy p;
+  // Vercel refuses a second invoice with the same externalId: the first one went through.
+  if (kind == "invoice") p.conflict_is_delivered = true;
+  // Finalize Installation answers 409 while invoices are open: that passes.
+  if (kind == "finalize") p.conflict_is_retried = true;
+  // A 404 on an event or the secrets of a resource Vercel no longer has says nothing about
+  // the installation.
+  if (kind == "event" || kind == "secrets") p.installation_scoped = false;
+  return p;
+}
+
+net::HttpResult Client::request(const std::string& method, const std::string& path,
+                                const std::string& body,
+                                const std::optional<std::string>& bearer) const {
   std::vector<std::pair<std::string, std::string>> headers = {{"Accept", "application/json"}};
   if (bearer) headers.emplace_back("Authorization", "Bearer " + *bearer);
-  if (call.body) headers.emplace_back("Content-Type", "application/json");
-  net::HttpResult r =
-      http_.request(call.method, base_ + call.path, headers, call.body ? call.body->dump() : "");
+  if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
+  return http_.request(method, base_ + path, headers, body);
+}
+
+net::HttpResult Client::send(const Call& call, const std::optional<std::string>& bearer,
+                             const std::string& installation_id) const {
+  net::HttpResult r = request(call.method, call.path, call.body ? call.body->dump() : "", bearer);
   util::log_info("vercel call")
       .str("installation", installation_id)
       .str("request", call.method + " " + call.path)

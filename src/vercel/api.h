@@ -69,6 +69,14 @@ Call get_deployment(S id_or_url);                                          // 32
 Call get_project(S id_or_name);                                            // 33 GET
 }  // namespace api
 
+// How the outbox reads Vercel's answer to a kind of call (the kinds set above).
+struct DeliveryPolicy {
+  bool conflict_is_delivered = false;  // 409 = an earlier attempt got through (invoice)
+  bool conflict_is_retried = false;    // 409 = not yet, try again (finalize: invoices open)
+  bool installation_scoped = true;     // 404 = the installation is gone (not for a resource's)
+};
+DeliveryPolicy delivery_policy(const std::string& kind);
+
 // Sends calls synchronously: base URL, bearer (the installation's access token, absent for
 // client-credential calls), JSON, the client's timeouts and User-Agent; logs each answer's
 // X-Vercel-Id (never the token or body).
@@ -78,6 +86,9 @@ class Client {
       : http_(http), base_(std::move(base_url)) {}
   net::HttpResult send(const Call& call, const std::optional<std::string>& bearer,
                        const std::string& installation_id = "") const;
+  // The request alone, with a body already serialized (the outbox's stored calls); no log.
+  net::HttpResult request(const std::string& method, const std::string& path,
+                          const std::string& body, const std::optional<std::string>& bearer) const;
   const std::string& base_url() const { return base_; }
 
  private:

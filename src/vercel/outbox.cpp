@@ -15,8 +15,7 @@ using model::Json;
 Outbox::Outbox(store::Store& store, net::HttpClient& http, std::string base_url, TokenFn token,
                const util::Clock& clock, Options options)
     : store_(store),
-      http_(http),
-      base_(std::move(base_url)),
+      client_(http, std::move(base_url)),
       token_(std::move(token)),
       clock_(clock),
       options_(options) {}
@@ -87,24 +86,17 @@ void Outbox::deliver(store::OutboxRow item) {
   item.attempts += 1;
   auto token = token_(item.installation_id);
   net::HttpResult result;
-  if (token) {
-    result = http_.request(item.method, base_ + item.path,
-                           {{"Authorization", "Bearer " + *token},
-                            {"Content-Type", "application/json"},
-                            {"Accept", "application/json"}},
-                           item.body);
-  }
+  if (token) result = client_.request(item.method, item.path, item.body, token);
   std::string vercel_id = vercel_id_of(result);
   item.last_status = result.status;
   item.last_error = token ? result.error : "the installation has no access token (finalized)";
 
   int s = result.status;
-  // Finalize Installation answers 409 while invoices are open: that passes, so it is retried.
+  const DeliveryPolicy policy = delivery_policy(item.kind);
   bool retry = token && (!result.error.empty() || s == 429 || s >= 500 ||
-                         (s == 409 && item.kind == "finalize"));
-  // An invoice whose externalId Vercel already has was submitted by an earlier attempt whose
-  // answer got lost: delivered, and not billed twice.
-  bool already = token && result.error.empty() && s == 409 && item.kind == "invoice";
+                         (s == 409 && policy.conflict_is_retried));
+  // Already there (an earlier attempt's answer got lost): delivered, and not sent twice.
+  bool already = token && result.error.empty() && s == 409 && policy.conflict_is_delivered;
   bool gone = false;
   if (already || (token && result.error.empty() && s >= 200 && s < 300)) {
     item.state = "delivered";
@@ -116,10 +108,7 @@ void Outbox::deliver(store::OutboxRow item) {
     item.state = "dead";
     item.done_ms = now;
     item.response_body = result.body.substr(0, 64 * 1024);
-    // A 404 on a resource-scoped call (an event or secrets of a resource Vercel no longer
-    // has) says nothing about the installation.
-    bool resource_scoped = item.kind == "event" || item.kind == "secrets";
-    if (s == 401 || s == 403 || s == 410 || (s == 404 && !resource_scoped)) {
+    if (s == 401 || s == 403 || s == 410 || (s == 404 && policy.installation_scoped)) {
       item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
       gone = true;
     }

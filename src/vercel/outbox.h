@@ -73,8 +73,7 @@ class Outbox {
   int64_t backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const;
 
   store::Store& store_;
-  net::HttpClient& http_;
-  std::string base_;
+  Client client_;
   TokenFn token_;
   const util::Clock& clock_;
   Options options_;

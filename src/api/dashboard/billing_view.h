@@ -3,8 +3,8 @@
 // Vercel.
 #pragma once
 #include "api/dashboard/routes.h"
-#include "model/api_error.h"
 #include "service/billing.h"
+#include "util/clock.h"
 
 namespace wharf::api::dashboard {
 
@@ -14,15 +14,15 @@ class ServiceBillingView final : public BillingView {
 
   std::vector<InvoiceView> invoices(const std::string& installation_id) const override {
     std::vector<InvoiceView> out;
-    for (const auto& inv : summary(installation_id).value("invoices", model::Json::array())) {
+    for (const auto& inv : billing_->invoices(installation_id)) {
       InvoiceView v;
-      v.external_id = inv.value("id", "");
-      v.id = inv.value("invoiceId", v.external_id);
-      v.state = inv.value("state", "");
-      v.period_start = inv["period"].value("start", "");
-      v.period_end = inv["period"].value("end", "");
-      v.total = inv.value("total", "0.00");
-      v.invoice_date = inv.value("createdAt", v.period_end);
+      v.external_id = inv.id;
+      v.id = inv.vercel_invoice_id.value_or(inv.id);
+      v.state = inv.state;
+      v.period_start = util::format_iso8601_ms(inv.period_start_ms);
+      v.period_end = util::format_iso8601_ms(inv.period_end_ms);
+      v.total = inv.total;
+      v.invoice_date = util::format_iso8601_ms(inv.created_ms);
       out.push_back(std::move(v));
     }
     return out;
@@ -30,7 +30,7 @@ class ServiceBillingView final : public BillingView {
 
   std::vector<BalanceView> balances(const std::string& installation_id) const override {
     std::vector<BalanceView> out;
-    for (const auto& b : summary(installation_id).value("balances", model::Json::array())) {
+    for (const auto& b : billing_->balances(installation_id)) {
       BalanceView v;
       if (b.contains("resourceId")) v.resource_id = b["resourceId"].get<std::string>();
       v.currency_value_in_cents = b.value("currencyValueInCents", int64_t{0});
@@ -41,14 +41,6 @@ class ServiceBillingView final : public BillingView {
   }
 
  private:
-  model::Json summary(const std::string& installation_id) const {
-    try {
-      return billing_->summary(installation_id);
-    } catch (const model::ApiError& e) {
-      if (e.status == 404) return model::Json::object();
-      throw;
-    }
-  }
   service::BillingService* billing_;
 };
 
