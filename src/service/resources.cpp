@@ -337,7 +337,8 @@ int ResourceService::remove_leftovers(const std::string& installation_id) {
 
 ResourceService::RotateOutcome ResourceService::rotate(const std::string& installation_id,
                                                        const std::string& resource_id,
-                                                       const model::RotateSecretsRequest& req) {
+                                                       const model::RotateSecretsRequest& req,
+                                                       bool ours) {
   store::ResourceRow row;
   store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
   const model::Product& product = require_product(row.product_id);
@@ -352,9 +353,10 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
     secrets = issue_secrets(tx, row, now);
     row.updated_ms = now;
     tx.put_resource(row);
-    // Asynchronous rotation: the new secrets reach Vercel through the outbox, committed
-    // with the rotation itself (Update Resource Secrets, vercel-api.md §6.1).
-    if (product.rotation == "async")
+    // Asynchronous rotation, or one started from the dashboard: the new secrets reach
+    // Vercel through the outbox, committed with the rotation itself (Update Resource
+    // Secrets, vercel-api.md §6.1).
+    if (product.rotation == "async" || ours)
       vercel::Outbox::enqueue(
           tx, installation_id,
           vercel::api::update_resource_secrets(installation_id, row.id,

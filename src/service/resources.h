@@ -56,8 +56,10 @@ class ResourceService {
     int status;  // 200 (sync) or 202 (async)
     model::Json body;
   };
+  // `ours`: started on our side (dashboard), so Vercel learns the new secrets through the
+  // outbox even for a sync product (no Vercel request is waiting for them).
   RotateOutcome rotate(const std::string& installation_id, const std::string& resource_id,
-                       const model::RotateSecretsRequest& req);
+                       const model::RotateSecretsRequest& req, bool ours = false);
 
   // Throws the error a REPL call would get before running anything (404, suspended), so a
   // streamed answer can fail with a proper status before its headers go out.

@@ -134,6 +134,15 @@ describe('Open in Provider as ADMIN', () => {
     const rotated = await page.locator('.secret-value').nth(1).innerText();
     assert.match(rotated, /^wdb_/);
     assert.notEqual(rotated, before);
+    // Rotated on our side: Vercel gets the new secrets (Update Resource Secrets) for the
+    // projects' environment variables.
+    let env;
+    for (let i = 0; i < 100; i++) {
+      env = await (await fetch(`${pair.sandbox}/_sandbox/env/${A}/${ridA}`)).json();
+      if (env.production.DATABASE_TOKEN === rotated) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(env.production.DATABASE_TOKEN, rotated);
     await page.click('#suspend');
     assert.match(await page.locator('h1').innerText(), /suspended/);
     await page.click('#resume');

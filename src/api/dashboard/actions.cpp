@@ -41,7 +41,7 @@ void add_action_routes(RouteTable& routes, Deps& d) {
     std::string rid(ctx.param("resourceId"));
     model::RotateSecretsRequest req;
     req.reason = "rotated from the dashboard by " + s.user.user_id;
-    auto out = d.resources.rotate(s.user.installation_id, rid, req);
+    auto out = d.resources.rotate(s.user.installation_id, rid, req, /*ours=*/true);
     if (out.status == 200)
       return resource_page(
           d, ctx, s, rid,
