@@ -24,8 +24,11 @@ net::Response error_response(const model::ApiError& e) {
     err["user"] = std::move(user);
   }
   // dump() with error_handler replace: a message quoting invalid UTF-8 input must not throw.
-  return net::Response::json(e.status, model::Json{{"error", std::move(err)}}.dump(
-                                           -1, ' ', false, model::Json::error_handler_t::replace));
+  auto res =
+      net::Response::json(e.status, model::Json{{"error", std::move(err)}}.dump(
+                                        -1, ' ', false, model::Json::error_handler_t::replace));
+  if (e.retry_after_s) res.headers.emplace_back("Retry-After", std::to_string(*e.retry_after_s));
+  return res;
 }
 
 net::Response error_response(int status, std::string_view code, std::string_view message) {

@@ -49,6 +49,18 @@ constexpr Setting kSettings[] = {
     {"WHARF_JWKS_MIN_REFRESH_MS", "jwks-min-refresh-ms",
      "min interval between unknown-kid refreshes (default 30000)"},
     {"WHARF_TOKEN_LEEWAY_S", "token-leeway-s", "clock leeway for exp/nbf/iat (default 10)"},
+    {"WHARF_TOKEN_MAX_LIFETIME_S", "token-max-lifetime-s",
+     "longest token lifetime accepted, exp - now and exp - iat (default 86400)"},
+    {"WHARF_RATE_LIMIT_TOKEN", "rate-limit-token",
+     "data-plane requests per database token, N/s|N/min|N/h or off (default 1000/s)"},
+    {"WHARF_RATE_LIMIT_INSTALLATION", "rate-limit-installation",
+     "data-plane requests per installation (default 5000/s)"},
+    {"WHARF_RATE_LIMIT_REPL", "rate-limit-repl",
+     "REPL commands per caller and per installation (default 20/s)"},
+    {"WHARF_RATE_LIMIT_SSO", "rate-limit-sso",
+     "SSO callbacks per client address and per installation (default 30/min)"},
+    {"WHARF_HANDLER_THREADS", "handler-threads",
+     "threads that run request handlers off the I/O threads (default 4 x cores, at least 8)"},
     {"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error (default info)"},
     {"WHARF_WEBHOOK_PATH", "webhook-path", "path of the Webhook URL (default /webhooks/vercel)"},
     {"WHARF_BILLING_INTERVAL_S", "billing-interval-s",
@@ -194,6 +206,9 @@ Config load_config(const std::map<std::string, std::string>& env,
   unsigned hw = std::max(2u, std::thread::hardware_concurrency());
   c.threads = static_cast<int>(
       parse_int("WHARF_THREADS", get("WHARF_THREADS").value_or(std::to_string(hw)), 1, 256));
+  c.handler_threads = static_cast<int>(parse_int(
+      "WHARF_HANDLER_THREADS",
+      get("WHARF_HANDLER_THREADS").value_or(std::to_string(std::max(8u, 4 * hw))), 1, 1024));
   if (auto v = get("WHARF_MAX_BODY_BYTES"))
     c.max_body_bytes =
         static_cast<uint64_t>(parse_int("WHARF_MAX_BODY_BYTES", *v, 1024, 1LL << 30));
@@ -209,6 +224,21 @@ Config load_config(const std::map<std::string, std::string>& env,
     c.jwks_min_refresh_ms = parse_int("WHARF_JWKS_MIN_REFRESH_MS", *v, 0, 86400000);
   if (auto v = get("WHARF_TOKEN_LEEWAY_S"))
     c.leeway_s = parse_int("WHARF_TOKEN_LEEWAY_S", *v, 0, 300);
+  auto rate = [&get](const char* name, service::RateRule& rule) {
+    if (auto v = get(name)) {
+      try {
+        rule = service::RateRule::parse(*v);
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(name, e.what());
+      }
+    }
+  };
+  rate("WHARF_RATE_LIMIT_TOKEN", c.rate_limits.data_plane_token);
+  rate("WHARF_RATE_LIMIT_INSTALLATION", c.rate_limits.data_plane_installation);
+  rate("WHARF_RATE_LIMIT_REPL", c.rate_limits.repl);
+  rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
+  if (auto v = get("WHARF_TOKEN_MAX_LIFETIME_S"))
+    c.token_max_lifetime_s = parse_int("WHARF_TOKEN_MAX_LIFETIME_S", *v, 60, 31536000);
   if (auto v = get("WHARF_LOG_LEVEL")) {
     if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error")
       throw ConfigError("WHARF_LOG_LEVEL", "must be debug, info, warn or error");

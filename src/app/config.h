@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "service/rate_limits.h"
+
 namespace wharf::app {
 
 class ConfigError : public std::runtime_error {
@@ -31,7 +33,8 @@ struct Config {
   std::optional<std::string> catalog_path;        // WHARF_CATALOG
   std::optional<std::string> public_url;          // WHARF_PUBLIC_URL
   std::optional<std::string> encryption_key_b64;  // WHARF_ENCRYPTION_KEY
-  int threads = 4;
+  int threads = 4;          // WHARF_THREADS: I/O threads (parse, authenticate, write)
+  int handler_threads = 8;  // WHARF_HANDLER_THREADS: handlers that may wait (store, products)
   uint64_t max_body_bytes = 1 << 20;
   int64_t read_timeout_ms = 10000;
   int64_t idle_timeout_ms = 60000;
@@ -39,6 +42,8 @@ struct Config {
   int64_t jwks_refresh_ms = 600000;
   int64_t jwks_min_refresh_ms = 30000;
   int64_t leeway_s = 10;
+  int64_t token_max_lifetime_s = 86400;   // WHARF_TOKEN_MAX_LIFETIME_S
+  service::RateLimitOptions rate_limits;  // WHARF_RATE_LIMIT_*
   std::string log_level = "info";
   std::string webhook_path = "/webhooks/vercel";  // WHARF_WEBHOOK_PATH
   // Billing.

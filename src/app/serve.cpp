@@ -195,6 +195,7 @@ int serve(const Config& config) {
   auth_options.issuer = config.oidc_issuer;
   auth_options.audience = config.client_id;
   auth_options.leeway_s = config.leeway_s;
+  auth_options.max_lifetime_s = config.token_max_lifetime_s;
   auth::Authenticator authenticator(auth_options, jwks, clock);
 
   service::InstallationService installations(*store, catalog, box, clock);
@@ -211,13 +212,19 @@ int serve(const Config& config) {
       *store, http, config.vercel_api_url,
       [&installations](const std::string& id) { return installations.access_token(id); }, clock,
       {});
+  service::RateLimits rate_limits(config.rate_limits, clock);
   service::ResourceService::Options resource_options;
+  resource_options.rate_limits = &rate_limits;
   resource_options.public_url = config.public_url.value_or(
       "http://" +
       (config.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config.listen_host) + ":" +
       std::to_string(config.listen_port));
   service::ResourceService resources(*store, catalog, installations, products, box, clock,
                                      resource_options);
+  // Before serving: data a crash left behind for resources that have no row (a provision
+  // killed before its commit) or a deleted one (a delete killed before the product's part).
+  if (int n = resources.reclaim_storage())
+    util::log_info("reclaimed storage of deleted resources").num("resources", n);
   service::IdempotencyService idempotency(*store, clock, box, {});
 
   api::Metrics metrics;
@@ -255,6 +262,9 @@ int serve(const Config& config) {
                        [outbox_stats] { return static_cast<double>(outbox_stats().dead); });
   metrics.add_external("wharf_outbox_delivered_total", "Calls to Vercel delivered.", "counter",
                        [&outbox] { return static_cast<double>(outbox.delivered_total()); });
+  metrics.add_external("wharf_rate_limited_total",
+                       "Requests refused by the abuse limits (WHARF_RATE_LIMIT_*).", "counter",
+                       [&rate_limits] { return static_cast<double>(rate_limits.refused()); });
   metrics.add_external("wharf_jwks_keys", "Usable keys in the current JWKS.", "gauge",
                        [&jwks] { return static_cast<double>(jwks.key_count()); });
 
@@ -318,7 +328,7 @@ int serve(const Config& config) {
                                [&vercel_client](const vercel::Call& call) {
                                  return vercel_client.send(call, std::nullopt);
                                });
-  service::SsoService sso(sso_client, authenticator, *store, sessions);
+  service::SsoService sso(sso_client, authenticator, *store, sessions, &rate_limits);
   api::dashboard::ServiceBillingView billing_view(billing);
   api::dashboard::Deps dashboard{
       {resource_options.public_url, config.sso_callback_path, config.vercel_sso_url,
@@ -329,7 +339,8 @@ int serve(const Config& config) {
       installations,
       resources,
       billing_view,
-      clock};
+      clock,
+      &rate_limits};
   api::dashboard::add_routes(routes, dashboard);
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
@@ -360,6 +371,10 @@ int serve(const Config& config) {
   server_options.host = config.listen_host;
   server_options.port = config.listen_port;
   server_options.threads = config.threads;
+  // Handlers wait (store commits, product queries, the REPL, calls to Vercel): they run on
+  // their own pool so an I/O thread only parses, writes and answers /healthz.
+  server_options.handler_threads = config.handler_threads;
+  server_options.run_inline = [](const net::Request& req) { return req.path == "/healthz"; };
   server_options.max_body_bytes = config.max_body_bytes;
   server_options.read_timeout_ms = config.read_timeout_ms;
   server_options.idle_timeout_ms = config.idle_timeout_ms;

@@ -62,7 +62,7 @@ std::string_view bearer_token(std::string_view header) {
 
 Authenticator::Authenticator(Options options, JwksCache& jwks, const util::Clock& clock)
     : options_(std::move(options)),
-      jwt_options_{options_.issuer, options_.audience, options_.leeway_s},
+      jwt_options_{options_.issuer, options_.audience, options_.leeway_s, options_.max_lifetime_s},
       jwks_(jwks),
       clock_(clock) {}
 

@@ -28,6 +28,7 @@ class Authenticator {
     std::string issuer = "https://marketplace.vercel.com";
     std::string audience;  // our integration / OAuth client id (oac_…)
     int64_t leeway_s = 10;
+    int64_t max_lifetime_s = 86400;  // 0 = no cap
   };
 
   Authenticator(Options options, JwksCache& jwks, const util::Clock& clock);

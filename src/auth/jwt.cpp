@@ -246,8 +246,14 @@ void check_registered_claims(const nlohmann::json& payload, const JwtOptions& op
   if (now > *exp + leeway) fail("expired", "token has expired");
   if (const auto nbf = numeric_date(payload, "nbf"); nbf && now < *nbf - leeway)
     fail("not_yet_valid", "token is not valid yet (nbf)");
-  if (const auto iat = numeric_date(payload, "iat"); iat && *iat > now + leeway)
-    fail("issued_in_future", "token is issued in the future (iat)");
+  const auto iat = numeric_date(payload, "iat");
+  if (iat && *iat > now + leeway) fail("issued_in_future", "token is issued in the future (iat)");
+  if (options.max_lifetime_s > 0) {
+    const double cap = static_cast<double>(options.max_lifetime_s) + leeway;
+    if (*exp - now > cap || (iat && *exp - *iat > cap))
+      fail("lifetime_too_long", "token lifetime exceeds " + std::to_string(options.max_lifetime_s) +
+                                    " s (WHARF_TOKEN_MAX_LIFETIME_S)");
+  }
 }
 
 AuthMode infer_mode(const nlohmann::json& payload) {

@@ -64,6 +64,9 @@ struct JwtOptions {
   std::string issuer;    // exact match against iss
   std::string audience;  // must be (one of) aud: our integration / OAuth client id
   int64_t leeway_s = 10;
+  // Longest lifetime accepted (exp - now, and exp - iat when iat is present); 0 = no cap.
+  // Vercel's tokens live minutes; a token valid for years is a forged or leaked one.
+  int64_t max_lifetime_s = 86400;
 };
 
 // A compact JWS split and decoded, signature not yet checked. `signing_input` points into
@@ -86,9 +89,10 @@ DecodedJws decode_jws(std::string_view token);
 // (bad_signature). Throws AuthFailure 401.
 void verify_signature(const DecodedJws& jws, const Jwk& key);
 
-// iss, aud, exp (required), nbf and iat (when present), with leeway. Throws AuthFailure 401:
-// wrong_issuer, wrong_audience, expired, not_yet_valid, issued_in_future, bad_claims (a time
-// claim that is missing or not a number).
+// iss, aud, exp (required), nbf and iat (when present), with leeway, and the lifetime cap.
+// Throws AuthFailure 401: wrong_issuer, wrong_audience, expired, not_yet_valid,
+// issued_in_future, lifetime_too_long, bad_claims (a time claim that is missing or not a
+// number).
 void check_registered_claims(const nlohmann::json& payload, const JwtOptions& options,
                              int64_t now_s);
 

@@ -1,6 +1,7 @@
 // The one error type a request path throws. It is turned into the spec's error envelope
 // (partner-api.md §3) in exactly one place: api/respond.cpp.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,7 @@ class ApiError : public std::runtime_error {
   std::vector<FieldError> fields;
   std::optional<std::string> user_message;  // error.user.message, shown in Vercel's UI
   std::optional<std::string> user_url;      // error.user.url
+  std::optional<int64_t> retry_after_s;     // a Retry-After header (429, 503)
 
   static ApiError validation(std::string message, std::vector<FieldError> fields) {
     return ApiError(400, "validation_error", std::move(message), std::move(fields));

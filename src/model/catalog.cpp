@@ -9,6 +9,40 @@ namespace {
 
 constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "match"};
 
+// The limits a plan may set (product::Limits reads them). A key outside this list is refused
+// at start-up: a typo such as `storage_bytes` would otherwise leave the plan unlimited.
+constexpr std::string_view kLimitKeys[] = {"storageBytes", "statementTimeoutMs", "maxResultBytes",
+                                           "maxRows", "maxMemoryBytes"};
+// The usage-ledger metrics a price can be measured by.
+constexpr std::string_view kLedgerMetrics[] = {"queries", "rowsRead", "rowsWritten",
+                                               "storageBytes"};
+
+template <size_t N>
+bool listed(const std::string_view (&list)[N], std::string_view key) {
+  for (auto k : list)
+    if (k == key) return true;
+  return false;
+}
+
+template <size_t N>
+std::string joined(const std::string_view (&list)[N]) {
+  std::string out;
+  for (auto k : list) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
+// Refuses members of `obj` not in `known` (provider data: a misspelt key must fail loudly).
+template <size_t N>
+void only_keys(const Json& obj, const std::string& path, const std::string_view (&known)[N],
+               Checker& check) {
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!listed(known, it.key()))
+      check.add(Checker::join(path, it.key()), "is not a known key (known: " + joined(known) + ")");
+}
+
+constexpr std::string_view kPricingKeys[] = {"baseFee", "metrics"};
+constexpr std::string_view kMetricPriceKeys[] = {"metric", "type", "unit", "unitPrice", "per"};
+
 void check_details(const Json& plan, std::string_view key, const std::string& path,
                    Checker& check) {
   const Json* arr = check.get(plan, key, path, Kind::kArray, false);
@@ -43,6 +77,7 @@ std::optional<util::Money> money_at(const Json& obj, std::string_view key, const
 
 Pricing parse_pricing(const Json& j, const std::string& path, Checker& check) {
   Pricing out;
+  only_keys(j, path, kPricingKeys, check);
   if (auto fee = money_at(j, "baseFee", path, false, check)) out.base_fee = *fee;
   const Json* metrics = check.get(j, "metrics", path, Kind::kObject, false);
   if (!metrics) return out;
@@ -53,9 +88,14 @@ Pricing parse_pricing(const Json& j, const std::string& path, Checker& check) {
       check.add(p, "must be an object");
       continue;
     }
+    only_keys(*it, p, kMetricPriceKeys, check);
     MetricPrice m;
     m.name = it.key();
     m.ledger_metric = check.string(*it, "metric", p, false, true).value_or(m.name);
+    if (!listed(kLedgerMetrics, m.ledger_metric))
+      check.add(it->contains("metric") ? Checker::join(p, "metric") : p,
+                "measures unknown usage metric '" + m.ledger_metric +
+                    "' (known: " + joined(kLedgerMetrics) + "); name one with \"metric\"");
     m.type = check.string(*it, "type", p, false).value_or("interval");
     if (m.type != "interval" && m.type != "total")
       check.add(Checker::join(p, "type"), "must be \"interval\" or \"total\"");
@@ -116,9 +156,12 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
     p.prices = parse_pricing(*pricing, Checker::join(path, "pricing"), check);
   }
   if (const Json* limits = check.get(j, "limits", path, Kind::kObject, false)) {
+    std::string lpath = Checker::join(path, "limits");
+    only_keys(*limits, lpath, kLimitKeys, check);
     for (auto it = limits->begin(); it != limits->end(); ++it)
-      if (!it->is_number())
-        check.add(Checker::join(Checker::join(path, "limits"), it.key()), "must be a number");
+      if (!it->is_number() || (it->is_number_integer() && it->get<int64_t>() < 0) ||
+          (it->is_number_float() && it->get<double>() < 0))
+        check.add(Checker::join(lpath, it.key()), "must be a non-negative number");
     p.limits = *limits;
   }
   if (const Json* match = check.get(j, "match", path, Kind::kObject, false)) {

@@ -107,4 +107,61 @@ std::vector<std::string> Request::query_params(std::string_view name) const {
   return out;
 }
 
+bool has_obs_fold(std::string_view header_block) {
+  for (size_t i = header_block.find('\n'); i != std::string_view::npos;
+       i = header_block.find('\n', i + 1)) {
+    if (i + 1 < header_block.size() && (header_block[i + 1] == ' ' || header_block[i + 1] == '\t'))
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::string> framing_error(
+    unsigned http_version,
+    const std::vector<std::pair<std::string_view, std::string_view>>& headers) {
+  int hosts = 0;
+  int transfer_encodings = 0;
+  bool content_length = false;
+  std::string_view transfer_encoding;
+  for (const auto& [name, value] : headers) {
+    if (iequals(name, "host")) {
+      ++hosts;
+    } else if (iequals(name, "transfer-encoding")) {
+      ++transfer_encodings;
+      transfer_encoding = value;
+    } else if (iequals(name, "content-length")) {
+      content_length = true;
+    }
+  }
+  if (transfer_encodings > 0) {
+    if (transfer_encodings > 1 || !iequals(trim(transfer_encoding), "chunked"))
+      return "unsupported Transfer-Encoding: only a single \"chunked\" is accepted";
+    if (content_length) return "Transfer-Encoding and Content-Length must not both be sent";
+    if (http_version < 11) return "Transfer-Encoding is not allowed in an HTTP/1.0 request";
+  }
+  if (http_version >= 11 && hosts != 1)
+    return hosts == 0 ? "an HTTP/1.1 request must carry a Host header"
+                      : "a request must carry exactly one Host header";
+  return std::nullopt;
+}
+
 }  // namespace wharf::net

@@ -45,8 +45,9 @@ struct Response {
   Headers headers;
   std::string body;
   // When set, the body is produced by this function, sent chunk by chunk as it calls the
-  // writer (Transfer-Encoding: chunked), and `body` is ignored. It runs on the I/O thread,
-  // so it must be bounded in time (the REPL is, by the plan's limits).
+  // writer (Transfer-Encoding: chunked), and `body` is ignored. It runs on the thread that
+  // ran the handler (the handler pool), and each write must make progress within the
+  // server's write timeout or the connection is dropped (the writer then returns false).
   std::function<void(const ChunkWriter&)> stream;
 
   static Response json(int status, std::string body) {
@@ -62,6 +63,24 @@ struct Response {
     return r;
   }
 };
+
+// Request framing (RFC 9112), checked by the server before a request is handled. A request
+// whose body length cannot be determined reliably is answered 400 and the connection closed,
+// since what follows it cannot be trusted to be the next request.
+
+// True when the header block (request line and header lines, up to and including the CRLF
+// of the last header line) contains obsolete line folding: a line that starts with a space
+// or a tab (RFC 9112 §5.2: a server must reject it or replace it; Wharf rejects it).
+bool has_obs_fold(std::string_view header_block);
+
+// Why a parsed request head must be refused, or nullopt. `headers` are the request's header
+// fields as received (any case). Refused: a Transfer-Encoding other than exactly `chunked`
+// (RFC 9112 §6.3: e.g. `chunked, identity`, `xchunked`, or several Transfer-Encoding
+// fields), Transfer-Encoding together with Content-Length, Transfer-Encoding on HTTP/1.0,
+// and an HTTP/1.1 request without exactly one Host field (§3.2).
+std::optional<std::string> framing_error(
+    unsigned http_version,
+    const std::vector<std::pair<std::string_view, std::string_view>>& headers);
 
 // The media type of a Content-Type value, lowercased, without parameters or blanks:
 // "Application/JSON; charset=utf-8" -> "application/json".

@@ -9,12 +9,18 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -157,7 +163,33 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Reads until the whole header block is in the buffer, checks it for obsolete line
+  // folding (Beast would silently unfold it), then lets Beast parse it from the buffer.
   void read_header() {
+    auto data = buffer_.data();
+    std::string_view received(static_cast<const char*>(data.data()), data.size());
+    size_t end = std::min(received.find("\r\n\r\n"), received.find("\n\n"));
+    if (end == std::string_view::npos) {
+      if (received.size() > server_.options.max_header_bytes) {
+        started_ = std::chrono::steady_clock::now();
+        return reject(431, "request_header_fields_too_large", "request headers are too large");
+      }
+      auto buf = buffer_.prepare(4096);
+      stream_.async_read_some(buf, [self = shared_from_this()](beast::error_code ec, size_t n) {
+        if (ec) return self->on_read_error(ec);
+        self->buffer_.commit(n);
+        self->read_header();
+      });
+      return;
+    }
+    // Leading empty lines before the request line are allowed (RFC 9112 §2.2).
+    size_t start = 0;
+    while (start < end && (received[start] == '\r' || received[start] == '\n')) ++start;
+    if (net::has_obs_fold(received.substr(start, end + 1 - start))) {
+      started_ = std::chrono::steady_clock::now();
+      return reject(400, "bad_request",
+                    "malformed HTTP request: obsolete line folding in the header is not accepted");
+    }
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -167,6 +199,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return on_read_error(ec);
     started_ = std::chrono::steady_clock::now();
     auto& req = parser_->get();
+    {
+      std::vector<std::pair<std::string_view, std::string_view>> fields;
+      for (const auto& f : req) fields.emplace_back(f.name_string(), f.value());
+      if (auto why = net::framing_error(req.version(), fields))
+        return reject(400, "bad_request", "malformed HTTP request: " + *why);
+    }
     auto expect = req[bhttp::field::expect];
     if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
       auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
@@ -241,55 +279,97 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     bool keep_alive = msg.keep_alive() && !server_.draining;
 
-    if (!server_.pool) {
+    if (!server_.pool || (server_.options.run_inline && server_.options.run_inline(req))) {
       Response res = server_.run_handler(req);
       return write(req, std::move(res), keep_alive);
     }
-    // On the pool; the answer is written back on this connection's own context.
+    // On the pool; the answer is written back on this connection's own context. A streamed
+    // answer is produced (and written) on the pool thread: producing it is the handler's
+    // work (e.g. the REPL running statements), which must not hold an I/O thread.
     asio::post(*server_.pool,
                [self = shared_from_this(), req = std::move(req), keep_alive]() mutable {
                  auto res = std::make_shared<Response>(self->server_.run_handler(req));
                  auto shared_req = std::make_shared<Request>(std::move(req));
+                 if (res->stream) {
+                   bool ok = self->write_stream(*shared_req, std::move(*res), keep_alive);
+                   asio::post(self->stream_.get_executor(), [self, ok, keep_alive] {
+                     if (!ok || !keep_alive) return self->close();
+                     self->wait_request();
+                   });
+                   return;
+                 }
                  asio::post(self->stream_.get_executor(), [self, shared_req, res, keep_alive] {
                    self->write(*shared_req, std::move(*res), keep_alive);
                  });
                });
   }
 
+  // Writes all of `data` to the socket before `deadline`, waiting for the client to read
+  // (poll) when its receive window is full. False when the client is gone or too slow: a
+  // client that stops reading must not hold the producer (and what it holds) forever.
+  bool send_all(std::string_view data, std::chrono::steady_clock::time_point deadline) {
+    int fd = stream_.socket().native_handle();
+    while (!data.empty()) {
+      ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        data.remove_prefix(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return false;
+      pollfd pfd{fd, POLLOUT, 0};
+      int r = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+      if (r < 0 && errno != EINTR) return false;
+      if (r > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))) return false;
+    }
+    return true;
+  }
+
   // A streamed body: headers, then each chunk as the producer writes it, then the last
-  // chunk. Synchronous writes keep the producer's pace tied to the client's.
-  void write_stream(const Request& req, Response res, bool keep_alive) {
+  // chunk. Blocking writes keep the producer's pace tied to the client's; each write must
+  // make progress within the write timeout. Runs on the thread that produced the response
+  // (never an I/O thread when a handler pool is configured). Returns whether the
+  // connection is still good.
+  bool write_stream(const Request& req, Response res, bool keep_alive) {
     bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(res.status), 11};
     if (!res.content_type.empty()) head.set(bhttp::field::content_type, res.content_type);
     for (const auto& [name, value] : res.headers) head.set(name, value);
     head.set("X-Request-Id", req.request_id);
     head.keep_alive(keep_alive);
     head.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> sr{head};
-    beast::error_code ec;
-    bhttp::write_header(stream_.socket(), sr, ec);
-    bool ok = !ec;
+    std::ostringstream head_text;
+    head_text << head.base();
+    auto timeout = std::chrono::milliseconds(server_.options.write_timeout_ms);
+    bool ok = send_all(head_text.str(), std::chrono::steady_clock::now() + timeout);
     size_t bytes = 0;
     res.stream([&](std::string_view data) {
       if (!ok) return false;
       if (data.empty()) return true;
-      asio::write(stream_.socket(), bhttp::make_chunk(asio::const_buffer(data.data(), data.size())),
-                  ec);
-      ok = !ec;
+      char size_line[24];
+      int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+      auto deadline = std::chrono::steady_clock::now() + timeout;
+      ok = send_all(std::string_view(size_line, static_cast<size_t>(len)), deadline) &&
+           send_all(data, deadline) && send_all("\r\n", deadline);
       bytes += data.size();
       return ok;
     });
-    if (ok) asio::write(stream_.socket(), bhttp::make_chunk_last(), ec);
-    ok = ok && !ec;
+    if (ok) ok = send_all("0\r\n\r\n", std::chrono::steady_clock::now() + timeout);
     res.stream = nullptr;
     res.headers.emplace_back("X-Streamed-Bytes", std::to_string(bytes));
     if (server_.observer) server_.observer(req, res, ms_since(started_));
-    if (!ok || !keep_alive) return close();
-    wait_request();
+    return ok;
   }
 
   void write(const Request& req, Response res, bool keep_alive) {
-    if (res.stream) return write_stream(req, std::move(res), keep_alive);
+    if (res.stream) {
+      bool ok = write_stream(req, std::move(res), keep_alive);
+      if (!ok || !keep_alive) return close();
+      return wait_request();
+    }
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
     out->version(11);
     out->result(static_cast<unsigned>(res.status));

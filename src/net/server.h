@@ -2,9 +2,10 @@
 // on everything a client controls (body size, header size, time to send a request, idle
 // keep-alive time) so that slow or hostile clients cannot hold threads or memory.
 //
-// Reads and writes are asynchronous; the handler runs synchronously on an I/O thread once
-// a whole request has arrived. SIGTERM/SIGINT start a graceful drain: stop accepting,
-// close idle connections, let in-flight requests finish (bounded by drain_timeout_ms).
+// Reads and writes are asynchronous; once a whole request has arrived its handler runs on
+// the handler pool (or, without one, synchronously on the I/O thread). SIGTERM/SIGINT start a
+// graceful drain: stop accepting, close idle connections, let in-flight requests finish (bounded by
+// drain_timeout_ms).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -24,6 +25,9 @@ struct ServerOptions {
   // many threads, so a handler that blocks (e.g. on an outbound HTTP call) never holds up
   // accepting or serving other connections.
   int handler_threads = 0;
+  // With a handler pool: requests for which this returns true still run on the I/O thread
+  // (cheap answers that must stay available however busy the pool is, e.g. /healthz).
+  std::function<bool(const Request&)> run_inline;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_header_bytes = 16 * 1024;
   int64_t read_timeout_ms = 10000;   // whole request (headers + body) must arrive in this time

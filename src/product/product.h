@@ -3,8 +3,10 @@
 // installations or the store: the service layer resolves those and hands the product a
 // resource id, the plan's limits and the resource's metadata.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -21,10 +23,15 @@ struct Limits {
   int64_t statement_timeout_ms = 5000;
   int64_t max_result_bytes = int64_t{4} << 20;  // total size of the rows one call returns
   int64_t max_rows = 10000;                     // total rows one call returns
+  // Memory one call may allocate inside the database engine (sorts, temporary b-trees,
+  // values being built). Bounds what a single statement can cost, since one engine step
+  // (sorting, building a large value) runs between two checks of the statement timeout.
+  int64_t max_memory_bytes = int64_t{64} << 20;
 
-  // Keys storageBytes, statementTimeoutMs, maxResultBytes, maxRows; a missing key keeps its
-  // default. Throws std::invalid_argument for a non-object, a non-integer or a negative
-  // value: the catalog is provider data and a typo there must fail loudly at load time.
+  // Keys storageBytes, statementTimeoutMs, maxResultBytes, maxRows, maxMemoryBytes; a missing
+  // key keeps its default. Throws std::invalid_argument for a non-object, an unknown key, a
+  // non-integer or a negative value: the catalog is provider data and a typo there must fail
+  // loudly at load time.
   static Limits from_json(const nlohmann::json& limits);
   nlohmann::json to_json() const;
 
@@ -65,6 +72,7 @@ inline constexpr char kForbiddenSql[] = "forbidden_sql";       // SQL that could
 inline constexpr char kSqlError[] = "sql_error";               // anything SQLite rejects
 inline constexpr char kNotFound[] = "not_found";               // no such resource (or deleted)
 inline constexpr char kBadParams[] = "bad_params";             // params do not fit the SQL
+inline constexpr char kMemoryLimit[] = "memory_limit";         // maxMemoryBytes exceeded
 inline constexpr char kBusy[] = "busy";  // another writer held the database past busy timeout
 }  // namespace error_code
 
@@ -94,6 +102,8 @@ class Product {
   // once, and removes everything the resource stored. Idempotent.
   virtual void destroy(const std::string& resource_id) = 0;
   virtual bool exists(const std::string& resource_id) const = 0;
+  // Every resource id this product holds data for (for reclaiming orphans at start-up).
+  virtual std::vector<std::string> stored_resources() const = 0;
   // Plan change: the new limits apply to the next call.
   virtual void set_limits(const std::string& resource_id, const Limits& limits) = 0;
   // Metadata change (e.g. `durability`): applies to the next call.
@@ -127,6 +137,12 @@ inline Limits Limits::from_json(const nlohmann::json& limits) {
   Limits out;
   if (limits.is_null()) return out;
   if (!limits.is_object()) throw std::invalid_argument("plan limits must be a JSON object");
+  for (auto it = limits.begin(); it != limits.end(); ++it) {
+    static constexpr const char* kKnown[] = {"storageBytes", "statementTimeoutMs", "maxResultBytes",
+                                             "maxRows", "maxMemoryBytes"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown))
+      throw std::invalid_argument("unknown plan limit " + it.key());
+  }
   auto read = [&limits](const char* key, int64_t& field) {
     auto it = limits.find(key);
     if (it == limits.end() || it->is_null()) return;
@@ -154,6 +170,7 @@ inline Limits Limits::from_json(const nlohmann::json& limits) {
   read("statementTimeoutMs", out.statement_timeout_ms);
   read("maxResultBytes", out.max_result_bytes);
   read("maxRows", out.max_rows);
+  read("maxMemoryBytes", out.max_memory_bytes);
   return out;
 }
 
@@ -161,7 +178,8 @@ inline nlohmann::json Limits::to_json() const {
   return {{"storageBytes", storage_bytes},
           {"statementTimeoutMs", statement_timeout_ms},
           {"maxResultBytes", max_result_bytes},
-          {"maxRows", max_rows}};
+          {"maxRows", max_rows},
+          {"maxMemoryBytes", max_memory_bytes}};
 }
 
 }  // namespace wharf::product

@@ -289,7 +289,12 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
     auto row = tx.resource(resource_id);
     if (!row || row->installation_id != installation_id)
       throw ApiError::not_found("resource " + resource_id + " not found");
-    if (row->deleted_ms) return;  // already deleted: success
+    if (row->deleted_ms) {
+      // Already deleted: success. The product's part is done again (it is idempotent): a
+      // crash between this row's commit and destroy() must not leave the data behind.
+      deleted = row;
+      return;
+    }
     int64_t now = clock_.now_ms();
     row->deleted_ms = now;
     row->updated_ms = now;
@@ -305,6 +310,26 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
   util::log_info("resource deleted")
       .str("installation", installation_id)
       .str("resource", resource_id);
+}
+
+int ResourceService::reclaim_storage() {
+  int reclaimed = 0;
+  std::set<product::Product*> seen;
+  for (const auto& [kind, impl] : products_) {
+    if (!impl || !seen.insert(impl).second) continue;
+    for (const auto& id : impl->stored_resources()) {
+      bool keep = false;
+      store_.read([&](store::ReadTx& tx) {
+        auto row = tx.resource(id);
+        keep = row && !row->deleted_ms;
+      });
+      if (keep) continue;
+      impl->destroy(id);
+      ++reclaimed;
+      util::log_info("orphaned resource data removed").str("kind", kind).str("resource", id);
+    }
+  }
+  return reclaimed;
 }
 
 int ResourceService::remove_all(const std::string& installation_id) {
@@ -383,6 +408,11 @@ store::ResourceRow ResourceService::check_repl(const std::string& installation_i
   return row;
 }
 
+void ResourceService::admit_repl(const std::string& installation_id,
+                                 const std::string& caller_key) {
+  if (options_.rate_limits) options_.rate_limits->repl(caller_key, installation_id);
+}
+
 Json ResourceService::repl(const std::string& installation_id, const std::string& resource_id,
                            const model::ReplRequest& req,
                            const std::function<void(const Json&)>& emit) {
@@ -429,6 +459,8 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
     row = *r;
     access = cred->access;
   });
+  if (options_.rate_limits)
+    options_.rate_limits->data_plane(token_hash(token), row.installation_id);
   if (row.status == "suspended")
     throw ApiError(403, "resource_suspended",
                    "database " + resource_id + " is suspended; resume it in Vercel to use it");

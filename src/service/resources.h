@@ -13,6 +13,7 @@
 #include "model/resource.h"
 #include "product/product.h"
 #include "service/installations.h"
+#include "service/rate_limits.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -26,6 +27,8 @@ class ResourceService {
     std::string public_url;  // DATABASE_URL = <public_url>/v1/databases/<resource id>
     // Fraction of the plan's storage limit at which the resource gets a warn notification.
     double storage_warn_ratio = 0.9;
+    // Abuse limits on the data plane and the REPL (null: none).
+    RateLimits* rate_limits = nullptr;
   };
   ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
                   InstallationService& installations,
@@ -48,6 +51,10 @@ class ResourceService {
               bool require_active = true);
   // Deletes every resource of an installation (cascadeResourceDeletion); returns how many.
   int remove_all(const std::string& installation_id);
+  // At start-up, before serving: removes what products store for resources that have no
+  // row or a deleted one (a crash between a provision's product work and its commit, or
+  // between a delete's commit and the product's destroy). Returns how many were removed.
+  int reclaim_storage();
   // Once an uninstalled installation is finalized (nothing more to bill), the resources it
   // left behind (uninstalled without cascadeResourceDeletion) are deprovisioned.
   int remove_leftovers(const std::string& installation_id);
@@ -63,6 +70,9 @@ class ResourceService {
 
   // Throws the error a REPL call would get before running anything (404, suspended), so a
   // streamed answer can fail with a proper status before its headers go out.
+  // Counts one REPL command against the abuse limits of `caller_key` (a user or token
+  // identity) and of the installation; throws ApiError 429 when over. Call before the work.
+  void admit_repl(const std::string& installation_id, const std::string& caller_key);
   store::ResourceRow check_repl(const std::string& installation_id, const std::string& resource_id);
   // REPL blocks; `emit` receives each block as produced (streaming).
   model::Json repl(const std::string& installation_id, const std::string& resource_id,

@@ -145,8 +145,12 @@ std::string provider_sso_url(std::string_view sso_base, std::string_view url_slu
 }
 
 SsoService::SsoService(const vercel::SsoClient& client, const auth::Authenticator& authenticator,
-                       store::Store& store, SessionService& sessions)
-    : client_(client), authenticator_(authenticator), store_(store), sessions_(sessions) {}
+                       store::Store& store, SessionService& sessions, RateLimits* rate_limits)
+    : client_(client),
+      authenticator_(authenticator),
+      store_(store),
+      sessions_(sessions),
+      rate_limits_(rate_limits) {}
 
 SessionService::Started SsoService::sign_in(const SsoCallback& cb) {
   // Never retried: the code is single-use (flows.md §2.1 step 8).
@@ -176,6 +180,7 @@ SessionService::Started SsoService::sign_in(const SsoCallback& cb) {
   if (!active)
     throw ApiError::forbidden("This installation (" + *claims.installation_id +
                               ") is not installed here any more.");
+  if (rate_limits_) rate_limits_->sso_installation(*claims.installation_id);
   SessionUser user{*claims.installation_id,
                    claims.account_id.value_or(""),
                    claims.user_id,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "service/rate_limits.h"
 #include "service/sessions.h"
 #include "store/store.h"
 #include "vercel/sso_client.h"
@@ -59,12 +60,12 @@ bool is_deep_link_param(std::string_view name);
 class SsoService {
  public:
   SsoService(const vercel::SsoClient& client, const auth::Authenticator& authenticator,
-             store::Store& store, SessionService& sessions);
+             store::Store& store, SessionService& sessions, RateLimits* rate_limits = nullptr);
 
   // Exchanges the code (once), verifies the id_token like a user token, checks the
   // installation is active here, and starts a session. The id_token is not kept. Throws
   // ApiError: 400 refused code, 401 id_token not valid, 403 installation not active,
-  // 502 Vercel unreachable.
+  // 429 too many sign-ins to the installation (abuse limit), 502 Vercel unreachable.
   SessionService::Started sign_in(const SsoCallback& callback);
 
  private:
@@ -72,6 +73,7 @@ class SsoService {
   const auth::Authenticator& authenticator_;
   store::Store& store_;
   SessionService& sessions_;
+  RateLimits* rate_limits_;
 };
 
 }  // namespace wharf::service

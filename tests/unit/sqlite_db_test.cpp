@@ -464,6 +464,108 @@ TEST_F(SqliteDbTest, ManyDatabasesShareABoundedPool) {
         i);
 }
 
+int open_fds() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Regression: create() pooled every new database's connection with no eviction, so each
+// provision kept 3 file descriptors open for good.
+TEST_F(SqliteDbTest, CreatingThousandsOfDatabasesKeepsTheIdleCap) {
+  db_ = std::make_unique<SqliteDb>(
+      dir_.string(), SqliteDb::Options{.max_idle_per_database = 2, .max_idle_total = 8});
+  int before = open_fds();
+  for (int i = 0; i < 1000; ++i) {
+    db_->create("res_" + std::to_string(i), Limits{}, json::object());
+    ASSERT_LE(db_->idle_connections(), 8u) << "after create #" << i;
+  }
+  for (int i = 0; i < 1000; i += 7)
+    db_->execute("res_" + std::to_string(i), {{"SELECT 1"}}, true, Limits{}, nullptr);
+  EXPECT_LE(db_->idle_connections(), 8u);
+  // 8 idle connections hold at most 3 descriptors each (database, -wal, -shm).
+  EXPECT_LE(open_fds() - before, 8 * 3);
+  db_->destroy("res_7");
+  EXPECT_LE(db_->idle_connections(), 8u);
+}
+
+// Regression: `temp.` spelled as a schema name passed the guard (only CREATE TEMP was
+// refused) and the objects lived on the pooled connection, outside the storage limit.
+TEST_F(SqliteDbTest, EveryActionOnTheTempSchemaIsRefused) {
+  run1("CREATE TABLE t(a)");
+  for (const char* sql :
+       {"CREATE TABLE temp.big(a)", "CREATE TABLE Temp.big AS SELECT 1", "CREATE TEMP TABLE big(a)",
+        "CREATE TRIGGER temp.tr AFTER INSERT ON t BEGIN SELECT 1; END",
+        "CREATE VIEW temp.v AS SELECT 1", "SELECT * FROM temp.sqlite_master",
+        "SELECT * FROM sqlite_temp_master", "PRAGMA temp.page_count"}) {
+    std::string message;
+    EXPECT_EQ(error_of({{sql}}, false, Limits{}, &message), error_code::kForbiddenSql) << sql;
+  }
+  // Naming main objects through temp finds nothing there: refused before the guard is asked.
+  EXPECT_NE(error_of("CREATE INDEX temp.i ON t(a)"), "");
+  EXPECT_NE(error_of("DROP TABLE temp.t"), "");
+  EXPECT_EQ(run1("SELECT count(*) FROM sqlite_master").rows[0][0], 1);
+}
+
+// Regression: a single engine step (building a 60 MB value, sorting huge blobs) ran for
+// seconds past the statement timeout and used gigabytes.
+TEST_F(SqliteDbTest, OneStepCannotBuildAHugeValue) {
+  std::string message;
+  EXPECT_EQ(error_of({{"SELECT length(randomblob(60000000))"}}, true, Limits{}, &message),
+            error_code::kSqlError);
+  EXPECT_NE(message.find("exceed"), std::string::npos) << message;
+  EXPECT_EQ(error_of({{"SELECT length(printf('%.*c', 1000000000, 'x'))"}}, true, Limits{}),
+            error_code::kSqlError);
+  EXPECT_EQ(error_of({{"SELECT length(zeroblob(100000000))"}}, true, Limits{}),
+            error_code::kSqlError);
+  EXPECT_EQ(error_of({{"SELECT format('%*d', 100000000, 1)"}}, true, Limits{}),
+            error_code::kSqlError);
+  // printf keeps the built-in's behaviour for everything else.
+  auto row =
+      run1(
+          "SELECT printf('%5.2f|%-4s|%d|%c|%.3c|%q|%%', 3.14159, 'ab', 42, 'xyz', 'z', 'it''s'), "
+          "format('%s-%s', 1, NULL), printf(NULL), printf('%.*c', 3, 'k')")
+          .rows[0];
+  EXPECT_EQ(row[0], " 3.14|ab  |42|x|zzz|it''s|%");
+  EXPECT_EQ(row[1], "1-");
+  EXPECT_TRUE(row[2].is_null());
+  EXPECT_EQ(row[3], "kkk");
+}
+
+TEST_F(SqliteDbTest, MemoryBudgetBoundsSortsAndTemporaryData) {
+  Limits limits;
+  limits.max_memory_bytes = 32 << 20;
+  std::string message;
+  EXPECT_EQ(error_of({{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < "
+                       "40) SELECT x FROM c ORDER BY randomblob(8000000)"}},
+                     true, limits, &message),
+            error_code::kMemoryLimit);
+  EXPECT_NE(message.find("maxMemoryBytes"), std::string::npos) << message;
+  // The connection is usable again (or replaced) and small sorts are fine.
+  EXPECT_EQ(run1("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) "
+                 "SELECT count(*) FROM (SELECT x FROM c ORDER BY random())",
+                 json::array(), true, limits)
+                .rows[0][0],
+            1000);
+  // The budget is per call: with it lifted the same sort fits.
+  limits.max_memory_bytes = 0;
+  EXPECT_EQ(error_of({{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < "
+                       "4) SELECT x FROM c ORDER BY randomblob(8000000)"}},
+                     true, limits),
+            "");
+}
+
+TEST_F(SqliteDbTest, ALateResultIsATimeoutNotAnAnswer) {
+  Limits limits;
+  limits.statement_timeout_ms = 1;
+  // Many cheap steps that together outlast 1 ms: stopped by the progress handler or, for the
+  // last step, by the check after it; never answered.
+  EXPECT_EQ(error_of({{"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < "
+                       "2000000) SELECT count(*) FROM c"}},
+                     true, limits),
+            error_code::kTimeout);
+}
+
 TEST_F(SqliteDbTest, UsageCountsQueriesRowsReadAndCommittedWrites) {
   UsageDelta usage;
   run({{"CREATE TABLE t(x)"}, {"INSERT INTO t VALUES (1), (2), (3)"}}, false, Limits{}, &usage);

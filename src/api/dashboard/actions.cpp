@@ -70,6 +70,7 @@ void add_action_routes(RouteTable& routes, Deps& d) {
                 check_csrf(ctx.req, s);
                 auto req = model::ReplRequest::parse(ctx.json_body());
                 if (!s.admin()) req.read_only = true;
+                d.resources.admit_repl(s.user.installation_id, "user:" + s.user.user_id);
                 return json_response(
                     200, d.resources.repl(s.user.installation_id,
                                           std::string(ctx.param("resourceId")), req, {}));

@@ -31,6 +31,8 @@ std::string title_for(int status) {
       return "Not found";
     case 409:
       return "Not possible right now";
+    case 429:
+      return "Too many requests";
     case 502:
       return "Vercel could not be reached";
     default:
@@ -124,7 +126,9 @@ net::Response error_page(const model::ApiError& e, const service::Session* sessi
   else if (session)
     body += "<p><a class=\"button\" href=\"/dashboard\">Back to your resources</a></p>";
   body += "</section>";
-  return html_page(e.status, title, session, body);
+  auto res = html_page(e.status, title, session, body);
+  if (e.retry_after_s) res.headers.emplace_back("Retry-After", std::to_string(*e.retry_after_s));
+  return res;
 }
 
 net::Response see_other(const std::string& location) {

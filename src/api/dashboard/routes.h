@@ -67,7 +67,8 @@ struct Deps {
   service::InstallationService& installations;
   service::ResourceService& resources;
   const BillingView& billing;
-  const util::Clock& clock;  // the billing period shown
+  const util::Clock& clock;                    // the billing period shown
+  service::RateLimits* rate_limits = nullptr;  // abuse limits on the SSO callback
 };
 
 void add_sso_routes(RouteTable& routes, Deps& deps);

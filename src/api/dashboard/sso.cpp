@@ -10,6 +10,8 @@ void add_sso_routes(RouteTable& routes, Deps& d) {
   routes.add("GET", d.options.callback_path,
              {false, {}, false, [&d](Context& ctx) {
                 try {
+                  // Before anything else, and before the code is spent with Vercel.
+                  if (d.rate_limits) d.rate_limits->sso_address(ctx.req.remote);
                   auto cb = service::parse_sso_callback(
                       [&](std::string_view name) { return ctx.req.query_param(name); },
                       d.options.public_url);

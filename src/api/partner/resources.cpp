@@ -74,6 +74,9 @@ void add_resource_routes(RouteTable& routes, Services& s) {
                 auto req = model::ReplRequest::parse(ctx.json_body());
                 if (ctx.claims && ctx.claims->role != auth::Role::kAdmin) req.read_only = true;
                 std::string inst = param(ctx, "installationId"), rid = param(ctx, "resourceId");
+                s.resources.admit_repl(inst, ctx.claims && !ctx.claims->user_id.empty()
+                                                 ? "user:" + ctx.claims->user_id
+                                                 : std::string("system"));
                 if (!wants_jsonl(ctx.req))
                   return json_response(200, s.resources.repl(inst, rid, req, {}));
                 // application/jsonl: each block goes out as soon as it is produced.

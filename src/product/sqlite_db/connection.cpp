@@ -5,16 +5,21 @@
 #include <thread>
 
 #include "product/product.h"
+#include "product/sqlite_db/memory_budget.h"
+#include "product/sqlite_db/safe_functions.h"
 
 namespace wharf::product::sqlite_db {
 namespace {
 
 // Largest string, blob or row a client can make. SQLite's default (1e9) lets one statement
-// allocate a gigabyte; 64 MiB is far beyond any sensible row and keeps memory bounded.
-constexpr int kMaxValueBytes = 64 << 20;
+// allocate a gigabyte, and a single engine step that builds such a value (randomblob,
+// printf('%.*c', …), zeroblob copies) runs for seconds between two checks of the statement
+// timeout. 16 MiB is far beyond any sensible value and bounds what one step can cost; the
+// per-call memory budget (memory_budget.h) bounds how many such values a call can hold.
+constexpr int kMaxValueBytes = 16 << 20;
 // The progress handler runs every this many virtual-machine instructions: often enough to
-// stop within a millisecond or so, rare enough to cost nothing measurable.
-constexpr int kProgressInterval = 1000;
+// stop well within a millisecond, rare enough to cost nothing measurable.
+constexpr int kProgressInterval = 100;
 // Keeps the -wal file from staying large after a big transaction has been checkpointed, so
 // storage_bytes() follows the data.
 constexpr int64_t kJournalSizeLimit = 1 << 20;
@@ -39,6 +44,11 @@ Connection::Connection(const std::string& path, bool create) {
   sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, &ignored);
   sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
   sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, kMaxValueBytes);
+  sqlite3_limit(db_, SQLITE_LIMIT_SQL_LENGTH, kMaxValueBytes);
+  if (register_safe_functions(db_, kMaxValueBytes) != SQLITE_OK) {
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot register SQL functions on " + path);
+  }
   sqlite3_busy_handler(db_, &Connection::busy, this);
   sqlite3_progress_handler(db_, kProgressInterval, &Connection::progress, this);
   sqlite3_set_authorizer(db_, &Connection::authorize, this);
@@ -50,6 +60,9 @@ Connection::Connection(const std::string& path, bool create) {
       exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA journal_size_limit=" + std::to_string(kJournalSizeLimit));
     exec("PRAGMA foreign_keys=ON");
+    // Sorts and temporary b-trees live in memory, where the call's memory budget bounds
+    // them, instead of in temporary files that no limit sees.
+    exec("PRAGMA temp_store=MEMORY");
     page_size_ = query_int("PRAGMA page_size");
     default_max_pages_ = query_int("PRAGMA max_page_count");
   } catch (...) {
@@ -139,6 +152,12 @@ bool Connection::past_deadline() const {
   return std::chrono::steady_clock::now() > deadline_;
 }
 
+void Connection::check_deadline() {
+  if (mode_ == Mode::kInternal || !past_deadline()) return;
+  timed_out_ = true;
+  fail(SQLITE_INTERRUPT);
+}
+
 void Connection::cancel() {
   cancelled_.store(true);
   sqlite3_interrupt(db_);
@@ -154,6 +173,21 @@ void Connection::fail(int rc) {
     throw QueryError(d.code, d.message);
   }
   switch (rc & 0xff) {
+    case SQLITE_NOMEM: {
+      // The engine may have abandoned the transaction half-way: never reuse this connection.
+      discard_ = true;
+      const MemoryScope* scope = MemoryScope::current();
+      if (scope && scope->exceeded())
+        throw QueryError(error_code::kMemoryLimit,
+                         "the statement needs more than " + std::to_string(scope->limit()) +
+                             " bytes of memory (plan limit maxMemoryBytes); the transaction was "
+                             "rolled back. Sort or group fewer rows, or select smaller values");
+      throw std::runtime_error("SQLite is out of memory");
+    }
+    case SQLITE_TOOBIG:
+      throw QueryError(error_code::kSqlError, "a string or blob would exceed " +
+                                                  std::to_string(kMaxValueBytes) +
+                                                  " bytes, the largest value a database holds");
     case SQLITE_AUTH:
       throw QueryError(error_code::kForbiddenSql, "not authorized");
     case SQLITE_INTERRUPT:
@@ -191,9 +225,9 @@ void Connection::fail(int rc) {
 }
 
 int Connection::authorize(void* self, int action, const char* arg1, const char* arg2,
-                          const char* /*db_name*/, const char* /*trigger*/) {
+                          const char* db_name, const char* /*trigger*/) {
   auto* conn = static_cast<Connection*>(self);
-  auto denial = check_action(conn->mode_, action, arg1, arg2);
+  auto denial = check_action(conn->mode_, action, arg1, arg2, db_name);
   if (!denial) return SQLITE_OK;
   conn->denial_ = std::move(denial);
   return SQLITE_DENY;

@@ -51,10 +51,16 @@ class Connection {
   void start_clock(int64_t timeout_ms);
   void stop_clock();
   bool past_deadline() const;
+  // Throws the timeout QueryError when a client call is past its deadline. The progress
+  // handler only runs between engine steps, and one step (a sort, building a large value)
+  // can outlast the budget: checked again after every step so a late result is refused.
+  void check_deadline();
 
   // From any thread: makes the running statement (and any wait for a lock) stop at once.
   void cancel();
   bool cancelled() const { return cancelled_.load(); }
+  // False once the connection hit a condition after which it must not go back to the pool.
+  bool reusable() const { return !cancelled() && !discard_; }
 
   // Forgets a refusal the guard recorded (before a new client statement).
   void clear_denial() { denial_.reset(); }
@@ -82,6 +88,7 @@ class Connection {
   bool timed_out_ = false;
   std::chrono::steady_clock::time_point busy_since_;
   std::atomic<bool> cancelled_{false};
+  bool discard_ = false;
 };
 
 // Runs the server's own statements on a connection: switches to Mode::kInternal and back.

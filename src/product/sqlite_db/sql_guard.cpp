@@ -125,8 +125,15 @@ std::optional<Denial> check_pragma(Mode mode, const char* name_arg, const char* 
 
 }  // namespace
 
-std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2) {
+std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2,
+                                   const char* db_name) {
   if (mode == Mode::kInternal) return std::nullopt;
+  // The temp schema lives on the pooled connection, not in the database file: objects made
+  // there (`CREATE TABLE temp.t`, `CREATE TRIGGER temp.tr`) would outlive the call, escape
+  // the storage limit and storage billing, and show up at random in later calls. Every
+  // action on it is refused, reads included, whatever spelling names it.
+  if (db_name && lower(db_name) == "temp")
+    return forbidden("the temp schema is not supported: create objects in the database itself");
   switch (action) {
     case SQLITE_SELECT:
     case SQLITE_READ:

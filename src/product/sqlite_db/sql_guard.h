@@ -23,8 +23,9 @@ struct Denial {
 };
 
 // The authorizer's decision for one action (arguments as sqlite3_set_authorizer passes
-// them); nullopt allows it.
-std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2);
+// them; `db_name` is the schema the action touches, when it names one); nullopt allows it.
+std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2,
+                                   const char* db_name = nullptr);
 
 // Checks on the statement text that the authorizer cannot express; nullopt allows it.
 // Currently: VACUUM (VACUUM INTO writes a copy anywhere on disk; plain VACUUM needs twice the

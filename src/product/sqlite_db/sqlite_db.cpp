@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "product/sqlite_db/connection.h"
+#include "product/sqlite_db/memory_budget.h"
 #include "product/sqlite_db/repl.h"
 #include "product/sqlite_db/sql_guard.h"
 #include "product/sqlite_db/statement_runner.h"
+#include "util/log.h"
 
 namespace wharf::product {
 
@@ -121,6 +123,10 @@ SqliteDb::SqliteDb(std::string databases_dir) : SqliteDb(std::move(databases_dir
 SqliteDb::SqliteDb(std::string databases_dir, Options options)
     : dir_(std::move(databases_dir)), options_(options) {
   fs::create_directories(dir_);
+  if (!sqlite_db::install_memory_accounting())
+    util::log_warn(
+        "SQLite was initialized before the product: client SQL runs without its "
+        "per-call memory budget (maxMemoryBytes)");
 }
 
 SqliteDb::~SqliteDb() = default;
@@ -185,18 +191,28 @@ SqliteDb::Lease SqliteDb::acquire(const std::string& resource_id, bool read_only
   Limits own;
   bool sync = true;
   {
-    std::lock_guard lock(db->mu);
+    // An idle connection is taken under both locks: the idle order is global.
+    std::lock_guard lock(mu_);
+    std::lock_guard db_lock(db->mu);
     if (db->destroyed) not_found(resource_id);
     if (!db->idle.empty()) {
       conn = std::move(db->idle.back());
       db->idle.pop_back();
       --idle_total_;
-    } else {
-      // Opened under the lock so destroy() never misses a connection in the making.
+      if (db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
+      db->active.insert(conn.get());
+    }
+  }
+  {
+    std::lock_guard lock(db->mu);
+    if (db->destroyed && !conn) not_found(resource_id);
+    if (!conn) {
+      // Opened under the database's lock (not the global one: opening is file I/O) so
+      // destroy() never misses a connection in the making.
       if (!fs::exists(db->path)) not_found(resource_id);
       conn = std::make_unique<Connection>(db->path, /*create=*/false);
+      db->active.insert(conn.get());
     }
-    db->active.insert(conn.get());
     own = db->limits;
     sync = db->full_sync;
   }
@@ -212,43 +228,41 @@ void SqliteDb::release(const std::shared_ptr<Database>& db,
                        std::unique_ptr<Connection> conn) const {
   conn->stop_clock();
   // A connection is reused only in a clean state: no open transaction, not cancelled.
-  bool reusable = !conn->cancelled() && sqlite3_get_autocommit(conn->db()) != 0;
-  std::unique_ptr<Connection> to_close;
-  {
-    std::lock_guard lock(db->mu);
-    db->active.erase(conn.get());
-    db->last_used = ++clock_;
-    if (reusable && !db->destroyed && db->idle.size() < options_.max_idle_per_database) {
-      db->idle.push_back(std::move(conn));
-      ++idle_total_;
-    } else {
-      to_close = std::move(conn);
-    }
-    db->idle_cv.notify_all();
-  }
-  to_close.reset();
-  if (idle_total_ > options_.max_idle_total) evict_idle();
-}
-
-void SqliteDb::evict_idle() const {
-  std::unique_ptr<Connection> victim;
+  bool reusable = conn->reusable() && sqlite3_get_autocommit(conn->db()) != 0;
+  std::vector<std::unique_ptr<Connection>> to_close;
   {
     std::lock_guard lock(mu_);
-    std::shared_ptr<Database> oldest;
-    uint64_t oldest_use = UINT64_MAX;
-    for (auto& [id, db] : databases_) {
+    {
       std::lock_guard db_lock(db->mu);
-      if (!db->idle.empty() && db->last_used < oldest_use) {
-        oldest = db;
-        oldest_use = db->last_used;
+      db->active.erase(conn.get());
+      if (!db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
+      db->last_used = ++clock_;
+      if (reusable && !db->destroyed && db->idle.size() < options_.max_idle_per_database) {
+        db->idle.push_back(std::move(conn));
+        ++idle_total_;
+      } else {
+        to_close.push_back(std::move(conn));
       }
+      if (!db->idle.empty()) idle_order_.insert({db->last_used, db.get()});
+      db->idle_cv.notify_all();
     }
-    if (!oldest) return;
-    std::lock_guard db_lock(oldest->mu);
-    if (oldest->idle.empty()) return;
-    victim = std::move(oldest->idle.front());
-    oldest->idle.erase(oldest->idle.begin());
+    evict_idle_locked(to_close);
+  }
+  to_close.clear();  // closed outside the locks: closing may checkpoint the WAL
+}
+
+void SqliteDb::evict_idle_locked(std::vector<std::unique_ptr<Connection>>& to_close) const {
+  // Least recently used databases give up their oldest idle connection first, until the
+  // process-wide cap holds again (each idle connection holds 3 file descriptors).
+  while (idle_total_ > options_.max_idle_total && !idle_order_.empty()) {
+    auto [tick, victim] = *idle_order_.begin();
+    idle_order_.erase(idle_order_.begin());
+    std::lock_guard db_lock(victim->mu);
+    if (victim->idle.empty()) continue;
+    to_close.push_back(std::move(victim->idle.front()));
+    victim->idle.erase(victim->idle.begin());
     --idle_total_;
+    if (!victim->idle.empty()) idle_order_.insert({tick, victim});
   }
 }
 
@@ -259,25 +273,32 @@ void SqliteDb::create(const std::string& resource_id, const Limits& limits,
   {
     std::lock_guard lock(db->mu);
     if (db->destroyed) not_found(resource_id);  // a destroy is in progress
-    if (!fs::exists(db->path)) fresh = std::make_unique<Connection>(db->path, /*create=*/true);
+    if (!fs::exists(db->path)) {
+      fresh = std::make_unique<Connection>(db->path, /*create=*/true);
+      db->active.insert(fresh.get());
+    }
     db->limits = limits;
     db->full_sync = full_sync(metadata);
     save_settings(*db);
-    if (fresh && db->idle.size() < options_.max_idle_per_database) {
-      db->idle.push_back(std::move(fresh));
-      ++idle_total_;
-    }
   }
+  // The new connection goes back like any other: pooled if there is room, the pool's caps
+  // (per database and in total) enforced.
+  if (fresh) release(db, std::move(fresh));
 }
 
 void SqliteDb::destroy(const std::string& resource_id) {
   auto db = find_database(resource_id, /*must_exist=*/false);
-  std::vector<std::unique_ptr<Connection>> closing;
   {
     std::unique_lock lock(db->mu);
     db->destroyed = true;  // from here on every call answers not_found
     for (Connection* conn : db->active) conn->cancel();
     db->idle_cv.wait(lock, [&db] { return db->active.empty(); });
+  }
+  std::vector<std::unique_ptr<Connection>> closing;
+  {
+    std::lock_guard lock(mu_);
+    std::lock_guard db_lock(db->mu);
+    if (!db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
     closing = std::move(db->idle);
     db->idle.clear();
     idle_total_ -= closing.size();
@@ -291,6 +312,28 @@ void SqliteDb::destroy(const std::string& resource_id) {
   std::lock_guard lock(mu_);
   auto it = databases_.find(resource_id);
   if (it != databases_.end() && it->second == db) databases_.erase(it);
+}
+
+size_t SqliteDb::idle_connections() const {
+  std::lock_guard lock(mu_);
+  return idle_total_;
+}
+
+std::vector<std::string> SqliteDb::stored_resources() const {
+  // A resource leaves a database file or, when interrupted before creating it, a settings
+  // file; either names it.
+  std::set<std::string> ids;
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    std::string name = entry.path().filename().string();
+    for (std::string_view suffix : {".db", ".settings.json"}) {
+      if (name.size() > suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        std::string id = name.substr(0, name.size() - suffix.size());
+        if (valid_id(id)) ids.insert(id);
+      }
+    }
+  }
+  return {ids.begin(), ids.end()};
 }
 
 bool SqliteDb::exists(const std::string& resource_id) const {
@@ -327,6 +370,7 @@ std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
                                                bool read_only, const Limits& limits,
                                                UsageDelta* usage) {
   Lease lease = acquire(resource_id, read_only, limits);
+  sqlite_db::MemoryScope memory(limits.max_memory_bytes);
   Connection& conn = lease.conn();
   sqlite3* db = conn.db();
   UsageDelta spent;
@@ -421,6 +465,7 @@ nlohmann::json SqliteDb::repl(const std::string& resource_id, const std::string&
                               const std::function<void(const nlohmann::json& block)>& emit,
                               UsageDelta* usage) {
   Lease lease = acquire(resource_id, read_only, limits);
+  sqlite_db::MemoryScope memory(limits.max_memory_bytes);
   UsageDelta spent;
   nlohmann::json blocks;
   try {

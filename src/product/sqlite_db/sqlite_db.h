@@ -22,7 +22,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "product/product.h"
 
@@ -51,6 +54,7 @@ class SqliteDb final : public Product {
               const nlohmann::json& metadata) override;
   void destroy(const std::string& resource_id) override;
   bool exists(const std::string& resource_id) const override;
+  std::vector<std::string> stored_resources() const override;
   void set_limits(const std::string& resource_id, const Limits& limits) override;
   void set_metadata(const std::string& resource_id, const nlohmann::json& metadata) override;
   std::vector<StatementResult> execute(const std::string& resource_id,
@@ -67,6 +71,8 @@ class SqliteDb final : public Product {
   std::string database_path(const std::string& resource_id) const;
   // Every file a resource may leave on disk: the database, -wal, -shm, -journal, settings.
   std::vector<std::string> resource_files(const std::string& resource_id) const;
+  // Connections open and idle in the pool now, over every database.
+  size_t idle_connections() const;
 
  private:
   struct Database;
@@ -76,15 +82,19 @@ class SqliteDb final : public Product {
   Lease acquire(const std::string& resource_id, bool read_only, const Limits& limits) const;
   void release(const std::shared_ptr<Database>& db,
                std::unique_ptr<sqlite_db::Connection> conn) const;
-  void evict_idle() const;
+  // Closes idle connections, least recently used database first, until the total cap holds.
+  // Needs mu_; the connections to close are handed back to be closed outside the locks.
+  void evict_idle_locked(std::vector<std::unique_ptr<sqlite_db::Connection>>& to_close) const;
   void save_settings(const Database& db) const;
 
   std::string dir_;
   Options options_;
   mutable std::mutex mu_;  // guards databases_; taken before any Database::mu, never after
   mutable std::map<std::string, std::shared_ptr<Database>> databases_;
-  mutable std::atomic<size_t> idle_total_{0};
-  mutable std::atomic<uint64_t> clock_{0};  // LRU ticks
+  // Databases with idle connections, by last use (guarded by mu_): eviction takes the first.
+  mutable std::set<std::pair<uint64_t, Database*>> idle_order_;
+  mutable size_t idle_total_ = 0;  // guarded by mu_
+  mutable uint64_t clock_ = 0;     // LRU ticks, guarded by mu_
 };
 
 }  // namespace wharf::product

@@ -124,8 +124,10 @@ void bind_params(Connection& conn, sqlite3_stmt* stmt, const nlohmann::json& par
 
 bool step(Connection& conn, sqlite3_stmt* stmt) {
   int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+    conn.check_deadline();  // a step that outlasted the budget does not count as answered
+    return rc == SQLITE_ROW;
+  }
   conn.fail(rc);
 }
 

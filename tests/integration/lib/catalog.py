@@ -4,7 +4,8 @@ import json
 import os
 
 PRICING = {"baseFee": "20.00", "metrics": {"storage": {"unit": "GB-month", "unitPrice": "0.25",
-                                                       "per": 1073741824}}}
+                                                       "per": 1073741824, "metric": "storageBytes",
+                                                       "type": "total"}}}
 LIMITS = {"storageBytes": 1073741824, "statementTimeoutMs": 5000}
 
 # Two products; `team-db` carries installation-scope plans (installation-level billing).

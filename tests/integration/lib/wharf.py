@@ -52,6 +52,7 @@ class Wharf:
         self.proc = None
         self.port = None
         self.starts = 0
+        self.preexec = None  # run in the child before exec (e.g. resource limits)
 
     # -- process ---------------------------------------------------------------------------
     def build_env(self):
@@ -86,7 +87,7 @@ class Wharf:
         try:
             self.proc = subprocess.Popen([self.binary, "serve"], env=env, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=self.preexec)
         finally:
             err.close()
             out.close()
