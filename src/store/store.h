@@ -236,8 +236,10 @@ class ReadTx {
                                                                  const std::string& key) = 0;
   virtual std::optional<CredentialRow> credential(const std::string& token_hash) = 0;
   virtual std::optional<TransferClaimRow> transfer_claim(const std::string& id) = 0;
-  // The oldest pending item of each installation (delivery keeps per-installation order).
-  virtual std::vector<OutboxRow> outbox_heads(size_t limit) = 0;
+  // The oldest pending item of each installation (delivery keeps per-installation order),
+  // only those due at `due_by_ms` (next_attempt_ms <= due_by_ms), oldest first: heads in
+  // backoff must not fill the batch and hide a due one.
+  virtual std::vector<OutboxRow> outbox_heads(size_t limit, int64_t due_by_ms) = 0;
   virtual std::vector<OutboxRow> outbox_list(const std::string& state, size_t limit) = 0;
   virtual OutboxStats outbox_stats() = 0;
   virtual std::optional<WebhookEventRow> webhook_event(const std::string& id) = 0;

@@ -140,11 +140,10 @@ void Outbox::deliver(store::OutboxRow item) {
 
 int Outbox::deliver_due() {
   std::vector<store::OutboxRow> heads;
-  store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch); });
   int64_t now = clock_.now_ms();
+  store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
   int64_t before = delivered_.load();
-  for (auto& item : heads)
-    if (item.next_attempt_ms <= now) deliver(std::move(item));
+  for (auto& item : heads) deliver(std::move(item));
   return static_cast<int>(delivered_.load() - before);
 }
 
@@ -183,10 +182,7 @@ bool Outbox::wait_idle(int64_t timeout_ms) {
   while (true) {
     bool due = false;
     int64_t now = clock_.now_ms();
-    store_.read([&](store::ReadTx& tx) {
-      for (const auto& item : tx.outbox_heads(options_.batch))
-        due = due || item.next_attempt_ms <= now;
-    });
+    store_.read([&](store::ReadTx& tx) { due = !tx.outbox_heads(1, now).empty(); });
     if (!due) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
     wake();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "scripted_server.h"
 #include "store/sqlite/sqlite_store.h"
@@ -92,6 +93,31 @@ TEST_F(OutboxTest, RetriesWithBackoffThenDeliversInOrder) {
   EXPECT_EQ(Json::parse(reqs[2].body)["event"]["resourceId"], "res_1");
   EXPECT_EQ(Json::parse(reqs[3].body)["event"]["resourceId"], "res_2");
   EXPECT_EQ(stats().pending, 0);
+}
+
+// Regression: the batch took the first heads whether due or not, so with a batch's worth of
+// installations in backoff a due item waited up to the longest backoff.
+TEST_F(OutboxTest, HeadsInBackoffDoNotHideADueItem) {
+  std::set<std::string> failing;
+  for (int i = 0; i < 100; ++i)
+    failing.insert("/v1/installations/icfg_" + std::to_string(i) + "/events");
+  vercel_.script([&](const net::Request& req) {
+    if (failing.count(req.path))
+      return net::Response::json(503, R"({"error":{"code":"x","message":"down"}})");
+    return net::Response::empty(201);
+  });
+  auto outbox = make_outbox();
+  for (int i = 0; i < 100; ++i) enqueue("icfg_" + std::to_string(i), "res_" + std::to_string(i));
+  // Every one of the 100 fails once and goes into backoff (several passes: batches).
+  for (int pass = 0; pass < 10; ++pass) outbox.deliver_due();
+  size_t sent = vercel_.requests().size();
+  EXPECT_EQ(sent, 100u);
+  enqueue("icfg_due", "res_due");  // newest of all, behind 100 heads in backoff
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  auto reqs = vercel_.requests();
+  ASSERT_EQ(reqs.size(), sent + 1);
+  EXPECT_EQ(reqs.back().path, "/v1/installations/icfg_due/events");
+  EXPECT_EQ(stats().pending, 100);  // the 100 are still pending, in backoff
 }
 
 TEST_F(OutboxTest, ClientErrorsBecomeDeadLettersWithTheResponseKept) {

@@ -388,11 +388,12 @@ class Tx : public WriteTx {
     return r;
   }
 
-  std::vector<OutboxRow> outbox_heads(size_t limit) override {
+  std::vector<OutboxRow> outbox_heads(size_t limit, int64_t due_by_ms) override {
     Stmt s(c_, "SELECT " WHARF_OUTBOX_COLUMNS
-               " FROM outbox WHERE state = 'pending' AND seq IN (SELECT MIN(seq) FROM outbox "
-               "WHERE state = 'pending' GROUP BY installation_id) ORDER BY seq LIMIT ?1");
-    s.bind(1, static_cast<int64_t>(limit));
+               " FROM outbox WHERE state = 'pending' AND next_attempt_ms <= ?2 AND seq IN "
+               "(SELECT MIN(seq) FROM outbox WHERE state = 'pending' GROUP BY installation_id) "
+               "ORDER BY seq LIMIT ?1");
+    s.bind(1, static_cast<int64_t>(limit)).bind(2, due_by_ms);
     std::vector<OutboxRow> out;
     while (s.step()) out.push_back(read_outbox(s));
     return out;
