@@ -399,3 +399,45 @@ def test_orphaned_database_files_are_reclaimed_at_startup(make_wharf, tokens):
     assert r.status_code == 200 and r.json()["results"][0]["rows"] == [[1]], r.text
     # A repeated delete of an already deleted resource still succeeds.
     assert_status(w.request("DELETE", inst_path(iid) + f"/resources/{gone}", tokens.user(iid)), 204)
+
+
+# -- slow and idle clients hold no thread ----------------------------------------------------
+def test_idle_connections_and_a_repl_client_that_never_reads(make_wharf, tokens):
+    """1,000 idle keep-alive connections and a streamed REPL answer nobody reads do not
+    change what other clients get: handlers run on the pool, I/O threads never block."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    w = make_wharf(env={"WHARF_RATE_LIMIT_REPL": "off"})
+    iid = api.new_installation_id()
+    install(w, tokens, iid)
+    rid, s = provision(w, tokens, iid)
+    idle = []
+    try:
+        for _ in range(1000):
+            c = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # then never read again
+            idle.append(c)
+        # A REPL answer far larger than the socket buffers, requested and never read.
+        stuck = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = json.dumps({"input": "with recursive c(x) as (select 1 union all select x+1 from c "
+                                    "where x < 9000) select x, printf('%.200c', 'y') from c"}).encode()
+        stuck.sendall(b"POST " + inst_path(iid).encode() + b"/resources/" + rid.encode() +
+                      b"/repl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      tokens.user(iid).encode() + b"\r\nAccept: application/jsonl\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: " +
+                      str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(1.0)  # the producer is now blocked on the unread connection
+        sess = requests.Session()
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert sess.get(w.url("/healthz"), timeout=10).status_code == 200
+            assert q(s, {"sql": "select 1"}).status_code == 200
+            r = w.request("GET", inst_path(iid), tokens.system(iid))
+            assert r.status_code == 200, r.text
+            assert time.monotonic() - t0 < 1.0
+        stuck.close()
+    finally:
+        for c in idle:
+            c.close()
