@@ -4,14 +4,16 @@
 #
 # Knobs (env): WHARF_BIN, SHARED_DIR, DURATION (10s), WARMUP (3s), CONNS (32),
 #   NODE_TOKENS (150000), WHARF_TOKENS (300000), WHARF_THREADS (unset = wharf's default),
+#   (the data plane's abuse limits are turned off: the point is the server's ceiling),
 #   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint).
-# `bench/run.sh billing` and `bench/run.sh outbox` run bench/billing.sh and bench/outbox.sh
-# instead (their own knobs: see those scripts).
+# `bench/run.sh billing`, `bench/run.sh outbox` and `bench/run.sh soak` run bench/billing.sh,
+# bench/outbox.sh and bench/soak.sh instead (their own knobs: see those scripts).
 set -euo pipefail
 
 case "${1:-}" in
   billing) exec "$(dirname "${BASH_SOURCE[0]}")/billing.sh" ;;
   outbox) exec "$(dirname "${BASH_SOURCE[0]}")/outbox.sh" ;;
+  soak) exec "$(dirname "${BASH_SOURCE[0]}")/soak.sh" ;;
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -148,6 +150,7 @@ env -u WHARF_CATALOG -u WHARF_ENCRYPTION_KEY \
   WHARF_LISTEN=127.0.0.1:$WPORT WHARF_DATA_DIR="$TMPD/data" \
   WHARF_OIDC_ISSUER=$ISSUER WHARF_JWKS_URL="http://127.0.0.1:$JPORT/.well-known/jwks" \
   WHARF_VERCEL_API_URL=http://127.0.0.1:9 ${WHARF_THREADS:+WHARF_THREADS=$WHARF_THREADS} \
+  WHARF_RATE_LIMIT_TOKEN=off WHARF_RATE_LIMIT_INSTALLATION=off \
   setsid "$WHARF" serve 2>"$OUT/wharf.log" &
 WPID=$!
 PIDS+=("$WPID")

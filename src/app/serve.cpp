@@ -1,5 +1,6 @@
 #include "app/serve.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -157,6 +158,9 @@ int print_outbox(const Config& config, const std::string& state) {
 }
 
 int serve(const Config& config) {
+  // One malloc arena per handler thread multiplies what freed peaks leave resident; a few
+  // arenas are enough for this many threads (the soak benchmark's RSS growth).
+  ::mallopt(M_ARENA_MAX, 4);
   ensure_data_dir(config.data_dir);
   auto catalog = load_catalog(config);
   util::SecretBox box(load_or_create_encryption_key(config));
@@ -398,6 +402,9 @@ int serve(const Config& config) {
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
+  // Peaks (a billing pass builds whole billing bodies) are freed but glibc keeps the pages
+  // of every thread's arena; give them back so resident memory follows the live heap.
+  Periodic memory_trimmer(std::chrono::seconds(30), [] { ::malloc_trim(0); });
 
   util::log_info("wharf listening")
       .str("address", config.listen_host + ":" + std::to_string(server.port()))

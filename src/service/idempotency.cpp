@@ -1,7 +1,7 @@
 #include "service/idempotency.h"
 
+#include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "model/api_error.h"
 #include "util/base64.h"
@@ -72,14 +72,33 @@ std::optional<StoredResponse> IdempotencyService::begin(const store::Idempotency
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.wait_ms);
   StoredResponse replay;
   for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard lock(wait_mu_);
+      seen = settled_count_;
+    }
     Claim claim = try_claim(key, hash, owner, &replay);
     if (claim == Claim::kReplay) return replay;
     if (claim == Claim::kAcquired) return std::nullopt;
-    if (std::chrono::steady_clock::now() >= deadline)
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
       throw model::ApiError::conflict(
           "a request with this Idempotency-Key is still being processed; retry later");
-    std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_interval_ms));
+    // Sleep until a claim settles here (or, for a first request in another process, until
+    // the next look at the store), not on a fixed short poll of the store.
+    std::unique_lock lock(wait_mu_);
+    wait_cv_.wait_until(
+        lock, std::min(deadline, now + std::chrono::milliseconds(options_.poll_interval_ms)),
+        [&] { return settled_count_ != seen; });
   }
+}
+
+void IdempotencyService::settled() {
+  {
+    std::lock_guard lock(wait_mu_);
+    ++settled_count_;
+  }
+  wait_cv_.notify_all();
 }
 
 void IdempotencyService::abandon(const store::IdempotencyKey& key, const std::string& owner) {
@@ -88,6 +107,7 @@ void IdempotencyService::abandon(const store::IdempotencyKey& key, const std::st
     auto row = tx.idempotency(key);
     if (row && row->state == "pending" && row->owner == owner) tx.delete_idempotency(key);
   });
+  settled();
 }
 
 void IdempotencyService::finish(const store::IdempotencyKey& key, const std::string& owner,
@@ -102,6 +122,7 @@ void IdempotencyService::finish(const store::IdempotencyKey& key, const std::str
     row->body = util::base64_encode(box_.seal(result.body, aad(key)));
     tx.update_idempotency(*row);
   });
+  settled();
 }
 
 StoredResponse IdempotencyService::run(const store::IdempotencyKey& key, const std::string& body,

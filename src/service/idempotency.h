@@ -9,7 +9,9 @@
 // released so a corrected retry can run. A pending claim whose lease expired belongs to a
 // process that died mid-request and may be taken over.
 #pragma once
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -32,7 +34,9 @@ class IdempotencyService {
     int64_t retention_ms = 24LL * 3600 * 1000;
     int64_t lease_ms = 60000;  // how long a pending claim is honoured
     int64_t wait_ms = 15000;   // how long a duplicate waits for the first to finish
-    int64_t poll_interval_ms = 20;
+    // A duplicate is woken when a request of this process finishes or abandons its claim;
+    // it looks at the store again at least this often (the first may run in another process).
+    int64_t poll_interval_ms = 250;
   };
   // Stored response bodies are sealed with `box`: they can carry secrets (a provision
   // answers with the resource's credentials).
@@ -63,6 +67,11 @@ class IdempotencyService {
                   const std::string& owner, StoredResponse* replay);
 
   static std::string aad(const store::IdempotencyKey& key);
+  void settled();  // a claim was finished or abandoned: wake the waiting duplicates
+
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  uint64_t settled_count_ = 0;  // guarded by wait_mu_
 
   store::Store& store_;
   const util::Clock& clock_;
