@@ -3,8 +3,9 @@
 # (and needs no network) when everything is already present.
 set -euo pipefail
 
+# libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes (make asan-test, tsan-test, fuzz).
 PKGS=(
-  build-essential cmake clang clang-format pkg-config
+  build-essential cmake clang clang-format libclang-rt-14-dev pkg-config
   libboost-dev libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-cryptography python3-requests

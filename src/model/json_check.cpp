@@ -3,6 +3,7 @@
 #include "net/http.h"
 
 #include <cctype>
+#include <cmath>
 
 namespace wharf::model {
 
@@ -32,10 +33,14 @@ bool is_kind(const Json& v, Kind k) {
       return v.is_boolean();
     case Kind::kNumber:
       return v.is_number();
-    case Kind::kInteger:
-      return v.is_number_integer() ||
-             (v.is_number_float() &&
-              v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
+    case Kind::kInteger: {
+      if (v.is_number_integer()) return true;
+      if (!v.is_number_float()) return false;
+      // An integral value within int64_t (5.0, 1e6): callers read it with get<int64_t>().
+      // Checked before any cast, since casting a double outside that range is undefined.
+      const double d = v.get<double>();
+      return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == std::trunc(d);
+    }
     case Kind::kObject:
       return v.is_object();
     case Kind::kArray:

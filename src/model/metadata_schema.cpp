@@ -14,6 +14,12 @@ bool type_matches(const std::string& type, const Json& v) {
   return false;
 }
 
+// std::regex matches recursively, about one stack frame per character: a value of 40 000
+// characters overflows an 8 MiB thread stack and kills the server (the input is in
+// tests/fuzz/regressions/partner_json). Longer values are refused before matching; form
+// values are names and short codes.
+constexpr size_t kMaxPatternInputBytes = 4096;
+
 // Length in Unicode code points, as JSON Schema counts it.
 size_t utf8_length(const std::string& s) {
   size_t n = 0;
@@ -24,8 +30,21 @@ size_t utf8_length(const std::string& s) {
 
 std::string number_text(double d) {
   Json j = d;
-  if (d == static_cast<double>(static_cast<int64_t>(d))) j = static_cast<int64_t>(d);
+  if (is_kind(j, Kind::kInteger)) j = static_cast<int64_t>(d);  // 5, not 5.0
   return j.dump();
+}
+
+// minLength / maxLength: a non-negative integer (a negative one would wrap to a huge size_t).
+std::optional<size_t> length_at(const Json& def, std::string_view key, const std::string& path,
+                                Checker& check) {
+  const Json* v = check.get(def, key, path, Kind::kInteger, false);
+  if (!v) return std::nullopt;
+  const int64_t n = v->get<int64_t>();
+  if (n < 0) {
+    check.add(Checker::join(path, key), "must not be negative");
+    return std::nullopt;
+  }
+  return static_cast<size_t>(n);
 }
 
 }  // namespace
@@ -60,10 +79,8 @@ std::shared_ptr<const MetadataSchema> MetadataSchema::compile(const Json& schema
         prop.minimum = v->get<double>();
       if (const Json* v = check.get(def, "maximum", p, Kind::kNumber, false))
         prop.maximum = v->get<double>();
-      if (const Json* v = check.get(def, "minLength", p, Kind::kInteger, false))
-        prop.min_length = v->get<size_t>();
-      if (const Json* v = check.get(def, "maxLength", p, Kind::kInteger, false))
-        prop.max_length = v->get<size_t>();
+      prop.min_length = length_at(def, "minLength", p, check);
+      prop.max_length = length_at(def, "maxLength", p, check);
       if (auto pat = check.string(def, "pattern", p, false)) {
         try {
           prop.pattern.emplace(*pat, std::regex::ECMAScript);
@@ -133,8 +150,13 @@ std::vector<FieldError> MetadataSchema::validate(const Json& metadata, bool part
       if (prop.max_length && len > *prop.max_length)
         errors.push_back(
             {prop.name, "must be at most " + std::to_string(*prop.max_length) + " characters"});
-      if (prop.pattern && !std::regex_search(s, *prop.pattern))
-        errors.push_back({prop.name, "must match " + prop.pattern_text});
+      if (prop.pattern) {
+        if (s.size() > kMaxPatternInputBytes)
+          errors.push_back({prop.name, "must be at most " + std::to_string(kMaxPatternInputBytes) +
+                                           " bytes to be matched against " + prop.pattern_text});
+        else if (!std::regex_search(s, *prop.pattern))
+          errors.push_back({prop.name, "must match " + prop.pattern_text});
+      }
     }
   }
   return errors;

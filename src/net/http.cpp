@@ -1,5 +1,6 @@
 #include "net/http.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace wharf::net {
@@ -107,7 +108,13 @@ std::vector<std::string> Request::query_params(std::string_view name) const {
   return out;
 }
 
+size_t header_block_end(std::string_view received) {
+  return std::min(received.find("\r\n\r\n"), received.find("\n\n"));
+}
+
 bool has_obs_fold(std::string_view header_block) {
+  while (!header_block.empty() && (header_block.front() == '\r' || header_block.front() == '\n'))
+    header_block.remove_prefix(1);
   for (size_t i = header_block.find('\n'); i != std::string_view::npos;
        i = header_block.find('\n', i + 1)) {
     if (i + 1 < header_block.size() && (header_block[i + 1] == ' ' || header_block[i + 1] == '\t'))

@@ -68,9 +68,14 @@ struct Response {
 // whose body length cannot be determined reliably is answered 400 and the connection closed,
 // since what follows it cannot be trusted to be the next request.
 
+// Where the header block of the request at the front of `received` ends (the index of the
+// empty line's CR or LF), or npos while it has not all arrived.
+size_t header_block_end(std::string_view received);
+
 // True when the header block (request line and header lines, up to and including the CRLF
-// of the last header line) contains obsolete line folding: a line that starts with a space
-// or a tab (RFC 9112 §5.2: a server must reject it or replace it; Wharf rejects it).
+// of the last header line; leading empty lines are skipped, RFC 9112 §2.2) contains
+// obsolete line folding: a line that starts with a space or a tab (§5.2: a server must
+// reject it or replace it; Wharf rejects it).
 bool has_obs_fold(std::string_view header_block);
 
 // Why a parsed request head must be refused, or nullopt. `headers` are the request's header

@@ -168,7 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_header() {
     auto data = buffer_.data();
     std::string_view received(static_cast<const char*>(data.data()), data.size());
-    size_t end = std::min(received.find("\r\n\r\n"), received.find("\n\n"));
+    size_t end = net::header_block_end(received);
     if (end == std::string_view::npos) {
       if (received.size() > server_.options.max_header_bytes) {
         started_ = std::chrono::steady_clock::now();
@@ -182,10 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
       });
       return;
     }
-    // Leading empty lines before the request line are allowed (RFC 9112 §2.2).
-    size_t start = 0;
-    while (start < end && (received[start] == '\r' || received[start] == '\n')) ++start;
-    if (net::has_obs_fold(received.substr(start, end + 1 - start))) {
+    if (net::has_obs_fold(received.substr(0, end + 1))) {
       started_ = std::chrono::steady_clock::now();
       return reject(400, "bad_request",
                     "malformed HTTP request: obsolete line folding in the header is not accepted");

@@ -1,8 +1,7 @@
 #include "service/transfers.h"
 
-#include <set>
-
 #include "model/api_error.h"
+#include "model/transfer.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -12,34 +11,6 @@ using model::ApiError;
 using model::Json;
 
 namespace {
-
-std::vector<std::string> parse_resource_ids(const Json& body, model::Checker& check) {
-  std::vector<std::string> ids;
-  const Json* arr = check.get(body, "resourceIds", "", model::Kind::kArray, true);
-  if (!arr) return ids;
-  if (arr->empty()) check.add("resourceIds", "must list at least one resource");
-  std::set<std::string> seen;
-  for (size_t i = 0; i < arr->size(); ++i) {
-    if (!(*arr)[i].is_string() || (*arr)[i].get<std::string>().empty()) {
-      check.add(model::Checker::index("resourceIds", i), "must be a resource id");
-      continue;
-    }
-    if (seen.insert((*arr)[i].get<std::string>()).second)
-      ids.push_back((*arr)[i].get<std::string>());
-  }
-  return ids;
-}
-
-int64_t parse_epoch_ms(const Json& body, const char* key, model::Checker& check) {
-  const Json* v = check.get(body, key, "", model::Kind::kNumber, true);
-  if (!v) return 0;
-  double d = v->get<double>();
-  if (!(d >= 1)) {
-    check.add(key, "must be a positive epoch time in milliseconds");
-    return 0;
-  }
-  return static_cast<int64_t>(d);
-}
 
 bool contains(const Json& arr, const std::string& v) {
   for (const auto& x : arr)
@@ -89,25 +60,16 @@ void TransferService::insert(const std::string& id, const std::string& source,
 }
 
 Json TransferService::create(const std::string& source, const Json& body) {
-  model::Checker check;
-  auto ids = parse_resource_ids(body, check);
-  int64_t expires = parse_epoch_ms(body, "expiresAt", check);
-  if (check.ok() && expires <= clock_.now_ms()) check.add("expiresAt", "is in the past");
-  check.throw_if_failed("Create Resources Transfer Request");
+  auto req = model::TransferRequest::parse(body, clock_.now_ms());
   std::string id = util::new_id("claim");
-  insert(id, source, ids, expires, false);
+  insert(id, source, req.resource_ids, req.expires_ms, false);
   return Json{{"providerClaimId", id}};
 }
 
 void TransferService::create_legacy(const std::string& source, const std::string& transfer_id,
                                     const Json& body) {
-  model::Checker check;
-  check.string(body, "claimId", "", false);
-  auto ids = parse_resource_ids(body, check);
-  int64_t expires = parse_epoch_ms(body, "expiration", check);
-  if (check.ok() && expires <= clock_.now_ms()) check.add("expiration", "is in the past");
-  check.throw_if_failed("Create Resources Transfer Request");
-  insert(transfer_id, source, ids, expires, true);
+  auto req = model::TransferRequest::parse_legacy(body, clock_.now_ms());
+  insert(transfer_id, source, req.resource_ids, req.expires_ms, true);
 }
 
 store::TransferClaimRow TransferService::require_open(store::ReadTx& tx,

@@ -2,6 +2,8 @@
 
 #include "model/catalog.h"
 #include "model/installation.h"
+#include "model/purchase.h"
+#include "model/transfer.h"
 
 namespace wharf::model {
 namespace {
@@ -142,6 +144,89 @@ TEST(MetadataSchema, ValidatesEveryKeyword) {
   EXPECT_EQ(schema->validate(Json::object(), false).at(0).key, "region");
   EXPECT_TRUE(schema->validate(Json::object(), /*partial=*/true).empty());
   EXPECT_EQ(schema->validate({{"size", 0}}, true).at(0).message, "must be >= 1");
+}
+
+// Found by the fuzzers (tests/fuzz/regressions): numbers outside int64_t were cast to it,
+// which is undefined behaviour.
+TEST(MetadataSchema, HugeNumbersAreNotIntegers) {
+  EXPECT_TRUE(is_kind(Json(5.0), Kind::kInteger));
+  EXPECT_TRUE(is_kind(Json(-9.0e18), Kind::kInteger));
+  EXPECT_FALSE(is_kind(Json(1e300), Kind::kInteger));
+  EXPECT_FALSE(is_kind(Json(-1e300), Kind::kInteger));
+  EXPECT_FALSE(is_kind(Json(9223372036854775808.0), Kind::kInteger));
+  EXPECT_FALSE(is_kind(Json(2.5), Kind::kInteger));
+
+  Checker check;
+  auto schema = MetadataSchema::compile(Json::parse(R"({"properties": {
+    "size": {"type": "integer"}, "big": {"type": "number", "maximum": 1e300, "minimum": 1e299}}})"),
+                                        "schema", check);
+  ASSERT_TRUE(check.ok());
+  auto errors = schema->validate({{"size", 1e300}, {"big", 1.0}}, false);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].key, "big");
+  EXPECT_EQ(errors[0].message, "must be >= 1e+299");
+  EXPECT_EQ(errors[1].message, "must be of type integer");
+
+  Checker lengths;
+  MetadataSchema::compile(Json::parse(R"({"properties": {
+    "s": {"type": "string", "minLength": -1.0, "maxLength": 1e19}}})"),
+                          "schema", lengths);
+  std::vector<std::string> keys;
+  for (const auto& e : lengths.errors()) keys.push_back(e.key + " " + e.message);
+  EXPECT_EQ(keys, (std::vector<std::string>{"schema.properties.s.minLength must not be negative",
+                                            "schema.properties.s.maxLength must be an integer"}));
+}
+
+// A long value used to overflow the stack inside std::regex (tests/fuzz/regressions).
+TEST(MetadataSchema, LongValuesAreNotMatchedAgainstAPattern) {
+  Checker check;
+  auto schema = MetadataSchema::compile(
+      Json::parse(R"({"properties": {"name": {"type": "string", "pattern": "^[a-z]+$"}}})"),
+      "schema", check);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(schema->validate({{"name", std::string(4096, 'a')}}, false).empty());
+  auto errors = schema->validate({{"name", std::string(200000, 'a')}}, false);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].message, "must be at most 4096 bytes to be matched against ^[a-z]+$");
+}
+
+TEST(TransferModel, BothShapesAndTheirErrors) {
+  const int64_t now = 1750000000000;
+  auto req = TransferRequest::parse(
+      Json::parse(R"({"resourceIds": ["a", "b", "a"], "expiresAt": 1750000600000})"), now);
+  EXPECT_EQ(req.resource_ids, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(req.expires_ms, 1750000600000);
+  auto legacy = TransferRequest::parse_legacy(
+      Json::parse(R"({"claimId": "c", "resourceIds": ["a"], "expiration": 1750000600000.5})"), now);
+  EXPECT_EQ(legacy.claim_id, "c");
+  EXPECT_EQ(legacy.expires_ms, 1750000600000);
+
+  auto keys_of = [&](const char* body, bool legacy_shape) {
+    try {
+      legacy_shape ? TransferRequest::parse_legacy(Json::parse(body), now)
+                   : TransferRequest::parse(Json::parse(body), now);
+    } catch (const ApiError& e) {
+      std::string out;
+      for (const auto& f : e.fields) out += (out.empty() ? "" : "; ") + f.key + " " + f.message;
+      return out;
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(keys_of(R"({"resourceIds": [], "expiresAt": 1e300})", false),
+            "resourceIds must list at least one resource; expiresAt must be a positive epoch "
+            "time in milliseconds");
+  EXPECT_EQ(keys_of(R"({"resourceIds": ["a", ""], "expiration": 0})", true),
+            "resourceIds[1] must be a resource id; expiration must be a positive epoch time in "
+            "milliseconds");
+  EXPECT_EQ(keys_of(R"({"resourceIds": ["a"], "expiresAt": 1000})", false),
+            "expiresAt is in the past");
+}
+
+TEST(PurchaseModel, InvoiceIdMustBeAVercelId) {
+  EXPECT_EQ(ProvisionPurchaseRequest::parse({{"invoiceId", "inv_1-A"}}).invoice_id, "inv_1-A");
+  EXPECT_THROW(ProvisionPurchaseRequest::parse({{"invoiceId", "../x"}}), ApiError);
+  EXPECT_THROW(ProvisionPurchaseRequest::parse({{"invoiceId", ""}}), ApiError);
+  EXPECT_THROW(ProvisionPurchaseRequest::parse(Json::object()), ApiError);
 }
 
 TEST(InstallationModel, UpsertParsingReportsEveryField) {

@@ -20,8 +20,11 @@ constexpr size_t kBlobPreviewBytes = 32;
 // left out; past this many it stops and says "more than".
 constexpr int64_t kMaxCountedRows = 100000;
 
-json text(std::string value, const char* color = nullptr, bool bold = false) {
-  json block = {{"type", "text"}, {"text", std::move(value)}};
+// Every text goes through valid_utf8: SQLite quotes client values in its error messages
+// (e.g. a JSON path), so a message can carry invalid UTF-8 that JSON cannot (fuzz regression
+// sql_guard/repl-error-invalid-utf8).
+json text(const std::string& value, const char* color = nullptr, bool bold = false) {
+  json block = {{"type", "text"}, {"text", valid_utf8(value)}};
   if (color) block["color"] = color;
   if (bold) block["bold"] = true;
   return block;
