@@ -22,6 +22,10 @@ from lib import api, catalog
 from lib.api import assert_error, assert_installation_state, assert_status, upsert_body
 from lib.vercel import system_claims
 
+# Sanitizer builds run several times slower (scripts/sanitize-test.sh sets this); the bounds
+# below are the on a normal build.
+TIME_SCALE = float(os.environ.get("WHARF_TEST_TIME_SCALE", "1"))
+
 
 def inst_path(iid):
     return f"/v1/installations/{iid}"
@@ -149,17 +153,17 @@ def test_heavy_queries_do_not_stall_health_or_other_tenants(make_wharf, tokens):
         t.join(60)
     stop.set()
     watcher.join()
-    assert max(health) < 0.1, f"/healthz took {max(health):.3f}s while heavy queries ran"
-    assert max(victims) < 0.1, f"another tenant's select 1 took {max(victims):.3f}s"
+    assert max(health) < 0.1 * TIME_SCALE, f"/healthz took {max(health):.3f}s while heavy queries ran"
+    assert max(victims) < 0.1 * TIME_SCALE, f"another tenant's select 1 took {max(victims):.3f}s"
     assert len(results) == len(attackers)
     for sql, status, code, elapsed in results:
         assert status != 200, f"{sql!r} answered 200 after {elapsed:.1f}s"
         assert code in ("sql_error", "memory_limit", "timeout"), (sql, status, code)
         # The plan's timeout is 2 s; what is left is scheduling on a loaded 2-core machine.
-        assert elapsed < 10, f"{sql!r} ran {elapsed:.1f}s past a 2 s statement timeout"
+        assert elapsed < 10 * TIME_SCALE, f"{sql!r} ran {elapsed:.1f}s past a 2 s statement timeout"
     codes = {code for _, _, code, _ in results}
     assert {"sql_error", "memory_limit", "timeout"} <= codes, results
-    assert peak_rss[0] < 1024 * 1024, f"peak RSS {peak_rss[0]} KiB while heavy queries ran"
+    assert peak_rss[0] < 1024 * 1024 * TIME_SCALE, f"peak RSS {peak_rss[0]} KiB while heavy queries ran"
 
 
 # -- 3. the temp schema is refused -------------------------------------------------------------
@@ -436,7 +440,7 @@ def test_idle_connections_and_a_repl_client_that_never_reads(make_wharf, tokens)
             assert q(s, {"sql": "select 1"}).status_code == 200
             r = w.request("GET", inst_path(iid), tokens.system(iid))
             assert r.status_code == 200, r.text
-            assert time.monotonic() - t0 < 1.0
+            assert time.monotonic() - t0 < 1.0 * TIME_SCALE
         stuck.close()
     finally:
         for c in idle:
