@@ -51,7 +51,7 @@ int64_t RateLimits::peek(const std::string& key, const RateRule& rule, int64_t n
   return static_cast<int64_t>(std::ceil((1.0 - b.tokens) / rule.per_second * 1000.0));
 }
 
-void RateLimits::take(const std::string& key, const RateRule& /*rule*/, int64_t /*now*/) {
+void RateLimits::take(const std::string& key) {
   buckets_[key].tokens -= 1.0;
 }
 
@@ -66,7 +66,7 @@ void RateLimits::check(std::initializer_list<std::pair<std::string, const RateRu
       if (rule->enabled()) wait_ms = std::max(wait_ms, peek(key, *rule, now));
     if (wait_ms == 0) {
       for (const auto& [key, rule] : buckets)
-        if (rule->enabled()) take(key, *rule, now);
+        if (rule->enabled()) take(key);
       return;
     }
     ++refused_;

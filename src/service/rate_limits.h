@@ -53,7 +53,7 @@ class RateLimits {
   };
   // Milliseconds until one unit is available in `key`'s bucket, 0 when one was taken.
   int64_t peek(const std::string& key, const RateRule& rule, int64_t now);
-  void take(const std::string& key, const RateRule& rule, int64_t now);
+  void take(const std::string& key);  // after peek() found a unit in every bucket
   void check(std::initializer_list<std::pair<std::string, const RateRule*>> buckets,
              const std::string& what);
   void prune(int64_t now);

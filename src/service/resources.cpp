@@ -317,13 +317,14 @@ int ResourceService::reclaim_storage() {
   std::set<product::Product*> seen;
   for (const auto& [kind, impl] : products_) {
     if (!impl || !seen.insert(impl).second) continue;
-    for (const auto& id : impl->stored_resources()) {
-      bool keep = false;
-      store_.read([&](store::ReadTx& tx) {
+    std::vector<std::string> orphans;
+    store_.read([&](store::ReadTx& tx) {
+      for (auto& id : impl->stored_resources()) {
         auto row = tx.resource(id);
-        keep = row && !row->deleted_ms;
-      });
-      if (keep) continue;
+        if (!row || row->deleted_ms) orphans.push_back(std::move(id));
+      }
+    });
+    for (const auto& id : orphans) {
       impl->destroy(id);
       ++reclaimed;
       util::log_info("orphaned resource data removed").str("kind", kind).str("resource", id);

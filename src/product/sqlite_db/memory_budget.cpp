@@ -2,9 +2,7 @@
 
 #include <sqlite3.h>
 
-#include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 
 namespace wharf::product::sqlite_db {
@@ -31,7 +29,6 @@ struct Accounting {
       return false;
     }
     s->used_ += bytes;
-    if (s->used_ > s->peak_) s->peak_ = s->used_;
     return true;
   }
   static void credit(int64_t bytes) {

@@ -34,8 +34,6 @@ class MemoryScope {
   // True once an allocation was refused for this scope.
   bool exceeded() const { return exceeded_; }
   int64_t limit() const { return limit_; }
-  int64_t used() const { return used_; }
-  int64_t peak() const { return peak_; }
 
   // The scope active on this thread, or null.
   static MemoryScope* current();
@@ -44,7 +42,6 @@ class MemoryScope {
   friend struct Accounting;
   int64_t limit_;
   int64_t used_ = 0;
-  int64_t peak_ = 0;
   bool exceeded_ = false;
   MemoryScope* previous_;
 };
