@@ -315,7 +315,9 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
 int ResourceService::reclaim_storage() {
   int reclaimed = 0;
   std::set<product::Product*> seen;
-  for (const auto& [kind, impl] : products_) {
+  for (const auto& entry : products_) {
+    const std::string& kind = entry.first;
+    product::Product* impl = entry.second;
     if (!impl || !seen.insert(impl).second) continue;
     std::vector<std::string> orphans;
     store_.read([&](store::ReadTx& tx) {
