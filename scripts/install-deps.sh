@@ -19,19 +19,24 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
-# The browser tests' one npm package (playwright-core, pinned by tests/browser/package-lock.json),
-# installed into tests/browser/node_modules; it drives the Debian chromium above.
-browser_deps() {
-  local dir
-  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
-  if [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
-    echo "install-deps: npm ci in tests/browser" >&2
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+# The tests' npm packages, each pinned by its package-lock.json and installed into its own
+# node_modules: playwright-core (tests/browser; it drives the Debian chromium above), and the
+# clients users connect with, @libsql/client and drizzle-orm (tests/clients).
+npm_deps() {
+  local root dir marker
+  root="$(cd "$(dirname "$0")/.." && pwd)/tests"
+  for pair in "browser:playwright-core" "clients:@libsql/client" "clients:drizzle-orm"; do
+    dir="$root/${pair%%:*}"
+    marker="$dir/node_modules/${pair#*:}/package.json"
+    if [ ! -f "$marker" ]; then
+      echo "install-deps: npm ci in tests/${pair%%:*}" >&2
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
-  if ! command -v npm >/dev/null; then missing+=(npm); else browser_deps; exit 0; fi
+  if ! command -v npm >/dev/null; then missing+=(npm); else npm_deps; exit 0; fi
 fi
 
 echo "install-deps: installing ${missing[*]}" >&2
@@ -41,4 +46,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
-browser_deps
+npm_deps

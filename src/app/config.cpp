@@ -59,6 +59,11 @@ constexpr Setting kSettings[] = {
      "REPL commands per caller and per installation (default 20/s)"},
     {"WHARF_RATE_LIMIT_SSO", "rate-limit-sso",
      "SSO callbacks per client address and per installation (default 30/min)"},
+    {"WHARF_SQL_STREAM_IDLE_S", "sql-stream-idle-s",
+     "seconds a libSQL stream may stay unused before it closes and its open transaction rolls "
+     "back (default 10)"},
+    {"WHARF_SQL_TRANSACTIONS_PER_DATABASE", "sql-transactions-per-database",
+     "libSQL client transactions open at once on one database (default 8)"},
     {"WHARF_HANDLER_THREADS", "handler-threads",
      "threads that run request handlers off the I/O threads (default 4 x cores, at least 8)"},
     {"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error (default info)"},
@@ -237,6 +242,10 @@ Config load_config(const std::map<std::string, std::string>& env,
   rate("WHARF_RATE_LIMIT_INSTALLATION", c.rate_limits.data_plane_installation);
   rate("WHARF_RATE_LIMIT_REPL", c.rate_limits.repl);
   rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
+  if (auto v = get("WHARF_SQL_STREAM_IDLE_S"))
+    c.sql_stream_idle_s = parse_int("WHARF_SQL_STREAM_IDLE_S", *v, 1, 3600);
+  if (auto v = get("WHARF_SQL_TRANSACTIONS_PER_DATABASE"))
+    c.sql_transactions_per_database = parse_int("WHARF_SQL_TRANSACTIONS_PER_DATABASE", *v, 1, 1000);
   if (auto v = get("WHARF_TOKEN_MAX_LIFETIME_S"))
     c.token_max_lifetime_s = parse_int("WHARF_TOKEN_MAX_LIFETIME_S", *v, 60, 31536000);
   if (auto v = get("WHARF_LOG_LEVEL")) {

@@ -42,8 +42,10 @@ struct Config {
   int64_t jwks_refresh_ms = 600000;
   int64_t jwks_min_refresh_ms = 30000;
   int64_t leeway_s = 10;
-  int64_t token_max_lifetime_s = 86400;   // WHARF_TOKEN_MAX_LIFETIME_S
-  service::RateLimitOptions rate_limits;  // WHARF_RATE_LIMIT_*
+  int64_t token_max_lifetime_s = 86400;       // WHARF_TOKEN_MAX_LIFETIME_S
+  service::RateLimitOptions rate_limits;      // WHARF_RATE_LIMIT_*
+  int64_t sql_stream_idle_s = 10;             // WHARF_SQL_STREAM_IDLE_S
+  int64_t sql_transactions_per_database = 8;  // WHARF_SQL_TRANSACTIONS_PER_DATABASE
   std::string log_level = "info";
   std::string webhook_path = "/webhooks/vercel";  // WHARF_WEBHOOK_PATH
   // Billing.

@@ -206,7 +206,10 @@ int serve(const Config& config) {
   service::PlanService plans(*store, catalog, installations);
 
   // Products are registered by kind; the catalog names the kind of each product.
-  product::SqliteDb sqlite_db(config.data_dir + "/databases");
+  product::SqliteDb::Options sqlite_options;
+  sqlite_options.max_open_transactions_per_database =
+      static_cast<size_t>(config.sql_transactions_per_database);
+  product::SqliteDb sqlite_db(config.data_dir + "/databases", sqlite_options);
   std::map<std::string, product::Product*> products = {{"sqlite", &sqlite_db}};
   for (const auto& p : catalog->products())
     if (!products.count(p.kind))
@@ -324,7 +327,10 @@ int serve(const Config& config) {
     }
   });
   api::partner::add_routes(routes, services);
-  api::dataplane::add_routes(routes, resources);
+  api::dataplane::hrana::Streams::Options stream_options;
+  stream_options.idle = std::chrono::seconds(config.sql_stream_idle_s);
+  api::dataplane::hrana::Streams sql_streams(stream_options);
+  api::dataplane::add_routes(routes, resources, sql_streams);
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
   // ---- SSO and the dashboard ----
   service::SessionService sessions(*store, clock, config.session_ttl_s * 1000);
@@ -402,6 +408,8 @@ int serve(const Config& config) {
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
+  // Abandoned libSQL streams: their open transactions roll back and free their connection.
+  Periodic stream_expiry(std::chrono::seconds(1), [&sql_streams] { sql_streams.expire_idle(); });
   // Peaks (a billing pass builds whole billing bodies) are freed but glibc keeps the pages
   // of every thread's arena; give them back so resident memory follows the live heap.
   Periodic memory_trimmer(std::chrono::seconds(30), [] { ::malloc_trim(0); });

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -48,6 +50,9 @@ struct Statement {
 
 struct StatementResult {
   std::vector<std::string> columns;
+  // Each column's declared type when it comes straight from a table column (INTEGER, TEXT…),
+  // else nullopt (expressions). Same length as columns.
+  std::vector<std::optional<std::string>> decltypes;
   // Array of arrays. Integers are JSON integers, reals doubles, text strings (invalid UTF-8
   // replaced by U+FFFD), blobs {"base64": "..."}, NULL null.
   nlohmann::json rows = nlohmann::json::array();
@@ -63,6 +68,22 @@ struct UsageDelta {
   int64_t rows_written = 0;  // rows inserted, updated or deleted, counted only when committed
 };
 
+// What one request's results may still return (rows, bytes), carried across the statements
+// of a request so that many statements cannot add up to an unbounded answer.
+struct ResultBudget {
+  int64_t rows = 0;
+  int64_t bytes = 0;
+};
+
+// What a statement would do, without running it (libSQL's `describe`).
+struct StatementDescription {
+  std::vector<std::optional<std::string>> params;  // parameter 1..n: its name with prefix, or null
+  std::vector<std::string> columns;
+  std::vector<std::optional<std::string>> decltypes;
+  bool is_explain = false;
+  bool is_readonly = false;
+};
+
 // Stable machine-readable codes; the API layer maps them onto HTTP statuses.
 namespace error_code {
 inline constexpr char kReadOnly[] = "read_only";               // a write with a read-only call
@@ -75,15 +96,41 @@ inline constexpr char kNotFound[] = "not_found";               // no such resour
 inline constexpr char kBadParams[] = "bad_params";             // params do not fit the SQL
 inline constexpr char kMemoryLimit[] = "memory_limit";         // maxMemoryBytes exceeded
 inline constexpr char kBusy[] = "busy";  // another writer held the database past busy timeout
+// A session would keep more client transactions open on one database than allowed.
+inline constexpr char kTooManyTransactions[] = "too_many_transactions";
 }  // namespace error_code
 
 // The only error a product throws for a caller's mistake or a limit. Anything else
 // (std::runtime_error from I/O, std::invalid_argument for a malformed resource id) is a
 // server fault or a bug in the caller.
 struct QueryError : std::runtime_error {
-  QueryError(std::string error_code, const std::string& message)
-      : std::runtime_error(message), code(std::move(error_code)) {}
+  QueryError(std::string error_code, const std::string& message, int engine_result = 0)
+      : std::runtime_error(message), code(std::move(error_code)), engine_code(engine_result) {}
   std::string code;
+  // For sql_error: the database engine's own result code (SQLite's, e.g. 19 for a
+  // constraint), so wire protocols that expose it (libSQL's SQLITE_CONSTRAINT) can; else 0.
+  int engine_code = 0;
+};
+
+// A client's connection kept across calls (libSQL's streams, so `client.transaction()` works
+// over HTTP). Statements run one at a time, each in autocommit unless the client opened a
+// transaction (BEGIN … COMMIT/ROLLBACK, SAVEPOINT … RELEASE); an open transaction spans calls
+// and holds a connection of the resource until it ends, other statements hold none. Used by
+// one thread at a time. Destroying the session rolls back an open transaction. A destroyed
+// resource makes every later call fail with not_found.
+class SqlSession {
+ public:
+  virtual ~SqlSession() = default;
+  // Runs exactly one statement; rows are returned only when `want_rows`. The plan's limits
+  // apply per statement (timeout, memory) and through `budget` (rows, bytes). Rows written in
+  // a transaction count in `usage` when it commits. Throws QueryError.
+  virtual StatementResult run(const Statement& statement, bool want_rows, ResultBudget& budget,
+                              UsageDelta* usage) = 0;
+  // Runs every statement of `sql` in order, discarding rows; stops at the first error.
+  virtual void run_script(const std::string& sql, UsageDelta* usage) = 0;
+  virtual StatementDescription describe(const std::string& sql) = 0;
+  // False while the client's transaction is open.
+  virtual bool autocommit() const = 0;
 };
 
 // One instance per product kind, shared by every request thread: implementations are
@@ -129,6 +176,13 @@ class Product {
 
   // Bytes the resource occupies now (for storage billing and near-limit warnings).
   virtual int64_t storage_bytes(const std::string& resource_id) const = 0;
+
+  // A session on the resource for an interactive client (see SqlSession); null when the
+  // product has none. Throws QueryError not_found for a missing resource.
+  virtual std::unique_ptr<SqlSession> open_session(const std::string& /*resource_id*/,
+                                                   bool /*read_only*/, const Limits& /*limits*/) {
+    return nullptr;
+  }
 };
 
 // ---------------------------------------------------------------------------------------

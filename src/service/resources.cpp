@@ -27,6 +27,7 @@ ApiError query_error(const product::QueryError& e) {
   if (e.code == "storage_limit") return ApiError(507, e.code, e.what());
   if (e.code == "result_too_large") return ApiError(413, e.code, e.what());
   if (e.code == "busy") return ApiError(503, e.code, e.what());
+  if (e.code == "too_many_transactions") return ApiError(429, e.code, e.what());
   return ApiError(400, e.code, e.what());
 }
 
@@ -446,27 +447,55 @@ std::string ResourceService::plans(const std::string& installation_id,
   return Json{{"plans", out}}.dump();
 }
 
-Json ResourceService::query(const std::string& resource_id, const std::string& token,
-                            const Json& body) {
+ResourceService::SqlCaller ResourceService::authorize_sql(const std::string& resource_id,
+                                                          const std::string& token) {
   if (token.empty()) throw ApiError::unauthorized("missing bearer token");
-  store::ResourceRow row;
+  SqlCaller caller;
+  caller.token_hash = token_hash(token);
   std::string access;
   store_.read([&](store::ReadTx& tx) {
-    auto cred = tx.credential(token_hash(token));
+    auto cred = tx.credential(caller.token_hash);
     int64_t now = clock_.now_ms();
     // A token of another database is rejected exactly like an unknown one.
-    if (!cred || cred->resource_id != resource_id || (cred->expires_ms && *cred->expires_ms <= now))
+    if (!cred || (!resource_id.empty() && cred->resource_id != resource_id) ||
+        (cred->expires_ms && *cred->expires_ms <= now))
       throw ApiError::unauthorized("invalid or expired database token");
-    auto r = tx.resource(resource_id);
-    if (!r || r->deleted_ms) throw ApiError::not_found("database " + resource_id + " not found");
-    row = *r;
+    auto r = tx.resource(cred->resource_id);
+    if (!r || r->deleted_ms)
+      throw ApiError::not_found("database " + cred->resource_id + " not found");
+    caller.row = *r;
     access = cred->access;
   });
   if (options_.rate_limits)
-    options_.rate_limits->data_plane(token_hash(token), row.installation_id);
-  if (row.status == "suspended")
+    options_.rate_limits->data_plane(caller.token_hash, caller.row.installation_id);
+  if (caller.row.status == "suspended")
     throw ApiError(403, "resource_suspended",
-                   "database " + resource_id + " is suspended; resume it in Vercel to use it");
+                   "database " + caller.row.id + " is suspended; resume it in Vercel to use it");
+  // A prepaid database out of credits keeps serving reads, not writes, until credited.
+  caller.out_of_credits = access == "rw" && caller.row.billing_hold == "credits";
+  caller.read_only = access != "rw" || caller.out_of_credits;
+  const model::Plan* plan = catalog_->plan(caller.row.billing_plan_id);
+  caller.limits = product::Limits::from_json(plan ? plan->limits : Json::object());
+  return caller;
+}
+
+std::unique_ptr<product::SqlSession> ResourceService::open_sql_session(const SqlCaller& caller) {
+  const model::Product& product = require_product(caller.row.product_id);
+  std::unique_ptr<product::SqlSession> session;
+  try {
+    session = product_of(product).open_session(caller.row.id, caller.read_only, caller.limits);
+  } catch (const product::QueryError& e) {
+    throw query_error(e);
+  }
+  if (!session)
+    throw ApiError::not_found("database " + caller.row.id + " does not accept SQL sessions");
+  return session;
+}
+
+Json ResourceService::query(const std::string& resource_id, const std::string& token,
+                            const Json& body) {
+  SqlCaller caller = authorize_sql(resource_id, token);
+  const store::ResourceRow& row = caller.row;
 
   model::Checker check;
   std::vector<product::Statement> statements;
@@ -496,18 +525,14 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   check.throw_if_failed("query");
 
   const model::Product& product = require_product(row.product_id);
-  const model::Plan* plan = catalog_->plan(row.billing_plan_id);
-  product::Limits limits = product::Limits::from_json(plan ? plan->limits : Json::object());
   product::UsageDelta usage;
   std::vector<product::StatementResult> results;
-  // A prepaid database out of credits keeps serving reads, not writes, until credited.
-  bool out_of_credits = row.billing_hold == "credits";
   try {
-    results = product_of(product).execute(row.id, statements, access != "rw" || out_of_credits,
-                                          limits, &usage);
+    results =
+        product_of(product).execute(row.id, statements, caller.read_only, caller.limits, &usage);
   } catch (const product::QueryError& e) {
     record_usage(row, usage);
-    if (out_of_credits && access == "rw" && e.code == product::error_code::kReadOnly)
+    if (caller.out_of_credits && e.code == product::error_code::kReadOnly)
       throw ApiError(402, "credits_exhausted",
                      "database " + resource_id +
                          " is out of prepaid credits: reads only until more credits are bought");

@@ -86,6 +86,27 @@ class ResourceService {
   model::Json query(const std::string& resource_id, const std::string& token,
                     const model::Json& body);
 
+  // A data-plane caller, checked: its token is valid for the resource (not expired, not
+  // another database's), the resource is live and not suspended, and the caller is within
+  // its rate limits. What it may do follows from the token and the billing state.
+  struct SqlCaller {
+    store::ResourceRow row;
+    std::string token_hash;
+    bool read_only = true;        // a read-only token, or out of prepaid credits
+    bool out_of_credits = false;  // writes refused for credits, not for the token
+    product::Limits limits;       // the plan's
+  };
+  // `resource_id` empty: the resource the token belongs to (libSQL clients address the
+  // database by its token). Throws ApiError 401/403/404/429.
+  SqlCaller authorize_sql(const std::string& resource_id, const std::string& token);
+  // A session for an interactive client (libSQL streams); ApiError 404 when the resource's
+  // product has none or its data is gone.
+  std::unique_ptr<product::SqlSession> open_sql_session(const SqlCaller& caller);
+  // Adds what a data-plane caller spent to the usage ledger's next flush.
+  void record_sql_usage(const SqlCaller& caller, const product::UsageDelta& usage) {
+    record_usage(caller.row, usage);
+  }
+
   static std::string token_hash(const std::string& token) {
     return util::to_hex(util::sha256(token));
   }

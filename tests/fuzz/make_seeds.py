@@ -327,6 +327,48 @@ def webhook_seeds():
     webhook("wrong-signature", 4, '{"id":"evt_6","type":"x"}')
 
 
+# ---- hrana --------------------------------------------------------------------------------
+# Flags byte: bit 0 read-only stream, bit 1 run the requests twice; then a pipeline body.
+def hrana(name, flags, body):
+    write("hrana", name, bytes([flags]) + (body if isinstance(body, str) else compact(body)).encode())
+
+
+def stmt(sql, args=None, named=None):
+    s = {"sql": sql}
+    if args is not None:
+        s["args"] = args
+    if named is not None:
+        s["named_args"] = named
+    return {"type": "execute", "stmt": s}
+
+
+def hrana_seeds():
+    i = lambda v: {"type": "integer", "value": str(v)}
+    hrana("execute", 0, {"baton": None, "requests": [stmt("SELECT a, b, c, d FROM t"), {"type": "close"}]})
+    hrana("values", 0, {"requests": [stmt("INSERT INTO t(b, c, d) VALUES (?, ?, ?)", [
+        {"type": "text", "value": "x"}, {"type": "blob", "base64": "AAH/"}, {"type": "float", "value": 0.5}]),
+        stmt("SELECT ?", [i("-9223372036854775808")]), stmt("SELECT :x", named=[{"name": "x", "value": {"type": "null"}}])]})
+    hrana("batch", 0, {"requests": [{"type": "batch", "batch": {"steps": [
+        {"stmt": {"sql": "BEGIN IMMEDIATE"}},
+        {"condition": {"type": "ok", "step": 0}, "stmt": {"sql": "INSERT INTO t(b) VALUES ('one')"}},
+        {"condition": {"type": "ok", "step": 1}, "stmt": {"sql": "COMMIT"}},
+        {"condition": {"type": "not", "cond": {"type": "ok", "step": 2}}, "stmt": {"sql": "ROLLBACK"}},
+        {"condition": {"type": "and", "conds": [{"type": "is_autocommit"}, {"type": "or", "conds": [{"type": "error", "step": 1}]}]},
+         "stmt": {"sql": "SELECT 1"}}]}}]})
+    hrana("transaction-open", 2, {"requests": [stmt("BEGIN"), stmt("UPDATE t SET d = d + 1"),
+                                               {"type": "get_autocommit"}]})
+    hrana("readonly-begin", 1, {"requests": [stmt("BEGIN TRANSACTION READONLY"), stmt("DELETE FROM t"),
+                                             stmt("ROLLBACK"), stmt("BEGIN IMMEDIATE")]})
+    hrana("stored-sql", 0, {"requests": [{"type": "store_sql", "sql_id": 1, "sql": "SELECT * FROM t WHERE a = ?"},
+                                         {"type": "execute", "stmt": {"sql_id": 1, "args": [i(1)], "want_rows": False}},
+                                         {"type": "describe", "sql_id": 1}, {"type": "close_sql", "sql_id": 1},
+                                         {"type": "execute", "stmt": {"sql_id": 1}}]})
+    hrana("sequence", 0, {"requests": [{"type": "sequence", "sql": "CREATE TABLE u(x); INSERT INTO u VALUES (1); SAVEPOINT s; RELEASE s;"}]})
+    hrana("malformed", 0, {"requests": [{"type": "warp"}, {"type": "execute"}, {"type": "batch", "batch": {"steps": [{"condition": {"type": "ok", "step": 5}, "stmt": {"sql": "SELECT 1"}}]}},
+                                        stmt("SELECT ?", [{"type": "integer", "value": "1e3"}]), 7, None]})
+    hrana("escape", 0, {"requests": [stmt("ATTACH 'x.db' AS x"), stmt("CREATE TABLE temp.z(a)"), stmt("VACUUM INTO '/tmp/x'")]})
+
+
 def main():
     jwt_seeds()
     partner_json_seeds()
@@ -334,6 +376,7 @@ def main():
     sql_guard_seeds()
     http_seeds()
     webhook_seeds()
+    hrana_seeds()
     return 0
 
 

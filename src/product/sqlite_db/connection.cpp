@@ -219,7 +219,7 @@ void Connection::fail(int rc) {
       // "unsafe use of f()": that is the guard at work, not a mistake in the SQL.
       std::string msg = sqlite3_errmsg(db_);
       if (msg.rfind("unsafe use of ", 0) == 0) throw QueryError(error_code::kForbiddenSql, msg);
-      throw QueryError(error_code::kSqlError, msg);
+      throw QueryError(error_code::kSqlError, msg, rc);
     }
   }
 }
@@ -227,7 +227,7 @@ void Connection::fail(int rc) {
 int Connection::authorize(void* self, int action, const char* arg1, const char* arg2,
                           const char* db_name, const char* /*trigger*/) {
   auto* conn = static_cast<Connection*>(self);
-  auto denial = check_action(conn->mode_, action, arg1, arg2, db_name);
+  auto denial = check_action(conn->mode_, action, arg1, arg2, db_name, conn->client_transactions_);
   if (!denial) return SQLITE_OK;
   conn->denial_ = std::move(denial);
   return SQLITE_DENY;

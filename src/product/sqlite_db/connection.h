@@ -46,6 +46,8 @@ class Connection {
   int64_t storage_limit() const { return storage_limit_; }
   int64_t page_size() const { return page_size_; }  // fixed once the file exists
   Mode mode() const { return mode_; }
+  // A session's connection: the client runs its own BEGIN/COMMIT (sql_guard.h).
+  void set_client_transactions(bool on) { client_transactions_ = on; }
 
   // The call's time budget, checked by the progress handler. 0 = unlimited.
   void start_clock(int64_t timeout_ms);
@@ -89,6 +91,7 @@ class Connection {
   std::chrono::steady_clock::time_point busy_since_;
   std::atomic<bool> cancelled_{false};
   bool discard_ = false;
+  bool client_transactions_ = false;
 };
 
 // Runs the server's own statements on a connection: switches to Mode::kInternal and back.

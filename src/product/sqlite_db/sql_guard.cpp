@@ -126,8 +126,10 @@ std::optional<Denial> check_pragma(Mode mode, const char* name_arg, const char* 
 }  // namespace
 
 std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2,
-                                   const char* db_name) {
+                                   const char* db_name, bool client_transactions) {
   if (mode == Mode::kInternal) return std::nullopt;
+  if (client_transactions && (action == SQLITE_TRANSACTION || action == SQLITE_SAVEPOINT))
+    return std::nullopt;
   // The temp schema lives on the pooled connection, not in the database file: objects made
   // there (`CREATE TABLE temp.t`, `CREATE TRIGGER temp.tr`) would outlive the call, escape
   // the storage limit and storage billing, and show up at random in later calls. Every

@@ -24,8 +24,11 @@ struct Denial {
 
 // The authorizer's decision for one action (arguments as sqlite3_set_authorizer passes
 // them; `db_name` is the schema the action touches, when it names one); nullopt allows it.
+// `client_transactions`: the client owns the transaction (a session, product::SqlSession),
+// so BEGIN/COMMIT/ROLLBACK and SAVEPOINT/RELEASE are its to run, read-only callers included
+// (BEGIN IMMEDIATE still counts as a write: sqlite3_stmt_readonly says so).
 std::optional<Denial> check_action(Mode mode, int action, const char* arg1, const char* arg2,
-                                   const char* db_name = nullptr);
+                                   const char* db_name = nullptr, bool client_transactions = false);
 
 // Checks on the statement text that the authorizer cannot express; nullopt allows it.
 // Currently: VACUUM (VACUUM INTO writes a copy anywhere on disk; plain VACUUM needs twice the

@@ -92,6 +92,8 @@ struct SqliteDb::Database {
   std::condition_variable idle_cv;  // signalled when a lease ends (destroy waits on it)
   std::vector<std::unique_ptr<Connection>> idle;
   std::set<Connection*> active;
+  // Active connections that no call is using: a session's open transaction between calls.
+  std::set<Connection*> parked;
   bool destroyed = false;
   Limits limits;  // the resource's own (create / set_limits)
   bool full_sync = true;
@@ -111,6 +113,7 @@ class SqliteDb::Lease {
     if (conn_) owner_->release(db_, std::move(conn_));
   }
   Connection& conn() { return *conn_; }
+  const std::shared_ptr<Database>& database() const { return db_; }
 
  private:
   const SqliteDb* owner_;
@@ -221,6 +224,7 @@ SqliteDb::Lease SqliteDb::acquire(const std::string& resource_id, bool read_only
   c.set_synchronous(sync);
   c.set_storage_limit(tighter(own.storage_bytes, limits.storage_bytes));
   c.set_mode(read_only ? Mode::kReadOnly : Mode::kReadWrite);
+  c.set_client_transactions(false);
   return lease;
 }
 
@@ -235,6 +239,7 @@ void SqliteDb::release(const std::shared_ptr<Database>& db,
     {
       std::lock_guard db_lock(db->mu);
       db->active.erase(conn.get());
+      db->parked.erase(conn.get());
       if (!db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
       db->last_used = ++clock_;
       if (reusable && !db->destroyed && db->idle.size() < options_.max_idle_per_database) {
@@ -292,7 +297,9 @@ void SqliteDb::destroy(const std::string& resource_id) {
     std::unique_lock lock(db->mu);
     db->destroyed = true;  // from here on every call answers not_found
     for (Connection* conn : db->active) conn->cancel();
-    db->idle_cv.wait(lock, [&db] { return db->active.empty(); });
+    // Calls in progress end at once (cancelled); a session's parked transaction is not
+    // waited for: its connection is closed by the session's next call or its end.
+    db->idle_cv.wait(lock, [&db] { return db->active.size() == db->parked.size(); });
   }
   std::vector<std::unique_ptr<Connection>> closing;
   {
@@ -365,6 +372,57 @@ void SqliteDb::set_metadata(const std::string& resource_id, const nlohmann::json
   save_settings(*db);
 }
 
+namespace {
+
+[[noreturn]] void result_too_large(const std::string& what) {
+  throw QueryError(error_code::kResultTooLarge,
+                   "the result exceeds " + what +
+                       "; nothing was returned and the transaction was rolled back. Select "
+                       "fewer rows or columns (LIMIT, WHERE) or page through the data");
+}
+
+// Steps one prepared client statement to its end. Rows are returned when `want_rows` and
+// counted against `budget` (maxRows, maxResultBytes over a whole call); `spent` gets the
+// statement's usage with rows_written as written (the caller decides whether they count).
+StatementResult run_prepared(Connection& conn, sqlite3_stmt* stmt, bool want_rows,
+                             const Limits& limits, ResultBudget& budget, UsageDelta& spent) {
+  sqlite3* db = conn.db();
+  StatementResult result;
+  int columns = sqlite3_column_count(stmt);
+  for (int c = 0; c < columns; ++c) {
+    const char* name = sqlite3_column_name(stmt, c);
+    result.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
+    const char* decltype_ = sqlite3_column_decltype(stmt, c);
+    result.decltypes.push_back(
+        decltype_ ? std::optional<std::string>(sqlite_db::valid_utf8(decltype_)) : std::nullopt);
+  }
+  sqlite3_set_last_insert_rowid(db, 0);
+  int64_t changes_before = sqlite3_total_changes64(db);
+  ++spent.queries;
+  while (sqlite_db::step(conn, stmt)) {
+    if (!want_rows) continue;
+    if (limits.max_rows > 0 && ++budget.rows > limits.max_rows)
+      result_too_large(std::to_string(limits.max_rows) + " rows (plan limit maxRows)");
+    nlohmann::json row = nlohmann::json::array();
+    for (int c = 0; c < columns; ++c) {
+      budget.bytes += sqlite_db::column_cost(stmt, c);
+      row.push_back(sqlite_db::column_json(stmt, c));
+    }
+    if (limits.max_result_bytes > 0 && budget.bytes > limits.max_result_bytes)
+      result_too_large(std::to_string(limits.max_result_bytes) +
+                       " bytes (plan limit maxResultBytes)");
+    result.rows.push_back(std::move(row));
+  }
+  int64_t written = sqlite3_total_changes64(db) - changes_before;
+  if (written > 0) result.rows_affected = sqlite3_changes64(db);
+  result.last_insert_id = sqlite3_last_insert_rowid(db);
+  spent.rows_written += written;
+  spent.rows_read += static_cast<int64_t>(result.rows.size());
+  return result;
+}
+
+}  // namespace
+
 std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
                                                const std::vector<Statement>& statements,
                                                bool read_only, const Limits& limits,
@@ -372,19 +430,11 @@ std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
   Lease lease = acquire(resource_id, read_only, limits);
   sqlite_db::MemoryScope memory(limits.max_memory_bytes);
   Connection& conn = lease.conn();
-  sqlite3* db = conn.db();
   UsageDelta spent;
   std::vector<StatementResult> results;
   results.reserve(statements.size());
-  int64_t rows_total = 0;
-  int64_t bytes_total = 0;
+  ResultBudget budget;
   bool explicit_transaction = false;
-  auto too_large = [](const std::string& what) {
-    throw QueryError(error_code::kResultTooLarge,
-                     "the result exceeds " + what +
-                         "; nothing was returned and the transaction was rolled back. Select "
-                         "fewer rows or columns (LIMIT, WHERE) or page through the data");
-  };
   try {
     for (size_t i = 0; i < statements.size(); ++i) {
       const Statement& statement = statements[i];
@@ -395,7 +445,7 @@ std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
       try {
         stmt = sqlite_db::prepare_next(conn, sql);
       } catch (const QueryError& e) {
-        throw QueryError(e.code, label + e.what());
+        throw QueryError(e.code, label + e.what(), e.engine_code);
       }
       if (!stmt) throw QueryError(error_code::kSqlError, label + "empty SQL");
       if (!sqlite_db::is_blank_sql(sql))
@@ -415,39 +465,11 @@ std::vector<StatementResult> SqliteDb::execute(const std::string& resource_id,
         conn.start_clock(limits.statement_timeout_ms);
       }
       sqlite_db::bind_params(conn, stmt.get(), statement.params);
-
-      StatementResult result;
-      int columns = sqlite3_column_count(stmt.get());
-      for (int c = 0; c < columns; ++c) {
-        const char* name = sqlite3_column_name(stmt.get(), c);
-        result.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
-      }
-      sqlite3_set_last_insert_rowid(db, 0);
-      int64_t changes_before = sqlite3_total_changes64(db);
-      ++spent.queries;
       try {
-        while (sqlite_db::step(conn, stmt.get())) {
-          if (limits.max_rows > 0 && ++rows_total > limits.max_rows)
-            too_large(std::to_string(limits.max_rows) + " rows (plan limit maxRows)");
-          nlohmann::json row = nlohmann::json::array();
-          for (int c = 0; c < columns; ++c) {
-            bytes_total += sqlite_db::column_cost(stmt.get(), c);
-            row.push_back(sqlite_db::column_json(stmt.get(), c));
-          }
-          if (limits.max_result_bytes > 0 && bytes_total > limits.max_result_bytes)
-            too_large(std::to_string(limits.max_result_bytes) +
-                      " bytes (plan limit maxResultBytes)");
-          result.rows.push_back(std::move(row));
-        }
+        results.push_back(run_prepared(conn, stmt.get(), true, limits, budget, spent));
       } catch (const QueryError& e) {
-        throw QueryError(e.code, label + e.what());
+        throw QueryError(e.code, label + e.what(), e.engine_code);
       }
-      int64_t written = sqlite3_total_changes64(db) - changes_before;
-      if (written > 0) result.rows_affected = sqlite3_changes64(db);
-      result.last_insert_id = sqlite3_last_insert_rowid(db);
-      spent.rows_written += written;
-      spent.rows_read += static_cast<int64_t>(result.rows.size());
-      results.push_back(std::move(result));
     }
     conn.stop_clock();
     if (explicit_transaction) conn.exec("COMMIT");
@@ -477,6 +499,257 @@ nlohmann::json SqliteDb::repl(const std::string& resource_id, const std::string&
   }
   add_usage(usage, spent);
   return blocks;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+namespace {
+
+// The leading keywords of `sql`, upper-cased, up to `count` ("BEGIN", "TRANSACTION", …).
+std::vector<std::string> leading_keywords(std::string_view sql, size_t count) {
+  std::vector<std::string> words;
+  while (words.size() < count) {
+    std::string word = sqlite_db::first_keyword(sql);
+    if (word.empty()) break;
+    size_t at = sqlite_db::skip_trivia(sql);
+    sql.remove_prefix(at + word.size());
+    words.push_back(std::move(word));
+  }
+  return words;
+}
+
+// libSQL's `BEGIN TRANSACTION READONLY` (what @libsql/client sends for a "read"
+// transaction): SQLite has no such syntax, so it becomes a deferred BEGIN on a connection
+// that cannot write until the transaction ends.
+bool is_begin_readonly(std::string_view sql) {
+  auto words = leading_keywords(sql, 4);
+  if (words.size() == 2) return words[0] == "BEGIN" && words[1] == "READONLY";
+  if (words.size() == 3)
+    return words[0] == "BEGIN" && words[1] == "TRANSACTION" && words[2] == "READONLY";
+  return false;
+}
+
+}  // namespace
+
+class SqliteDb::Session final : public SqlSession {
+ public:
+  Session(SqliteDb& owner, std::string resource_id, bool read_only, const Limits& limits)
+      : owner_(owner), id_(std::move(resource_id)), read_only_(read_only), limits_(limits) {}
+  ~Session() override {
+    if (!lease_) return;
+    unpark();  // a parked connection goes back like any other (rolled back first)
+    if (lease_) {
+      rollback_quietly(lease_->conn());
+      lease_.reset();
+    }
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  bool autocommit() const override { return !lease_; }
+
+  StatementResult run(const Statement& statement, bool want_rows, ResultBudget& budget,
+                      UsageDelta* usage) override {
+    std::string_view sql = statement.sql;
+    bool rollback = sqlite_db::first_keyword(sql) == "ROLLBACK";
+    bool begin_readonly = is_begin_readonly(sql);
+    if (begin_readonly) sql = "BEGIN DEFERRED";
+    Connection& conn = begin_call();
+    sqlite_db::MemoryScope memory(limits_.max_memory_bytes);
+    UsageDelta spent;
+    StatementResult result;
+    try {
+      StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
+      if (!stmt) throw QueryError(error_code::kSqlError, "empty SQL");
+      if (!sqlite_db::is_blank_sql(sql))
+        throw QueryError(error_code::kSqlError,
+                         "more than one SQL statement; send each as its own statement");
+      sqlite_db::bind_params(conn, stmt.get(), statement.params);
+      result = step_statement(conn, stmt.get(), want_rows, budget, spent);
+      if (begin_readonly) {
+        conn.set_mode(Mode::kReadOnly);
+        in_readonly_transaction_ = true;
+      }
+    } catch (...) {
+      end_call(conn, /*failed=*/true, rollback, spent, usage);
+      throw;
+    }
+    end_call(conn, /*failed=*/false, rollback, spent, usage);
+    return result;
+  }
+
+  void run_script(const std::string& text, UsageDelta* usage) override {
+    std::string_view sql = text;
+    ResultBudget budget;
+    while (!sqlite_db::is_blank_sql(sql)) {
+      bool rollback = sqlite_db::first_keyword(sql) == "ROLLBACK";
+      Connection& conn = begin_call();
+      sqlite_db::MemoryScope memory(limits_.max_memory_bytes);
+      UsageDelta spent;
+      try {
+        StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
+        if (stmt) step_statement(conn, stmt.get(), /*want_rows=*/false, budget, spent);
+      } catch (...) {
+        end_call(conn, /*failed=*/true, rollback, spent, usage);
+        throw;
+      }
+      end_call(conn, /*failed=*/false, rollback, spent, usage);
+    }
+  }
+
+  StatementDescription describe(const std::string& text) override {
+    std::string_view sql = text;
+    Connection& conn = begin_call();
+    StatementDescription out;
+    UsageDelta none;
+    try {
+      StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
+      if (!stmt) throw QueryError(error_code::kSqlError, "empty SQL");
+      int params = sqlite3_bind_parameter_count(stmt.get());
+      for (int i = 1; i <= params; ++i) {
+        const char* name = sqlite3_bind_parameter_name(stmt.get(), i);
+        out.params.push_back(name ? std::optional<std::string>(name) : std::nullopt);
+      }
+      int columns = sqlite3_column_count(stmt.get());
+      for (int c = 0; c < columns; ++c) {
+        const char* name = sqlite3_column_name(stmt.get(), c);
+        const char* type = sqlite3_column_decltype(stmt.get(), c);
+        out.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
+        out.decltypes.push_back(type ? std::optional<std::string>(type) : std::nullopt);
+      }
+      out.is_explain = sqlite3_stmt_isexplain(stmt.get()) > 0;
+      out.is_readonly = sqlite3_stmt_readonly(stmt.get()) != 0;
+    } catch (...) {
+      end_call(conn, /*failed=*/true, false, none, nullptr);
+      throw;
+    }
+    end_call(conn, /*failed=*/false, false, none, nullptr);
+    return out;
+  }
+
+ private:
+  // Runs the statement under the plan's timeout; rows written count once they are
+  // committed: at once in autocommit, at COMMIT inside the client's transaction.
+  StatementResult step_statement(Connection& conn, sqlite3_stmt* stmt, bool want_rows,
+                                 ResultBudget& budget, UsageDelta& spent) {
+    conn.start_clock(limits_.statement_timeout_ms);
+    StatementResult result = run_prepared(conn, stmt, want_rows, limits_, budget, spent);
+    conn.stop_clock();
+    return result;
+  }
+
+  // The session's connection for one call: the parked one of an open transaction, else one
+  // from the pool.
+  Connection& begin_call() {
+    if (lease_) {
+      unpark();
+      if (!lease_) not_found(id_);
+    } else {
+      lease_.emplace(owner_.acquire(id_, read_only_, limits_));
+      lease_->conn().set_client_transactions(true);
+      in_transaction_ = false;
+    }
+    return lease_->conn();
+  }
+
+  // After a call: rows written are settled, and the connection is parked while the client's
+  // transaction stays open, else given back to the pool.
+  // `rollback`: the statement was a ROLLBACK (so a transaction it ended wrote nothing).
+  void end_call(Connection& conn, bool failed, bool rollback, UsageDelta& spent,
+                UsageDelta* usage) {
+    conn.stop_clock();
+    bool open = sqlite3_get_autocommit(conn.db()) == 0;
+    int64_t written = spent.rows_written;
+    spent.rows_written = 0;
+    if (in_transaction_ || open) {
+      pending_written_ += failed ? 0 : written;
+      if (!open) {
+        // The transaction ended: committed unless it was rolled back (by the client, or by
+        // SQLite after an error such as a full disk or an interrupt).
+        bool committed = !failed && !rollback;
+        if (committed) spent.rows_written = pending_written_;
+        pending_written_ = 0;
+      }
+    } else if (!failed) {
+      spent.rows_written = written;
+    }
+    in_transaction_ = open;
+    add_usage(usage, spent);
+    if (!open && in_readonly_transaction_) {
+      in_readonly_transaction_ = false;
+      conn.set_mode(read_only_ ? Mode::kReadOnly : Mode::kReadWrite);
+    }
+    if (!open || !conn.reusable()) {
+      if (open) rollback_quietly(conn);
+      in_transaction_ = false;
+      pending_written_ = 0;
+      lease_.reset();
+      return;
+    }
+    park();
+  }
+
+  void park() {
+    std::shared_ptr<Database> db = lease_->database();
+    size_t cap = owner_.options_.max_open_transactions_per_database;
+    bool refused = false;
+    {
+      std::lock_guard lock(db->mu);
+      refused = db->parked.size() >= cap;
+      if (!db->destroyed && !refused) {
+        db->parked.insert(&lease_->conn());
+        db->idle_cv.notify_all();
+        return;
+      }
+    }
+    // Over the cap (or destroyed): the transaction cannot stay open.
+    rollback_quietly(lease_->conn());
+    in_transaction_ = false;
+    pending_written_ = 0;
+    lease_.reset();
+    if (refused)
+      throw QueryError(error_code::kTooManyTransactions,
+                       "too many open transactions on this database (at most " +
+                           std::to_string(cap) +
+                           "); the transaction was rolled back. Commit or roll back open "
+                           "transactions first");
+  }
+
+  // Takes the parked connection back for a call; drops it when the resource was destroyed.
+  void unpark() {
+    bool gone;
+    {
+      const auto& db = lease_->database();
+      std::lock_guard lock(db->mu);
+      db->parked.erase(&lease_->conn());
+      gone = db->destroyed || lease_->conn().cancelled();
+    }
+    if (gone) {
+      in_transaction_ = false;
+      pending_written_ = 0;
+      lease_.reset();
+    }
+  }
+
+  SqliteDb& owner_;
+  std::string id_;
+  bool read_only_;
+  Limits limits_;
+  std::optional<Lease> lease_;  // held only while the client's transaction is open
+  bool in_transaction_ = false;
+  bool in_readonly_transaction_ = false;
+  int64_t pending_written_ = 0;  // rows written by the open transaction
+};
+
+std::unique_ptr<SqlSession> SqliteDb::open_session(const std::string& resource_id, bool read_only,
+                                                   const Limits& limits) {
+  auto db = find_database(resource_id, /*must_exist=*/true);
+  {
+    std::lock_guard lock(db->mu);
+    if (db->destroyed) not_found(resource_id);
+  }
+  return std::make_unique<Session>(*this, resource_id, read_only, limits);
 }
 
 int64_t SqliteDb::storage_bytes(const std::string& resource_id) const {

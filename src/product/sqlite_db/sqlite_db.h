@@ -14,6 +14,10 @@
 // - The storage cap is the tighter of the resource's own limits (create/set_limits, kept in
 //   <resource_id>.settings.json beside the database so they survive a restart) and the
 //   limits passed to the call; SQLite enforces it with PRAGMA max_page_count.
+// - Sessions (open_session, for libSQL clients): a client transaction spans calls on a
+//   connection of the pool parked between them; at most max_open_transactions_per_database
+//   at once. destroy() does not wait for a parked transaction: it cancels it, and the
+//   session's next call (or its end) closes the connection.
 // - Security: see sql_guard.h. TEMP objects are refused (connections are pooled), as are
 //   BEGIN/COMMIT/SAVEPOINT (the server owns the transaction) and VACUUM.
 #pragma once
@@ -40,6 +44,8 @@ class SqliteDb final : public Product {
   struct Options {
     size_t max_idle_per_database = 4;
     size_t max_idle_total = 64;
+    // Client transactions (sessions) open at once on one database; each holds a connection.
+    size_t max_open_transactions_per_database = 8;
   };
 
   // Creates `databases_dir` if it does not exist.
@@ -65,6 +71,8 @@ class SqliteDb final : public Product {
                       const std::function<void(const nlohmann::json& block)>& emit,
                       UsageDelta* usage) override;
   int64_t storage_bytes(const std::string& resource_id) const override;
+  std::unique_ptr<SqlSession> open_session(const std::string& resource_id, bool read_only,
+                                           const Limits& limits) override;
 
   // The database file of a resource (whether or not it exists). Throws std::invalid_argument
   // for an id that is not [A-Za-z0-9_-]{1,128}.
@@ -77,6 +85,7 @@ class SqliteDb final : public Product {
  private:
   struct Database;
   class Lease;
+  class Session;
 
   std::shared_ptr<Database> find_database(const std::string& resource_id, bool must_exist) const;
   Lease acquire(const std::string& resource_id, bool read_only, const Limits& limits) const;
