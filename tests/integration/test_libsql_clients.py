@@ -199,3 +199,22 @@ def test_ledger_counts_hrana_usage_once_committed(pair):
     assert totals.get("rowsWritten") == 2, totals
     assert totals.get("rowsRead") == 2, totals
     assert totals.get("queries") == 9, totals
+
+
+def test_rotated_tokens_expire_after_the_delay(pair):
+    sb, w = pair
+    iid, rid, old = provision(sb)
+    assert pipeline(old, {"baton": None, "requests": [execute("create table t(v)")]}).status_code == 200
+    rot = sb.run("rotate-secrets", installationId=iid, resourceId=rid,
+                 delayOldSecretsExpirationHours=0.0008)  # 2.88 s
+    assert rot["ok"] and rot["status"] == 200, rot
+    new = {x["name"]: x["value"] for x in rot["response"]["secrets"]}
+    # Inside the delay both work, and a stream opened with the old token goes on.
+    r = pipeline(old, {"baton": None, "requests": [execute("begin"), execute("insert into t values (1)")]})
+    assert r.status_code == 200 and r.json()["baton"]
+    assert pipeline(new, {"baton": None, "requests": [execute("select 1")]}).status_code == 200
+    time.sleep(3.5)
+    late = pipeline(old, {"baton": r.json()["baton"], "requests": [execute("commit")]})
+    assert late.status_code == 401 and late.json()["code"] == "UNAUTHORIZED", late.text
+    ok = pipeline(new, {"baton": None, "requests": [execute("select count(*) from t")]})
+    assert ok.json()["results"][0]["response"]["result"]["rows"] == [[{"type": "integer", "value": "0"}]]
