@@ -50,11 +50,21 @@ void Metrics::add_external(const std::string& name, const std::string& help,
 }
 
 std::string Metrics::render() const {
+  // A snapshot under the lock, rendered without it: the lock is the one every request takes
+  // to count itself, and external gauges may read the store.
+  std::map<std::string, uint64_t> requests;
+  std::map<std::string, uint64_t> auth_failures;
+  std::vector<External> externals;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests = requests_;
+    auth_failures = auth_failures_;
+    externals = externals_;
+  }
   std::string out;
-  std::lock_guard<std::mutex> lock(mu_);
   out += "# HELP wharf_http_requests_total HTTP requests by route pattern, method and status.\n";
   out += "# TYPE wharf_http_requests_total counter\n";
-  for (const auto& [labels, n] : requests_)
+  for (const auto& [labels, n] : requests)
     out += "wharf_http_requests_total{" + labels + "} " + std::to_string(n) + "\n";
 
   out += "# HELP wharf_http_request_duration_seconds Time from request read to response.\n";
@@ -75,7 +85,7 @@ std::string Metrics::render() const {
 
   out += "# HELP wharf_auth_failures_total Rejected Partner API authentications by reason.\n";
   out += "# TYPE wharf_auth_failures_total counter\n";
-  for (const auto& [reason, n] : auth_failures_)
+  for (const auto& [reason, n] : auth_failures)
     out += "wharf_auth_failures_total{reason=\"" + label_value(reason) + "\"} " +
            std::to_string(n) + "\n";
 
@@ -84,7 +94,7 @@ std::string Metrics::render() const {
   out += "# TYPE wharf_idempotent_replays_total counter\n";
   out += "wharf_idempotent_replays_total " + std::to_string(replays_.load()) + "\n";
 
-  for (const auto& e : externals_) {
+  for (const auto& e : externals) {
     out += "# HELP " + e.name + " " + e.help + "\n";
     out += "# TYPE " + e.name + " " + e.type + "\n";
     out += e.name + " " + fmt_double(e.read()) + "\n";

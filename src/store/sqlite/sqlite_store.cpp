@@ -413,9 +413,12 @@ class Tx : public WriteTx {
   }
 
   OutboxStats outbox_stats() override {
+    // Each part reads only the pending or dead entries (index outbox_pending leads with
+    // state), never the delivered history, which only grows.
     Stmt s(c_,
-           "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0), "
-           "COALESCE(MIN(CASE WHEN state = 'pending' THEN created_ms END), 0) FROM outbox");
+           "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'), "
+           "(SELECT count(*) FROM outbox WHERE state = 'dead'), "
+           "COALESCE((SELECT MIN(created_ms) FROM outbox WHERE state = 'pending'), 0)");
     OutboxStats st;
     if (s.step()) {
       st.pending = s.int64(0);
