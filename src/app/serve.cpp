@@ -23,7 +23,7 @@
 #include "model/catalog.h"
 #include "net/http_client.h"
 #include "net/server.h"
-#include "product/sqlite_db/sqlite_db.h"
+#include "product/registry.h"
 #include "service/billing.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
@@ -44,15 +44,32 @@
 namespace wharf::app {
 namespace {
 
+// The usage metrics each product kind of this build records, for the catalog's checks.
+std::map<std::string, std::vector<std::string>> metrics_by_kind(const product::Registry& kinds) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& kind : kinds.kinds()) {
+    auto& metrics = out[kind];
+    for (const auto& m : kinds.descriptor(kind)->metrics) metrics.push_back(m.name);
+  }
+  return out;
+}
+
+// The catalog (WHARF_CATALOG or the built-in one), checked against the product kinds.
 std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
-  if (!config.catalog_path) return model::Catalog::parse_text(model::builtin_catalog_json());
-  std::ifstream in(*config.catalog_path);
-  if (!in) throw ConfigError("WHARF_CATALOG", "cannot read " + *config.catalog_path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = model::builtin_catalog_json();
+  std::string source = "built-in catalog";
+  if (config.catalog_path) {
+    std::ifstream in(*config.catalog_path);
+    if (!in) throw ConfigError("WHARF_CATALOG", "cannot read " + *config.catalog_path);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    source = *config.catalog_path;
+  }
   try {
-    return model::Catalog::parse_text(text);
+    auto catalog = model::Catalog::parse_text(text);
+    catalog->check_kinds(metrics_by_kind(product::builtin_kinds()));
+    return catalog;
   } catch (const model::CatalogError& e) {
-    throw ConfigError("WHARF_CATALOG", *config.catalog_path + ": " + e.what());
+    throw ConfigError("WHARF_CATALOG", source + ": " + e.what());
   }
 }
 
@@ -205,16 +222,19 @@ int serve(const Config& config) {
   service::InstallationService installations(*store, catalog, box, clock);
   service::PlanService plans(*store, catalog, installations);
 
-  // Products are registered by kind; the catalog names the kind of each product.
-  product::SqliteDb::Options sqlite_options;
-  sqlite_options.max_open_transactions_per_database =
-      static_cast<size_t>(config.sql_transactions_per_database);
-  product::SqliteDb sqlite_db(config.data_dir + "/databases", sqlite_options);
-  std::map<std::string, product::Product*> products = {{"sqlite", &sqlite_db}};
-  for (const auto& p : catalog->products())
-    if (!products.count(p.kind))
-      throw ConfigError("WHARF_CATALOG", "product '" + p.id + "' has kind '" + p.kind +
-                                             "', which this build does not provide");
+  // One product instance per kind the catalog sells, made by the kind's registered factory.
+  const product::Registry& kinds = product::builtin_kinds();
+  product::KindSettings kind_settings;
+  kind_settings.data_dir = config.data_dir;
+  kind_settings.settings["sql_transactions_per_database"] =
+      std::to_string(config.sql_transactions_per_database);
+  std::map<std::string, std::unique_ptr<product::Product>> product_instances;
+  std::map<std::string, product::Product*> products;
+  for (const auto& p : catalog->products()) {
+    if (products.count(p.kind)) continue;
+    product_instances[p.kind] = kinds.make(p.kind, kind_settings);
+    products[p.kind] = product_instances[p.kind].get();
+  }
   vercel::Outbox outbox(
       *store, http, config.vercel_api_url,
       [&installations](const std::string& id) { return installations.access_token(id); }, clock,

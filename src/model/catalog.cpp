@@ -1,5 +1,6 @@
 #include "model/catalog.h"
 
+#include <algorithm>
 #include <set>
 
 #include "util/clock.h"
@@ -13,9 +14,6 @@ constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "
 // at start-up: a typo such as `storage_bytes` would otherwise leave the plan unlimited.
 constexpr std::string_view kLimitKeys[] = {"storageBytes", "statementTimeoutMs", "maxResultBytes",
                                            "maxRows", "maxMemoryBytes"};
-// The usage-ledger metrics a price can be measured by.
-constexpr std::string_view kLedgerMetrics[] = {"queries", "rowsRead", "rowsWritten",
-                                               "storageBytes"};
 
 template <size_t N>
 bool listed(const std::string_view (&list)[N], std::string_view key) {
@@ -91,11 +89,9 @@ Pricing parse_pricing(const Json& j, const std::string& path, Checker& check) {
     only_keys(*it, p, kMetricPriceKeys, check);
     MetricPrice m;
     m.name = it.key();
+    // Which metrics exist depends on the product kinds pricing with the plan: checked
+    // against them at start-up (check_kinds).
     m.ledger_metric = check.string(*it, "metric", p, false, true).value_or(m.name);
-    if (!listed(kLedgerMetrics, m.ledger_metric))
-      check.add(it->contains("metric") ? Checker::join(p, "metric") : p,
-                "measures unknown usage metric '" + m.ledger_metric +
-                    "' (known: " + joined(kLedgerMetrics) + "); name one with \"metric\"");
     m.type = check.string(*it, "type", p, false).value_or("interval");
     if (m.type != "interval" && m.type != "total")
       check.add(Checker::join(p, "type"), "must be \"interval\" or \"total\"");
@@ -228,7 +224,13 @@ std::shared_ptr<const Catalog> Catalog::parse(const Json& doc) {
     if (!j.is_object()) throw CatalogError(path, "must be an object");
     Product prod;
     prod.id = check.string(j, "id", path, true, true).value_or("");
-    prod.kind = check.one_of(j, "kind", path, true, {"sqlite", "postgres", "flags"}).value_or("");
+    // Which kinds exist is the server's (product::Registry): checked at start-up, here only
+    // that it is a name.
+    prod.kind = check.string(j, "kind", path, true, true).value_or("");
+    if (!prod.kind.empty() && !std::all_of(prod.kind.begin(), prod.kind.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        }))
+      check.add(Checker::join(path, "kind"), "must be a product kind name such as \"sqlite\"");
     prod.name = check.string(j, "name", path, true, true).value_or("");
     prod.rotation = check.one_of(j, "rotation", path, false, {"sync", "async"}).value_or("sync");
     if (const Json* eo = check.get(j, "environmentOverrides", path, Kind::kObject, false)) {
@@ -310,6 +312,40 @@ std::vector<const Plan*> Catalog::plans_of(const Product& product) const {
   std::vector<const Plan*> out;
   for (const auto& id : product.plan_ids) out.push_back(plan(id));
   return out;
+}
+
+void Catalog::check_kinds(
+    const std::map<std::string, std::vector<std::string>>& metrics_by_kind) const {
+  auto list = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? std::string("none") : out;
+  };
+  std::vector<std::string> kinds;
+  for (const auto& [kind, metrics] : metrics_by_kind) kinds.push_back(kind);
+  for (size_t i = 0; i < products_.size(); ++i) {
+    const Product& product = products_[i];
+    auto kind = metrics_by_kind.find(product.kind);
+    if (kind == metrics_by_kind.end())
+      throw CatalogError(Checker::join(Checker::index("products", i), "kind"),
+                         "product '" + product.id + "' has kind '" + product.kind +
+                             "', which this server does not have (available: " + list(kinds) + ")");
+    for (size_t j = 0; j < plans_.size(); ++j) {
+      const Plan& plan = plans_[j];
+      if (std::find(product.plan_ids.begin(), product.plan_ids.end(), plan.id) ==
+          product.plan_ids.end())
+        continue;
+      for (const auto& price : plan.prices.metrics) {
+        const auto& known = kind->second;
+        if (std::find(known.begin(), known.end(), price.ledger_metric) != known.end()) continue;
+        throw CatalogError(
+            Checker::join(Checker::join(Checker::index("plans", j), "pricing.metrics"), price.name),
+            "measures usage metric '" + price.ledger_metric + "', which product '" + product.id +
+                "' (kind " + product.kind + ") does not record (known: " + list(known) +
+                "); name one with \"metric\"");
+      }
+    }
+  }
 }
 
 }  // namespace wharf::model

@@ -94,6 +94,11 @@ class Catalog {
   bool installation_billing() const { return default_installation_plan_ != nullptr; }
   const Plan* default_installation_plan() const { return default_installation_plan_; }
 
+  // Checks the catalog against the product kinds this server has (product::Registry, by the
+  // app): every product's kind is one of `kinds`, and every metric its plans price is one
+  // that kind records. Throws CatalogError naming the offending path and what is available.
+  void check_kinds(const std::map<std::string, std::vector<std::string>>& metrics_by_kind) const;
+
  private:
   std::vector<Product> products_;
   std::vector<Plan> plans_;

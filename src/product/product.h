@@ -60,12 +60,63 @@ struct StatementResult {
   int64_t last_insert_id = 0;  // rowid of the last row this statement inserted, else 0
 };
 
-// Usage measured by a call, for billing. Added to (never reset), so one delta can collect a
-// whole request.
+// Usage measured by a call of the SQL data plane, for billing. Added to (never reset), so one
+// delta can collect a whole request.
 struct UsageDelta {
   int64_t queries = 0;       // statements executed (failed ones included: they cost work)
   int64_t rows_read = 0;     // rows returned to the caller
   int64_t rows_written = 0;  // rows inserted, updated or deleted, counted only when committed
+
+  // Each counter with the usage-ledger metric it is recorded as (the names a SQL product
+  // declares in its Descriptor).
+  template <typename F>
+  void for_each(F&& f) const {
+    f("queries", queries);
+    f("rowsRead", rows_read);
+    f("rowsWritten", rows_written);
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// What a product kind offers, declared once (Product::descriptor(), Registry): services,
+// billing and the dashboard read it instead of naming a kind's secrets or metrics.
+
+// A usage metric the product records in the usage ledger.
+struct MetricSpec {
+  std::string name;    // the ledger's metric and the usage name reported to Vercel
+  bool level = false;  // a level (storage now: the day's maximum), else counted per interval
+  std::string units;   // the units reported to Vercel ("rows", "bytes", "queries")
+};
+
+// Where the value of a secret the resource gets comes from.
+enum class SecretSource {
+  kDataPlaneUrl,    // <public URL>/v1/databases/<resource id>, Wharf's data plane for it
+  kReadWriteToken,  // a bearer token of the data plane, read-write
+  kReadOnlyToken,   // a bearer token of the data plane, read-only
+};
+
+struct SecretSpec {
+  std::string name;  // the env var name, e.g. "DATABASE_URL"
+  SecretSource source;
+};
+
+struct Capabilities {
+  bool sql_data_plane = false;  // execute(): Wharf's query API with the resource's tokens
+  bool repl = false;            // repl(): the Partner API REPL and the dashboard console
+  bool sql_sessions = false;    // open_session(): libSQL clients, interactive transactions
+};
+
+struct Descriptor {
+  std::vector<SecretSpec> secrets;
+  std::vector<MetricSpec> metrics;
+  std::string storage_metric;  // the level metric storage_bytes() is recorded as ("" = none)
+  Capabilities capabilities;
+
+  const MetricSpec* metric(const std::string& name) const {
+    for (const auto& m : metrics)
+      if (m.name == name) return &m;
+    return nullptr;
+  }
 };
 
 // What one request's results may still return (rows, bytes), carried across the statements
@@ -141,6 +192,8 @@ class Product {
   virtual ~Product() = default;
 
   virtual std::string kind() const = 0;  // "sqlite"
+  // What this kind offers (the same for every instance; see Registry).
+  virtual const Descriptor& descriptor() const = 0;
 
   // Idempotent: an existing resource (and its data) is kept; limits and metadata are
   // (re)applied, so a retried provision converges.

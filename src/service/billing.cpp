@@ -29,16 +29,11 @@ std::string month_key(int64_t ms) {
   return iso(ms).substr(0, 7);
 }
 
-// Units of the usage metrics the products record (anything else reports its own name).
-std::string units_of(const std::string& metric) {
-  if (metric == "queries") return "queries";
-  if (metric == "rowsRead" || metric == "rowsWritten") return "rows";
-  if (metric == "storageBytes") return "bytes";
-  return metric;
-}
-
-bool is_level_metric(const std::string& metric) {
-  return metric == "storageBytes";
+// A metric as the product kind declares it; one the kind does not declare (recorded by an
+// older version) reports its own name as units and counts per interval.
+product::MetricSpec spec_of(const product::Descriptor* kind, const std::string& metric) {
+  if (const product::MetricSpec* m = kind ? kind->metric(metric) : nullptr) return *m;
+  return {metric, false, metric};
 }
 
 Json quantity_json(int64_t num, int64_t den, int digits = 6) {
@@ -118,7 +113,18 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     std::map<std::string, int64_t> day, period;
   };
   std::map<std::string, Reported> reported;  // resource -> values for the usage report
+  // The product kind of each resource (what its metrics are).
+  std::map<std::string, const product::Descriptor*> kind_of;
   for (const auto& rid : resources) {
+    const product::Descriptor* d = nullptr;
+    if (auto row = tx.resource(rid))
+      if (const model::Product* p = catalog_->product(row->product_id))
+        d = options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
+    kind_of[rid] = d;
+  }
+  for (const auto& rid : resources) {
+    const product::Descriptor* kind = kind_of[rid];
+    auto is_level = [kind](const std::string& m) { return spec_of(kind, m).level; };
     std::vector<size_t> mine;
     for (size_t i = 0; i < out.groups.size(); ++i)
       if (out.groups[i].resource_id == rid) mine.push_back(i);
@@ -133,7 +139,10 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     // Level metrics (storage) only get an entry on days with activity: a day without one
     // keeps the last known level.
     std::map<std::string, int64_t> level;
-    if (auto v = tx.usage_before(rid, "storageBytes", first_day)) level["storageBytes"] = *v;
+    if (kind)
+      for (const auto& m : kind->metrics)
+        if (m.level)
+          if (auto v = tx.usage_before(rid, m.name, first_day)) level[m.name] = *v;
     auto entries = tx.usage_between(rid, first_day, last_day);
     size_t k = 0;
     Reported& rep = reported[rid];
@@ -143,16 +152,16 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
       for (; k < entries.size() && entries[k].day == key; ++k)
         today[entries[k].metric] = entries[k].value;
       for (const auto& [m, v] : today)
-        if (is_level_metric(m)) level[m] = v;
+        if (is_level(m)) level[m] = v;
       auto g = group_for_day(ds);
       if (g) {
         for (const auto& [m, v] : today)
-          if (!is_level_metric(m)) sums[*g][m] += v;
+          if (!is_level(m)) sums[*g][m] += v;
         for (const auto& [m, v] : level) sums[*g][m] += v;
       }
       if (key <= report_key) {
         for (const auto& [m, v] : today)
-          if (!is_level_metric(m)) rep.period[m] += v;
+          if (!is_level(m)) rep.period[m] += v;
         for (const auto& [m, v] : level) rep.period[m] = v;
         if (key == report_key) {
           for (const auto& [m, v] : today) rep.day[m] = v;
@@ -209,24 +218,31 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
 
   // Usage report: per resource, then installation-wide aggregates.
   std::map<std::string, std::pair<int64_t, int64_t>> totals;  // metric -> (day, period)
+  std::map<std::string, product::MetricSpec> specs;           // metric -> as declared
   for (const auto& rid : resources) {
     const Reported& rep = reported[rid];
+    const product::Descriptor* kind = kind_of[rid];
     std::optional<int64_t> storage_limit;
     for (const auto& g : out.groups)
-      if (g.resource_id == rid && g.plan && g.plan->limits.contains("storageBytes"))
-        storage_limit = g.plan->limits["storageBytes"].get<int64_t>();
-    std::set<std::string> metrics = {"queries", "rowsRead", "rowsWritten", "storageBytes"};
-    for (const auto& [m, v] : rep.period) metrics.insert(m);
+      if (g.resource_id == rid && g.plan) {
+        int64_t limit = product::Limits::from_json(g.plan->limits).storage_bytes;
+        if (limit > 0) storage_limit = limit;
+      }
+    // Every metric the kind records (zero when unused), and any other one recorded.
+    std::vector<std::string> metrics;
+    if (kind)
+      for (const auto& m : kind->metrics) metrics.push_back(m.name);
+    for (const auto& [m, v] : rep.period)
+      if (std::find(metrics.begin(), metrics.end(), m) == metrics.end()) metrics.push_back(m);
     for (const auto& m : metrics) {
+      product::MetricSpec spec = spec_of(kind, m);
+      specs.emplace(m, spec);
       int64_t day = rep.day.count(m) ? rep.day.at(m) : 0;
       int64_t per = rep.period.count(m) ? rep.period.at(m) : 0;
-      Json u = {{"resourceId", rid},
-                {"name", m},
-                {"type", is_level_metric(m) ? "total" : "interval"},
-                {"units", units_of(m)},
-                {"dayValue", day},
-                {"periodValue", per}};
-      if (m == "storageBytes" && storage_limit) u["planValue"] = *storage_limit;
+      Json u = {
+          {"resourceId", rid},   {"name", m},       {"type", spec.level ? "total" : "interval"},
+          {"units", spec.units}, {"dayValue", day}, {"periodValue", per}};
+      if (kind && m == kind->storage_metric && storage_limit) u["planValue"] = *storage_limit;
       out.usage.push_back(u);
       totals[m].first += day;
       totals[m].second += per;
@@ -234,8 +250,8 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
   }
   for (const auto& [m, v] : totals)
     out.usage.push_back({{"name", m},
-                         {"type", is_level_metric(m) ? "total" : "interval"},
-                         {"units", units_of(m)},
+                         {"type", specs.at(m).level ? "total" : "interval"},
+                         {"units", specs.at(m).units},
                          {"dayValue", v.first},
                          {"periodValue", v.second}});
   return out;

@@ -29,6 +29,7 @@
 #include "model/catalog.h"
 #include "model/json_check.h"
 #include "net/http_client.h"
+#include "product/registry.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/money.h"
@@ -57,6 +58,9 @@ class BillingService {
     // Base URL of the dashboard (WHARF_PUBLIC_URL + /dashboard): billing notifications link
     // to it as sso: URLs, so Vercel signs the user in on the way. Empty: no links.
     std::string dashboard_url;
+    // The product kinds whose declared metrics (units, level or interval) the usage report
+    // and the prices follow.
+    const product::Registry* kinds = &product::builtin_kinds();
   };
 
   BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,

@@ -110,28 +110,37 @@ Json ResourceService::render(const store::ResourceRow& row) const {
 }
 
 Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
-  std::string rw = "wdb_" + util::random_token(32);
-  std::string ro = "wdbro_" + util::random_token(32);
-  tx.insert_credential({token_hash(rw), row.id, "rw", now, std::nullopt});
-  tx.insert_credential({token_hash(ro), row.id, "ro", now, std::nullopt});
+  // The secrets the product declares; data-plane tokens are Wharf's (stored as hashes).
   Json secrets = Json::array();
-  secrets.push_back(model::Secret{"DATABASE_URL", options_.public_url + "/v1/databases/" + row.id,
-                                  std::nullopt, nullptr}
-                        .to_json());
-  secrets.push_back(model::Secret{"DATABASE_TOKEN", rw, std::nullopt, nullptr}.to_json());
-  secrets.push_back(model::Secret{"DATABASE_READONLY_TOKEN", ro, std::nullopt, nullptr}.to_json());
+  const model::Product* product = catalog_->product(row.product_id);
+  if (!product) throw std::runtime_error("resource " + row.id + " has no product in the catalog");
+  for (const auto& spec : product_of(*product).descriptor().secrets) {
+    std::string value;
+    switch (spec.source) {
+      case product::SecretSource::kDataPlaneUrl:
+        value = options_.public_url + "/v1/databases/" + row.id;
+        break;
+      case product::SecretSource::kReadWriteToken:
+        value = "wdb_" + util::random_token(32);
+        tx.insert_credential({token_hash(value), row.id, "rw", now, std::nullopt});
+        break;
+      case product::SecretSource::kReadOnlyToken:
+        value = "wdbro_" + util::random_token(32);
+        tx.insert_credential({token_hash(value), row.id, "ro", now, std::nullopt});
+        break;
+    }
+    secrets.push_back(model::Secret{spec.name, value, std::nullopt, nullptr}.to_json());
+  }
   // Per-environment values the catalog asks for: each names another secret whose value
   // that environment gets instead.
-  if (const model::Product* product = catalog_->product(row.product_id)) {
-    for (auto& secret : secrets) {
-      auto it = product->environment_overrides.find(secret["name"].get<std::string>());
-      if (it == product->environment_overrides.end()) continue;
-      Json overrides = Json::object();
-      for (auto env = it->begin(); env != it->end(); ++env)
-        for (const auto& source : secrets)
-          if (source["name"] == *env) overrides[env.key()] = source["value"];
-      if (!overrides.empty()) secret["environmentOverrides"] = overrides;
-    }
+  for (auto& secret : secrets) {
+    auto it = product->environment_overrides.find(secret["name"].get<std::string>());
+    if (it == product->environment_overrides.end()) continue;
+    Json overrides = Json::object();
+    for (auto env = it->begin(); env != it->end(); ++env)
+      for (const auto& source : secrets)
+        if (source["name"] == *env) overrides[env.key()] = source["value"];
+    if (!overrides.empty()) secret["environmentOverrides"] = overrides;
   }
   row.secrets_sealed = box_.seal(secrets.dump(), secrets_aad(row.id));
   return secrets;
@@ -561,9 +570,7 @@ void ResourceService::record_usage(const store::ResourceRow& row,
   PendingUsage& p = pending_usage_[row.id];
   p.product_id = row.product_id;
   p.billing_plan_id = row.billing_plan_id;
-  p.counters[{day, "queries"}] += usage.queries;
-  p.counters[{day, "rowsRead"}] += usage.rows_read;
-  p.counters[{day, "rowsWritten"}] += usage.rows_written;
+  usage.for_each([&](const char* metric, int64_t value) { p.counters[{day, metric}] += value; });
 }
 
 void ResourceService::flush_usage() {
@@ -576,6 +583,7 @@ void ResourceService::flush_usage() {
   // Storage is measured outside the transaction (it reads the product's files).
   struct Measured {
     int64_t storage = -1;
+    std::string metric;  // the level metric the product records storage as
     bool near_full = false;
     int64_t limit = 0;
   };
@@ -585,7 +593,10 @@ void ResourceService::flush_usage() {
     if (!product) continue;
     Measured m;
     try {
-      m.storage = product_of(*product).storage_bytes(rid);
+      product::Product& impl = product_of(*product);
+      m.metric = impl.descriptor().storage_metric;
+      if (m.metric.empty()) continue;
+      m.storage = impl.storage_bytes(rid);
     } catch (const product::QueryError&) {
       continue;  // deleted meanwhile: its counts still go to the ledger below
     }
@@ -603,7 +614,7 @@ void ResourceService::flush_usage() {
           if (delta) tx.add_usage(rid, key.first, key.second, delta);
         auto m = measured.find(rid);
         if (m == measured.end()) continue;
-        tx.max_usage(rid, today, "storageBytes", m->second.storage);
+        tx.max_usage(rid, today, m->second.metric, m->second.storage);
         // Near the plan's storage limit the resource carries a warn notification (and
         // loses it once back under), so Vercel shows it on the resource page.
         auto current = tx.resource(rid);
@@ -650,24 +661,32 @@ Json ResourceService::secrets(const std::string& installation_id, const std::str
   return open_secrets(row);
 }
 
-std::map<std::string, std::vector<int64_t>> ResourceService::usage_by_day(
+std::vector<ResourceService::UsageSeries> ResourceService::usage_by_day(
     const std::string& installation_id, const std::string& resource_id,
     const std::vector<std::string>& days) {
-  std::map<std::string, std::vector<int64_t>> out;
-  for (const char* m : {"queries", "rowsRead", "rowsWritten", "storageBytes"})
-    out[m].assign(days.size(), 0);
-  if (days.empty()) return out;
+  std::vector<UsageSeries> out;
+  std::map<std::string, size_t> by_metric;  // name -> index in out
+  auto series = [&](const product::MetricSpec& m) -> std::vector<int64_t>& {
+    auto [it, added] = by_metric.emplace(m.name, out.size());
+    if (added) out.push_back({m, std::vector<int64_t>(days.size(), 0)});
+    return out[it->second].values;
+  };
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < days.size(); ++i) index[days[i]] = i;
   store_.read([&](store::ReadTx& tx) {
-    require_resource(tx, installation_id, resource_id);
+    store::ResourceRow row = require_resource(tx, installation_id, resource_id);
+    const product::Descriptor* declared = nullptr;
+    if (const model::Product* product = catalog_->product(row.product_id))
+      declared = &product_of(*product).descriptor();
+    if (declared)
+      for (const auto& m : declared->metrics) series(m);
+    if (days.empty()) return;
     // One range read for the whole period (the days are consecutive and ordered).
     for (const auto& e : tx.usage_between(resource_id, days.front(), days.back())) {
       auto at = index.find(e.day);
       if (at == index.end()) continue;
-      auto& series = out[e.metric];
-      series.resize(days.size(), 0);
-      series[at->second] = e.value;
+      const product::MetricSpec* spec = declared ? declared->metric(e.metric) : nullptr;
+      series(spec ? *spec : product::MetricSpec{e.metric, false, e.metric})[at->second] = e.value;
     }
   });
   return out;

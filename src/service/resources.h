@@ -119,11 +119,16 @@ class ResourceService {
   // ---- for the SSO dashboard ----
   // The resource's current Secret[] (404 like get() for another installation's resource).
   model::Json secrets(const std::string& installation_id, const std::string& resource_id);
-  // Ledger values for each day in [first_day, last_day] (YYYY-MM-DD, UTC): metric → one value
-  // per day, 0 where nothing was recorded.
-  std::map<std::string, std::vector<int64_t>> usage_by_day(const std::string& installation_id,
-                                                           const std::string& resource_id,
-                                                           const std::vector<std::string>& days);
+  // Ledger values for each of `days` (YYYY-MM-DD, UTC, consecutive): every metric the
+  // resource's product declares (in its order, then any other metric recorded), one value per
+  // day, 0 where nothing was recorded.
+  struct UsageSeries {
+    product::MetricSpec metric;
+    std::vector<int64_t> values;
+  };
+  std::vector<UsageSeries> usage_by_day(const std::string& installation_id,
+                                        const std::string& resource_id,
+                                        const std::vector<std::string>& days);
 
  private:
   store::ResourceRow require_resource(store::ReadTx& tx, const std::string& installation_id,

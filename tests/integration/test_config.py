@@ -66,7 +66,11 @@ CATALOG_CASES = [
     ("product-unknown-plan", bad_catalog(lambda c: _set(c, ["products", 0, "plans", 1], "ghost")),
      ["WHARF_CATALOG", "products[0].plans[1]"]),
     ("product-bad-kind", bad_catalog(lambda c: _set(c, ["products", 1, "kind"], "mysql")),
-     ["WHARF_CATALOG", "products[1].kind"]),
+     ["WHARF_CATALOG", "products[1].kind", "'mysql'", "available: sqlite"]),
+    ("price-of-unknown-metric",
+     bad_catalog(lambda c: _set(c, ["plans", 1, "pricing", "metrics"],
+                                {"tx": {"unit": "tx", "unitPrice": "1.00", "metric": "transactions"}})),
+     ["WHARF_CATALOG", "plans[1].pricing.metrics.tx", "'transactions'", "kind sqlite"]),
     ("plans-not-array", bad_catalog(lambda c: _set(c, ["plans"], {})), ["WHARF_CATALOG", "plans"]),
 ]
 

@@ -65,7 +65,7 @@ TEST(Catalog, InvalidDocumentsNameTheOffendingPath) {
   EXPECT_EQ(error_path(doc), "products[0].plans[0]");
 
   doc = minimal();
-  doc["products"][0]["kind"] = "redis";
+  doc["products"][0]["kind"] = "Bad Kind!";
   EXPECT_EQ(error_path(doc), "products[0].kind");
 
   doc = minimal();
@@ -267,6 +267,38 @@ TEST(InstallationModel, BodiesMustBeJsonObjects) {
   EXPECT_TRUE(is_decimal_string("4.39"));
   EXPECT_FALSE(is_decimal_string("4."));
   EXPECT_FALSE(is_decimal_string("-1"));
+}
+
+TEST(Catalog, KindsAndTheirMetricsAreCheckedAgainstTheServersKinds) {
+  const std::map<std::string, std::vector<std::string>> kinds = {
+      {"sqlite", {"queries", "rowsRead", "rowsWritten", "storageBytes"}}};
+  auto check = [&kinds](const Json& doc) -> std::string {
+    try {
+      Catalog::parse(doc)->check_kinds(kinds);
+    } catch (const CatalogError& e) {
+      return std::string(e.what());
+    }
+    return "(no error)";
+  };
+  Json doc = minimal();
+  EXPECT_EQ(check(doc), "(no error)");
+  // A kind name the server does not have: refused naming the product and what there is.
+  doc["products"][0]["kind"] = "redis";
+  EXPECT_EQ(check(doc),
+            "products[0].kind: product 'db' has kind 'redis', which this server does not have "
+            "(available: sqlite)");
+  // A price measured by a metric the product's kind does not record.
+  doc = minimal();
+  doc["plans"][0]["pricing"]["metrics"] = {
+      {"transactions", {{"unit", "tx"}, {"unitPrice", "1.00"}, {"per", 1000}}}};
+  std::string error = check(doc);
+  EXPECT_EQ(error.rfind("plans[0].pricing.metrics.transactions: measures usage metric "
+                        "'transactions', which product 'db' (kind sqlite) does not record",
+                        0),
+            0u)
+      << error;
+  doc["plans"][0]["pricing"]["metrics"]["transactions"]["metric"] = "rowsWritten";
+  EXPECT_EQ(check(doc), "(no error)");
 }
 
 }  // namespace wharf::model

@@ -81,7 +81,7 @@ TEST(DashboardHtml, UsageChartHasOneBarPerDayAndEscapedLabels) {
   EXPECT_NE(svg.find("<title>2026-03-03: 10</title>"), std::string::npos);
   EXPECT_NE(svg.find("total 15"), std::string::npos);
   EXPECT_EQ(svg.find("style="), std::string::npos);  // the CSP allows no inline styles
-  std::string storage = usage_chart("storageBytes", days, {0, 2048, 1536});
+  std::string storage = usage_chart("storageBytes", days, {0, 2048, 1536}, true, "bytes");
   EXPECT_NE(storage.find("latest 1.5 KiB"), std::string::npos);
   EXPECT_NE(usage_chart("<m>", days, {}).find("&lt;m&gt;"), std::string::npos);
 }

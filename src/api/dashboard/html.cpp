@@ -220,9 +220,9 @@ std::vector<std::string> billing_period_days(int64_t now_ms) {
   return days;
 }
 
-std::string format_metric(std::string_view metric, int64_t v) {
-  if (metric != "storageBytes") return std::to_string(v);
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+std::string format_metric(std::string_view units, int64_t v) {
+  if (units != "bytes") return std::to_string(v);
+  const char* prefixes[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double x = static_cast<double>(v);
   int u = 0;
   while (x >= 1024 && u < 4) {
@@ -230,12 +230,12 @@ std::string format_metric(std::string_view metric, int64_t v) {
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", x, units[u]);
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", x, prefixes[u]);
   return buf;
 }
 
 std::string usage_chart(std::string_view metric, const std::vector<std::string>& days,
-                        const std::vector<int64_t>& values) {
+                        const std::vector<int64_t>& values, bool level, std::string_view units) {
   constexpr int kW = 400, kH = 200, kLeft = 64, kBottom = 24, kTop = 12;
   const int plot_w = kW - kLeft - 8, plot_h = kH - kBottom - kTop;
   int64_t max = 0, total = 0;
@@ -243,10 +243,9 @@ std::string usage_chart(std::string_view metric, const std::vector<std::string>&
     max = std::max(max, v);
     total += v;
   }
-  // storageBytes is a level (the day's maximum), the others are counts per day.
-  std::string summary = metric == "storageBytes"
-                            ? "latest " + format_metric(metric, values.empty() ? 0 : values.back())
-                            : "total " + format_metric(metric, total);
+  // A level is the day's maximum (storage), the others are counts per day.
+  std::string summary = level ? "latest " + format_metric(units, values.empty() ? 0 : values.back())
+                              : "total " + format_metric(units, total);
   std::string label = std::string(metric) + " per day, " + summary;
   std::string s = "<figure class=\"chart\"><figcaption><strong>" + esc(metric) +
                   "</strong> <span class=\"muted\">" + esc(summary) + "</span></figcaption>";
@@ -260,7 +259,7 @@ std::string usage_chart(std::string_view metric, const std::vector<std::string>&
   s += "<line class=\"grid\" x1=\"" + std::to_string(x0) + "\" y1=\"" + std::to_string(kTop) +
        "\" x2=\"" + std::to_string(x0 + plot_w) + "\" y2=\"" + std::to_string(kTop) + "\"/>";
   s += "<text class=\"tick\" x=\"" + std::to_string(x0 - 6) + "\" y=\"" + std::to_string(kTop + 4) +
-       "\" text-anchor=\"end\">" + esc(format_metric(metric, max)) + "</text>";
+       "\" text-anchor=\"end\">" + esc(format_metric(units, max)) + "</text>";
   s += "<text class=\"tick\" x=\"" + std::to_string(x0 - 6) + "\" y=\"" + std::to_string(y0) +
        "\" text-anchor=\"end\">0</text>";
   const size_t n = std::max<size_t>(days.size(), 1);
@@ -274,7 +273,7 @@ std::string usage_chart(std::string_view metric, const std::vector<std::string>&
                   "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">",
                   x0 + slot * static_cast<double>(i) + slot * 0.15, y0 - h, slot * 0.7, h);
     s += rect;
-    s += "<title>" + esc(days[i]) + ": " + esc(format_metric(metric, v)) + "</title></rect>";
+    s += "<title>" + esc(days[i]) + ": " + esc(format_metric(units, v)) + "</title></rect>";
   }
   if (!days.empty()) {
     s += "<text class=\"tick\" x=\"" + std::to_string(x0) + "\" y=\"" + std::to_string(kH - 6) +

@@ -45,10 +45,13 @@ std::string csrf_input(const service::Session& session);
 
 // The billing period shown: the current UTC calendar month up to today (YYYY-MM-DD each).
 std::vector<std::string> billing_period_days(int64_t now_ms);
-// A bar chart of one metric over `days` (inline SVG, styled by the stylesheet).
+// A bar chart of one metric over `days` (inline SVG, styled by the stylesheet). A `level`
+// metric (storage) is summed up by its latest value, others by their total; `units` "bytes"
+// are shown as KiB/MiB/….
 std::string usage_chart(std::string_view metric, const std::vector<std::string>& days,
-                        const std::vector<int64_t>& values);
-std::string format_metric(std::string_view metric, int64_t value);
+                        const std::vector<int64_t>& values, bool level = false,
+                        std::string_view units = "");
+std::string format_metric(std::string_view units, int64_t value);
 
 // A page handler that needs a session: ApiErrors (401 included) become the error page.
 using PageFn = std::function<net::Response(Context&, const service::Session&)>;

@@ -57,10 +57,10 @@ std::string resources_table(const Json& resources) {
 
 std::string usage_section(const Deps& d, const service::Session& s, const std::string& rid) {
   auto days = billing_period_days(d.clock.now_ms());
-  auto series = d.resources.usage_by_day(s.user.installation_id, rid, days);
   std::string h = "<div class=\"charts\">";
-  for (const char* m : {"queries", "rowsRead", "rowsWritten", "storageBytes"})
-    h += usage_chart(m, days, series[m]);
+  for (const auto& series : d.resources.usage_by_day(s.user.installation_id, rid, days))
+    h += usage_chart(series.metric.name, days, series.values, series.metric.level,
+                     series.metric.units);
   return h + "</div>";
 }
 

@@ -121,6 +121,34 @@ class SqliteDb::Lease {
   std::unique_ptr<Connection> conn_;
 };
 
+const Descriptor& SqliteDb::kDescriptor() {
+  static const Descriptor descriptor = [] {
+    Descriptor d;
+    d.secrets = {{"DATABASE_URL", SecretSource::kDataPlaneUrl},
+                 {"DATABASE_TOKEN", SecretSource::kReadWriteToken},
+                 {"DATABASE_READONLY_TOKEN", SecretSource::kReadOnlyToken}};
+    // The SQL data plane's counters (UsageDelta::for_each), then storage.
+    UsageDelta{}.for_each([&d](const char* name, int64_t) {
+      d.metrics.push_back({name, false, std::string(name) == "queries" ? "queries" : "rows"});
+    });
+    d.metrics.push_back({"storageBytes", true, "bytes"});
+    d.storage_metric = "storageBytes";
+    d.capabilities.sql_data_plane = true;
+    d.capabilities.repl = true;
+    d.capabilities.sql_sessions = true;
+    return d;
+  }();
+  return descriptor;
+}
+
+std::unique_ptr<Product> SqliteDb::make(const KindSettings& settings) {
+  Options options;
+  options.max_open_transactions_per_database = static_cast<size_t>(
+      settings.number("sql_transactions_per_database",
+                      static_cast<int64_t>(options.max_open_transactions_per_database)));
+  return std::make_unique<SqliteDb>(settings.data_dir + "/databases", options);
+}
+
 SqliteDb::SqliteDb(std::string databases_dir) : SqliteDb(std::move(databases_dir), Options{}) {}
 
 SqliteDb::SqliteDb(std::string databases_dir, Options options)

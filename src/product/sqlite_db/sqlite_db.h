@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "product/product.h"
+#include "product/registry.h"
 
 namespace wharf::product {
 
@@ -55,7 +56,15 @@ class SqliteDb final : public Product {
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;
 
+  // The kind's factory (kinds.cpp): databases under <data dir>/databases; setting
+  // "sql_transactions_per_database" (Options::max_open_transactions_per_database).
+  static std::unique_ptr<Product> make(const KindSettings& settings);
+  // What the kind offers: DATABASE_URL, DATABASE_TOKEN, DATABASE_READONLY_TOKEN; queries,
+  // rowsRead, rowsWritten (interval) and storageBytes (level); SQL data plane, REPL, sessions.
+  static const Descriptor& kDescriptor();
+
   std::string kind() const override { return "sqlite"; }
+  const Descriptor& descriptor() const override { return kDescriptor(); }
   void create(const std::string& resource_id, const Limits& limits,
               const nlohmann::json& metadata) override;
   void destroy(const std::string& resource_id) override;
