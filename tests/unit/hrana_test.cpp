@@ -271,6 +271,21 @@ TEST_F(HranaStreamTest, StatementTimeoutAndResultLimitsApply) {
   EXPECT_EQ(many["error"]["code"], "RESPONSE_TOO_LARGE");
 }
 
+TEST_F(HranaStreamTest, StorageLimitHoldsInsideAClientTransaction) {
+  product::Limits limits;
+  limits.storage_bytes = 256 * 1024;
+  Stream s = open(false, limits);
+  ASSERT_EQ(exec(s, "CREATE TABLE t(b BLOB)")["type"], "ok");
+  ASSERT_EQ(exec(s, "BEGIN IMMEDIATE")["type"], "ok");
+  Json full = exec(s,
+                   "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                   "WHERE x < 200) SELECT randomblob(4096) FROM c");
+  EXPECT_EQ(full["error"]["code"], "SQLITE_FULL") << full.dump();
+  exec(s, "ROLLBACK");
+  EXPECT_EQ(count(), 0);
+  EXPECT_EQ(budget_.usage.rows_written, 0);
+}
+
 TEST_F(HranaStreamTest, TransactionsPerDatabaseAreCapped) {
   Stream a = open(), b = open(), c = open();
   exec(a, "CREATE TABLE t(v)");
