@@ -59,6 +59,13 @@ constexpr Setting kSettings[] = {
      "REPL commands per caller and per installation (default 20/s)"},
     {"WHARF_RATE_LIMIT_SSO", "rate-limit-sso",
      "SSO callbacks per client address and per installation (default 30/min)"},
+    {"WHARF_RETAIN_OUTBOX_DAYS", "retain-outbox-days",
+     "days delivered calls to Vercel are kept (default 30; dead letters stay until retried or "
+     "dropped)"},
+    {"WHARF_RETAIN_WEBHOOKS_DAYS", "retain-webhooks-days",
+     "days processed webhook deliveries are kept for de-duplication (default 30)"},
+    {"WHARF_RETAIN_USAGE_DAYS", "retain-usage-days",
+     "days of the usage ledger kept (default 400, at least 70: billing reads two periods)"},
     {"WHARF_SQL_STREAM_IDLE_S", "sql-stream-idle-s",
      "seconds a libSQL stream may stay unused before it closes and its open transaction rolls "
      "back (default 10)"},
@@ -242,6 +249,12 @@ Config load_config(const std::map<std::string, std::string>& env,
   rate("WHARF_RATE_LIMIT_INSTALLATION", c.rate_limits.data_plane_installation);
   rate("WHARF_RATE_LIMIT_REPL", c.rate_limits.repl);
   rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
+  if (auto v = get("WHARF_RETAIN_OUTBOX_DAYS"))
+    c.retention.outbox_days = parse_int("WHARF_RETAIN_OUTBOX_DAYS", *v, 1, 36500);
+  if (auto v = get("WHARF_RETAIN_WEBHOOKS_DAYS"))
+    c.retention.webhook_days = parse_int("WHARF_RETAIN_WEBHOOKS_DAYS", *v, 1, 36500);
+  if (auto v = get("WHARF_RETAIN_USAGE_DAYS"))
+    c.retention.usage_days = parse_int("WHARF_RETAIN_USAGE_DAYS", *v, 70, 36500);
   if (auto v = get("WHARF_SQL_STREAM_IDLE_S"))
     c.sql_stream_idle_s = parse_int("WHARF_SQL_STREAM_IDLE_S", *v, 1, 3600);
   if (auto v = get("WHARF_SQL_TRANSACTIONS_PER_DATABASE"))

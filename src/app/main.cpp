@@ -21,7 +21,8 @@ void usage(FILE* out) {
   std::fprintf(
       out,
       "usage: wharf serve [--flag value ...]\n"
-      "       wharf outbox [--state pending|delivered|dead] [--flag value ...]\n"
+      "       wharf outbox [--state pending|delivered|dead|dropped] [--flag value ...]\n"
+      "       wharf outbox retry <id>|--all | drop <id> [--flag value ...]\n"
       "       wharf billing show|statement --installation ID [--flag value ...]\n"
       "       wharf billing refund --installation ID --invoice ID --total 5.00 "
       "--reason TEXT\n"
@@ -69,6 +70,21 @@ int main(int argc, char** argv) {
             break;
           }
     }
+    std::string outbox_id;
+    if (args[0] == "outbox" && !rest.empty() && (rest[0] == "retry" || rest[0] == "drop")) {
+      action = rest[0];
+      rest.erase(rest.begin());
+      if (!rest.empty() && action == "retry" && rest[0] == "--all") {
+        rest.erase(rest.begin());  // outbox_id "" = every dead letter
+      } else if (!rest.empty() && rest[0].rfind("--", 0) != 0) {
+        outbox_id = rest[0];
+        rest.erase(rest.begin());
+      } else {
+        std::fprintf(stderr, "wharf outbox %s: give the id of a dead letter%s\n", action.c_str(),
+                     action == "retry" ? " (or --all)" : "");
+        return 2;
+      }
+    }
     if (args[0] == "outbox") {
       for (size_t i = 0; i < rest.size(); ++i)
         if (rest[i] == "--state" && i + 1 < rest.size()) {
@@ -104,6 +120,8 @@ int main(int argc, char** argv) {
       }
     }
     auto config = wharf::app::load_config(env, rest);
+    if (args[0] == "outbox" && !action.empty())
+      return wharf::app::outbox_action(config, action, outbox_id);
     if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
     if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
     if (args[0] == "sso-link") {

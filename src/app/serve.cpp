@@ -151,6 +151,25 @@ int billing_admin(const Config& config, const std::string& action,
   return 0;
 }
 
+int outbox_action(const Config& config, const std::string& action, const std::string& id) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  util::SystemClock clock;
+  int64_t changed = 0;
+  store->write([&](store::WriteTx& tx) {
+    changed = action == "retry" ? tx.retry_dead_outbox(id, clock.now_ms())
+                                : tx.drop_dead_outbox(id, clock.now_ms());
+  });
+  std::printf("%s\n",
+              model::Json{{action == "retry" ? "retried" : "dropped", changed}}.dump().c_str());
+  if (changed == 0) {
+    std::fprintf(stderr, "wharf outbox %s: no dead letter %s\n", action.c_str(),
+                 id.empty() ? "at all" : ("with id " + id).c_str());
+    return 1;
+  }
+  return 0;
+}
+
 int print_outbox(const Config& config, const std::string& state) {
   store::register_backend("sqlite", &store::sqlite::open_url);
   auto store = store::open_store(config.state_url);
@@ -424,6 +443,9 @@ int serve(const Config& config) {
   }
 
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
+  service::Retention retention(*store, clock, config.retention);
+  retention.run();  // at start-up too: a server restarted often still gets its store trimmed
+  Periodic retention_janitor(std::chrono::hours(1), [&retention] { retention.run(); });
   outbox.start();
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });

@@ -12,6 +12,10 @@ int serve(const Config& config);
 // `wharf outbox [--state pending|delivered|dead]`: prints the outbox (newest first) as JSON,
 // dead letters with the response Vercel gave — the admin view of calls to Vercel.
 int print_outbox(const Config& config, const std::string& state);
+// `wharf outbox retry <id>|--all` (a dead letter back to pending, due now) and
+// `wharf outbox drop <id>` (given up for good; purged with the delivered ones). Exit 1 when
+// no dead letter matched.
+int outbox_action(const Config& config, const std::string& action, const std::string& id);
 // `wharf billing show|statement|refund --installation ID [--invoice ID --total 5.00
 // --reason "…"]`: an installation's invoices and balances, its current statement, or a
 // refund request (queued to Vercel's Invoice Actions through the outbox).

@@ -310,6 +310,19 @@ class WriteTx : public ReadTx {
   virtual void insert_session(const SessionRow& row) = 0;
   virtual void delete_session(const std::string& id_hash) = 0;
   virtual int64_t purge_sessions(int64_t expired_before_ms) = 0;  // returns rows deleted
+
+  // Retention (service::Retention); each returns the rows deleted. Outbox rows delivered or
+  // dropped before the cutoff (pending and dead ones are never purged):
+  virtual int64_t purge_outbox(int64_t done_before_ms) = 0;
+  // Webhook deliveries processed before the cutoff (their ids stop de-duplicating):
+  virtual int64_t purge_webhook_events(int64_t processed_before_ms) = 0;
+  // Usage-ledger days before `before_day` (YYYY-MM-DD):
+  virtual int64_t purge_usage(const std::string& before_day) = 0;
+  // An operator's actions on dead letters (`wharf outbox retry|drop`): back to pending, due
+  // now, attempts reset (`id` "" = every dead letter); or dropped (kept until purged).
+  // Return how many rows changed.
+  virtual int64_t retry_dead_outbox(const std::string& id, int64_t now_ms) = 0;
+  virtual int64_t drop_dead_outbox(const std::string& id, int64_t now_ms) = 0;
 };
 
 class Store {

@@ -66,3 +66,19 @@ def test_a_hanging_vercel_call_does_not_delay_other_requests(rpair):
             f"Get Installation took {max(latencies):.3f}s while a Vercel call hung"
     finally:
         clear_faults(sb)
+
+
+def test_outbox_operator_commands(rpair):
+    sb, w = rpair
+    from lib.billing import wharf_cli
+    r = wharf_cli(w, "outbox", "retry", "obx_doesnotexist")
+    assert r.returncode == 1 and "no dead letter with id obx_doesnotexist" in r.stderr, r
+    assert '"retried": 0' in r.stdout.replace(":", ": ") or '"retried":0' in r.stdout
+    r = wharf_cli(w, "outbox", "retry", "--all")
+    assert r.returncode == 1 and "no dead letter at all" in r.stderr, r
+    r = wharf_cli(w, "outbox", "drop")
+    assert r.returncode == 2 and "give the id of a dead letter" in r.stderr, r
+    r = wharf_cli(w, "outbox", "drop", "--all")
+    assert r.returncode == 2, r
+    r = wharf_cli(w, "outbox", "--state", "dropped")
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "scripted_server.h"
+#include "service/retention.h"
 #include "store/sqlite/sqlite_store.h"
 #include "util/crypto.h"
 #include "vercel/outbox.h"
@@ -175,6 +176,92 @@ TEST_F(OutboxTest, UndeliveredItemsSurviveARestart) {
   clock_.advance_ms(5000);
   EXPECT_EQ(outbox.deliver_due(), 1);
   EXPECT_EQ(stats().pending, 0);
+}
+
+TEST_F(OutboxTest, AnOperatorRetriesOrDropsDeadLetters) {
+  bool vercel_refuses = true;
+  vercel_.script([&vercel_refuses](const net::Request&) {
+    return vercel_refuses ? net::Response::json(400, R"({"error":{"code":"bad_request"}})")
+                          : net::Response::empty(201);
+  });
+  auto outbox = make_outbox();
+  enqueue("icfg_a", "res_1");
+  enqueue("icfg_b", "res_2");
+  enqueue("icfg_c", "res_3");
+  outbox.deliver_due();
+  ASSERT_EQ(stats().dead, 3);
+  std::vector<store::OutboxRow> dead;
+  store_->read([&](store::ReadTx& tx) { dead = tx.outbox_list("dead", 10); });
+  std::map<std::string, std::string> id_of;
+  for (const auto& d : dead) id_of[d.installation_id] = d.id;
+
+  // Vercel fixed: one dead letter retried by id goes out, another is dropped for good.
+  vercel_refuses = false;
+  int64_t changed = 0;
+  store_->write([&](store::WriteTx& tx) {
+    changed = tx.retry_dead_outbox(id_of["icfg_a"], clock_.now_ms());
+  });
+  EXPECT_EQ(changed, 1);
+  store_->write(
+      [&](store::WriteTx& tx) { changed = tx.drop_dead_outbox(id_of["icfg_b"], clock_.now_ms()); });
+  EXPECT_EQ(changed, 1);
+  store_->write([&](store::WriteTx& tx) {
+    changed = tx.drop_dead_outbox(id_of["icfg_b"], clock_.now_ms());  // not dead any more
+  });
+  EXPECT_EQ(changed, 0);
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  EXPECT_EQ(stats().dead, 1);
+  // --all: every dead letter left.
+  store_->write([&](store::WriteTx& tx) { changed = tx.retry_dead_outbox("", clock_.now_ms()); });
+  EXPECT_EQ(changed, 1);
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  EXPECT_EQ(stats().dead, 0);
+  EXPECT_EQ(stats().pending, 0);
+  store_->read([&](store::ReadTx& tx) { dead = tx.outbox_list("dropped", 10); });
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].installation_id, "icfg_b");
+}
+
+TEST_F(OutboxTest, RetentionPurgesOnlyWhatIsOldAndSettled) {
+  vercel_.script([](const net::Request& req) {
+    if (req.path.find("icfg_dead") != std::string::npos)
+      return net::Response::json(400, R"({"error":{"code":"bad_request"}})");
+    if (req.path.find("icfg_slow") != std::string::npos) return net::Response::json(503, "{}");
+    return net::Response::empty(201);
+  });
+  auto outbox = make_outbox();
+  enqueue("icfg_ok", "res_1");
+  enqueue("icfg_dead", "res_2");
+  enqueue("icfg_slow", "res_3");
+  outbox.deliver_due();
+  const int64_t day = 86400 * 1000LL;
+  store_->write([&](store::WriteTx& tx) {
+    tx.put_webhook_event({"evt_old", "x", std::nullopt, "{}", clock_.now_ms(), clock_.now_ms()});
+    tx.put_webhook_event(
+        {"evt_unprocessed", "x", std::nullopt, "{}", clock_.now_ms(), std::nullopt});
+    tx.add_usage("res_1", util::day_key(clock_.now_ms()), "queries", 5);
+    tx.add_usage("res_1", util::day_key(clock_.now_ms() + 20 * day), "queries", 7);
+  });
+  clock_.advance_ms(31 * day);
+  store_->write([&](store::WriteTx& tx) {
+    tx.put_webhook_event({"evt_new", "x", std::nullopt, "{}", clock_.now_ms(), clock_.now_ms()});
+  });
+  service::Retention::Options options;
+  options.usage_days = 25;
+  service::Retention retention(*store_, clock_, options);
+  auto purged = retention.run();
+  EXPECT_EQ(purged.outbox, 1);    // the delivered one; dead and pending stay
+  EXPECT_EQ(purged.webhooks, 1);  // processed and old; unprocessed and recent stay
+  EXPECT_EQ(purged.usage, 1);     // the day 31 days back; the one 11 days back stays
+  EXPECT_EQ(stats().dead, 1);
+  EXPECT_EQ(stats().pending, 1);
+  store_->read([&](store::ReadTx& tx) {
+    EXPECT_FALSE(tx.webhook_event("evt_old"));
+    EXPECT_TRUE(tx.webhook_event("evt_unprocessed"));
+    EXPECT_TRUE(tx.webhook_event("evt_new"));
+    EXPECT_EQ(tx.usage_between("res_1", "2000-01-01", "2100-01-01").size(), 1u);
+  });
+  EXPECT_EQ(retention.run().outbox, 0);  // nothing left to do
 }
 
 }  // namespace

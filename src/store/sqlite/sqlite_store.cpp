@@ -852,6 +852,46 @@ class Tx : public WriteTx {
     return sqlite3_changes(c_.db());
   }
 
+  int64_t purge_outbox(int64_t done_before_ms) override {
+    Stmt s(c_,
+           "DELETE FROM outbox WHERE state IN ('delivered', 'dropped') AND done_ms IS NOT NULL "
+           "AND done_ms < ?1");
+    s.bind(1, done_before_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
+  int64_t purge_webhook_events(int64_t processed_before_ms) override {
+    Stmt s(c_, "DELETE FROM webhook_events WHERE processed_ms IS NOT NULL AND processed_ms < ?1");
+    s.bind(1, processed_before_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
+  int64_t purge_usage(const std::string& before_day) override {
+    Stmt s(c_, "DELETE FROM usage_ledger WHERE day < ?1");
+    s.bind(1, before_day);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
+  int64_t retry_dead_outbox(const std::string& id, int64_t now_ms) override {
+    Stmt s(c_,
+           "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2, "
+           "last_error = '', done_ms = NULL WHERE state = 'dead' AND (?1 = '' OR id = ?1)");
+    s.bind(1, id).bind(2, now_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
+  int64_t drop_dead_outbox(const std::string& id, int64_t now_ms) override {
+    Stmt s(c_,
+           "UPDATE outbox SET state = 'dropped', done_ms = ?2 WHERE state = 'dead' AND id = ?1");
+    s.bind(1, id).bind(2, now_ms);
+    s.step();
+    return sqlite3_changes(c_.db());
+  }
+
   static void bind_idempotency(Stmt& s, const IdempotencyRow& r) {
     s.bind(1, r.key.installation_id)
         .bind(2, r.key.method)
