@@ -59,6 +59,8 @@ constexpr Setting kSettings[] = {
      "REPL commands per caller and per installation (default 20/s)"},
     {"WHARF_RATE_LIMIT_SSO", "rate-limit-sso",
      "SSO callbacks per client address and per installation (default 30/min)"},
+    {"WHARF_OUTBOX_CONCURRENCY", "outbox-concurrency",
+     "calls to Vercel out at once, each of a different installation (default 8)"},
     {"WHARF_RETAIN_OUTBOX_DAYS", "retain-outbox-days",
      "days delivered calls to Vercel are kept (default 30; dead letters stay until retried or "
      "dropped)"},
@@ -249,6 +251,8 @@ Config load_config(const std::map<std::string, std::string>& env,
   rate("WHARF_RATE_LIMIT_INSTALLATION", c.rate_limits.data_plane_installation);
   rate("WHARF_RATE_LIMIT_REPL", c.rate_limits.repl);
   rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
+  if (auto v = get("WHARF_OUTBOX_CONCURRENCY"))
+    c.outbox_concurrency = parse_int("WHARF_OUTBOX_CONCURRENCY", *v, 1, 256);
   if (auto v = get("WHARF_RETAIN_OUTBOX_DAYS"))
     c.retention.outbox_days = parse_int("WHARF_RETAIN_OUTBOX_DAYS", *v, 1, 36500);
   if (auto v = get("WHARF_RETAIN_WEBHOOKS_DAYS"))

@@ -46,6 +46,7 @@ struct Config {
   int64_t token_max_lifetime_s = 86400;       // WHARF_TOKEN_MAX_LIFETIME_S
   service::RateLimitOptions rate_limits;      // WHARF_RATE_LIMIT_*
   service::Retention::Options retention;      // WHARF_RETAIN_*
+  int64_t outbox_concurrency = 8;             // WHARF_OUTBOX_CONCURRENCY
   int64_t sql_stream_idle_s = 10;             // WHARF_SQL_STREAM_IDLE_S
   int64_t sql_transactions_per_database = 8;  // WHARF_SQL_TRANSACTIONS_PER_DATABASE
   std::string log_level = "info";

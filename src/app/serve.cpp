@@ -254,10 +254,12 @@ int serve(const Config& config) {
     product_instances[p.kind] = kinds.make(p.kind, kind_settings);
     products[p.kind] = product_instances[p.kind].get();
   }
+  vercel::Outbox::Options outbox_options;
+  outbox_options.max_in_flight = static_cast<size_t>(config.outbox_concurrency);
   vercel::Outbox outbox(
       *store, http, config.vercel_api_url,
       [&installations](const std::string& id) { return installations.access_token(id); }, clock,
-      {});
+      outbox_options);
   service::RateLimits rate_limits(config.rate_limits, clock);
   service::ResourceService::Options resource_options;
   resource_options.rate_limits = &rate_limits;

@@ -143,30 +143,88 @@ int Outbox::deliver_due() {
   int64_t now = clock_.now_ms();
   store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
   int64_t before = delivered_.load();
-  for (auto& item : heads) deliver(std::move(item));
+  // Heads are of distinct installations: delivered side by side, max_in_flight at a time.
+  size_t width = std::max<size_t>(1, options_.max_in_flight);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < heads.size(); i = next++) {
+      try {
+        deliver(std::move(heads[i]));
+      } catch (const std::exception& e) {
+        util::log_error("vercel outbox delivery failed").str("error", e.what());
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < std::min(width, heads.size()); ++t) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
   return static_cast<int>(delivered_.load() - before);
+}
+
+void Outbox::run_sender() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left to send
+    store::OutboxRow item = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    std::string installation = item.installation_id;
+    std::string id = item.id;
+    try {
+      deliver(std::move(item));
+    } catch (const std::exception& e) {
+      util::log_error("vercel outbox delivery failed").str("id", id).str("error", e.what());
+    }
+    lock.lock();
+    busy_.erase(installation);
+    finished_.insert(id);
+    woken_ = true;
+    cv_.notify_one();
+  }
+}
+
+void Outbox::run_dispatcher() {
+  const size_t width = std::max<size_t>(1, options_.max_in_flight);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (busy_.size() >= width) {
+      cv_.wait(lock, [&] { return stop_ || busy_.size() < width; });
+      continue;
+    }
+    finished_.clear();  // from here on, a call that finishes is one the read may predate
+    woken_ = false;
+    lock.unlock();
+    std::vector<store::OutboxRow> heads;
+    try {
+      int64_t now = clock_.now_ms();
+      store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
+    } catch (const std::exception& e) {
+      util::log_error("vercel outbox pass failed").str("error", e.what());
+    }
+    lock.lock();
+    size_t dispatched = 0;
+    for (auto& head : heads) {
+      if (busy_.size() >= width) break;
+      if (busy_.count(head.installation_id) || finished_.count(head.id)) continue;
+      busy_.insert(head.installation_id);
+      queue_.push_back(std::move(head));
+      ++dispatched;
+    }
+    if (dispatched) work_cv_.notify_all();
+    // Nothing new to send: sleep until a call finishes, an enqueue wakes us, or the poll.
+    if (!dispatched || busy_.size() >= width)
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
+                   [this] { return stop_ || woken_; });
+  }
 }
 
 void Outbox::start() {
   if (worker_.joinable()) return;
-  worker_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      int delivered = 0;
-      try {
-        delivered = deliver_due();
-      } catch (const std::exception& e) {
-        util::log_error("vercel outbox pass failed").str("error", e.what());
-      }
-      lock.lock();
-      // More may be due right away (a batch was full): go again without sleeping.
-      if (delivered > 0 || stop_) continue;
-      cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
-                   [this] { return stop_ || woken_; });
-      woken_ = false;
-    }
-  });
+  size_t width = std::max<size_t>(1, options_.max_in_flight);
+  for (size_t i = 0; i < width; ++i) senders_.emplace_back([this] { run_sender(); });
+  worker_ = std::thread([this] { run_dispatcher(); });
 }
 
 void Outbox::wake() {
@@ -195,8 +253,13 @@ void Outbox::stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
-  cv_.notify_one();
+  cv_.notify_all();
+  work_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  // Calls already handed out are finished (each is a bounded HTTP call), never abandoned
+  // half-recorded.
+  for (auto& t : senders_) t.join();
+  senders_.clear();
 }
 
 }  // namespace wharf::vercel

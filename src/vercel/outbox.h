@@ -6,14 +6,22 @@
 // Outcomes: 2xx → delivered; 429, 5xx, timeouts and connection errors → retried with
 // exponential backoff and jitter, honouring Retry-After and error.limit.reset; 401/403/404/
 // 410 → dead ("installation gone"); any other 4xx → dead with the response body kept.
+//
+// Concurrency: calls of different installations go out in parallel, at most
+// Options::max_in_flight at once, one per installation at a time (so each installation's
+// order holds); the worker keeps dispatching as calls finish, so one slow installation only
+// occupies its own slot.
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "model/json_check.h"
 #include "net/http_client.h"
@@ -31,6 +39,7 @@ class Outbox {
     int64_t give_up_after_ms = 48LL * 3600 * 1000;  // retryable failures for this long → dead
     size_t batch = 64;
     int64_t poll_ms = 250;
+    size_t max_in_flight = 8;  // calls out at once, each of a different installation
   };
   using TokenFn = std::function<std::optional<std::string>(const std::string& installation_id)>;
 
@@ -59,7 +68,8 @@ class Outbox {
   };
   void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 
-  // One delivery pass over the due items; returns how many were delivered.
+  // One delivery pass over the due items (the head of each installation, delivered in
+  // parallel up to max_in_flight), waiting for all; returns how many were delivered.
   int deliver_due();
   void start();  // background worker
   void stop();
@@ -84,6 +94,16 @@ class Outbox {
   bool stop_ = false;
   bool woken_ = false;
   std::thread worker_;
+  // The background worker's pipeline (guarded by mu_): calls handed to the senders, the
+  // installations with a call out, and the ids of calls finished since the worker last began
+  // reading the due heads (a head read before such a call committed must not go out again).
+  void run_dispatcher();
+  void run_sender();
+  std::vector<std::thread> senders_;
+  std::deque<store::OutboxRow> queue_;
+  std::set<std::string> busy_;
+  std::set<std::string> finished_;
+  std::condition_variable work_cv_;
 };
 
 }  // namespace wharf::vercel

@@ -3,8 +3,12 @@
 // order, and nothing lost across a restart of the worker.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "scripted_server.h"
 #include "service/retention.h"
@@ -262,6 +266,63 @@ TEST_F(OutboxTest, RetentionPurgesOnlyWhatIsOldAndSettled) {
     EXPECT_EQ(tx.usage_between("res_1", "2000-01-01", "2100-01-01").size(), 1u);
   });
   EXPECT_EQ(retention.run().outbox, 0);  // nothing left to do
+}
+
+TEST_F(OutboxTest, ASlowInstallationDoesNotHoldUpTheOthers) {
+  // icfg_slow's calls are held until the test releases them; the others answer at once.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  vercel_.script([&](const net::Request& req) {
+    if (req.path.find("icfg_slow") != std::string::npos) {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::seconds(20), [&] { return released; });
+    }
+    return net::Response::empty(201);
+  });
+  Outbox::Options options;
+  options.max_in_flight = 4;
+  options.poll_ms = 20;
+  Outbox outbox(
+      *store_, http_, vercel_.url(),
+      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
+      options);
+  enqueue("icfg_slow", "res_s1");
+  enqueue("icfg_slow", "res_s2");
+  for (int i = 0; i < 5; ++i)
+    for (int n = 0; n < 3; ++n)
+      enqueue("icfg_fast" + std::to_string(i),
+              "res_" + std::to_string(i) + "_" + std::to_string(n));
+  outbox.start();
+  // Every fast installation's calls are delivered while icfg_slow's first call is still out.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (outbox.delivered_total() < 15 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(outbox.delivered_total(), 15);
+  EXPECT_EQ(stats().pending, 2);  // both of icfg_slow's, the first one in flight
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  EXPECT_TRUE(outbox.wait_idle(15000));
+  outbox.stop();
+  EXPECT_EQ(outbox.delivered_total(), 17);
+  // Order per installation, and every call exactly once.
+  std::map<std::string, std::vector<std::string>> seen;
+  for (const auto& req : vercel_.requests()) {
+    auto body = Json::parse(req.body);
+    std::string inst = req.path.substr(std::string("/v1/installations/").size());
+    inst = inst.substr(0, inst.find('/'));
+    seen[inst].push_back(body["event"]["resourceId"]);
+  }
+  EXPECT_EQ(seen["icfg_slow"], (std::vector<std::string>{"res_s1", "res_s2"}));
+  for (int i = 0; i < 5; ++i) {
+    std::vector<std::string> want;
+    for (int n = 0; n < 3; ++n)
+      want.push_back("res_" + std::to_string(i) + "_" + std::to_string(n));
+    EXPECT_EQ(seen["icfg_fast" + std::to_string(i)], want);
+  }
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ class ScriptedServer {
     options.host = "127.0.0.1";
     options.port = 0;
     options.threads = 2;
+    options.handler_threads = 8;  // a script may take its time without holding up others
     options.handle_signals = false;
     server_ = std::make_unique<net::Server>(
         options, [this](net::Request& req) { return handle(req); },
