@@ -2,6 +2,7 @@
 the real wharf-sandbox, then used with its env vars by @libsql/client and Drizzle ORM (real
 npm packages, pinned in tests/clients/package-lock.json) and by raw Hrana pipelines for what
 the clients do not show (batons, expiry, limits, usage)."""
+import json
 import os
 import shutil
 import sqlite3
@@ -218,3 +219,23 @@ def test_rotated_tokens_expire_after_the_delay(pair):
     assert late.status_code == 401 and late.json()["code"] == "UNAUTHORIZED", late.text
     ok = pipeline(new, {"baton": None, "requests": [execute("select count(*) from t")]})
     assert ok.json()["results"][0]["response"]["result"]["rows"] == [[{"type": "integer", "value": "0"}]]
+
+
+def test_v3_cursor_streams_a_batch_as_entries(pair):
+    sb, w = pair
+    _, rid, s = provision(sb)
+    r = pipeline(s, {"baton": None, "batch": {"steps": [
+        {"stmt": {"sql": "create table t(v text)"}},
+        {"condition": {"type": "ok", "step": 0}, "stmt": {"sql": "insert into t values ('a'), ('b')"}},
+        {"stmt": {"sql": "select v from t order by v"}},
+        {"stmt": {"sql": "select * from nope"}}]}}, path="/v3/cursor")
+    assert r.status_code == 200, r.text
+    lines = [json.loads(x) for x in r.text.strip().split("\n")]
+    assert lines[0]["baton"] and lines[0]["base_url"] is None
+    kinds = [(e["type"], e.get("step")) for e in lines[1:]]
+    assert kinds == [("step_begin", 0), ("step_end", None), ("step_begin", 1), ("step_end", None),
+                     ("step_begin", 2), ("row", None), ("row", None), ("step_end", None),
+                     ("step_error", 3)], kinds
+    assert lines[2]["affected_row_count"] == 0 and lines[4]["affected_row_count"] == 2
+    assert lines[6]["row"] == [{"type": "text", "value": "a"}]
+    assert lines[9]["error"]["code"] == "SQLITE_ERROR"

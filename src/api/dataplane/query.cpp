@@ -62,75 +62,88 @@ Json keep_stream(hrana::Streams& streams, std::unique_ptr<hrana::Streams::Entry>
   return streams.put(std::move(entry));
 }
 
-net::Response pipeline(Context& ctx, service::ResourceService& resources, hrana::Streams& streams) {
+// Runs `work(opened, budget)` on the request's stream, adds what it spent to the ledger (also
+// when it fails), keeps the stream unless closed, and answers `render(baton, result)`; any
+// ApiError becomes a Hrana error body.
+template <typename Work, typename Render>
+net::Response on_stream(Context& ctx, service::ResourceService& resources, hrana::Streams& streams,
+                        Work work, Render render) {
   try {
     Opened opened = open_stream(ctx, resources, streams);
-    auto requests = opened.body.find("requests");
-    if (requests == opened.body.end() || !requests->is_array())
-      throw model::ApiError::bad_request("a pipeline needs `requests`, an array");
     hrana::RequestBudget budget;
     budget.out_of_credits = opened.caller.out_of_credits;
-    Json results = Json::array();
+    decltype(work(opened, budget)) result;
     try {
-      for (const auto& request : *requests)
-        results.push_back(hrana::execute_request(opened.entry->stream, request, budget));
+      result = work(opened, budget);
     } catch (...) {
       resources.record_sql_usage(opened.caller, budget.usage);
       throw;
     }
     resources.record_sql_usage(opened.caller, budget.usage);
-    Json baton = keep_stream(streams, std::move(opened.entry));
-    return json_response(
-        200, Json{{"baton", std::move(baton)}, {"base_url", nullptr}, {"results", results}});
+    return render(keep_stream(streams, std::move(opened.entry)), std::move(result));
   } catch (const model::ApiError& e) {
     return hrana_error(e);
   }
+}
+
+net::Response pipeline(Context& ctx, service::ResourceService& resources, hrana::Streams& streams) {
+  return on_stream(
+      ctx, resources, streams,
+      [](Opened& opened, hrana::RequestBudget& budget) {
+        auto requests = opened.body.find("requests");
+        if (requests == opened.body.end() || !requests->is_array())
+          throw model::ApiError::bad_request("a pipeline needs `requests`, an array");
+        Json results = Json::array();
+        for (const auto& request : *requests)
+          results.push_back(hrana::execute_request(opened.entry->stream, request, budget));
+        return results;
+      },
+      [](Json baton, Json results) {
+        return json_response(200, Json{{"baton", std::move(baton)},
+                                       {"base_url", nullptr},
+                                       {"results", std::move(results)}});
+      });
 }
 
 // v3/cursor: a batch whose results come back as lines of CursorEntry after a first line
 // {baton, base_url}. The batch runs to the end first (results are bounded by the plan's
 // maxRows/maxResultBytes), then the entries are written.
 net::Response cursor(Context& ctx, service::ResourceService& resources, hrana::Streams& streams) {
-  try {
-    Opened opened = open_stream(ctx, resources, streams);
-    auto batch = opened.body.find("batch");
-    if (batch == opened.body.end() || !batch->is_object())
-      throw model::ApiError::bad_request("a cursor request needs `batch`, an object");
-    hrana::RequestBudget budget;
-    budget.out_of_credits = opened.caller.out_of_credits;
-    std::vector<Json> entries;
-    try {
-      Json result = hrana::execute_batch(opened.entry->stream, *batch, budget);
-      const Json& results = result["step_results"];
-      const Json& errors = result["step_errors"];
-      for (size_t i = 0; i < results.size(); ++i) {
-        if (!errors[i].is_null()) {
-          entries.push_back({{"type", "step_error"}, {"step", i}, {"error", errors[i]}});
-        } else if (!results[i].is_null()) {
-          entries.push_back({{"type", "step_begin"}, {"step", i}, {"cols", results[i]["cols"]}});
-          for (const auto& row : results[i]["rows"])
-            entries.push_back({{"type", "row"}, {"row", row}});
-          entries.push_back({{"type", "step_end"},
-                             {"affected_row_count", results[i]["affected_row_count"]},
-                             {"last_insert_rowid", results[i]["last_insert_rowid"]}});
+  return on_stream(
+      ctx, resources, streams,
+      [](Opened& opened, hrana::RequestBudget& budget) {
+        auto batch = opened.body.find("batch");
+        if (batch == opened.body.end() || !batch->is_object())
+          throw model::ApiError::bad_request("a cursor request needs `batch`, an object");
+        std::vector<Json> entries;
+        try {
+          Json result = hrana::execute_batch(opened.entry->stream, *batch, budget);
+          const Json& results = result["step_results"];
+          const Json& errors = result["step_errors"];
+          for (size_t i = 0; i < results.size(); ++i) {
+            if (!errors[i].is_null()) {
+              entries.push_back({{"type", "step_error"}, {"step", i}, {"error", errors[i]}});
+            } else if (!results[i].is_null()) {
+              entries.push_back(
+                  {{"type", "step_begin"}, {"step", i}, {"cols", results[i]["cols"]}});
+              for (const auto& row : results[i]["rows"])
+                entries.push_back({{"type", "row"}, {"row", row}});
+              entries.push_back({{"type", "step_end"},
+                                 {"affected_row_count", results[i]["affected_row_count"]},
+                                 {"last_insert_rowid", results[i]["last_insert_rowid"]}});
+            }
+          }
+        } catch (const hrana::ProtoError& e) {
+          entries.push_back({{"type", "error"}, {"error", hrana::encode_error(e.code, e.what())}});
         }
-      }
-    } catch (const hrana::ProtoError& e) {
-      entries.push_back({{"type", "error"}, {"error", hrana::encode_error(e.code, e.what())}});
-    } catch (...) {
-      resources.record_sql_usage(opened.caller, budget.usage);
-      throw;
-    }
-    resources.record_sql_usage(opened.caller, budget.usage);
-    Json baton = keep_stream(streams, std::move(opened.entry));
-    std::string body = Json{{"baton", std::move(baton)}, {"base_url", nullptr}}.dump() + "\n";
-    for (const auto& entry : entries)
-      body += entry.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    net::Response res = net::Response::json(200, std::move(body));
-    return res;
-  } catch (const model::ApiError& e) {
-    return hrana_error(e);
-  }
+        return entries;
+      },
+      [](Json baton, std::vector<Json> entries) {
+        std::string body = Json{{"baton", std::move(baton)}, {"base_url", nullptr}}.dump() + "\n";
+        for (const auto& entry : entries)
+          body += entry.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+        return net::Response::json(200, std::move(body));
+      });
 }
 
 }  // namespace
