@@ -592,8 +592,7 @@ int BillingService::suspend_overdue(store::WriteTx& tx, const std::string& insta
     if (!inv.resource_id.empty())
       targets.push_back(inv.resource_id);
     else
-      for (const auto& r : tx.resources_of(installation_id))
-        if (!r.deleted_ms) targets.push_back(r.id);
+      for (const auto& r : tx.live_resources_of(installation_id)) targets.push_back(r.id);
     for (const auto& rid : targets)
       hold(tx, installation_id, rid, kOverdueHold + inv.id,
            notification("error", "Payment overdue",
@@ -614,9 +613,9 @@ Json BillingService::balances_json(store::ReadTx& tx, const std::string& install
   for (const auto& b : tx.balances_of(installation_id)) left[b.resource_id] = b.remaining();
   // Every live resource on a prepayment plan is reported, with 0 before its first purchase,
   // so Vercel's auto top-up sees it.
-  for (const auto& r : tx.resources_of(installation_id)) {
+  for (const auto& r : tx.live_resources_of(installation_id)) {
     const model::Plan* plan = catalog_->plan(r.billing_plan_id);
-    if (!r.deleted_ms && plan && plan->type == "prepayment") left.emplace(r.id, 0);
+    if (plan && plan->type == "prepayment") left.emplace(r.id, 0);
   }
   Json out = Json::array();
   for (const auto& [rid, micros] : left) {

@@ -194,8 +194,7 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
     if (!inv->resource_id.empty())
       targets.push_back(inv->resource_id);
     else
-      for (const auto& r : tx.resources_of(installation_id))
-        if (!r.deleted_ms) targets.push_back(r.id);
+      for (const auto& r : tx.live_resources_of(installation_id)) targets.push_back(r.id);
     if (event == "paid" && forward) {
       // Restore service suspended for this invoice and clear payment notifications.
       for (const auto& rid : targets) {

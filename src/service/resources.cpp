@@ -237,8 +237,7 @@ Json ResourceService::list(const std::string& installation_id,
   Json resources = Json::array();
   store_.read([&](store::ReadTx& tx) {
     installations_.require_active(tx, installation_id);
-    for (const auto& row : tx.resources_of(installation_id)) {
-      if (row.deleted_ms) continue;
+    for (const auto& row : tx.live_resources_of(installation_id)) {
       if (!wanted.empty() && !wanted.count(row.id)) continue;
       resources.push_back(render(row));
     }
@@ -350,8 +349,7 @@ int ResourceService::remove_all(const std::string& installation_id) {
   store_.read([&](store::ReadTx& tx) {
     auto inst = tx.installation(installation_id);
     if (!inst || inst->status != "active") return;  // nothing left to cascade into
-    for (const auto& row : tx.resources_of(installation_id))
-      if (!row.deleted_ms) ids.push_back(row.id);
+    for (const auto& row : tx.live_resources_of(installation_id)) ids.push_back(row.id);
   });
   for (const auto& id : ids) remove(installation_id, id);
   return static_cast<int>(ids.size());
@@ -362,8 +360,7 @@ int ResourceService::remove_leftovers(const std::string& installation_id) {
   store_.read([&](store::ReadTx& tx) {
     auto inst = tx.installation(installation_id);
     if (!inst || inst->status == "active" || !inst->finalized) return;
-    for (const auto& row : tx.resources_of(installation_id))
-      if (!row.deleted_ms) ids.push_back(row.id);
+    for (const auto& row : tx.live_resources_of(installation_id)) ids.push_back(row.id);
   });
   for (const auto& id : ids) remove(installation_id, id, /*require_active=*/false);
   if (!ids.empty())

@@ -232,6 +232,9 @@ class ReadTx {
   virtual std::optional<IdempotencyRow> idempotency(const IdempotencyKey& key) = 0;
   virtual std::optional<ResourceRow> resource(const std::string& id) = 0;
   virtual std::vector<ResourceRow> resources_of(const std::string& installation_id) = 0;
+  // The installation's resources not deleted (index resources_live: deleted rows, which
+  // stay for billing, are not read).
+  virtual std::vector<ResourceRow> live_resources_of(const std::string& installation_id) = 0;
   virtual std::optional<ResourceRow> resource_by_idempotency_key(const std::string& installation_id,
                                                                  const std::string& key) = 0;
   virtual std::optional<CredentialRow> credential(const std::string& token_hash) = 0;

@@ -1,6 +1,7 @@
 // Money arithmetic, billing calendars, and BillingService over a real SQLite store with an
 // injected clock: what is enqueued for Vercel, and that nothing is invoiced twice.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 
@@ -253,6 +254,59 @@ TEST_F(BillingServiceTest, PrepaidUsageOfAPeriodsLastHoursIsDebitedAfterItEnds) 
   billing_->run(clock_.now_ms());
   EXPECT_EQ(left(), 7000000);       // never twice
   EXPECT_TRUE(invoices().empty());  // prepayment plans are not invoiced
+}
+
+}  // namespace
+}  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST(StoreResources, LiveResourcesSkipDeletedOnesThroughThePartialIndex) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("wharf_live_resources_" + util::to_hex(util::random_bytes(6)));
+  std::filesystem::create_directories(dir);
+  {
+    auto store = store::sqlite::open({(dir / "state.db").string(), 5000});
+    store->write([&](store::WriteTx& tx) {
+      for (int i = 0; i < 3; ++i) {
+        store::ResourceRow r;
+        r.id = "res_" + std::to_string(i);
+        r.installation_id = "icfg_a";
+        r.product_id = "sqlite-db";
+        r.name = r.id;
+        r.billing_plan_id = "sqlite-free";
+        r.created_ms = r.updated_ms = 1000 + i;
+        if (i == 1) r.deleted_ms = 2000;
+        tx.put_resource(r);
+      }
+    });
+    std::vector<store::ResourceRow> all, live;
+    store->read([&](store::ReadTx& tx) {
+      all = tx.resources_of("icfg_a");
+      live = tx.live_resources_of("icfg_a");
+    });
+    EXPECT_EQ(all.size(), 3u);
+    ASSERT_EQ(live.size(), 2u);
+    EXPECT_EQ(live[0].id, "res_0");
+    EXPECT_EQ(live[1].id, "res_2");
+  }
+  // The query reads the partial index, not the deleted rows.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "state.db").string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT id FROM resources WHERE installation_id "
+                               "= 'icfg_a' AND deleted_ms IS NULL ORDER BY created_ms, id",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  std::string plan;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)) + std::string("\n");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  EXPECT_NE(plan.find("resources_live"), std::string::npos) << plan;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -353,6 +353,16 @@ class Tx : public WriteTx {
     return out;
   }
 
+  std::vector<ResourceRow> live_resources_of(const std::string& installation_id) override {
+    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
+               " FROM resources WHERE installation_id = ?1 AND deleted_ms IS NULL"
+               " ORDER BY created_ms, id");
+    s.bind(1, installation_id);
+    std::vector<ResourceRow> out;
+    while (s.step()) out.push_back(read_resource(s));
+    return out;
+  }
+
   std::optional<ResourceRow> resource_by_idempotency_key(const std::string& installation_id,
                                                          const std::string& key) override {
     Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
