@@ -345,18 +345,23 @@ class Tx : public WriteTx {
   }
 
   std::vector<ResourceRow> resources_of(const std::string& installation_id) override {
-    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
-               " FROM resources WHERE installation_id = ?1 ORDER BY created_ms, id");
-    s.bind(1, installation_id);
-    std::vector<ResourceRow> out;
-    while (s.step()) out.push_back(read_resource(s));
-    return out;
+    return resources_by_installation(
+        "SELECT " WHARF_RESOURCE_COLUMNS
+        " FROM resources WHERE installation_id = ?1 ORDER BY created_ms, id",
+        installation_id);
   }
 
   std::vector<ResourceRow> live_resources_of(const std::string& installation_id) override {
-    Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS
-               " FROM resources WHERE installation_id = ?1 AND deleted_ms IS NULL"
-               " ORDER BY created_ms, id");
+    return resources_by_installation(
+        "SELECT " WHARF_RESOURCE_COLUMNS
+        " FROM resources WHERE installation_id = ?1 AND deleted_ms IS NULL"
+        " ORDER BY created_ms, id",
+        installation_id);
+  }
+
+  std::vector<ResourceRow> resources_by_installation(const char* sql,
+                                                     const std::string& installation_id) {
+    Stmt s(c_, sql);
     s.bind(1, installation_id);
     std::vector<ResourceRow> out;
     while (s.step()) out.push_back(read_resource(s));
