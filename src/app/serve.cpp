@@ -88,16 +88,21 @@ void ensure_data_dir(const std::string& dir) {
 // Runs `fn` every `period` until stopped; stop() returns promptly.
 class Periodic {
  public:
-  Periodic(std::chrono::milliseconds period, std::function<void()> fn)
-      : thread_([this, period, fn = std::move(fn)] {
-          std::unique_lock<std::mutex> lock(mu_);
-          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
-            lock.unlock();
+  // `now`: also runs `fn` once at once, on the task's own thread (start-up is not held up).
+  Periodic(std::chrono::milliseconds period, std::function<void()> fn, bool now = false)
+      : thread_([this, period, now, fn = std::move(fn)] {
+          auto run = [&fn] {
             try {
               fn();
             } catch (const std::exception& e) {
               util::log_error("periodic task failed").str("error", e.what());
             }
+          };
+          if (now) run();
+          std::unique_lock<std::mutex> lock(mu_);
+          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+            lock.unlock();
+            run();
             lock.lock();
           }
         }) {}
@@ -446,8 +451,10 @@ int serve(const Config& config) {
 
   Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
   service::Retention retention(*store, clock, config.retention);
-  retention.run();  // at start-up too: a server restarted often still gets its store trimmed
-  Periodic retention_janitor(std::chrono::hours(1), [&retention] { retention.run(); });
+  // Also right away (a server restarted often still gets its store trimmed), off start-up.
+  Periodic retention_janitor(
+      std::chrono::hours(1), [&retention] { retention.run(); },
+      /*now=*/true);
   outbox.start();
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });

@@ -119,6 +119,13 @@ struct Descriptor {
   }
 };
 
+// A metric as `kind` declares it; one it does not declare (or no kind: recorded by an older
+// version, or a product gone from the catalog) counts per interval with its name as units.
+inline MetricSpec metric_spec(const Descriptor* kind, const std::string& name) {
+  if (const MetricSpec* m = kind ? kind->metric(name) : nullptr) return *m;
+  return {name, false, name};
+}
+
 // What one request's results may still return (rows, bytes), carried across the statements
 // of a request so that many statements cannot add up to an unbounded answer.
 struct ResultBudget {

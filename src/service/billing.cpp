@@ -29,13 +29,6 @@ std::string month_key(int64_t ms) {
   return iso(ms).substr(0, 7);
 }
 
-// A metric as the product kind declares it; one the kind does not declare (recorded by an
-// older version) reports its own name as units and counts per interval.
-product::MetricSpec spec_of(const product::Descriptor* kind, const std::string& metric) {
-  if (const product::MetricSpec* m = kind ? kind->metric(metric) : nullptr) return *m;
-  return {metric, false, metric};
-}
-
 Json quantity_json(int64_t num, int64_t den, int digits = 6) {
   return Json::parse(util::ratio_str(num, den, digits));
 }
@@ -113,18 +106,21 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     std::map<std::string, int64_t> day, period;
   };
   std::map<std::string, Reported> reported;  // resource -> values for the usage report
-  // The product kind of each resource (what its metrics are).
+  // The product kind of each resource (what its metrics are), from one read of the
+  // installation's resources (deleted ones included: they are billed for their days).
   std::map<std::string, const product::Descriptor*> kind_of;
+  auto kind_of_product = [this](const std::string& product_id) -> const product::Descriptor* {
+    const model::Product* p = catalog_->product(product_id);
+    return p && options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
+  };
+  for (const auto& row : tx.resources_of(inst.id))
+    kind_of[row.id] = kind_of_product(row.product_id);
   for (const auto& rid : resources) {
-    const product::Descriptor* d = nullptr;
-    if (auto row = tx.resource(rid))
-      if (const model::Product* p = catalog_->product(row->product_id))
-        d = options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
-    kind_of[rid] = d;
-  }
-  for (const auto& rid : resources) {
+    // A resource transferred away since is billed here for its days but listed elsewhere.
+    if (!kind_of.count(rid))
+      if (auto row = tx.resource(rid)) kind_of[rid] = kind_of_product(row->product_id);
     const product::Descriptor* kind = kind_of[rid];
-    auto is_level = [kind](const std::string& m) { return spec_of(kind, m).level; };
+    auto is_level = [kind](const std::string& m) { return product::metric_spec(kind, m).level; };
     std::vector<size_t> mine;
     for (size_t i = 0; i < out.groups.size(); ++i)
       if (out.groups[i].resource_id == rid) mine.push_back(i);
@@ -235,7 +231,7 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     for (const auto& [m, v] : rep.period)
       if (std::find(metrics.begin(), metrics.end(), m) == metrics.end()) metrics.push_back(m);
     for (const auto& m : metrics) {
-      product::MetricSpec spec = spec_of(kind, m);
+      product::MetricSpec spec = product::metric_spec(kind, m);
       specs.emplace(m, spec);
       int64_t day = rep.day.count(m) ? rep.day.at(m) : 0;
       int64_t per = rep.period.count(m) ? rep.period.at(m) : 0;

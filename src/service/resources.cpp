@@ -682,8 +682,7 @@ std::vector<ResourceService::UsageSeries> ResourceService::usage_by_day(
     for (const auto& e : tx.usage_between(resource_id, days.front(), days.back())) {
       auto at = index.find(e.day);
       if (at == index.end()) continue;
-      const product::MetricSpec* spec = declared ? declared->metric(e.metric) : nullptr;
-      series(spec ? *spec : product::MetricSpec{e.metric, false, e.metric})[at->second] = e.value;
+      series(product::metric_spec(declared, e.metric))[at->second] = e.value;
     }
   });
   return out;

@@ -138,6 +138,16 @@ void Outbox::deliver(store::OutboxRow item) {
       .str("error", item.last_error);
 }
 
+void Outbox::deliver_logged(store::OutboxRow item) {
+  std::string id = item.id;
+  try {
+    deliver(std::move(item));
+  } catch (const std::exception& e) {
+    // Its outcome was not recorded: the call stays pending and is tried again.
+    util::log_error("vercel outbox delivery failed").str("id", id).str("error", e.what());
+  }
+}
+
 int Outbox::deliver_due() {
   std::vector<store::OutboxRow> heads;
   int64_t now = clock_.now_ms();
@@ -147,13 +157,7 @@ int Outbox::deliver_due() {
   size_t width = std::max<size_t>(1, options_.max_in_flight);
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i = next++; i < heads.size(); i = next++) {
-      try {
-        deliver(std::move(heads[i]));
-      } catch (const std::exception& e) {
-        util::log_error("vercel outbox delivery failed").str("error", e.what());
-      }
-    }
+    for (size_t i = next++; i < heads.size(); i = next++) deliver_logged(std::move(heads[i]));
   };
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < std::min(width, heads.size()); ++t) helpers.emplace_back(work);
@@ -172,11 +176,7 @@ void Outbox::run_sender() {
     lock.unlock();
     std::string installation = item.installation_id;
     std::string id = item.id;
-    try {
-      deliver(std::move(item));
-    } catch (const std::exception& e) {
-      util::log_error("vercel outbox delivery failed").str("id", id).str("error", e.what());
-    }
+    deliver_logged(std::move(item));
     lock.lock();
     busy_.erase(installation);
     finished_.insert(id);

@@ -80,6 +80,7 @@ class Outbox {
 
  private:
   void deliver(store::OutboxRow item);
+  void deliver_logged(store::OutboxRow item);  // deliver(); a failure is logged, not thrown
   int64_t backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const;
 
   store::Store& store_;

@@ -23,6 +23,7 @@
 
 #include "api/dataplane/hrana.h"
 #include "product/sqlite_db/sqlite_db.h"
+#include "temp_dir.h"
 #include "util/log.h"
 
 namespace {
@@ -32,17 +33,8 @@ namespace hrana = api::dataplane::hrana;
 
 constexpr const char* kResource = "res_fuzz";
 
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string root = base && *base ? base : "/tmp";
-  if (std::filesystem::is_directory("/dev/shm") && !(base && *base)) root = "/dev/shm";
-  std::string templ = root + "/wharf-fuzz-hrana.XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) __builtin_trap();
-  return templ;
-}
-
 struct Fixture {
-  std::string dir = make_temp_dir();
+  std::string dir = fuzz::make_temp_dir("hrana");
   std::string databases = dir + "/databases";
   product::SqliteDb db{databases};
   product::Limits limits;

@@ -32,6 +32,7 @@
 
 #include "product/product.h"
 #include "product/sqlite_db/sqlite_db.h"
+#include "temp_dir.h"
 #include "util/log.h"
 
 namespace {
@@ -43,15 +44,6 @@ using product::Statement;
 
 constexpr const char* kResource = "res_fuzz";
 
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string root = base && *base ? base : "/tmp";
-  if (std::filesystem::is_directory("/dev/shm") && !(base && *base)) root = "/dev/shm";
-  std::string templ = root + "/wharf-fuzz-sql.XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) __builtin_trap();
-  return templ;
-}
-
 Limits tight_limits() {
   Limits l;
   l.storage_bytes = 1 << 20;
@@ -62,7 +54,7 @@ Limits tight_limits() {
 }
 
 struct Fixture {
-  std::string dir = make_temp_dir();
+  std::string dir = fuzz::make_temp_dir("sql");
   std::string databases = dir + "/databases";
   product::SqliteDb db{databases};
   Limits limits = tight_limits();

@@ -27,6 +27,7 @@
 #include "model/api_error.h"
 #include "service/webhooks.h"
 #include "store/sqlite/sqlite_store.h"
+#include "temp_dir.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -38,17 +39,8 @@ using namespace wharf;
 constexpr const char* kSecret = "fuzz-client-secret";
 constexpr int kStoreInputs = 5000;
 
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string root = base && *base ? base : "/tmp";
-  if (std::filesystem::is_directory("/dev/shm") && !(base && *base)) root = "/dev/shm";
-  std::string templ = root + "/wharf-fuzz-webhook.XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) __builtin_trap();
-  return templ;
-}
-
 struct Fixture {
-  std::string dir = make_temp_dir();
+  std::string dir = fuzz::make_temp_dir("webhook");
   util::ManualClock clock{1750000000000};
   std::unique_ptr<store::Store> store;
   std::unique_ptr<service::WebhookService> service;

@@ -197,44 +197,35 @@ Json encode_error(const std::string& code, const std::string& message) {
 
 Json encode_error(const product::QueryError& e, bool out_of_credits) {
   namespace ec = product::error_code;
-  const std::string& c = e.code;
-  std::string code;
-  std::string message = e.what();
-  if (c == ec::kSqlError)
-    code = e.engine_code ? sqlite_code_name(e.engine_code) : "SQL_INPUT_ERROR";
-  else if (c == ec::kReadOnly && out_of_credits) {
-    code = "CREDITS_EXHAUSTED";
-    message = "the database is out of prepaid credits: reads only until more credits are bought (" +
-              message + ")";
-  } else if (c == ec::kReadOnly)
-    code = "SQLITE_READONLY";
-  else if (c == ec::kForbiddenSql)
-    code = "SQLITE_AUTH";
-  else if (c == ec::kTimeout)
-    code = "QUERY_TIMEOUT";
-  else if (c == ec::kResultTooLarge)
-    code = "RESPONSE_TOO_LARGE";
-  else if (c == ec::kStorageLimit)
-    code = "SQLITE_FULL";
-  else if (c == ec::kMemoryLimit)
-    code = "SQLITE_NOMEM";
-  else if (c == ec::kBusy)
-    code = "SQLITE_BUSY";
-  else if (c == ec::kBadParams)
-    code = "ARGS_INVALID";
-  else if (c == ec::kNotFound)
-    code = "NOT_FOUND";
-  else if (c == ec::kTooManyTransactions)
-    code = "TOO_MANY_TRANSACTIONS";
-  else
-    code = "SQL_INPUT_ERROR";
-  return encode_error(code, message);
+  // The product's codes as libSQL's server names the same conditions (docs/decisions.md).
+  static const std::map<std::string, const char*, std::less<>> kCodes = {
+      {ec::kReadOnly, "SQLITE_READONLY"}, {ec::kForbiddenSql, "SQLITE_AUTH"},
+      {ec::kTimeout, "QUERY_TIMEOUT"},    {ec::kResultTooLarge, "RESPONSE_TOO_LARGE"},
+      {ec::kStorageLimit, "SQLITE_FULL"}, {ec::kMemoryLimit, "SQLITE_NOMEM"},
+      {ec::kBusy, "SQLITE_BUSY"},         {ec::kBadParams, "ARGS_INVALID"},
+      {ec::kNotFound, "NOT_FOUND"},       {ec::kTooManyTransactions, "TOO_MANY_TRANSACTIONS"}};
+  if (e.code == ec::kSqlError && e.engine_code)
+    return encode_error(sqlite_code_name(e.engine_code), e.what());
+  if (e.code == ec::kReadOnly && out_of_credits)
+    return encode_error("CREDITS_EXHAUSTED",
+                        "the database is out of prepaid credits: reads only until more credits "
+                        "are bought (" +
+                            std::string(e.what()) + ")");
+  auto it = kCodes.find(e.code);
+  return encode_error(it == kCodes.end() ? "SQL_INPUT_ERROR" : it->second, e.what());
 }
 
 // ---------------------------------------------------------------------------------------
 // Running requests
 
 namespace {
+
+// A Stmt run on the stream; its StmtResult.
+Json run_stmt(Stream& stream, const Json& stmt, RequestBudget& budget) {
+  DecodedStmt decoded = decode_stmt(stmt, stream.stored_sql);
+  return encode_result(
+      stream.session->run(decoded.statement, decoded.want_rows, budget.results, &budget.usage));
+}
 
 bool eval_cond(const Json& cond, const Json& results, const Json& errors, size_t current,
                const Stream& stream, int depth = 0) {
@@ -287,9 +278,7 @@ Json execute_batch(Stream& stream, const Json& batch, RequestBudget& budget) {
     const Json* stmt = member(step, "stmt");
     if (!stmt) throw ProtoError("PROTO_ERROR", "a BatchStep needs `stmt`");
     try {
-      DecodedStmt decoded = decode_stmt(*stmt, stream.stored_sql);
-      results[i] = encode_result(
-          stream.session->run(decoded.statement, decoded.want_rows, budget.results, &budget.usage));
+      results[i] = run_stmt(stream, *stmt, budget);
     } catch (const product::QueryError& e) {
       errors[i] = encode_error(e, budget.out_of_credits);
     } catch (const ProtoError& e) {
@@ -315,10 +304,7 @@ Json execute_request(Stream& stream, const Json& request, RequestBudget& budget)
     if (t == "execute") {
       const Json* stmt = member(request, "stmt");
       if (!stmt) throw ProtoError("PROTO_ERROR", "an execute request needs `stmt`");
-      DecodedStmt decoded = decode_stmt(*stmt, stream.stored_sql);
-      return ok({{"type", "execute"},
-                 {"result", encode_result(stream.session->run(decoded.statement, decoded.want_rows,
-                                                              budget.results, &budget.usage))}});
+      return ok({{"type", "execute"}, {"result", run_stmt(stream, *stmt, budget)}});
     }
     if (t == "batch") {
       const Json* batch = member(request, "batch");
@@ -379,9 +365,14 @@ std::unique_ptr<Streams::Entry> Streams::take(const std::string& baton,
     if (it->second.entry->token_hash != token_hash) return nullptr;
     entry = std::move(it->second.entry);
     slots_.erase(it);
-    if (--per_resource_[entry->resource_id] == 0) per_resource_.erase(entry->resource_id);
+    count_out_locked(entry->resource_id);
   }
   return entry;
+}
+
+void Streams::count_out_locked(const std::string& resource_id) {
+  auto it = per_resource_.find(resource_id);
+  if (it != per_resource_.end() && --it->second == 0) per_resource_.erase(it);
 }
 
 std::unique_ptr<Streams::Entry> Streams::evict_locked(const std::string& resource_id) {
@@ -393,7 +384,7 @@ std::unique_ptr<Streams::Entry> Streams::evict_locked(const std::string& resourc
   if (victim == slots_.end()) return nullptr;
   std::unique_ptr<Entry> entry = std::move(victim->second.entry);
   slots_.erase(victim);
-  if (--per_resource_[entry->resource_id] == 0) per_resource_.erase(entry->resource_id);
+  count_out_locked(entry->resource_id);
   return entry;
 }
 
@@ -422,8 +413,7 @@ size_t Streams::expire_idle() {
         ++it;
         continue;
       }
-      if (--per_resource_[it->second.entry->resource_id] == 0)
-        per_resource_.erase(it->second.entry->resource_id);
+      count_out_locked(it->second.entry->resource_id);
       dropped.push_back(std::move(it->second.entry));
       it = slots_.erase(it);
     }

@@ -112,6 +112,8 @@ class Streams {
   };
   // Removes the least recently used slot of `resource_id` ("" = of any resource).
   std::unique_ptr<Entry> evict_locked(const std::string& resource_id);
+  // One stream of `resource_id` fewer kept.
+  void count_out_locked(const std::string& resource_id);
 
   Options options_;
   mutable std::mutex mu_;

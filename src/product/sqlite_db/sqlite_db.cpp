@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "product/sqlite_db/connection.h"
@@ -409,6 +410,19 @@ namespace {
                        "fewer rows or columns (LIMIT, WHERE) or page through the data");
 }
 
+// The names and declared types (null for expressions) of a statement's result columns.
+void describe_columns(sqlite3_stmt* stmt, std::vector<std::string>& names,
+                      std::vector<std::optional<std::string>>& decltypes) {
+  int columns = sqlite3_column_count(stmt);
+  for (int c = 0; c < columns; ++c) {
+    const char* name = sqlite3_column_name(stmt, c);
+    const char* type = sqlite3_column_decltype(stmt, c);
+    names.push_back(sqlite_db::valid_utf8(name ? name : ""));
+    decltypes.push_back(type ? std::optional<std::string>(sqlite_db::valid_utf8(type))
+                             : std::nullopt);
+  }
+}
+
 // Steps one prepared client statement to its end. Rows are returned when `want_rows` and
 // counted against `budget` (maxRows, maxResultBytes over a whole call); `spent` gets the
 // statement's usage with rows_written as written (the caller decides whether they count).
@@ -416,14 +430,8 @@ StatementResult run_prepared(Connection& conn, sqlite3_stmt* stmt, bool want_row
                              const Limits& limits, ResultBudget& budget, UsageDelta& spent) {
   sqlite3* db = conn.db();
   StatementResult result;
-  int columns = sqlite3_column_count(stmt);
-  for (int c = 0; c < columns; ++c) {
-    const char* name = sqlite3_column_name(stmt, c);
-    result.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
-    const char* decltype_ = sqlite3_column_decltype(stmt, c);
-    result.decltypes.push_back(
-        decltype_ ? std::optional<std::string>(sqlite_db::valid_utf8(decltype_)) : std::nullopt);
-  }
+  describe_columns(stmt, result.columns, result.decltypes);
+  const int columns = static_cast<int>(result.columns.size());
   sqlite3_set_last_insert_rowid(db, 0);
   int64_t changes_before = sqlite3_total_changes64(db);
   ++spent.queries;
@@ -567,96 +575,100 @@ class SqliteDb::Session final : public SqlSession {
   ~Session() override {
     if (!lease_) return;
     unpark();  // a parked connection goes back like any other (rolled back first)
-    if (lease_) {
-      rollback_quietly(lease_->conn());
-      lease_.reset();
-    }
+    if (lease_) rollback_quietly(lease_->conn());
+    drop();
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // A connection is held exactly while the client's transaction is open.
   bool autocommit() const override { return !lease_; }
 
   StatementResult run(const Statement& statement, bool want_rows, ResultBudget& budget,
                       UsageDelta* usage) override {
     std::string_view sql = statement.sql;
-    bool rollback = sqlite_db::first_keyword(sql) == "ROLLBACK";
     bool begin_readonly = is_begin_readonly(sql);
     if (begin_readonly) sql = "BEGIN DEFERRED";
-    Connection& conn = begin_call();
-    sqlite_db::MemoryScope memory(limits_.max_memory_bytes);
-    UsageDelta spent;
-    StatementResult result;
-    try {
+    return call(is_rollback(sql), usage, [&](Connection& conn, UsageDelta& spent) {
       StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
       if (!stmt) throw QueryError(error_code::kSqlError, "empty SQL");
       if (!sqlite_db::is_blank_sql(sql))
         throw QueryError(error_code::kSqlError,
                          "more than one SQL statement; send each as its own statement");
       sqlite_db::bind_params(conn, stmt.get(), statement.params);
-      result = step_statement(conn, stmt.get(), want_rows, budget, spent);
+      StatementResult result = step_statement(conn, stmt.get(), want_rows, budget, spent);
       if (begin_readonly) {
         conn.set_mode(Mode::kReadOnly);
         in_readonly_transaction_ = true;
       }
-    } catch (...) {
-      end_call(conn, /*failed=*/true, rollback, spent, usage);
-      throw;
-    }
-    end_call(conn, /*failed=*/false, rollback, spent, usage);
-    return result;
+      return result;
+    });
   }
 
   void run_script(const std::string& text, UsageDelta* usage) override {
     std::string_view sql = text;
     ResultBudget budget;
     while (!sqlite_db::is_blank_sql(sql)) {
-      bool rollback = sqlite_db::first_keyword(sql) == "ROLLBACK";
-      Connection& conn = begin_call();
-      sqlite_db::MemoryScope memory(limits_.max_memory_bytes);
-      UsageDelta spent;
-      try {
+      call(is_rollback(sql), usage, [&](Connection& conn, UsageDelta& spent) {
         StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
         if (stmt) step_statement(conn, stmt.get(), /*want_rows=*/false, budget, spent);
-      } catch (...) {
-        end_call(conn, /*failed=*/true, rollback, spent, usage);
-        throw;
-      }
-      end_call(conn, /*failed=*/false, rollback, spent, usage);
+        return true;
+      });
     }
   }
 
   StatementDescription describe(const std::string& text) override {
     std::string_view sql = text;
-    Connection& conn = begin_call();
-    StatementDescription out;
-    UsageDelta none;
-    try {
+    return call(false, nullptr, [&](Connection& conn, UsageDelta&) {
       StmtPtr stmt = sqlite_db::prepare_next(conn, sql);
       if (!stmt) throw QueryError(error_code::kSqlError, "empty SQL");
+      StatementDescription out;
       int params = sqlite3_bind_parameter_count(stmt.get());
       for (int i = 1; i <= params; ++i) {
         const char* name = sqlite3_bind_parameter_name(stmt.get(), i);
         out.params.push_back(name ? std::optional<std::string>(name) : std::nullopt);
       }
-      int columns = sqlite3_column_count(stmt.get());
-      for (int c = 0; c < columns; ++c) {
-        const char* name = sqlite3_column_name(stmt.get(), c);
-        const char* type = sqlite3_column_decltype(stmt.get(), c);
-        out.columns.push_back(sqlite_db::valid_utf8(name ? name : ""));
-        out.decltypes.push_back(type ? std::optional<std::string>(type) : std::nullopt);
-      }
+      describe_columns(stmt.get(), out.columns, out.decltypes);
       out.is_explain = sqlite3_stmt_isexplain(stmt.get()) > 0;
       out.is_readonly = sqlite3_stmt_readonly(stmt.get()) != 0;
-    } catch (...) {
-      end_call(conn, /*failed=*/true, false, none, nullptr);
-      throw;
-    }
-    end_call(conn, /*failed=*/false, false, none, nullptr);
-    return out;
+      return out;
+    });
   }
 
  private:
+  static bool is_rollback(std::string_view sql) {
+    return sqlite_db::first_keyword(sql) == "ROLLBACK";
+  }
+
+  // One call: `body(conn, spent)` on the session's connection (the parked one of an open
+  // transaction, else one from the pool), then the rows written are settled and the
+  // connection parked while the client's transaction stays open, else given back.
+  // `rollback`: the statement is a ROLLBACK (so a transaction it ends wrote nothing).
+  template <typename Body>
+  std::invoke_result_t<Body&, Connection&, UsageDelta&> call(bool rollback, UsageDelta* usage,
+                                                             Body body) {
+    const bool was_open = lease_.has_value();
+    if (was_open) {
+      unpark();
+      if (!lease_) not_found(id_);
+    } else {
+      lease_.emplace(owner_.acquire(id_, read_only_, limits_));
+      lease_->conn().set_client_transactions(true);
+    }
+    Connection& conn = lease_->conn();
+    sqlite_db::MemoryScope memory(limits_.max_memory_bytes);
+    UsageDelta spent;
+    decltype(body(conn, spent)) result;
+    try {
+      result = body(conn, spent);
+    } catch (...) {
+      end_call(conn, was_open, /*failed=*/true, rollback, spent, usage);
+      throw;
+    }
+    end_call(conn, was_open, /*failed=*/false, rollback, spent, usage);
+    return result;
+  }
+
   // Runs the statement under the plan's timeout; rows written count once they are
   // committed: at once in autocommit, at COMMIT inside the client's transaction.
   StatementResult step_statement(Connection& conn, sqlite3_stmt* stmt, bool want_rows,
@@ -667,42 +679,23 @@ class SqliteDb::Session final : public SqlSession {
     return result;
   }
 
-  // The session's connection for one call: the parked one of an open transaction, else one
-  // from the pool.
-  Connection& begin_call() {
-    if (lease_) {
-      unpark();
-      if (!lease_) not_found(id_);
-    } else {
-      lease_.emplace(owner_.acquire(id_, read_only_, limits_));
-      lease_->conn().set_client_transactions(true);
-      in_transaction_ = false;
-    }
-    return lease_->conn();
-  }
-
-  // After a call: rows written are settled, and the connection is parked while the client's
-  // transaction stays open, else given back to the pool.
-  // `rollback`: the statement was a ROLLBACK (so a transaction it ended wrote nothing).
-  void end_call(Connection& conn, bool failed, bool rollback, UsageDelta& spent,
+  void end_call(Connection& conn, bool was_open, bool failed, bool rollback, UsageDelta& spent,
                 UsageDelta* usage) {
     conn.stop_clock();
-    bool open = sqlite3_get_autocommit(conn.db()) == 0;
+    const bool open = sqlite3_get_autocommit(conn.db()) == 0;
     int64_t written = spent.rows_written;
     spent.rows_written = 0;
-    if (in_transaction_ || open) {
-      pending_written_ += failed ? 0 : written;
+    if (was_open || open) {
+      if (!failed) pending_written_ += written;
       if (!open) {
         // The transaction ended: committed unless it was rolled back (by the client, or by
         // SQLite after an error such as a full disk or an interrupt).
-        bool committed = !failed && !rollback;
-        if (committed) spent.rows_written = pending_written_;
+        if (!failed && !rollback) spent.rows_written = pending_written_;
         pending_written_ = 0;
       }
     } else if (!failed) {
       spent.rows_written = written;
     }
-    in_transaction_ = open;
     add_usage(usage, spent);
     if (!open && in_readonly_transaction_) {
       in_readonly_transaction_ = false;
@@ -710,12 +703,18 @@ class SqliteDb::Session final : public SqlSession {
     }
     if (!open || !conn.reusable()) {
       if (open) rollback_quietly(conn);
-      in_transaction_ = false;
-      pending_written_ = 0;
-      lease_.reset();
+      drop();
       return;
     }
     park();
+  }
+
+  // Lets the connection go (back to the pool, or closed when it cannot be reused) and, with
+  // it, what the open transaction had written.
+  void drop() {
+    pending_written_ = 0;
+    in_readonly_transaction_ = false;
+    lease_.reset();
   }
 
   void park() {
@@ -733,9 +732,7 @@ class SqliteDb::Session final : public SqlSession {
     }
     // Over the cap (or destroyed): the transaction cannot stay open.
     rollback_quietly(lease_->conn());
-    in_transaction_ = false;
-    pending_written_ = 0;
-    lease_.reset();
+    drop();
     if (refused)
       throw QueryError(error_code::kTooManyTransactions,
                        "too many open transactions on this database (at most " +
@@ -753,11 +750,7 @@ class SqliteDb::Session final : public SqlSession {
       db->parked.erase(&lease_->conn());
       gone = db->destroyed || lease_->conn().cancelled();
     }
-    if (gone) {
-      in_transaction_ = false;
-      pending_written_ = 0;
-      lease_.reset();
-    }
+    if (gone) drop();
   }
 
   SqliteDb& owner_;
@@ -765,7 +758,6 @@ class SqliteDb::Session final : public SqlSession {
   bool read_only_;
   Limits limits_;
   std::optional<Lease> lease_;  // held only while the client's transaction is open
-  bool in_transaction_ = false;
   bool in_readonly_transaction_ = false;
   int64_t pending_written_ = 0;  // rows written by the open transaction
 };

@@ -208,8 +208,9 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_by_expiry ON sessions (expires_ms)
 )sql"},
-      {8, "live resources by installation", R"sql(
-CREATE INDEX resources_live ON resources (installation_id, created_ms) WHERE deleted_ms IS NULL
+      {8, "live resources by installation; usage by day (retention)", R"sql(
+CREATE INDEX resources_live ON resources (installation_id, created_ms) WHERE deleted_ms IS NULL;
+CREATE INDEX usage_by_day ON usage_ledger (day)
 )sql"},
   };
   return kMigrations;

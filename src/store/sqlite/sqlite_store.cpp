@@ -783,8 +783,16 @@ class Tx : public WriteTx {
   }
 
   int64_t purge_idempotency(int64_t created_before_ms) override {
-    Stmt s(c_, "DELETE FROM idempotency WHERE created_ms < ?1 AND state = 'done'");
-    s.bind(1, created_before_ms);
+    return changes("DELETE FROM idempotency WHERE created_ms < ?1 AND state = 'done'",
+                   created_before_ms);
+  }
+
+  // Runs a DELETE/UPDATE with its parameters bound in order; returns the rows it changed.
+  template <typename... Args>
+  int64_t changes(const char* sql, const Args&... args) {
+    Stmt s(c_, sql);
+    int i = 0;
+    (s.bind(++i, args), ...);
     s.step();
     return sqlite3_changes(c_.db());
   }
@@ -861,50 +869,37 @@ class Tx : public WriteTx {
   }
 
   int64_t purge_sessions(int64_t expired_before_ms) override {
-    Stmt s(c_, "DELETE FROM sessions WHERE expires_ms < ?1");
-    s.bind(1, expired_before_ms);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes("DELETE FROM sessions WHERE expires_ms < ?1", expired_before_ms);
   }
 
   int64_t purge_outbox(int64_t done_before_ms) override {
-    Stmt s(c_,
-           "DELETE FROM outbox WHERE state IN ('delivered', 'dropped') AND done_ms IS NOT NULL "
-           "AND done_ms < ?1");
-    s.bind(1, done_before_ms);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes(
+        "DELETE FROM outbox WHERE state IN ('delivered', 'dropped') AND done_ms IS NOT NULL "
+        "AND done_ms < ?1",
+        done_before_ms);
   }
 
   int64_t purge_webhook_events(int64_t processed_before_ms) override {
-    Stmt s(c_, "DELETE FROM webhook_events WHERE processed_ms IS NOT NULL AND processed_ms < ?1");
-    s.bind(1, processed_before_ms);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes(
+        "DELETE FROM webhook_events WHERE processed_ms IS NOT NULL AND processed_ms < ?1",
+        processed_before_ms);
   }
 
   int64_t purge_usage(const std::string& before_day) override {
-    Stmt s(c_, "DELETE FROM usage_ledger WHERE day < ?1");
-    s.bind(1, before_day);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes("DELETE FROM usage_ledger WHERE day < ?1", before_day);  // index usage_by_day
   }
 
   int64_t retry_dead_outbox(const std::string& id, int64_t now_ms) override {
-    Stmt s(c_,
-           "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2, "
-           "last_error = '', done_ms = NULL WHERE state = 'dead' AND (?1 = '' OR id = ?1)");
-    s.bind(1, id).bind(2, now_ms);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2, "
+        "last_error = '', done_ms = NULL WHERE state = 'dead' AND (?1 = '' OR id = ?1)",
+        id, now_ms);
   }
 
   int64_t drop_dead_outbox(const std::string& id, int64_t now_ms) override {
-    Stmt s(c_,
-           "UPDATE outbox SET state = 'dropped', done_ms = ?2 WHERE state = 'dead' AND id = ?1");
-    s.bind(1, id).bind(2, now_ms);
-    s.step();
-    return sqlite3_changes(c_.db());
+    return changes(
+        "UPDATE outbox SET state = 'dropped', done_ms = ?2 WHERE state = 'dead' AND id = ?1", id,
+        now_ms);
   }
 
   static void bind_idempotency(Stmt& s, const IdempotencyRow& r) {
