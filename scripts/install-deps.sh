@@ -10,6 +10,7 @@ PKGS=(
   nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-cryptography python3-requests
   wrk curl procps chromium nodejs
+  postgresql libpq-dev
 )
 
 missing=()

@@ -204,6 +204,11 @@ Config load_config(const std::map<std::string, std::string>& env,
     c.vercel_api_url = *v;
   }
   if (auto v = get("WHARF_CATALOG"); v && !v->empty()) c.catalog_path = *v;
+  if (auto v = get("WHARF_POSTGRES_URL"); v && !v->empty()) {
+    if (v->rfind("postgres://", 0) != 0 && v->rfind("postgresql://", 0) != 0)
+      throw ConfigError("WHARF_POSTGRES_URL", "must be a postgresql:// URL");
+    c.postgres_url = *v;
+  }
   if (auto v = get("WHARF_PUBLIC_URL"); v && !v->empty()) {
     require_http_url("WHARF_PUBLIC_URL", *v);
     while (v->size() > 8 && v->back() == '/') v->pop_back();
@@ -253,6 +258,8 @@ Config load_config(const std::map<std::string, std::string>& env,
   rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
   if (auto v = get("WHARF_OUTBOX_CONCURRENCY"))
     c.outbox_concurrency = parse_int("WHARF_OUTBOX_CONCURRENCY", *v, 1, 256);
+  if (auto v = get("WHARF_USAGE_SAMPLE_S"); v && !v->empty())
+    c.usage_sample_s = parse_int("WHARF_USAGE_SAMPLE_S", *v, 1, 3600);
   if (auto v = get("WHARF_RETAIN_OUTBOX_DAYS"))
     c.retention.outbox_days = parse_int("WHARF_RETAIN_OUTBOX_DAYS", *v, 1, 36500);
   if (auto v = get("WHARF_RETAIN_WEBHOOKS_DAYS"))

@@ -31,7 +31,10 @@ struct Config {
   std::string oidc_issuer = "https://marketplace.vercel.com";
   std::string jwks_url = "https://marketplace.vercel.com/.well-known/jwks";
   std::string vercel_api_url = "https://api.vercel.com";
-  std::optional<std::string> catalog_path;        // WHARF_CATALOG
+  std::optional<std::string> catalog_path;  // WHARF_CATALOG
+  // Admin connection of the `postgres` product kind (CREATEDB, CREATEROLE); with it the
+  // built-in catalog sells a PostgreSQL product too.
+  std::optional<std::string> postgres_url;        // WHARF_POSTGRES_URL
   std::optional<std::string> public_url;          // WHARF_PUBLIC_URL
   std::optional<std::string> encryption_key_b64;  // WHARF_ENCRYPTION_KEY
   int threads = 4;          // WHARF_THREADS: I/O threads (parse, authenticate, write)
@@ -47,6 +50,7 @@ struct Config {
   service::RateLimitOptions rate_limits;      // WHARF_RATE_LIMIT_*
   service::Retention::Options retention;      // WHARF_RETAIN_*
   int64_t outbox_concurrency = 8;             // WHARF_OUTBOX_CONCURRENCY
+  int64_t usage_sample_s = 60;                // WHARF_USAGE_SAMPLE_S
   int64_t sql_stream_idle_s = 10;             // WHARF_SQL_STREAM_IDLE_S
   int64_t sql_transactions_per_database = 8;  // WHARF_SQL_TRANSACTIONS_PER_DATABASE
   std::string log_level = "info";

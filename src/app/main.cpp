@@ -27,6 +27,7 @@ void usage(FILE* out) {
       "       wharf billing refund --installation ID --invoice ID --total 5.00 "
       "--reason TEXT\n"
       "       wharf sso-link <installationId> [resource_id=… path=… …] [--flag value ...]\n"
+      "       wharf catalog [--flag value ...]   (the catalog served, as JSON)\n"
       "       wharf help\n\n"
       "Configuration (environment variable / flag):\n%s",
       wharf::app::config_help().c_str());
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
     usage(args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
-  if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing" && args[0] != "sso-link") {
+  if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing" && args[0] != "sso-link" &&
+      args[0] != "catalog") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
     if (args[0] == "outbox" && !action.empty())
       return wharf::app::outbox_action(config, action, outbox_id);
     if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
+    if (args[0] == "catalog") return wharf::app::print_catalog(config);
     if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
     if (args[0] == "sso-link") {
       if (config.url_slug.empty())

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/backend/callbacks.h"
 #include "api/dashboard/billing_view.h"
 #include "api/dashboard/routes.h"
 #include "api/dataplane/query.h"
@@ -50,20 +51,70 @@ std::map<std::string, std::vector<std::string>> metrics_by_kind(const product::R
   for (const auto& kind : kinds.kinds()) {
     auto& metrics = out[kind];
     for (const auto& m : kinds.descriptor(kind)->metrics) metrics.push_back(m.name);
+    if (kinds.open_metrics(kind)) metrics.push_back("*");
   }
   return out;
 }
 
-// The catalog (WHARF_CATALOG or the built-in one), checked against the product kinds.
-std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
-  std::string text = model::builtin_catalog_json();
-  std::string source = "built-in catalog";
+// The product instances the catalog needs, by catalog product id (instances of a shared kind
+// appear under each of its products). A kind that cannot be made stops start-up naming the
+// product.
+std::map<std::string, std::shared_ptr<product::Product>> make_products(
+    const Config& config, const model::Catalog& catalog) {
+  const product::Registry& kinds = product::builtin_kinds();
+  product::KindSettings shared;
+  shared.data_dir = config.data_dir;
+  shared.settings["sql_transactions_per_database"] =
+      std::to_string(config.sql_transactions_per_database);
+  if (config.postgres_url) shared.settings["postgres_url"] = *config.postgres_url;
+  std::map<std::string, std::shared_ptr<product::Product>> by_kind, out;
+  for (const auto& p : catalog.products()) {
+    try {
+      if (!kinds.per_product(p.kind)) {
+        auto& instance = by_kind[p.kind];
+        if (!instance) instance = kinds.make(p.kind, shared);
+        out[p.id] = instance;
+        continue;
+      }
+      product::KindSettings own = shared;
+      own.product_id = p.id;
+      own.product = p.entry;
+      for (const model::Plan* plan : catalog.plans_of(p))
+        for (const auto& price : plan->prices.metrics)
+          own.priced_metrics.push_back({price.ledger_metric, price.type == "total",
+                                        price.unit.empty() ? price.ledger_metric : price.unit});
+      out[p.id] = kinds.make(p.kind, own);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError("WHARF_CATALOG",
+                        "product '" + p.id + "' (kind " + p.kind + "): " + e.what());
+    }
+  }
+  return out;
+}
+
+// The catalog's text: WHARF_CATALOG, or the built-in one (with a Postgres product when a
+// PostgreSQL server is configured). `source` names where it came from.
+std::string catalog_text(const Config& config, std::string& source) {
   if (config.catalog_path) {
     std::ifstream in(*config.catalog_path);
     if (!in) throw ConfigError("WHARF_CATALOG", "cannot read " + *config.catalog_path);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     source = *config.catalog_path;
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
+  source = "built-in catalog";
+  if (!config.postgres_url) return model::builtin_catalog_json();
+  auto doc = model::Json::parse(model::builtin_catalog_json());
+  auto pg = model::Json::parse(model::builtin_postgres_catalog_json());
+  for (auto& p : pg["products"]) doc["products"].push_back(p);
+  for (auto& p : pg["plans"]) doc["plans"].push_back(p);
+  source = "built-in catalog (with PostgreSQL)";
+  return doc.dump(2);
+}
+
+// The catalog (WHARF_CATALOG or the built-in one), checked against the product kinds.
+std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
+  std::string source;
+  std::string text = catalog_text(config, source);
   try {
     auto catalog = model::Catalog::parse_text(text);
     catalog->check_kinds(metrics_by_kind(product::builtin_kinds()));
@@ -153,6 +204,13 @@ int billing_admin(const Config& config, const std::string& action,
     return e.status == 404 ? 3 : 4;
   }
   std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+int print_catalog(const Config& config) {
+  load_catalog(config);  // checked exactly as `serve` checks it
+  std::string source;
+  std::printf("%s\n", model::Json::parse(catalog_text(config, source)).dump(2).c_str());
   return 0;
 }
 
@@ -246,19 +304,12 @@ int serve(const Config& config) {
   service::InstallationService installations(*store, catalog, box, clock);
   service::PlanService plans(*store, catalog, installations);
 
-  // One product instance per kind the catalog sells, made by the kind's registered factory.
-  const product::Registry& kinds = product::builtin_kinds();
-  product::KindSettings kind_settings;
-  kind_settings.data_dir = config.data_dir;
-  kind_settings.settings["sql_transactions_per_database"] =
-      std::to_string(config.sql_transactions_per_database);
-  std::map<std::string, std::unique_ptr<product::Product>> product_instances;
+  // One product instance per kind the catalog sells (per product for a kind configured by
+  // its catalog entry), made by the kind's registered factory; `products` maps each catalog
+  // product to its instance.
+  auto product_instances = make_products(config, *catalog);
   std::map<std::string, product::Product*> products;
-  for (const auto& p : catalog->products()) {
-    if (products.count(p.kind)) continue;
-    product_instances[p.kind] = kinds.make(p.kind, kind_settings);
-    products[p.kind] = product_instances[p.kind].get();
-  }
+  for (const auto& [id, instance] : product_instances) products[id] = instance.get();
   vercel::Outbox::Options outbox_options;
   outbox_options.max_in_flight = static_cast<size_t>(config.outbox_concurrency);
   vercel::Outbox outbox(
@@ -272,8 +323,12 @@ int serve(const Config& config) {
       "http://" +
       (config.listen_host == "0.0.0.0" ? std::string("127.0.0.1") : config.listen_host) + ":" +
       std::to_string(config.listen_port));
+  resource_options.wake_outbox = [&outbox] { outbox.wake(); };
   service::ResourceService resources(*store, catalog, installations, products, box, clock,
                                      resource_options);
+  // Calls on products whose work is remote (a provider's backend), retried from the outbox.
+  outbox.set_product_calls(
+      [&resources](const store::OutboxRow& item) { return resources.deliver_product_call(item); });
   // Before serving: data a crash left behind for resources that have no row (a provision
   // killed before its commit) or a deleted one (a delete killed before the product's part).
   if (int n = resources.reclaim_storage())
@@ -378,6 +433,7 @@ int serve(const Config& config) {
   api::dataplane::hrana::Streams sql_streams(stream_options);
   api::dataplane::add_routes(routes, resources, sql_streams);
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
+  api::backend::add_routes(routes, resources);
   // ---- SSO and the dashboard ----
   service::SessionService sessions(*store, clock, config.session_ttl_s * 1000);
   vercel::SsoClient sso_client(config.client_id, config.client_secret,
@@ -459,6 +515,9 @@ int serve(const Config& config) {
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
+  // Usage the products measure themselves (a PostgreSQL server's counters), once a minute.
+  Periodic usage_sampler(std::chrono::seconds(config.usage_sample_s),
+                         [&resources] { resources.sample_usage(); });
   // Abandoned libSQL streams: their open transactions roll back and free their connection.
   Periodic stream_expiry(std::chrono::seconds(1), [&sql_streams] { sql_streams.expire_idle(); });
   // Peaks (a billing pass builds whole billing bodies) are freed but glibc keeps the pages

@@ -9,6 +9,9 @@ namespace wharf::app {
 
 // Runs until SIGTERM/SIGINT drains the server; returns the process exit code.
 int serve(const Config& config);
+// `wharf catalog`: the catalog this configuration serves (WHARF_CATALOG, or the built-in one
+// with what WHARF_POSTGRES_URL adds), checked, as JSON on stdout — a start for a provider's own.
+int print_catalog(const Config& config);
 // `wharf outbox [--state pending|delivered|dead]`: prints the outbox (newest first) as JSON,
 // dead letters with the response Vercel gave — the admin view of calls to Vercel.
 int print_outbox(const Config& config, const std::string& state);

@@ -98,4 +98,54 @@ const std::string& builtin_catalog_json() {
   return kCatalog;
 }
 
+const std::string& builtin_postgres_catalog_json() {
+  static const std::string kCatalog = R"json({
+  "products": [
+    {
+      "id": "postgres-db",
+      "kind": "postgres",
+      "name": "PostgreSQL Database",
+      "plans": ["postgres-free", "postgres-pro"]
+    }
+  ],
+  "plans": [
+    {
+      "id": "postgres-free",
+      "type": "subscription",
+      "name": "Postgres Hobby",
+      "description": "A free PostgreSQL database for side projects",
+      "scope": "resource",
+      "paymentMethodRequired": false,
+      "cost": "Free",
+      "details": [{"label": "Statement timeout", "value": "5 s"}],
+      "pricing": {"baseFee": "0.00", "metrics": {}},
+      "limits": {"storageBytes": 268435456, "statementTimeoutMs": 5000}
+    },
+    {
+      "id": "postgres-pro",
+      "type": "subscription",
+      "name": "Postgres Pro",
+      "description": "$10.00 per month plus storage and transactions",
+      "scope": "resource",
+      "paymentMethodRequired": true,
+      "cost": "$10.00/month + usage",
+      "details": [
+        {"label": "Base fee", "value": "$10.00 / month"},
+        {"label": "Storage", "value": "$0.25 per GB-month"},
+        {"label": "Transactions", "value": "$0.20 per million"}
+      ],
+      "pricing": {
+        "baseFee": "10.00",
+        "metrics": {
+          "storage": {"unit": "GB-month", "unitPrice": "0.25", "per": 1073741824, "metric": "storageBytes", "type": "total"},
+          "transactions": {"unit": "million transactions", "unitPrice": "0.20", "per": 1000000}
+        }
+      },
+      "limits": {"storageBytes": 10737418240, "statementTimeoutMs": 30000}
+    }
+  ]
+})json";
+  return kCatalog;
+}
+
 }  // namespace wharf::model

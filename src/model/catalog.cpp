@@ -232,6 +232,7 @@ std::shared_ptr<const Catalog> Catalog::parse(const Json& doc) {
         }))
       check.add(Checker::join(path, "kind"), "must be a product kind name such as \"sqlite\"");
     prod.name = check.string(j, "name", path, true, true).value_or("");
+    prod.entry = j;
     prod.rotation = check.one_of(j, "rotation", path, false, {"sync", "async"}).value_or("sync");
     if (const Json* eo = check.get(j, "environmentOverrides", path, Kind::kObject, false)) {
       std::string eo_path = path + ".environmentOverrides";
@@ -337,7 +338,10 @@ void Catalog::check_kinds(
         continue;
       for (const auto& price : plan.prices.metrics) {
         const auto& known = kind->second;
-        if (std::find(known.begin(), known.end(), price.ledger_metric) != known.end()) continue;
+        // "*": the kind records whatever its plans price (a provider's backend reports it).
+        if (std::find(known.begin(), known.end(), price.ledger_metric) != known.end() ||
+            std::find(known.begin(), known.end(), "*") != known.end())
+          continue;
         throw CatalogError(
             Checker::join(Checker::join(Checker::index("plans", j), "pricing.metrics"), price.name),
             "measures usage metric '" + price.ledger_metric + "', which product '" + product.id +

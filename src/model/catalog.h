@@ -69,6 +69,9 @@ struct Product {
   Json environment_overrides = Json::object();
   Json metadata_schema;  // null when the product has none
   std::shared_ptr<const MetadataSchema> schema;
+  // The catalog entry as written: a kind configured per product reads its own keys there
+  // (an `http` product's `backend`).
+  Json entry = Json::object();
 };
 
 class CatalogError : public std::runtime_error {
@@ -108,5 +111,8 @@ class Catalog {
 
 // The catalog used when WHARF_CATALOG is not set.
 const std::string& builtin_catalog_json();
+// What the built-in catalog adds when a PostgreSQL server is configured (WHARF_POSTGRES_URL):
+// a `postgres` product and its plans, in the same format.
+const std::string& builtin_postgres_catalog_json();
 
 }  // namespace wharf::model

@@ -4,8 +4,12 @@
 
 namespace wharf::product {
 
-void Registry::add(const std::string& kind, Descriptor descriptor, Factory factory) {
-  if (!kinds_.emplace(kind, Entry{std::move(descriptor), std::move(factory)}).second)
+void Registry::add(const std::string& kind, Descriptor descriptor, Factory factory,
+                   bool per_product, bool open_metrics) {
+  if (!kinds_
+           .emplace(kind,
+                    Entry{std::move(descriptor), std::move(factory), per_product, open_metrics})
+           .second)
     throw std::logic_error("product kind '" + kind + "' is registered twice");
 }
 

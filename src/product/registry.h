@@ -18,6 +18,11 @@ namespace wharf::product {
 struct KindSettings {
   std::string data_dir;
   std::map<std::string, std::string> settings;
+  // For a kind made per catalog product (Registry::add per_product): that product's catalog
+  // entry as written (e.g. its `backend`), and the metrics its plans price.
+  std::string product_id;
+  nlohmann::json product = nlohmann::json::object();
+  std::vector<MetricSpec> priced_metrics;
 
   // A numeric setting, or `fallback` when it is not given.
   int64_t number(const std::string& name, int64_t fallback) const {
@@ -30,9 +35,21 @@ using Factory = std::function<std::unique_ptr<Product>(const KindSettings&)>;
 
 class Registry {
  public:
-  // Throws std::logic_error for a kind registered twice.
-  void add(const std::string& kind, Descriptor descriptor, Factory factory);
+  // Throws std::logic_error for a kind registered twice. `per_product`: one instance per
+  // catalog product of the kind (it is configured by the product's entry), else one shared.
+  // `open_metrics`: the kind records whatever metrics its plans price (a provider's backend
+  // reports them), so the catalog's check accepts any.
+  void add(const std::string& kind, Descriptor descriptor, Factory factory,
+           bool per_product = false, bool open_metrics = false);
   bool has(const std::string& kind) const { return kinds_.count(kind) != 0; }
+  bool per_product(const std::string& kind) const {
+    auto it = kinds_.find(kind);
+    return it != kinds_.end() && it->second.per_product;
+  }
+  bool open_metrics(const std::string& kind) const {
+    auto it = kinds_.find(kind);
+    return it != kinds_.end() && it->second.open_metrics;
+  }
   std::vector<std::string> kinds() const;  // sorted
   // nullptr for an unknown kind.
   const Descriptor* descriptor(const std::string& kind) const;
@@ -43,6 +60,8 @@ class Registry {
   struct Entry {
     Descriptor descriptor;
     Factory factory;
+    bool per_product = false;
+    bool open_metrics = false;
   };
   std::map<std::string, Entry> kinds_;
 };

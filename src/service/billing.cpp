@@ -544,6 +544,18 @@ Json BillingService::notification(const std::string& level, const std::string& t
   return n;
 }
 
+void BillingService::tell_product(store::WriteTx& tx, const store::ResourceRow& row,
+                                  const std::string& status, int64_t now) const {
+  // A remote product stops (or resumes) serving the resource itself: it is told from the
+  // outbox, retried until it confirms. A local product is stopped by the service's checks.
+  const model::Product* p = catalog_->product(row.product_id);
+  const product::Descriptor* kind =
+      p && options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
+  if (!kind || !kind->capabilities.async_provisioning) return;
+  vercel::Outbox::enqueue_product_call(tx, row.installation_id, row.id, "change",
+                                       Json{{"status", status}}, now);
+}
+
 void BillingService::hold(store::WriteTx& tx, const std::string& installation_id,
                           const std::string& resource_id, const std::string& reason,
                           const Json& notification, int64_t now) {
@@ -555,10 +567,12 @@ void BillingService::hold(store::WriteTx& tx, const std::string& installation_id
     return;
   row->billing_hold = reason;
   row->notification_json = notification.dump();
+  const bool suspending = reason.rfind(kOverdueHold, 0) == 0 && row->status != "suspended";
   if (reason.rfind(kOverdueHold, 0) == 0) row->status = "suspended";
   row->updated_ms = now;
   tx.put_resource(*row);
   vercel::Outbox::enqueue_resource_updated(tx, *row, now);
+  if (suspending) tell_product(tx, *row, "suspended", now);
   util::log_info("resource held by billing").str("resource", resource_id).str("hold", reason);
 }
 
@@ -570,10 +584,12 @@ void BillingService::release(store::WriteTx& tx, const std::string& installation
   if (row->billing_hold != reason) return;
   row->billing_hold.reset();
   row->notification_json.reset();
-  if (reason.rfind(kOverdueHold, 0) == 0 && row->status == "suspended") row->status = "ready";
+  const bool resuming = reason.rfind(kOverdueHold, 0) == 0 && row->status == "suspended";
+  if (resuming) row->status = "ready";
   row->updated_ms = now;
   tx.put_resource(*row);
   vercel::Outbox::enqueue_resource_updated(tx, *row, now);
+  if (resuming) tell_product(tx, *row, "resumed", now);
   util::log_info("resource released by billing").str("resource", resource_id).str("hold", reason);
 }
 

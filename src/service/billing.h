@@ -152,6 +152,10 @@ class BillingService {
   bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
                bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+  // Tells a remote product (capabilities.async_provisioning) that the resource is now
+  // "suspended" or "resumed", through the outbox.
+  void tell_product(store::WriteTx& tx, const store::ResourceRow& row, const std::string& status,
+                    int64_t now) const;
   void hold(store::WriteTx& tx, const std::string& installation_id, const std::string& resource_id,
             const std::string& hold, const model::Json& notification, int64_t now);
   void release(store::WriteTx& tx, const std::string& installation_id,

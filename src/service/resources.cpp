@@ -31,6 +31,16 @@ ApiError query_error(const product::QueryError& e) {
   return ApiError(400, e.code, e.what());
 }
 
+// A change as recorded in the outbox (deliver_product_call reads it back).
+Json change_json(const product::ResourceChange& c) {
+  Json j = Json::object();
+  if (c.name) j["name"] = *c.name;
+  if (c.metadata) j["metadata"] = *c.metadata;
+  if (c.plan_changed) j["plan"] = true;
+  if (c.status) j["status"] = *c.status;
+  return j;
+}
+
 }  // namespace
 
 ResourceService::ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
@@ -55,11 +65,38 @@ const model::Product& ResourceService::require_product(const std::string& produc
 }
 
 product::Product& ResourceService::product_of(const model::Product& p) const {
-  auto it = products_.find(p.kind);
+  auto it = products_.find(p.id);
   if (it == products_.end() || !it->second)
     throw ApiError(409, "conflict",
                    "product kind '" + p.kind + "' is not available on this server");
   return *it->second;
+}
+
+product::Product& ResourceService::product_of(const store::ResourceRow& row) const {
+  const model::Product* p = catalog_->product(row.product_id);
+  if (!p) throw std::runtime_error("resource " + row.id + " has no product in the catalog");
+  return product_of(*p);
+}
+
+product::ResourceInfo ResourceService::info_of(const store::ResourceRow& row) const {
+  product::ResourceInfo info;
+  info.id = row.id;
+  info.installation_id = row.installation_id;
+  info.product_id = row.product_id;
+  info.name = row.name;
+  info.plan_id = row.billing_plan_id;
+  if (const model::Plan* plan = catalog_->plan(row.billing_plan_id))
+    info.plan_limits = plan->limits;
+  info.metadata = Json::parse(row.metadata_json, nullptr, false);
+  if (info.metadata.is_discarded()) info.metadata = Json::object();
+  return info;
+}
+
+ApiError ResourceService::refused(const product::ProductRefused& e) {
+  ApiError err(e.status, e.code, e.what());
+  if (e.status == 400 && e.code == "validation_error") err.status = 400;
+  err.user_message = e.user_message;
+  return err;
 }
 
 const model::Plan& ResourceService::require_plan(const model::Product& product,
@@ -109,12 +146,12 @@ Json ResourceService::render(const store::ResourceRow& row) const {
   return j;
 }
 
-Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
-  // The secrets the product declares; data-plane tokens are Wharf's (stored as hashes).
+Json ResourceService::issue_secrets(store::WriteTx& tx, const store::ResourceRow& row,
+                                    int64_t now) {
+  // The secrets the product declares that Wharf makes; data-plane tokens are stored as
+  // hashes.
   Json secrets = Json::array();
-  const model::Product* product = catalog_->product(row.product_id);
-  if (!product) throw std::runtime_error("resource " + row.id + " has no product in the catalog");
-  for (const auto& spec : product_of(*product).descriptor().secrets) {
+  for (const auto& spec : product_of(row).descriptor().secrets) {
     std::string value;
     switch (spec.source) {
       case product::SecretSource::kDataPlaneUrl:
@@ -131,6 +168,17 @@ Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row,
     }
     secrets.push_back(model::Secret{spec.name, value, std::nullopt, nullptr}.to_json());
   }
+  return secrets;
+}
+
+Json ResourceService::seal_secrets(store::ResourceRow& row, const Json& wharf_made,
+                                   const Json& product_made) const {
+  const model::Product* product = catalog_->product(row.product_id);
+  if (!product) throw std::runtime_error("resource " + row.id + " has no product in the catalog");
+  Json secrets = Json::array();
+  for (const auto& s : wharf_made) secrets.push_back(s);
+  // The product's own, in Vercel's shape (a malformed one from a backend is refused there).
+  for (const auto& s : product_made) secrets.push_back(model::Secret::from_json(s).to_json());
   // Per-environment values the catalog asks for: each names another secret whose value
   // that environment gets instead.
   for (auto& secret : secrets) {
@@ -144,6 +192,17 @@ Json ResourceService::issue_secrets(store::WriteTx& tx, store::ResourceRow& row,
   }
   row.secrets_sealed = box_.seal(secrets.dump(), secrets_aad(row.id));
   return secrets;
+}
+
+std::pair<Json, Json> ResourceService::split_secrets(const store::ResourceRow& row) const {
+  std::set<std::string> wharf_names;
+  for (const auto& spec : product_of(row).descriptor().secrets) wharf_names.insert(spec.name);
+  std::pair<Json, Json> out{Json::array(), Json::array()};
+  for (auto s : open_secrets(row)) {
+    s.erase("environmentOverrides");  // derived, applied again when sealed
+    (wharf_names.count(s.value("name", "")) ? out.first : out.second).push_back(std::move(s));
+  }
+  return out;
 }
 
 Json ResourceService::open_secrets(const store::ResourceRow& row) const {
@@ -186,19 +245,26 @@ Json ResourceService::provision(const std::string& installation_id,
   row.idempotency_key = idempotency_key;
   if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
 
-  // The database exists before the row that points at it is committed; if the commit
-  // fails, the database is removed again, so nothing half-made survives.
-  impl.create(row.id, product::Limits::from_json(plan.limits), req.metadata);
+  const product::Descriptor& kind = impl.descriptor();
+  product::CallContext ctx;
+  ctx.idempotency_key = "provision:" + row.id;  // the same on every retry of this provision
+  ctx.request_id = row.id;
+  // The row and what Vercel learns are committed together; `pending` additionally records
+  // the product call the outbox retries until the product confirms.
   Json secrets;
-  try {
+  auto commit = [&](const Json& product_secrets, bool pending) {
     store_.write([&](store::WriteTx& tx) {
       auto inst = tx.installation(installation_id);
       if (!inst || inst->status != "active")
         throw ApiError::not_found("installation " + installation_id + " not found");
       int64_t now = clock_.now_ms();
       row.created_ms = row.updated_ms = now;
-      secrets = issue_secrets(tx, row, now);
+      secrets = seal_secrets(row, issue_secrets(tx, row, now), product_secrets);
       tx.put_resource(row);
+      if (pending)
+        // Due once the inline call below has had its chance.
+        vercel::Outbox::enqueue_product_call(tx, installation_id, row.id, "provision",
+                                             Json::object(), now + kind.provision_wait_ms + 1000);
       // An installation-scope plan chosen here becomes the installation's plan (§8.1).
       if (plan.scope == "installation" && inst->billing_plan_id != plan.id) {
         inst->billing_plan_id = plan.id;
@@ -210,18 +276,120 @@ Json ResourceService::provision(const std::string& installation_id,
             now);
       }
     });
-  } catch (...) {
-    impl.destroy(row.id);
-    throw;
+  };
+
+  if (!kind.capabilities.async_provisioning) {
+    // A local product: the database exists before the row that points at it is committed;
+    // if the commit fails, the database is removed again, so nothing half-made survives.
+    product::ProductReply reply;
+    try {
+      reply = impl.provision(info_of(row), ctx);
+    } catch (const product::ProductRefused& e) {
+      throw refused(e);
+    }
+    try {
+      commit(reply.secrets, false);
+    } catch (...) {
+      impl.remove(info_of(row), ctx);
+      throw;
+    }
+  } else {
+    // A remote product: the resource (pending) and the retried call are recorded first, so
+    // a crash or a product that does not answer in time loses nothing (product-protocol §4).
+    row.status = "pending";
+    commit(Json::array(), true);
+    ctx.wait_ms = kind.provision_wait_ms;
+    std::string outcome;
+    try {
+      product::ProductReply reply = impl.provision(info_of(row), ctx);
+      if (!reply.pending) {
+        Json all;
+        if (finish_provision(row.id, reply, /*push=*/false, &all)) {
+          row.status = "ready";
+          row.notification_json = reply.notification
+                                      ? std::optional<std::string>(reply.notification->dump())
+                                      : std::nullopt;
+          secrets = all;
+        }
+      }
+      outcome = reply.pending ? "pending (the product accepted it)" : "ready";
+    } catch (const product::ProductRefused& e) {
+      // Refused: answered to Vercel as the product's error, and the resource is not kept.
+      store_.write([&](store::WriteTx& tx) {
+        auto current = tx.resource(row.id);
+        if (!current || current->deleted_ms) return;
+        int64_t now = clock_.now_ms();
+        current->deleted_ms = current->updated_ms = now;
+        current->status = "uninstalled";
+        current->secrets_sealed.reset();
+        tx.delete_credentials(current->id);
+        tx.put_resource(*current);
+      });
+      util::log_info("resource provision refused by the product")
+          .str("installation", installation_id)
+          .str("resource", row.id)
+          .str("product", product.id)
+          .num("status", e.status)
+          .str("code", e.code);
+      throw refused(e);
+    } catch (const product::ProductUnavailable& e) {
+      outcome = std::string("pending (") + e.what() + ")";
+    }
+    if (row.status == "pending") {
+      secrets = Json::array();  // none until the product is done
+      wake_outbox();
+      util::log_info("resource provision pending")
+          .str("installation", installation_id)
+          .str("resource", row.id)
+          .str("product", product.id)
+          .str("outcome", outcome);
+    }
   }
   util::log_info("resource provisioned")
       .str("installation", installation_id)
       .str("resource", row.id)
       .str("product", product.id)
-      .str("plan", plan.id);
+      .str("plan", plan.id)
+      .str("status", row.status);
   Json out = render(row);
   out["secrets"] = secrets;
   return out;
+}
+
+bool ResourceService::finish_provision(const std::string& resource_id,
+                                       const product::ProductReply& reply, bool push,
+                                       Json* secrets_out) {
+  bool finished = false;
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.resource(resource_id);
+    if (!row || row->deleted_ms || row->status != "pending") return;
+    int64_t now = clock_.now_ms();
+    auto [wharf_made, old_product_made] = split_secrets(*row);
+    Json secrets = seal_secrets(*row, wharf_made, reply.secrets);
+    row->status =
+        row->billing_hold && row->billing_hold->rfind("overdue:", 0) == 0 ? "suspended" : "ready";
+    if (reply.notification) row->notification_json = reply.notification->dump();
+    row->updated_ms = now;
+    tx.put_resource(*row);
+    if (push) {
+      // Nobody at Vercel is waiting for these: they go out with Update Resource Secrets,
+      // then resource.updated makes Vercel read the resource again (product-protocol §4).
+      vercel::Outbox::enqueue(
+          tx, row->installation_id,
+          vercel::api::update_resource_secrets(row->installation_id, row->id,
+                                               Json{{"secrets", secrets}, {"partial", false}}),
+          now);
+      resource_updated(tx, *row);
+    }
+    if (secrets_out) *secrets_out = secrets;
+    finished = true;
+  });
+  if (finished && push) wake_outbox();
+  if (finished)
+    util::log_info("resource provision finished")
+        .str("resource", resource_id)
+        .str("by", push ? "outbox or callback" : "request");
+  return finished;
 }
 
 Json ResourceService::get(const std::string& installation_id, const std::string& resource_id) {
@@ -247,7 +415,6 @@ Json ResourceService::list(const std::string& installation_id,
 
 Json ResourceService::update(const std::string& installation_id, const std::string& resource_id,
                              const model::UpdateResourceRequest& req, bool ours) {
-  std::optional<product::Limits> new_limits;
   store::ResourceRow row;
   // Validate against the current row first, so a bad request changes nothing.
   store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
@@ -259,11 +426,16 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
       *req.status != "ready")
     throw ApiError::validation("status can only be set to suspended, resumed or ready",
                                {{"status", "must be suspended, resumed or ready"}});
-  if (plan) new_limits = product::Limits::from_json(plan->limits);
   product::Product& impl = product_of(product);
+  const bool remote = impl.descriptor().capabilities.async_provisioning;
+  product::ResourceChange change;
+  change.name = req.name;
+  change.metadata = req.metadata;
+  change.plan_changed = plan != nullptr;
 
   store_.write([&](store::WriteTx& tx) {
     row = require_resource(tx, installation_id, resource_id);
+    const std::string old_status = row.status;
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
     if (plan) row.billing_plan_id = plan->id;
@@ -276,32 +448,46 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     if (req.status && *req.status != "suspended" && !ours && row.billing_hold &&
         row.billing_hold->rfind("overdue:", 0) == 0)
       row.billing_hold.reset();
-    if (req.status) row.status = *req.status == "suspended" ? "suspended" : "ready";
+    if (req.status && row.status != "pending" && row.status != "error")
+      row.status = *req.status == "suspended" ? "suspended" : "ready";
+    if (row.status != old_status && (row.status == "suspended" || old_status == "suspended"))
+      change.status = row.status == "suspended" ? "suspended" : "resumed";
     if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
     row.updated_ms = clock_.now_ms();
     tx.put_resource(row);
     // A change made on our side (the dashboard) is reported to Vercel with the change.
     if (ours) resource_updated(tx, row);
+    // A remote product learns the change from the outbox, retried until it confirms.
+    if (remote && !change.empty())
+      vercel::Outbox::enqueue_product_call(tx, installation_id, row.id, "change",
+                                           change_json(change), row.updated_ms);
   });
-  // Limits follow the plan. Applied after commit: a failure here leaves the old (valid)
-  // limits in place, and the next query re-applies the plan's limits anyway.
-  if (new_limits) impl.set_limits(row.id, *new_limits);
-  if (req.metadata) impl.set_metadata(row.id, *req.metadata);
+  if (remote) {
+    if (!change.empty()) wake_outbox();
+    return render(row);
+  }
+  // A local product: limits follow the plan. Applied after commit: a failure here leaves
+  // the old (valid) limits in place, and the next query re-applies the plan's limits anyway.
+  if (!change.empty()) impl.change(info_of(row), change, product::CallContext{});
   return render(row);
 }
 
 void ResourceService::remove(const std::string& installation_id, const std::string& resource_id,
                              bool require_active) {
   std::optional<store::ResourceRow> deleted;
+  bool enqueued = false;
   store_.write([&](store::WriteTx& tx) {
     if (require_active) installations_.require_active(tx, installation_id);
     auto row = tx.resource(resource_id);
     if (!row || row->installation_id != installation_id)
       throw ApiError::not_found("resource " + resource_id + " not found");
+    const model::Product* p = catalog_->product(row->product_id);
+    const bool remote = p && product_of(*p).descriptor().capabilities.async_provisioning;
     if (row->deleted_ms) {
-      // Already deleted: success. The product's part is done again (it is idempotent): a
-      // crash between this row's commit and destroy() must not leave the data behind.
-      deleted = row;
+      // Already deleted: success. A local product's part is done again (it is idempotent):
+      // a crash between this row's commit and destroy() must not leave the data behind. A
+      // remote product's is in the outbox since the first delete.
+      if (!remote) deleted = row;
       return;
     }
     int64_t now = clock_.now_ms();
@@ -312,10 +498,19 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
     tx.delete_credentials(row->id);  // tokens stop working with this commit
     tx.put_resource(*row);
     deleted = row;
+    // A remote product is told from the outbox, retried until it confirms: the resource is
+    // never forgotten before that (product-protocol §4).
+    if (remote) {
+      vercel::Outbox::enqueue_product_call(tx, installation_id, row->id, "remove", Json::object(),
+                                           now);
+      deleted.reset();
+      enqueued = true;
+    }
   });
+  if (enqueued) wake_outbox();
   if (!deleted) return;
   const model::Product* p = catalog_->product(deleted->product_id);
-  if (p) product_of(*p).destroy(deleted->id);
+  if (p) product_of(*p).remove(info_of(*deleted), product::CallContext{});
   util::log_info("resource deleted")
       .str("installation", installation_id)
       .str("resource", resource_id);
@@ -377,34 +572,76 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
   store::ResourceRow row;
   store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
   const model::Product& product = require_product(row.product_id);
+  product::Product& impl = product_of(product);
+  const product::Descriptor& kind = impl.descriptor();
+  const bool wharf_made = !kind.secrets.empty();
+  if (!wharf_made && !kind.capabilities.rotation) {
+    ApiError err(400, "not_supported", "product " + product.id + " does not rotate secrets");
+    err.user_message = product.name + " does not support rotating secrets.";
+    throw err;
+  }
+  if (row.status == "pending") {
+    ApiError err = ApiError::conflict("resource " + resource_id + " is still being provisioned");
+    err.user_message =
+        "The resource is still being provisioned; rotate its secrets once it is ready.";
+    throw err;
+  }
+  auto delay_ms = static_cast<int64_t>(std::llround(req.delay_hours * 3600.0 * 1000.0));
+  // The product's own secrets first (a call that may fail): nothing is changed on our side
+  // unless it succeeded.
+  std::optional<product::ProductReply> from_product;
+  if (kind.capabilities.rotation) {
+    product::CallContext ctx;
+    ctx.idempotency_key = "rotate:" + row.id + ":" + util::random_token(12);
+    ctx.request_id = row.id;
+    try {
+      from_product =
+          impl.rotate_secrets(info_of(row), req.reason.value_or(""), delay_ms / 1000, ctx);
+    } catch (const product::ProductRefused& e) {
+      throw refused(e);
+    } catch (const product::ProductUnavailable& e) {
+      ApiError err(503, "product_unavailable", std::string("secrets rotation failed: ") + e.what());
+      err.user_message = product.name + " did not answer; try rotating the secrets again later.";
+      throw err;
+    }
+  }
+  // Pending: the product sends its new values later (W3); they reach Vercel from the outbox.
+  const bool product_pending = from_product && from_product->pending;
+  const bool async = product.rotation == "async" || product_pending;
   Json secrets;
   store_.write([&](store::WriteTx& tx) {
     row = require_resource(tx, installation_id, resource_id);
     int64_t now = clock_.now_ms();
-    // Old tokens keep working for the requested delay: deployed apps only see new values
-    // after a redeploy.
-    auto delay_ms = static_cast<int64_t>(std::llround(req.delay_hours * 3600.0 * 1000.0));
-    tx.expire_credentials(row.id, now + delay_ms);
-    secrets = issue_secrets(tx, row, now);
+    auto [old_wharf, old_product] = split_secrets(row);
+    Json new_wharf = old_wharf;
+    if (wharf_made) {
+      // Old tokens keep working for the requested delay: deployed apps only see new values
+      // after a redeploy.
+      tx.expire_credentials(row.id, now + delay_ms);
+      new_wharf = issue_secrets(tx, row, now);
+    }
+    secrets =
+        seal_secrets(row, new_wharf,
+                     from_product && !from_product->pending ? from_product->secrets : old_product);
     row.updated_ms = now;
     tx.put_resource(row);
     // Asynchronous rotation, or one started from the dashboard: the new secrets reach
     // Vercel through the outbox, committed with the rotation itself (Update Resource
-    // Secrets, vercel-api.md §6.1).
-    if (product.rotation == "async" || ours)
+    // Secrets, vercel-api.md §6.1). A product still making its values pushes them (W3).
+    if ((async || ours) && !product_pending)
       vercel::Outbox::enqueue(
           tx, installation_id,
           vercel::api::update_resource_secrets(installation_id, row.id,
                                                Json{{"secrets", secrets}, {"partial", false}}),
           now);
   });
+  if (async || ours) wake_outbox();
   util::log_info("resource secrets rotated")
       .str("installation", installation_id)
       .str("resource", resource_id)
       .real("delay_hours", req.delay_hours)
-      .str("mode", product.rotation);
-  if (product.rotation != "async")
-    return {200, Json{{"sync", true}, {"secrets", secrets}, {"partial", false}}};
+      .str("mode", async ? "async" : "sync");
+  if (!async) return {200, Json{{"sync", true}, {"secrets", secrets}, {"partial", false}}};
   return {202, Json{{"sync", false}}};
 }
 
@@ -412,9 +649,17 @@ store::ResourceRow ResourceService::check_repl(const std::string& installation_i
                                                const std::string& resource_id) {
   store::ResourceRow row;
   store_.read([&](store::ReadTx& tx) { row = require_resource(tx, installation_id, resource_id); });
+  const model::Product& product = require_product(row.product_id);
+  if (!product_of(product).descriptor().capabilities.repl) {
+    ApiError err(501, "not_implemented", "product " + product.id + " has no console");
+    err.user_message = product.name + " has no command console.";
+    throw err;
+  }
   if (row.status == "suspended")
     throw ApiError::conflict("resource " + resource_id +
                              " is suspended; resume it to run commands");
+  if (row.status == "pending" || row.status == "error")
+    throw ApiError::conflict("resource " + resource_id + " is not ready (" + row.status + ")");
   return row;
 }
 
@@ -437,6 +682,12 @@ Json ResourceService::repl(const std::string& installation_id, const std::string
         product::Limits::from_json(plan ? plan->limits : Json::object()), emit, &usage);
   } catch (const product::QueryError& e) {
     throw query_error(e);
+  } catch (const product::ProductRefused& e) {
+    throw refused(e);
+  } catch (const product::ProductUnavailable& e) {
+    ApiError err(503, "product_unavailable", std::string("console: ") + e.what());
+    err.user_message = product.name + " did not answer; try the command again later.";
+    throw err;
   }
   record_usage(row, usage);
   return blocks;

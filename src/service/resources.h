@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 
+#include "model/api_error.h"
 #include "model/catalog.h"
 #include "model/resource.h"
+#include "net/http_client.h"
 #include "product/product.h"
 #include "service/installations.h"
 #include "service/rate_limits.h"
@@ -29,6 +31,8 @@ class ResourceService {
     double storage_warn_ratio = 0.9;
     // Abuse limits on the data plane and the REPL (null: none).
     RateLimits* rate_limits = nullptr;
+    // Called after a commit that enqueued outbox work due now (the outbox's wake()).
+    std::function<void()> wake_outbox;
   };
   ResourceService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
                   InstallationService& installations,
@@ -107,6 +111,28 @@ class ResourceService {
     record_usage(caller.row, usage);
   }
 
+  // ---- products whose work is remote (capabilities.async_provisioning) ----
+  // The outbox's ProductCallFn: makes one product call recorded by this service
+  // ("product.provision", "product.change", "product.remove") and answers like HTTP: 200
+  // done, an error (retry) or 4xx (dead). Never throws for the product's failures.
+  net::HttpResult deliver_product_call(const store::OutboxRow& item);
+
+  // Backend → Wharf callbacks (product-protocol.md §5). `signature` is the Wharf-Signature
+  // header; a missing or bad one throws ApiError 401, a resource not of `product_id` 404.
+  void verify_callback(const std::string& product_id, const std::string& signature,
+                       const std::string& body) const;
+  model::Json backend_status(const std::string& product_id, const std::string& resource_id,
+                             const model::Json& body);
+  model::Json backend_secrets(const std::string& product_id, const std::string& resource_id,
+                              const model::Json& body);
+  // W2: a batch of usage events; all or nothing (422 naming each bad event), each event id
+  // counted once however often it is sent. Returns {accepted, duplicates}.
+  model::Json ingest_usage(const std::string& product_id, const model::Json& body);
+
+  // Usage the products measure themselves (capabilities.samples_usage), for every live
+  // resource of theirs, into the ledger. Called on a period by the server.
+  void sample_usage();
+
   static std::string token_hash(const std::string& token) {
     return util::to_hex(util::sha256(token));
   }
@@ -138,9 +164,29 @@ class ResourceService {
   const model::Plan& require_plan(const model::Product& product, const std::string& plan_id) const;
   void check_metadata(const model::Product& product, const model::Json& metadata) const;
   model::Json render(const store::ResourceRow& row) const;
-  // New tokens for a resource: writes their hashes and returns the Secret[] (sealed into row).
-  model::Json issue_secrets(store::WriteTx& tx, store::ResourceRow& row, int64_t now);
+  product::Product& product_of(const store::ResourceRow& row) const;
+  // What a product is told about a resource (the row's current name, plan and metadata).
+  product::ResourceInfo info_of(const store::ResourceRow& row) const;
+  // New Wharf-made secrets (data-plane URL and tokens) the product declares: writes the
+  // tokens' hashes and returns the Secret[].
+  model::Json issue_secrets(store::WriteTx& tx, const store::ResourceRow& row, int64_t now);
+  // Seals the resource's secrets into `row`: the Wharf-made ones and the product's own, with
+  // the catalog's environment overrides applied. Returns them.
+  model::Json seal_secrets(store::ResourceRow& row, const model::Json& wharf_made,
+                           const model::Json& product_made) const;
+  // The resource's current secrets split into Wharf-made and the product's own.
+  std::pair<model::Json, model::Json> split_secrets(const store::ResourceRow& row) const;
   model::Json open_secrets(const store::ResourceRow& row) const;
+  // Turns a lifecycle call's refusal into the answer Vercel gets (its code and user message).
+  static model::ApiError refused(const product::ProductRefused& e);
+  // A pending resource becomes ready with the product's secrets; `push`: Vercel learns them
+  // through the outbox (no request of Vercel's is waiting for them). False when it was not
+  // pending (already finished, failed or deleted).
+  bool finish_provision(const std::string& resource_id, const product::ProductReply& reply,
+                        bool push, model::Json* secrets_out = nullptr);
+  void wake_outbox() const {
+    if (options_.wake_outbox) options_.wake_outbox();
+  }
   // Adds a call's usage to the in-memory batch (a ledger write per query would put an
   // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);

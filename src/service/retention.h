@@ -23,6 +23,7 @@ class Retention {
     int64_t outbox = 0;
     int64_t webhooks = 0;
     int64_t usage = 0;
+    int64_t usage_events = 0;  // ids of backend usage events (dedupe), after 62 days
   };
 
   Retention(store::Store& store, const util::Clock& clock, Options options)

@@ -1,5 +1,8 @@
 #include "service/transfers.h"
 
+#include "product/registry.h"
+#include "vercel/outbox.h"
+
 #include "model/api_error.h"
 #include "model/transfer.h"
 #include "util/ids.h"
@@ -135,6 +138,13 @@ bool TransferService::accept(const std::string& target, const std::string& claim
       row->idempotency_key.reset();  // keys are scoped to the installation that used them
       row->updated_ms = now;
       tx.put_resource(*row);
+      // A remote product with a transfer hook is told from the outbox (B6).
+      const model::Product* p = catalog_->product(row->product_id);
+      const product::Descriptor* kind = p ? product::builtin_kinds().descriptor(p->kind) : nullptr;
+      if (kind && kind->capabilities.async_provisioning)
+        vercel::Outbox::enqueue_product_call(
+            tx, target, row->id, "transfer",
+            Json{{"from", claim.source_installation_id}, {"to", target}}, now);
     }
     claim.status = "completed";
     claim.target_installation_id = target;

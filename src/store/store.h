@@ -97,12 +97,17 @@ struct TransferClaimRow {
   std::optional<int64_t> completed_ms;
 };
 
-// A call to Vercel recorded in the same transaction as the change it reports, delivered
-// later by vercel::Outbox (at least once, in `seq` order per installation).
+// A call to Vercel (or to a product's backend) recorded in the same transaction as the change
+// it reports, delivered later by vercel::Outbox (at least once, in `seq` order per lane).
 struct OutboxRow {
   std::string id;
   int64_t seq = 0;  // assigned by insert_outbox: global delivery order
   std::string installation_id;
+  // Calls of one lane are delivered in order, one at a time; "" is the installation's own
+  // lane (calls to Vercel). A product's calls on a resource have a lane per resource, so a
+  // backend that is down never holds up what Vercel is told.
+  std::string lane;
+  const std::string& ordering_key() const { return lane.empty() ? installation_id : lane; }
   std::string kind;  // e.g. "event", "secrets"
   std::string method;
   std::string path;               // relative to the Vercel API base URL
@@ -235,6 +240,8 @@ class ReadTx {
   // The installation's resources not deleted (index resources_live: deleted rows, which
   // stay for billing, are not read).
   virtual std::vector<ResourceRow> live_resources_of(const std::string& installation_id) = 0;
+  // Every live resource of a catalog product (usage sampling).
+  virtual std::vector<ResourceRow> live_resources_of_product(const std::string& product_id) = 0;
   virtual std::optional<ResourceRow> resource_by_idempotency_key(const std::string& installation_id,
                                                                  const std::string& key) = 0;
   virtual std::optional<CredentialRow> credential(const std::string& token_hash) = 0;
@@ -301,6 +308,13 @@ class WriteTx : public ReadTx {
                          const std::string& metric, int64_t delta) = 0;
   virtual void max_usage(const std::string& resource_id, const std::string& day,
                          const std::string& metric, int64_t value) = 0;
+  // A level reported by a product's backend: the day's value becomes `value` (the last one).
+  virtual void set_usage(const std::string& resource_id, const std::string& day,
+                         const std::string& metric, int64_t value) = 0;
+  // Records a usage event's id for a product; false when it was recorded before (a retried
+  // batch), in which case the event must not be counted again.
+  virtual bool record_usage_event(const std::string& product_id, const std::string& event_id,
+                                  int64_t now_ms) = 0;
 
   virtual void put_billing_state(const BillingStateRow& row) = 0;  // insert or replace
   virtual void put_invoice(const InvoiceRow& row) = 0;             // insert or replace
@@ -321,6 +335,8 @@ class WriteTx : public ReadTx {
   virtual int64_t purge_webhook_events(int64_t processed_before_ms) = 0;
   // Usage-ledger days before `before_day` (YYYY-MM-DD):
   virtual int64_t purge_usage(const std::string& before_day) = 0;
+  // Usage event ids (dedupe) recorded before `created_before_ms`.
+  virtual int64_t purge_usage_events(int64_t created_before_ms) = 0;
   // An operator's actions on dead letters (`wharf outbox retry|drop`): back to pending, due
   // now, attempts reset (`id` "" = every dead letter); or dropped (kept until purged).
   // Return how many rows changed.

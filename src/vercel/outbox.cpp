@@ -51,6 +51,22 @@ void Outbox::enqueue_resource_updated(store::WriteTx& tx, const store::ResourceR
       now_ms);
 }
 
+void Outbox::enqueue_product_call(store::WriteTx& tx, const std::string& installation_id,
+                                  const std::string& resource_id, const std::string& what,
+                                  const Json& body, int64_t now_ms) {
+  store::OutboxRow row;
+  row.id = util::new_id("obx");
+  row.installation_id = installation_id;
+  row.lane = "resource:" + resource_id;
+  row.kind = "product." + what;
+  row.method = "PRODUCT";
+  row.path = resource_id;
+  row.body = body.dump();
+  row.next_attempt_ms = now_ms;
+  row.created_ms = now_ms;
+  tx.insert_outbox(row);
+}
+
 int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const {
   // Exponential with "equal jitter": half fixed, half random, so retries of many items
   // spread out instead of arriving together.
@@ -84,9 +100,18 @@ int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& 
 void Outbox::deliver(store::OutboxRow item) {
   int64_t now = clock_.now_ms();
   item.attempts += 1;
-  auto token = token_(item.installation_id);
+  const bool product_call = item.kind.rfind("product.", 0) == 0;
+  // A product call needs no Vercel token (an empty one stands for "may be sent").
+  auto token = product_call ? std::optional<std::string>("") : token_(item.installation_id);
   net::HttpResult result;
-  if (token) result = client_.request(item.method, item.path, item.body, token);
+  if (product_call) {
+    if (product_calls_)
+      result = product_calls_(item);
+    else
+      result.error = "no product calls on this server";
+  } else if (token) {
+    result = client_.request(item.method, item.path, item.body, token);
+  }
   std::string vercel_id = vercel_id_of(result);
   item.last_status = result.status;
   item.last_error = token ? result.error : "the installation has no access token (finalized)";
@@ -108,7 +133,8 @@ void Outbox::deliver(store::OutboxRow item) {
     item.state = "dead";
     item.done_ms = now;
     item.response_body = result.body.substr(0, 64 * 1024);
-    if (s == 401 || s == 403 || s == 410 || (s == 404 && policy.installation_scoped)) {
+    if (!product_call &&
+        (s == 401 || s == 403 || s == 410 || (s == 404 && policy.installation_scoped))) {
       item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
       gone = true;
     }
@@ -153,7 +179,7 @@ int Outbox::deliver_due() {
   int64_t now = clock_.now_ms();
   store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
   int64_t before = delivered_.load();
-  // Heads are of distinct installations: delivered side by side, max_in_flight at a time.
+  // Heads are of distinct lanes: delivered side by side, max_in_flight at a time.
   size_t width = std::max<size_t>(1, options_.max_in_flight);
   std::atomic<size_t> next{0};
   auto work = [&] {
@@ -174,11 +200,11 @@ void Outbox::run_sender() {
     store::OutboxRow item = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
-    std::string installation = item.installation_id;
+    std::string lane = item.ordering_key();
     std::string id = item.id;
     deliver_logged(std::move(item));
     lock.lock();
-    busy_.erase(installation);
+    busy_.erase(lane);
     finished_.insert(id);
     woken_ = true;
     cv_.notify_one();
@@ -207,8 +233,8 @@ void Outbox::run_dispatcher() {
     size_t dispatched = 0;
     for (auto& head : heads) {
       if (busy_.size() >= width) break;
-      if (busy_.count(head.installation_id) || finished_.count(head.id)) continue;
-      busy_.insert(head.installation_id);
+      if (busy_.count(head.ordering_key()) || finished_.count(head.id)) continue;
+      busy_.insert(head.ordering_key());
       queue_.push_back(std::move(head));
       ++dispatched;
     }

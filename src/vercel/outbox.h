@@ -7,10 +7,16 @@
 // exponential backoff and jitter, honouring Retry-After and error.limit.reset; 401/403/404/
 // 410 → dead ("installation gone"); any other 4xx → dead with the response body kept.
 //
-// Concurrency: calls of different installations go out in parallel, at most
-// Options::max_in_flight at once, one per installation at a time (so each installation's
-// order holds); the worker keeps dispatching as calls finish, so one slow installation only
-// occupies its own slot.
+// Concurrency: calls of different lanes go out in parallel, at most Options::max_in_flight at
+// once, one per lane at a time (so each lane's order holds); the worker keeps dispatching as
+// calls finish, so one slow installation only occupies its own slot. An installation's calls
+// to Vercel share its lane.
+//
+// Product calls: an item whose kind starts with "product." is a call on a product (a
+// provider's backend: provision, change, delete) that must be retried until the product
+// confirms it. It goes to the ProductCallFn, not to Vercel, in a lane of its own per
+// resource, and its answer is judged like Vercel's: 2xx done, a transport error, 429 or 5xx
+// retried with backoff, any other 4xx dead.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -56,6 +62,13 @@ class Outbox {
   // resource.updated for a resource changed on our side: Vercel re-reads it (Get Resource).
   static void enqueue_resource_updated(store::WriteTx& tx, const store::ResourceRow& row,
                                        int64_t now_ms);
+  // A product call on a resource (kind "product.<what>"), in the resource's own lane.
+  static void enqueue_product_call(store::WriteTx& tx, const std::string& installation_id,
+                                   const std::string& resource_id, const std::string& what,
+                                   const model::Json& body, int64_t now_ms);
+
+  using ProductCallFn = std::function<net::HttpResult(const store::OutboxRow& item)>;
+  void set_product_calls(ProductCallFn fn) { product_calls_ = std::move(fn); }
 
   // Hooks run inside the transaction that records a delivery's outcome, so what follows from
   // it (an invoice's Vercel id, an installation finalized, billing stopped) commits with it.
@@ -89,6 +102,7 @@ class Outbox {
   const util::Clock& clock_;
   Options options_;
   Hooks hooks_;
+  ProductCallFn product_calls_;
   std::atomic<int64_t> delivered_{0};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -96,7 +110,7 @@ class Outbox {
   bool woken_ = false;
   std::thread worker_;
   // The background worker's pipeline (guarded by mu_): calls handed to the senders, the
-  // installations with a call out, and the ids of calls finished since the worker last began
+  // lanes with a call out, and the ids of calls finished since the worker last began
   // reading the due heads (a head read before such a call committed must not go out again).
   void run_dispatcher();
   void run_sender();

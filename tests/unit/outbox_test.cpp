@@ -325,5 +325,66 @@ TEST_F(OutboxTest, ASlowInstallationDoesNotHoldUpTheOthers) {
   }
 }
 
+TEST_F(OutboxTest, ProductCallsHaveALanePerResourceAndAreRetriedUntilDone) {
+  // A product call whose backend is down is retried with backoff in its resource's lane,
+  // while the installation's calls to Vercel and another resource's calls go on.
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  Outbox outbox = make_outbox();
+  std::vector<std::string> made;
+  int down_left = 2;
+  outbox.set_product_calls([&](const store::OutboxRow& item) {
+    made.push_back(item.path + ":" + item.kind);
+    net::HttpResult r;
+    if (item.path == "res_down" && down_left-- > 0) {
+      r.error = "backend unreachable";
+      return r;
+    }
+    r.status = 200;
+    return r;
+  });
+  store_->write([&](store::WriteTx& tx) {
+    Outbox::enqueue_product_call(tx, "icfg_a", "res_down", "provision", Json::object(),
+                                 clock_.now_ms());
+    Outbox::enqueue_product_call(tx, "icfg_a", "res_down", "remove", Json::object(),
+                                 clock_.now_ms());
+    Outbox::enqueue_product_call(tx, "icfg_a", "res_up", "change", Json{{"name", "x"}},
+                                 clock_.now_ms());
+  });
+  enqueue("icfg_a", "res_event");
+  // First pass: one call per lane; the down backend's provision fails, the rest go.
+  EXPECT_EQ(outbox.deliver_due(), 2);
+  EXPECT_EQ(vercel_.requests().size(), 1u);  // the installation's event was not held up
+  EXPECT_EQ(stats().pending, 2);             // res_down's provision, then its remove
+  for (int i = 0; i < 2; ++i) {
+    clock_.advance_ms(20 * 60 * 1000);  // past any backoff
+    outbox.deliver_due();
+  }
+  clock_.advance_ms(20 * 60 * 1000);
+  outbox.deliver_due();
+  EXPECT_EQ(stats().pending, 0);
+  // Order within the lane: the provision (three attempts) before the remove.
+  std::vector<std::string> down;
+  for (const auto& m : made)
+    if (m.rfind("res_down", 0) == 0) down.push_back(m);
+  EXPECT_EQ(down,
+            (std::vector<std::string>{"res_down:product.provision", "res_down:product.provision",
+                                      "res_down:product.provision", "res_down:product.remove"}));
+  // Never sent to Vercel, and a 4xx from a product is a dead letter, not "installation gone".
+  for (const auto& req : vercel_.requests())
+    EXPECT_EQ(req.path.find("res_down"), std::string::npos);
+  outbox.set_product_calls([](const store::OutboxRow&) {
+    net::HttpResult r;
+    r.status = 404;
+    return r;
+  });
+  store_->write([&](store::WriteTx& tx) {
+    Outbox::enqueue_product_call(tx, "icfg_a", "res_x", "change", Json::object(), clock_.now_ms());
+  });
+  outbox.deliver_due();
+  EXPECT_EQ(stats().dead, 1);
+  enqueue("icfg_a", "res_after");
+  EXPECT_EQ(outbox.deliver_due(), 1);  // the installation still delivers
+}
+
 }  // namespace
 }  // namespace wharf::vercel

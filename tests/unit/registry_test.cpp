@@ -11,7 +11,7 @@ namespace {
 
 TEST(Registry, BuiltinKindsDeclareWhatTheyOffer) {
   const Registry& kinds = builtin_kinds();
-  EXPECT_EQ(kinds.kinds(), std::vector<std::string>{"sqlite"});
+  EXPECT_EQ(kinds.kinds(), (std::vector<std::string>{"http", "postgres", "sqlite"}));
   EXPECT_FALSE(kinds.has("redis"));
   EXPECT_EQ(kinds.descriptor("redis"), nullptr);
   const Descriptor* sqlite = kinds.descriptor("sqlite");

@@ -32,8 +32,8 @@ class ResourceServiceTest : public ::testing::Test {
     installations_ = std::make_unique<InstallationService>(*store_, catalog_, box_, clock_);
     resources_ = std::make_unique<ResourceService>(
         *store_, catalog_, *installations_,
-        std::map<std::string, product::Product*>{{"sqlite", db_.get()}}, box_, clock_,
-        ResourceService::Options{"http://wharf.test", 0.9});
+        std::map<std::string, product::Product*>{{"sqlite-db", db_.get()}}, box_, clock_,
+        ResourceService::Options{"http://wharf.test", 0.9, nullptr, {}});
     transfers_ = std::make_unique<TransferService>(*store_, catalog_, *installations_, clock_);
     for (auto id : {"icfg_a", "icfg_b", "icfg_c"}) install(id);
   }

@@ -212,6 +212,16 @@ CREATE INDEX sessions_by_expiry ON sessions (expires_ms)
 CREATE INDEX resources_live ON resources (installation_id, created_ms) WHERE deleted_ms IS NULL;
 CREATE INDEX usage_by_day ON usage_ledger (day)
 )sql"},
+      {9, "outbox lanes (product calls ordered per resource); usage events seen (dedupe)", R"sql(
+ALTER TABLE outbox ADD COLUMN lane TEXT NOT NULL DEFAULT '';
+CREATE TABLE usage_events (
+  product_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  created_ms {INT64} NOT NULL,
+  PRIMARY KEY (product_id, event_id)
+);
+CREATE INDEX usage_events_by_age ON usage_events (created_ms)
+)sql"},
   };
   return kMigrations;
 }

@@ -161,7 +161,7 @@ class Stmt {
 
 #define WHARF_OUTBOX_COLUMNS                                                               \
   "id, seq, installation_id, kind, method, path, body, state, attempts, next_attempt_ms, " \
-  "last_status, last_error, response_body, created_ms, done_ms"
+  "last_status, last_error, response_body, created_ms, done_ms, lane"
 
 OutboxRow read_outbox(const Stmt& s) {
   OutboxRow r;
@@ -180,6 +180,7 @@ OutboxRow read_outbox(const Stmt& s) {
   r.response_body = s.text(12);
   r.created_ms = s.int64(13);
   r.done_ms = s.opt_int64(14);
+  r.lane = s.text(15);
   return r;
 }
 
@@ -359,6 +360,13 @@ class Tx : public WriteTx {
         installation_id);
   }
 
+  std::vector<ResourceRow> live_resources_of_product(const std::string& product_id) override {
+    return resources_by_installation(
+        "SELECT " WHARF_RESOURCE_COLUMNS
+        " FROM resources WHERE product_id = ?1 AND deleted_ms IS NULL ORDER BY created_ms, id",
+        product_id);
+  }
+
   std::vector<ResourceRow> resources_by_installation(const char* sql,
                                                      const std::string& installation_id) {
     Stmt s(c_, sql);
@@ -410,7 +418,8 @@ class Tx : public WriteTx {
   std::vector<OutboxRow> outbox_heads(size_t limit, int64_t due_by_ms) override {
     Stmt s(c_, "SELECT " WHARF_OUTBOX_COLUMNS
                " FROM outbox WHERE state = 'pending' AND next_attempt_ms <= ?2 AND seq IN "
-               "(SELECT MIN(seq) FROM outbox WHERE state = 'pending' GROUP BY installation_id) "
+               "(SELECT MIN(seq) FROM outbox WHERE state = 'pending' "
+               "GROUP BY CASE lane WHEN '' THEN installation_id ELSE lane END) "
                "ORDER BY seq LIMIT ?1");
     s.bind(1, static_cast<int64_t>(limit)).bind(2, due_by_ms);
     std::vector<OutboxRow> out;
@@ -449,7 +458,7 @@ class Tx : public WriteTx {
       r.seq = s.step() ? s.int64(0) : 1;
     }
     Stmt s(c_, "INSERT INTO outbox (" WHARF_OUTBOX_COLUMNS
-               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
     bind_outbox(s, r);
     s.step();
   }
@@ -458,7 +467,7 @@ class Tx : public WriteTx {
     Stmt s(c_,
            "UPDATE outbox SET seq=?2, installation_id=?3, kind=?4, method=?5, path=?6, body=?7, "
            "state=?8, attempts=?9, next_attempt_ms=?10, last_status=?11, last_error=?12, "
-           "response_body=?13, created_ms=?14, done_ms=?15 WHERE id=?1");
+           "response_body=?13, created_ms=?14, done_ms=?15, lane=?16 WHERE id=?1");
     bind_outbox(s, r);
     s.step();
   }
@@ -772,6 +781,23 @@ class Tx : public WriteTx {
     s.step();
   }
 
+  void set_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
+                 int64_t value) override {
+    Stmt s(c_,
+           "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES (?1,?2,?3,?4) "
+           "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = excluded.value");
+    s.bind(1, resource_id).bind(2, day).bind(3, metric).bind(4, value);
+    s.step();
+  }
+
+  bool record_usage_event(const std::string& product_id, const std::string& event_id,
+                          int64_t now_ms) override {
+    return changes(
+               "INSERT INTO usage_events (product_id, event_id, created_ms) VALUES (?1,?2,?3) "
+               "ON CONFLICT DO NOTHING",
+               product_id, event_id, now_ms) == 1;
+  }
+
   void max_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t value) override {
     Stmt s(c_,
@@ -838,7 +864,8 @@ class Tx : public WriteTx {
         .bind(12, r.last_error)
         .bind(13, r.response_body)
         .bind(14, r.created_ms)
-        .bind(15, r.done_ms);
+        .bind(15, r.done_ms)
+        .bind(16, r.lane);
   }
 
   // ---- SSO dashboard sessions (migration 7) ----
@@ -887,6 +914,10 @@ class Tx : public WriteTx {
 
   int64_t purge_usage(const std::string& before_day) override {
     return changes("DELETE FROM usage_ledger WHERE day < ?1", before_day);  // index usage_by_day
+  }
+
+  int64_t purge_usage_events(int64_t created_before_ms) override {
+    return changes("DELETE FROM usage_events WHERE created_ms < ?1", created_before_ms);
   }
 
   int64_t retry_dead_outbox(const std::string& id, int64_t now_ms) override {

@@ -130,10 +130,11 @@ def sandbox_bin():
     return os.environ.get("SANDBOX_BIN") or os.path.join(REPO, "build", "wharf-sandbox")
 
 
-def start_pair(tmp, wharf_bin, catalog=None, wharf_env=None, sandbox_env=None):
+def start_pair(tmp, wharf_bin, catalog=None, wharf_env=None, sandbox_env=None, wharf_port=None):
     """A sandbox whose partner is a wharf whose Vercel is that sandbox. `wharf_env` and
-    `sandbox_env` add settings; "{wharf}" / "{sandbox}" in their values become the base URLs."""
-    wport = free_port()
+    `sandbox_env` add settings; "{wharf}" / "{sandbox}" in their values become the base URLs.
+    `wharf_port`: a port reserved earlier (a peer that calls wharf needs its URL first)."""
+    wport = wharf_port or free_port()
     wharf_base = f"http://127.0.0.1:{wport}"
     sb = Sandbox(sandbox_bin(), tmp / "sandbox", wharf_base,
                  env={k: v.replace("{wharf}", wharf_base) for k, v in (sandbox_env or {}).items()})

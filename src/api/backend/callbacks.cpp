@@ -1,0 +1,41 @@
+#include "api/backend/callbacks.h"
+
+#include "api/respond.h"
+
+namespace wharf::api::backend {
+
+namespace {
+
+// The product named in the path, once the body's signature is valid for it.
+std::string verified_product(Context& ctx, service::ResourceService& resources) {
+  std::string product(ctx.param("productId"));
+  resources.verify_callback(product, std::string(ctx.req.header("wharf-signature").value_or("")),
+                            ctx.req.body);
+  return product;
+}
+
+}  // namespace
+
+void add_routes(RouteTable& routes, service::ResourceService& resources) {
+  routes.add("POST", "/v1/backend/{productId}/resources/{resourceId}/status",
+             {false, {}, false, [&resources](Context& ctx) {
+                std::string product = verified_product(ctx, resources);
+                return json_response(
+                    200, resources.backend_status(product, std::string(ctx.param("resourceId")),
+                                                  ctx.json_body()));
+              }});
+  routes.add("POST", "/v1/backend/{productId}/resources/{resourceId}/secrets",
+             {false, {}, false, [&resources](Context& ctx) {
+                std::string product = verified_product(ctx, resources);
+                return json_response(
+                    200, resources.backend_secrets(product, std::string(ctx.param("resourceId")),
+                                                   ctx.json_body()));
+              }});
+  routes.add("POST", "/v1/backend/{productId}/usage",
+             {false, {}, false, [&resources](Context& ctx) {
+                std::string product = verified_product(ctx, resources);
+                return json_response(200, resources.ingest_usage(product, ctx.json_body()));
+              }});
+}
+
+}  // namespace wharf::api::backend
