@@ -5,6 +5,7 @@
 #                                    server on 127.0.0.1 at a free port, and print the admin
 #                                    URL: postgresql://wharf_admin:<pw>@127.0.0.1:<port>/postgres
 #   scripts/pg-temp.sh stop <dir>    stop it (immediate mode) and leave <dir> for the caller
+#   scripts/pg-temp.sh restart <dir> start a stopped cluster again (same data, port, URL)
 #   scripts/pg-temp.sh url <dir>     print the admin URL of a running cluster again
 #
 # TCP connections on 127.0.0.1 need a password (scram-sha-256), so roles made by the tests
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|stop|url <dir>" >&2
+  echo "usage: $0 start|stop|restart|url <dir>" >&2
   exit 2
 }
 
@@ -131,6 +132,13 @@ EOF
     if [[ -f "$dir/data/postmaster.pid" ]]; then
       as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
+    ;;
+  restart)
+    # Starts a stopped cluster again on its data and port (a server that comes back).
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || {
+      cat "$dir/server.log" >&2
+      exit 1
+    }
     ;;
   url)
     cat "$dir/admin-url"

@@ -37,9 +37,11 @@ fi
 CLIENT_SECRET="$(cat "$SECRET_FILE")"
 
 pids=()
+stop_pg() { :; }
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  stop_pg
 }
 trap cleanup EXIT INT TERM
 
@@ -51,6 +53,53 @@ wait_for() {  # url, name
   echo "make run: $2 did not come up at $1 (see $WHARF_DATA_DIR/*.log)" >&2
   exit 1
 }
+
+# A local PostgreSQL under ./data for the `postgres` product, when the server package is
+# installed (scripts/install-deps.sh installs it): created once, started again on later runs.
+PG_DIR="$WHARF_DATA_DIR/postgres"
+if [ -z "${WHARF_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ ! -f "$PG_DIR/admin-url" ]; then
+    rm -rf "$PG_DIR"
+    scripts/pg-temp.sh start "$PG_DIR" >/dev/null 2>>"$WHARF_DATA_DIR/postgres.log" ||
+      echo "make run: could not start PostgreSQL (see $WHARF_DATA_DIR/postgres.log)" >&2
+  elif [ ! -f "$PG_DIR/data/postmaster.pid" ]; then
+    scripts/pg-temp.sh restart "$PG_DIR" 2>>"$WHARF_DATA_DIR/postgres.log" ||
+      echo "make run: could not restart PostgreSQL (see $WHARF_DATA_DIR/postgres.log)" >&2
+  fi
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    WHARF_POSTGRES_URL="$(scripts/pg-temp.sh url "$PG_DIR")"
+    export WHARF_POSTGRES_URL
+    stop_pg() { scripts/pg-temp.sh stop "$PG_DIR" || true; }
+  fi
+fi
+
+# The example backend (examples/backend, an `http` product) next to the built-in products:
+# the catalog served is the built-in one plus its entry, unless WHARF_CATALOG is set.
+BACKEND_PORT="${BACKEND_PORT:-7000}"
+BACKEND_SECRET_FILE="$SANDBOX_DIR/backend-secret"
+if [ ! -s "$BACKEND_SECRET_FILE" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$BACKEND_SECRET_FILE")
+fi
+export ACME_BACKEND_SECRET="$(cat "$BACKEND_SECRET_FILE")"
+if [ -z "${WHARF_CATALOG:-}" ]; then
+  WHARF_CATALOG="$WHARF_DATA_DIR/catalog.json"
+  INTEGRATION_CLIENT_ID="$CLIENT_ID" INTEGRATION_CLIENT_SECRET="$CLIENT_SECRET" \
+    build/wharf catalog | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+entry = json.load(open(sys.argv[1]))
+entry["products"][0]["backend"]["url"] = "http://127.0.0.1:%s/wharf/v1" % sys.argv[2]
+doc["products"] += entry["products"]
+doc["plans"] += entry["plans"]
+json.dump(doc, sys.stdout, indent=2)' examples/backend/catalog-entry.json "$BACKEND_PORT" \
+    > "$WHARF_CATALOG.tmp"
+  mv "$WHARF_CATALOG.tmp" "$WHARF_CATALOG"
+  export WHARF_CATALOG
+fi
+python3 examples/backend/server.py --port "$BACKEND_PORT" --wharf-url "$WHARF_URL" \
+  --product-id acme-kv --state "$WHARF_DATA_DIR/backend-state.json" \
+  >>"$WHARF_DATA_DIR/backend.log" 2>&1 &
+pids+=($!)
 
 INTEGRATION_CLIENT_ID="$CLIENT_ID" INTEGRATION_CLIENT_SECRET="$CLIENT_SECRET" \
 SANDBOX_LISTEN="127.0.0.1:$SANDBOX_PORT" SANDBOX_DATA_DIR="$SANDBOX_DIR" \
@@ -79,6 +128,8 @@ cat <<MSG
 
   wharf          $WHARF_URL        (logs: $WHARF_DATA_DIR/wharf.log)
   wharf-sandbox  $SANDBOX_URL        (logs: $WHARF_DATA_DIR/sandbox.log)
+  acme-kv backend http://127.0.0.1:$BACKEND_PORT  (an \`http\` product; logs: $WHARF_DATA_DIR/backend.log)
+  postgres       ${WHARF_POSTGRES_URL:+running under $PG_DIR (product postgres-db)}${WHARF_POSTGRES_URL:-not installed (no postgres-db product)}
   demo team      installation $DEMO
 
   Open the inspector:   $SANDBOX_URL/_sandbox/inspector
@@ -93,6 +144,11 @@ cat <<MSG
         --name demo-db --billingPlanId sqlite-free --metadata '{"durability":"full"}'
     build/wharf-sandbox repl --installationId $DEMO --resourceId <id from provision> \\
         --input 'select sqlite_version()'
+    build/wharf-sandbox provision --installationId $DEMO --productId acme-kv \\
+        --name demo-kv --billingPlanId kv-free --metadata '{}'
+    build/wharf-sandbox provision --installationId $DEMO --productId postgres-db \\
+        --name demo-pg --billingPlanId postgres-free --metadata '{}'
+        # then: psql "<DATABASE_URL from the answer>" -c 'create table t (x int)'
     build/wharf-sandbox log           # every exchange, with conformance findings
 
   provision prints DATABASE_URL and DATABASE_TOKEN; query the database directly with

@@ -37,6 +37,11 @@ constexpr Setting kSettings[] = {
     {"WHARF_VERCEL_API_URL", "vercel-api-url",
      "Vercel API base URL (default https://api.vercel.com)"},
     {"WHARF_CATALOG", "catalog", "catalog JSON file (default: built-in catalog)"},
+    {"WHARF_POSTGRES_URL", "postgres-url",
+     "admin connection of the PostgreSQL server the postgres product kind uses (CREATEDB, "
+     "CREATEROLE); adds the postgres-db product to the built-in catalog"},
+    {"WHARF_USAGE_SAMPLE_S", "usage-sample-s",
+     "seconds between samples of usage products measure themselves (default 60)"},
     {"WHARF_PUBLIC_URL", "public-url", "public base URL of this server"},
     {"WHARF_ENCRYPTION_KEY", "encryption-key",
      "base64 of 32 bytes (default: <data dir>/encryption.key)"},

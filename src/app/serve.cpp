@@ -262,6 +262,13 @@ int serve(const Config& config) {
   ::mallopt(M_ARENA_MAX, 4);
   ensure_data_dir(config.data_dir);
   auto catalog = load_catalog(config);
+  // One product instance per kind the catalog sells (per product for a kind configured by
+  // its catalog entry), made by the kind's registered factory before anything else starts,
+  // so a product that cannot be made stops start-up at once; `products` maps each catalog
+  // product to its instance.
+  auto product_instances = make_products(config, *catalog);
+  std::map<std::string, product::Product*> products;
+  for (const auto& [id, instance] : product_instances) products[id] = instance.get();
   util::SecretBox box(load_or_create_encryption_key(config));
 
   store::register_backend("sqlite", &store::sqlite::open_url);
@@ -304,12 +311,6 @@ int serve(const Config& config) {
   service::InstallationService installations(*store, catalog, box, clock);
   service::PlanService plans(*store, catalog, installations);
 
-  // One product instance per kind the catalog sells (per product for a kind configured by
-  // its catalog entry), made by the kind's registered factory; `products` maps each catalog
-  // product to its instance.
-  auto product_instances = make_products(config, *catalog);
-  std::map<std::string, product::Product*> products;
-  for (const auto& [id, instance] : product_instances) products[id] = instance.get();
   vercel::Outbox::Options outbox_options;
   outbox_options.max_in_flight = static_cast<size_t>(config.outbox_concurrency);
   vercel::Outbox outbox(

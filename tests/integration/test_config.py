@@ -54,6 +54,7 @@ CASES = [
     ("threads-not-number", {"WHARF_THREADS": "many"}, ["WHARF_THREADS"]),
     ("jwks-url-not-url", {"WHARF_JWKS_URL": "not a url"}, ["WHARF_JWKS_URL"]),
     ("catalog-missing-file", {"WHARF_CATALOG": "/nonexistent/catalog.json"}, ["WHARF_CATALOG"]),
+    ("postgres-url-not-postgres", {"WHARF_POSTGRES_URL": "mysql://x"}, ["WHARF_POSTGRES_URL"]),
 ]
 
 CATALOG_CASES = [
@@ -66,7 +67,14 @@ CATALOG_CASES = [
     ("product-unknown-plan", bad_catalog(lambda c: _set(c, ["products", 0, "plans", 1], "ghost")),
      ["WHARF_CATALOG", "products[0].plans[1]"]),
     ("product-bad-kind", bad_catalog(lambda c: _set(c, ["products", 1, "kind"], "mysql")),
-     ["WHARF_CATALOG", "products[1].kind", "'mysql'", "available: sqlite"]),
+     ["WHARF_CATALOG", "products[1].kind", "'mysql'", "available: http, postgres, sqlite"]),
+    # An http product needs its backend, and the backend's secret in the environment.
+    ("http-without-backend", bad_catalog(lambda c: _set(c, ["products", 1, "kind"], "http")),
+     ["WHARF_CATALOG", "product 'team-db' (kind http)", "backend"]),
+    ("http-secret-unset",
+     bad_catalog(lambda c: _set(c, ["products", 1], dict(c["products"][1], kind="http", backend={
+         "url": "http://127.0.0.1:9/wharf/v1", "secretEnv": "NO_SUCH_BACKEND_SECRET"}))),
+     ["WHARF_CATALOG", "product 'team-db' (kind http)", "NO_SUCH_BACKEND_SECRET"]),
     ("price-of-unknown-metric",
      bad_catalog(lambda c: _set(c, ["plans", 1, "pricing", "metrics"],
                                 {"tx": {"unit": "tx", "unitPrice": "1.00", "metric": "transactions"}})),
