@@ -124,12 +124,14 @@ if ! build/wharf-sandbox state | grep -q "\"$DEMO\""; then
     echo "make run: installing the demo team failed; see '$SANDBOX_URL/_sandbox/inspector'" >&2
 fi
 
+PG_LINE="not installed (no postgres-db product)"
+[ -n "${WHARF_POSTGRES_URL:-}" ] && PG_LINE="PostgreSQL for the postgres-db product (logs: $PG_DIR/server.log)"
 cat <<MSG
 
   wharf          $WHARF_URL        (logs: $WHARF_DATA_DIR/wharf.log)
   wharf-sandbox  $SANDBOX_URL        (logs: $WHARF_DATA_DIR/sandbox.log)
   acme-kv backend http://127.0.0.1:$BACKEND_PORT  (an \`http\` product; logs: $WHARF_DATA_DIR/backend.log)
-  postgres       ${WHARF_POSTGRES_URL:+running under $PG_DIR (product postgres-db)}${WHARF_POSTGRES_URL:-not installed (no postgres-db product)}
+  postgres       $PG_LINE
   demo team      installation $DEMO
 
   Open the inspector:   $SANDBOX_URL/_sandbox/inspector
@@ -155,6 +157,6 @@ cat <<MSG
     curl -s <DATABASE_URL>/query -H 'Authorization: Bearer <DATABASE_TOKEN>' \
         -H 'Content-Type: application/json' -d '{"sql": "select 1"}'
 
-  Ctrl-C stops both.
+  Ctrl-C stops them all.
 MSG
 wait -n "${pids[@]}"
