@@ -16,6 +16,7 @@ case "${1:-}" in
   outbox) exec "$(dirname "${BASH_SOURCE[0]}")/outbox.sh" ;;
   soak) exec "$(dirname "${BASH_SOURCE[0]}")/soak.sh" ;;
   libsql) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/libsql.py" ;;
+  products) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/products.py" ;;
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

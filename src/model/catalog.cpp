@@ -12,8 +12,10 @@ constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "
 
 // The limits a plan may set (product::Limits reads them). A key outside this list is refused
 // at start-up: a typo such as `storage_bytes` would otherwise leave the plan unlimited.
+// maxConnections: the postgres kind's CONNECTION LIMIT per resource (0 = unlimited); the
+// SQL limits are product::Limits.
 constexpr std::string_view kLimitKeys[] = {"storageBytes", "statementTimeoutMs", "maxResultBytes",
-                                           "maxRows", "maxMemoryBytes"};
+                                           "maxRows",      "maxMemoryBytes",     "maxConnections"};
 
 template <size_t N>
 bool listed(const std::string_view (&list)[N], std::string_view key) {

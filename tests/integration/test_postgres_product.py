@@ -14,6 +14,7 @@ import time
 import pytest
 
 from lib import api
+from lib.billing import wharf_cli
 from lib.sandbox import start_pair
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -145,9 +146,14 @@ def test_a_user_connects_with_psql_and_the_lifecycle_holds(pair):
                what="old credentials expire")
     assert psql(new["DATABASE_URL"], "insert into notes (body) values ('after')").returncode == 0
 
-    # Usage sampled from the server into the same ledger billing reads.
+    # Usage sampled from the server into the same ledger billing reads, and billed: the
+    # postgres-pro plan prices storage and transactions.
     wait_until(lambda: ledger(w, rid).get("transactions", 0) > 0 and
                ledger(w, rid).get("storageBytes", 0) > 0, what="sampled usage")
+    r = wharf_cli(w, "billing", "statement", "--installation", iid)
+    assert r.returncode == 0, r.stderr
+    statement = json.dumps(json.loads(r.stdout))
+    assert "transactions" in statement and "storage" in statement, statement
 
     # Delete: the database and its roles are dropped; a repeated delete succeeds.
     assert sb.run("delete-resource", installationId=iid, resourceId=rid)["ok"]
