@@ -31,6 +31,16 @@ ApiError query_error(const product::QueryError& e) {
   return ApiError(400, e.code, e.what());
 }
 
+// A resource gone for Vercel: deleted, its secrets forgotten, its tokens stop working with
+// this commit.
+void mark_deleted(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
+  row.deleted_ms = row.updated_ms = now;
+  row.status = "uninstalled";
+  row.secrets_sealed.reset();
+  tx.delete_credentials(row.id);
+  tx.put_resource(row);
+}
+
 // A change as recorded in the outbox (deliver_product_call reads it back).
 Json change_json(const product::ResourceChange& c) {
   Json j = Json::object();
@@ -318,12 +328,7 @@ Json ResourceService::provision(const std::string& installation_id,
       store_.write([&](store::WriteTx& tx) {
         auto current = tx.resource(row.id);
         if (!current || current->deleted_ms) return;
-        int64_t now = clock_.now_ms();
-        current->deleted_ms = current->updated_ms = now;
-        current->status = "uninstalled";
-        current->secrets_sealed.reset();
-        tx.delete_credentials(current->id);
-        tx.put_resource(*current);
+        mark_deleted(tx, *current, clock_.now_ms());
       });
       util::log_info("resource provision refused by the product")
           .str("installation", installation_id)
@@ -491,12 +496,7 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
       return;
     }
     int64_t now = clock_.now_ms();
-    row->deleted_ms = now;
-    row->updated_ms = now;
-    row->status = "uninstalled";
-    row->secrets_sealed.reset();
-    tx.delete_credentials(row->id);  // tokens stop working with this commit
-    tx.put_resource(*row);
+    mark_deleted(tx, *row, now);
     deleted = row;
     // A remote product is told from the outbox, retried until it confirms: the resource is
     // never forgotten before that (product-protocol §4).

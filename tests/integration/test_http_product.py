@@ -13,7 +13,7 @@ import requests
 
 from lib import api
 from lib.backend_example import ExampleBackend, sign
-from lib.billing import wharf_cli
+from lib.billing import wait_until, wharf_cli
 from lib.sandbox import start_pair
 
 SECRET = "acme-backend-shared-secret-0123456789abcdef"
@@ -82,16 +82,6 @@ class Stack:
             h["Wharf-Signature"] = header or sign(secret, raw, t)
         return requests.post(f"{self.w.url('')}/v1/backend/{product}/{path}", data=raw,
                              headers=h, timeout=30)
-
-
-def wait_until(fn, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def secrets_of(response):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from lib import api
-from lib.billing import wharf_cli
+from lib.billing import wait_until, wharf_cli
 from lib.sandbox import start_pair
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -70,16 +70,6 @@ def provision(sb, iid, plan="postgres-free", name="pg"):
 
 def secrets_of(body):
     return {s["name"]: s["value"] for s in body.get("secrets", [])}
-
-
-def wait_until(fn, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ledger(w, rid):

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "product/console_output.h"
+
 namespace wharf::product::postgres_db {
 namespace {
 
@@ -58,33 +60,8 @@ std::string one_line(std::string s) {
   return s;
 }
 
-class Output {
- public:
-  explicit Output(const std::function<void(const json&)>& emit) : emit_(emit) {}
-  void add(json block) {
-    if (emit_) emit_(block);
-    blocks_.push_back(std::move(block));
-  }
-  json take() { return std::move(blocks_); }
-  bool empty() const { return blocks_.empty(); }
-
- private:
-  const std::function<void(const json&)>& emit_;
-  json blocks_ = json::array();
-};
-
-// Rows and bytes the whole input may still show (the plan's maxRows / maxResultBytes).
-struct Budget {
-  int64_t rows_left;  // < 0: unlimited
-  int64_t bytes_left;
-  bool fits(int64_t row_bytes) const {
-    return rows_left != 0 && (bytes_left < 0 || row_bytes <= bytes_left);
-  }
-  void spend(int64_t row_bytes) {
-    if (rows_left > 0) --rows_left;
-    if (bytes_left >= 0) bytes_left -= row_bytes;
-  }
-};
+using console::Budget;
+using console::Output;
 
 // Server notices (RAISE NOTICE, "table does not exist, skipping"), shown after the result
 // they came with.
@@ -457,48 +434,6 @@ json console_error(const std::string& value, const std::function<void(const json
   json block = error_block(value);
   if (emit) emit(block);
   return json::array({std::move(block)});
-}
-
-std::string valid_utf8(std::string_view text) {
-  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    auto c = static_cast<unsigned char>(text[i]);
-    size_t len = 0;
-    uint32_t min = 0;
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      min = 0x10000;
-    }
-    bool ok = len > 0 && i + len <= text.size();
-    uint32_t cp = len > 0 ? c & (0xFFu >> (len + 1)) : 0;
-    for (size_t k = 1; ok && k < len; ++k) {
-      auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    if (ok) {
-      out.append(text.substr(i, len));
-      i += len;
-    } else {
-      out += kReplacement;
-      ++i;
-    }
-  }
-  return out;
 }
 
 }  // namespace wharf::product::postgres_db

@@ -19,6 +19,7 @@
 
 #include "product/postgres_db/pg_conn.h"
 #include "product/product.h"
+#include "util/utf8.h"
 
 namespace wharf::product::postgres_db {
 
@@ -32,7 +33,6 @@ nlohmann::json run_console(Conn& conn, std::string_view input, bool read_only, c
 nlohmann::json console_error(const std::string& message,
                              const std::function<void(const nlohmann::json& block)>& emit);
 
-// `text` with every invalid UTF-8 sequence replaced by U+FFFD.
-std::string valid_utf8(std::string_view text);
+using util::valid_utf8;  // util/utf8.h
 
 }  // namespace wharf::product::postgres_db

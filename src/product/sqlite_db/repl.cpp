@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "product/console_output.h"
 #include "product/sqlite_db/sql_guard.h"
 #include "product/sqlite_db/statement_runner.h"
 
@@ -46,34 +47,8 @@ std::string plural(int64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-// Collects the blocks and hands each to `emit` as soon as it is complete.
-class Output {
- public:
-  explicit Output(const std::function<void(const json&)>& emit) : emit_(emit) {}
-  void add(json block) {
-    if (emit_) emit_(block);
-    blocks_.push_back(std::move(block));
-  }
-  json take() { return std::move(blocks_); }
-  bool empty() const { return blocks_.empty(); }
-
- private:
-  const std::function<void(const json&)>& emit_;
-  json blocks_ = json::array();
-};
-
-// Rows and bytes the whole input may still show (the plan's maxRows / maxResultBytes).
-struct Budget {
-  int64_t rows_left;  // < 0: unlimited
-  int64_t bytes_left;
-  bool fits(int64_t row_bytes) const {
-    return rows_left != 0 && (bytes_left < 0 || row_bytes <= bytes_left);
-  }
-  void spend(int64_t row_bytes) {
-    if (rows_left > 0) --rows_left;
-    if (bytes_left >= 0) bytes_left -= row_bytes;
-  }
-};
+using console::Budget;
+using console::Output;
 
 std::string hex_preview(const unsigned char* data, size_t size) {
   static constexpr char kHex[] = "0123456789abcdef";

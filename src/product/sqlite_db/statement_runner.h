@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "product/sqlite_db/connection.h"
+#include "util/utf8.h"
 
 namespace wharf::product::sqlite_db {
 
@@ -30,8 +31,6 @@ nlohmann::json column_json(sqlite3_stmt* stmt, int col);
 // flood of NULLs is not free).
 int64_t column_cost(sqlite3_stmt* stmt, int col);
 
-// `text` with every invalid UTF-8 sequence replaced by U+FFFD: JSON output must be UTF-8 and
-// SQLite stores whatever bytes a client sends as TEXT.
-std::string valid_utf8(std::string_view text);
+using util::valid_utf8;  // util/utf8.h
 
 }  // namespace wharf::product::sqlite_db

@@ -1,0 +1,41 @@
+// What every console (the REPL of a product) builds its answer with: the blocks collected and
+// streamed as they are made, and the rows and bytes an input may still show.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace wharf::product::console {
+
+// Collects the blocks and hands each to `emit` as soon as it is complete.
+class Output {
+ public:
+  explicit Output(const std::function<void(const nlohmann::json&)>& emit) : emit_(emit) {}
+  void add(nlohmann::json block) {
+    if (emit_) emit_(block);
+    blocks_.push_back(std::move(block));
+  }
+  nlohmann::json take() { return std::move(blocks_); }
+  bool empty() const { return blocks_.empty(); }
+
+ private:
+  const std::function<void(const nlohmann::json&)>& emit_;
+  nlohmann::json blocks_ = nlohmann::json::array();
+};
+
+// Rows and bytes the whole input may still show (the plan's maxRows / maxResultBytes).
+struct Budget {
+  int64_t rows_left;  // < 0: unlimited
+  int64_t bytes_left;
+  bool fits(int64_t row_bytes) const {
+    return rows_left != 0 && (bytes_left < 0 || row_bytes <= bytes_left);
+  }
+  void spend(int64_t row_bytes) {
+    if (rows_left > 0) --rows_left;
+    if (bytes_left >= 0) bytes_left -= row_bytes;
+  }
+};
+
+}  // namespace wharf::product::console
