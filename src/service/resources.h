@@ -143,6 +143,12 @@ class ResourceService {
   void flush_usage();
 
   // ---- for the SSO dashboard ----
+  // What the resource's product offers (its console, rotation, SQL): null for a resource of a
+  // product no longer in the catalog.
+  const product::Descriptor* descriptor_of(const std::string& product_id) const {
+    auto it = products_.find(product_id);
+    return it == products_.end() || !it->second ? nullptr : &it->second->descriptor();
+  }
   // The resource's current Secret[] (404 like get() for another installation's resource).
   model::Json secrets(const std::string& installation_id, const std::string& resource_id);
   // Ledger values for each of `days` (YYYY-MM-DD, UTC, consecutive): every metric the

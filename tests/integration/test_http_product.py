@@ -302,3 +302,21 @@ def test_usage_is_counted_once_and_a_bad_batch_counts_nothing(stack):
     lines = [item for item in json.dumps(statement).split("{") if '"requests"' in item]
     assert lines, statement
     assert "6000" in json.dumps(statement), statement  # 5 × 1000 once, plus the lone 1000
+
+
+def test_dashboard_shows_what_the_product_offers(stack):
+    """Open in Provider on an http resource: the backend's secrets by name, its console (not
+    an SQL one), rotation since the backend rotates."""
+    iid = stack.install()
+    _, res = stack.provision(iid, name="dash")
+    rid = res["response"]["id"]
+    out = stack.sb.run("sso", installationId=iid)
+    r = requests.get(out["redirectUrl"], allow_redirects=False, timeout=30)
+    assert r.status_code == 303, r.text
+    session = r.headers["Set-Cookie"].partition("=")[2].split(";")[0]
+    page = requests.get(stack.w.url(f"/dashboard/resources/{rid}"),
+                        cookies={"wharf_session": session}, timeout=30)
+    assert page.status_code == 200, page.text
+    assert "KV_REST_API_TOKEN" in page.text and "DATABASE_TOKEN" not in page.text
+    assert "<h2>Console</h2>" in page.text and "SQL console" not in page.text
+    assert 'id="rotate"' in page.text

@@ -111,6 +111,12 @@ net::Response resource_page(const Deps& d, const Context& ctx, const service::Se
        "</dd><dt>Plan</dt><dd>" + esc(plan_name(r)) + "</dd><dt>Status</dt><dd>" +
        esc(str(r, "status")) + "</dd></dl></section>";
 
+  // What the product offers decides what is shown (its descriptor, not its kind's name).
+  const product::Descriptor* kind = d.resources.descriptor_of(str(r, "productId"));
+  const bool console = kind && kind->capabilities.repl;
+  const bool sql = kind && kind->capabilities.sql_data_plane;
+  const bool rotates = kind && (!kind->secrets.empty() || kind->capabilities.rotation);
+
   // Connection details: names always, values only to ADMIN and only on request.
   Json names = Json::array();
   if (extras.secrets) {
@@ -143,10 +149,11 @@ net::Response resource_page(const Deps& d, const Context& ctx, const service::Se
   // Management: ADMIN only; the forms are not even offered to USER sessions.
   h += "<section class=\"card\" id=\"manage\"><h2>Manage</h2>";
   if (s.admin()) {
-    h += "<form method=\"post\" action=\"" + esc(base) +
-         "/rotate\" class=\"inline\" data-confirm=\"Rotate the secrets? Deployed apps need a "
-         "redeploy to get the new values.\">" +
-         csrf_input(s) + "<button type=\"submit\" id=\"rotate\">Rotate secrets</button></form> ";
+    if (rotates)
+      h += "<form method=\"post\" action=\"" + esc(base) +
+           "/rotate\" class=\"inline\" data-confirm=\"Rotate the secrets? Deployed apps need a "
+           "redeploy to get the new values.\">" +
+           csrf_input(s) + "<button type=\"submit\" id=\"rotate\">Rotate secrets</button></form> ";
     bool suspended = str(r, "status") == "suspended";
     h += "<form method=\"post\" action=\"" + esc(base) + (suspended ? "/resume" : "/suspend") +
          "\" class=\"inline\">" + csrf_input(s) + "<button type=\"submit\" id=\"" +
@@ -158,14 +165,21 @@ net::Response resource_page(const Deps& d, const Context& ctx, const service::Se
   }
   h += "</section>";
 
-  // The SQL console (the REPL); USER sessions run read-only.
-  h += "<section class=\"card\" id=\"console\"><h2>SQL console</h2>";
-  h += "<form id=\"console-form\" data-endpoint=\"" + esc(base) + "/console\" data-csrf=\"" +
-       esc(s.csrf_token) + "\"><label for=\"console-input\" class=\"muted\">" +
-       (s.admin() ? std::string("SQL or .tables / .schema") : std::string("Read-only SQL")) +
-       "</label><textarea id=\"console-input\" name=\"input\" rows=\"3\" spellcheck=\"false\">"
-       "select 1</textarea><button type=\"submit\" id=\"console-run\">Run</button></form>";
-  h += "<div id=\"console-output\" class=\"console-output\" aria-live=\"polite\"></div></section>";
+  // The console (the product's REPL), when it has one; USER sessions run read-only.
+  if (console) {
+    h += std::string("<section class=\"card\" id=\"console\"><h2>") +
+         (sql ? "SQL console" : "Console") + "</h2>";
+    h += "<form id=\"console-form\" data-endpoint=\"" + esc(base) + "/console\" data-csrf=\"" +
+         esc(s.csrf_token) + "\"><label for=\"console-input\" class=\"muted\">" +
+         (sql ? (s.admin() ? std::string("SQL or .tables / .schema") : std::string("Read-only SQL"))
+              : (s.admin() ? std::string("A command (try help)")
+                           : std::string("A read-only command (try help)"))) +
+         "</label><textarea id=\"console-input\" name=\"input\" rows=\"3\" spellcheck=\"false\">" +
+         (sql ? "select 1" : "help") +
+         "</textarea><button type=\"submit\" id=\"console-run\">Run</button></form>";
+    h +=
+        "<div id=\"console-output\" class=\"console-output\" aria-live=\"polite\"></div></section>";
+  }
 
   h += "<section class=\"card\" id=\"usage\"><h2>Usage <span class=\"muted\">" +
        esc(period_label(d)) + "</span></h2>" + usage_section(d, s, rid) + "</section>";
