@@ -330,9 +330,11 @@ TEST_F(OutboxTest, ProductCallsHaveALanePerResourceAndAreRetriedUntilDone) {
   // while the installation's calls to Vercel and another resource's calls go on.
   vercel_.script([](const net::Request&) { return net::Response::empty(201); });
   Outbox outbox = make_outbox();
+  std::mutex mu;  // a pass delivers its heads (one per lane) side by side
   std::vector<std::string> made;
   int down_left = 2;
   outbox.set_product_calls([&](const store::OutboxRow& item) {
+    std::lock_guard lock(mu);
     made.push_back(item.path + ":" + item.kind);
     net::HttpResult r;
     if (item.path == "res_down" && down_left-- > 0) {
