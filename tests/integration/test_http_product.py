@@ -144,6 +144,15 @@ def test_sync_lifecycle_through_the_sandbox(stack):
     assert new["KV_REST_API_TOKEN"] != secrets["KV_REST_API_TOKEN"], rot
     assert kv(new, "GET", "greeting").status_code == 200
     assert kv(secrets, "GET", "greeting").status_code == 200
+    # A short delay: the previous token stops working once it is over.
+    rot = stack.sb.run("rotate-secrets", installationId=iid, resourceId=rid,
+                       delayOldSecretsExpirationHours=0.001)  # 3.6 s
+    newest = secrets_of(rot["response"])
+    assert kv(new, "GET", "greeting").status_code == 200
+    wait_until(lambda: kv(new, "GET", "greeting").status_code == 401, timeout=30,
+               what="the previous token expires")
+    assert kv(newest, "GET", "greeting").status_code == 200
+    new = newest
 
     # The REPL is the backend's console, rendered as Vercel's blocks.
     status, out = stack.sb.flow("repl", installationId=iid, resourceId=rid, input="set colour blue")
