@@ -5,9 +5,27 @@
 #include <functional>
 #include <utility>
 
+#include <string>
+
 #include <nlohmann/json.hpp>
 
+#include "util/utf8.h"
+
 namespace wharf::product::console {
+
+// A REPL text block (partner-api.md §4.14). Every text goes through valid_utf8: databases quote
+// client values in their messages, so a message can carry invalid UTF-8 that JSON cannot.
+inline nlohmann::json text(const std::string& value, const char* color = nullptr,
+                           bool bold = false) {
+  nlohmann::json block = {{"type", "text"}, {"text", util::valid_utf8(value)}};
+  if (color) block["color"] = color;
+  if (bold) block["bold"] = true;
+  return block;
+}
+
+inline nlohmann::json paragraph(nlohmann::json children) {
+  return {{"type", "paragraph"}, {"children", std::move(children)}};
+}
 
 // Collects the blocks and hands each to `emit` as soon as it is complete.
 class Output {

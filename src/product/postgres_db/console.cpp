@@ -24,16 +24,8 @@ constexpr size_t kMaxNotices = 100;
 // After a cancel, how long the server gets to answer before the connection is given up.
 constexpr auto kCancelGrace = std::chrono::seconds(5);
 
-json text(const std::string& value, const char* color = nullptr, bool bold = false) {
-  json block = {{"type", "text"}, {"text", valid_utf8(value)}};
-  if (color) block["color"] = color;
-  if (bold) block["bold"] = true;
-  return block;
-}
-
-json paragraph(json children) {
-  return {{"type", "paragraph"}, {"children", std::move(children)}};
-}
+using console::paragraph;
+using console::text;
 
 json message(const std::string& value, const char* color = nullptr) {
   return paragraph(json::array({text(value, color)}));

@@ -24,16 +24,8 @@ constexpr int64_t kMaxCountedRows = 100000;
 // Every text goes through valid_utf8: SQLite quotes client values in its error messages
 // (e.g. a JSON path), so a message can carry invalid UTF-8 that JSON cannot (fuzz regression
 // sql_guard/repl-error-invalid-utf8).
-json text(const std::string& value, const char* color = nullptr, bool bold = false) {
-  json block = {{"type", "text"}, {"text", valid_utf8(value)}};
-  if (color) block["color"] = color;
-  if (bold) block["bold"] = true;
-  return block;
-}
-
-json paragraph(json children) {
-  return {{"type", "paragraph"}, {"children", std::move(children)}};
-}
+using console::paragraph;
+using console::text;
 
 json message(std::string value) {
   return paragraph(json::array({text(std::move(value))}));
