@@ -179,6 +179,19 @@ TEST_F(HttpBackendTest, ProvisionSendsASignedCallAndReadsEachAnswer) {
   }
   server_.script([](const net::Request&) { return net::Response::json(401, "{}"); });
   EXPECT_THROW(backend_.provision(info(), ctx), ProductUnavailable);
+  // Members of the wrong type are a malformed answer, never an exception of the JSON library.
+  server_.script([](const net::Request&) { return net::Response::json(200, R"({"status":5})"); });
+  EXPECT_THROW(backend_.provision(info(), ctx), ProductUnavailable);
+  server_.script([](const net::Request&) {
+    return net::Response::json(409, R"({"error":{"code":7,"message":[],"user":{"message":1}}})");
+  });
+  try {
+    backend_.provision(info(), ctx);
+    FAIL() << "no refusal";
+  } catch (const ProductRefused& e) {
+    EXPECT_EQ(e.code, "bad_request");
+    EXPECT_FALSE(e.user_message);
+  }
   server_.script([](const net::Request&) {
     return net::Response::json(200, R"({"status":"ready","secrets":[{"name":"X"}]})");
   });

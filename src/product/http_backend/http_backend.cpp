@@ -80,6 +80,13 @@ json parse_object(const std::string& body) {
   return j.is_object() ? j : json::object();
 }
 
+// A string member of a backend's answer, or "" when it is absent or not a string (json's
+// value() would throw for a number there).
+std::string string_at(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 // The backend's Secret[], checked for shape (names and values are strings).
 json secrets_of(const json& body, const std::string& what) {
   auto it = body.find("secrets");
@@ -206,15 +213,14 @@ void HttpBackend::fail(const std::string& what, const net::HttpResult& r) const 
   if (s == 400 || s == 404 || s == 409 || s == 422) {
     json body = parse_object(r.body);
     json err = body.contains("error") && body["error"].is_object() ? body["error"] : json::object();
-    std::string code = err.value("code", "");
-    if (code.empty() || !err["code"].is_string()) code = s == 404 ? "not_found" : "bad_request";
-    std::string message = err.contains("message") && err["message"].is_string()
-                              ? err["message"].get<std::string>()
-                              : what + " refused by the backend (" + std::to_string(s) + ")";
+    std::string code = string_at(err, "code");
+    if (code.empty()) code = s == 404 ? "not_found" : "bad_request";
+    std::string message = string_at(err, "message");
+    if (message.empty()) message = what + " refused by the backend (" + std::to_string(s) + ")";
     std::optional<std::string> user;
-    if (err.contains("user") && err["user"].is_object() && err["user"].contains("message") &&
-        err["user"]["message"].is_string())
-      user = err["user"]["message"].get<std::string>();
+    if (err.contains("user") && err["user"].is_object() &&
+        !string_at(err["user"], "message").empty())
+      user = string_at(err["user"], "message");
     throw ProductRefused(s, code, message, user);
   }
   // A backend's internal message for a 5xx never leaves Wharf (§3).
@@ -230,8 +236,9 @@ ProductReply HttpBackend::provision(const ResourceInfo& r, const CallContext& ct
   if (res.error.empty() && res.status == 202) return ProductReply{true, json::array(), {}};
   if (!res.error.empty() || res.status != 200) fail("provision", res);
   json answer = parse_object(res.body);
-  if (answer.value("status", "") == "pending") return ProductReply{true, json::array(), {}};
-  if (answer.value("status", "") != "ready")
+  const std::string status = string_at(answer, "status");
+  if (status == "pending") return ProductReply{true, json::array(), {}};
+  if (status != "ready")
     throw ProductUnavailable("provision: the backend's status is neither ready nor pending");
   return ProductReply{false, secrets_of(answer, "provision"), notification_of(answer)};
 }
