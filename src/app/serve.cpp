@@ -111,10 +111,9 @@ std::string catalog_text(const Config& config, std::string& source) {
   return doc.dump(2);
 }
 
-// The catalog (WHARF_CATALOG or the built-in one), checked against the product kinds.
-std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
-  std::string source;
-  std::string text = catalog_text(config, source);
+// A catalog's text parsed and checked against the product kinds.
+std::shared_ptr<const model::Catalog> checked_catalog(const std::string& text,
+                                                      const std::string& source) {
   try {
     auto catalog = model::Catalog::parse_text(text);
     catalog->check_kinds(metrics_by_kind(product::builtin_kinds()));
@@ -122,6 +121,13 @@ std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
   } catch (const model::CatalogError& e) {
     throw ConfigError("WHARF_CATALOG", source + ": " + e.what());
   }
+}
+
+// The catalog (WHARF_CATALOG or the built-in one), checked against the product kinds.
+std::shared_ptr<const model::Catalog> load_catalog(const Config& config) {
+  std::string source;
+  std::string text = catalog_text(config, source);
+  return checked_catalog(text, source);
 }
 
 void ensure_data_dir(const std::string& dir) {
@@ -208,9 +214,10 @@ int billing_admin(const Config& config, const std::string& action,
 }
 
 int print_catalog(const Config& config) {
-  load_catalog(config);  // checked exactly as `serve` checks it
   std::string source;
-  std::printf("%s\n", model::Json::parse(catalog_text(config, source)).dump(2).c_str());
+  std::string text = catalog_text(config, source);
+  checked_catalog(text, source);  // checked exactly as `serve` checks it
+  std::printf("%s\n", model::Json::parse(text).dump(2).c_str());
   return 0;
 }
 
@@ -385,6 +392,9 @@ int serve(const Config& config) {
   billing_options.overdue_grace_ms = config.overdue_grace_s * 1000;
   billing_options.invoice_test_result = config.invoice_test_mode;
   billing_options.dashboard_url = resource_options.public_url + "/dashboard";
+  billing_options.descriptor_of = [&resources](const std::string& product_id) {
+    return resources.descriptor_of(product_id);
+  };
   service::BillingService billing(*store, catalog, clock, billing_options);
   billing.on_enqueued([&outbox] { outbox.wake(); });
   outbox.set_hooks(

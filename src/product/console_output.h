@@ -6,6 +6,8 @@
 #include <utility>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,21 @@ inline nlohmann::json text(const std::string& value, const char* color = nullptr
 
 inline nlohmann::json paragraph(nlohmann::json children) {
   return {{"type", "paragraph"}, {"children", std::move(children)}};
+}
+
+// The words of a console meta-command line (".schema t", "\\d t"), split on blanks.
+inline std::vector<std::string> words(std::string_view line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    size_t start = line.find_first_not_of(" \t\r", i);
+    if (start == std::string_view::npos) break;
+    size_t end = line.find_first_of(" \t\r", start);
+    if (end == std::string_view::npos) end = line.size();
+    out.emplace_back(line.substr(start, end - start));
+    i = end;
+  }
+  return out;
 }
 
 // Collects the blocks and hands each to `emit` as soon as it is complete.

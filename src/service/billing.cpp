@@ -109,16 +109,11 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
   // The product kind of each resource (what its metrics are), from one read of the
   // installation's resources (deleted ones included: they are billed for their days).
   std::map<std::string, const product::Descriptor*> kind_of;
-  auto kind_of_product = [this](const std::string& product_id) -> const product::Descriptor* {
-    const model::Product* p = catalog_->product(product_id);
-    return p && options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
-  };
-  for (const auto& row : tx.resources_of(inst.id))
-    kind_of[row.id] = kind_of_product(row.product_id);
+  for (const auto& row : tx.resources_of(inst.id)) kind_of[row.id] = descriptor_of(row.product_id);
   for (const auto& rid : resources) {
     // A resource transferred away since is billed here for its days but listed elsewhere.
     if (!kind_of.count(rid))
-      if (auto row = tx.resource(rid)) kind_of[rid] = kind_of_product(row->product_id);
+      if (auto row = tx.resource(rid)) kind_of[rid] = descriptor_of(row->product_id);
     const product::Descriptor* kind = kind_of[rid];
     auto is_level = [kind](const std::string& m) { return product::metric_spec(kind, m).level; };
     std::vector<size_t> mine;
@@ -544,13 +539,17 @@ Json BillingService::notification(const std::string& level, const std::string& t
   return n;
 }
 
+const product::Descriptor* BillingService::descriptor_of(const std::string& product_id) const {
+  if (options_.descriptor_of) return options_.descriptor_of(product_id);
+  const model::Product* p = catalog_->product(product_id);
+  return p && options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
+}
+
 void BillingService::tell_product(store::WriteTx& tx, const store::ResourceRow& row,
                                   const std::string& status, int64_t now) const {
   // A remote product stops (or resumes) serving the resource itself: it is told from the
   // outbox, retried until it confirms. A local product is stopped by the service's checks.
-  const model::Product* p = catalog_->product(row.product_id);
-  const product::Descriptor* kind =
-      p && options_.kinds ? options_.kinds->descriptor(p->kind) : nullptr;
+  const product::Descriptor* kind = descriptor_of(row.product_id);
   if (!kind || !kind->capabilities.async_provisioning) return;
   vercel::Outbox::enqueue_product_call(tx, row.installation_id, row.id, "change",
                                        Json{{"status", status}}, now);

@@ -61,6 +61,9 @@ class BillingService {
     // The product kinds whose declared metrics (units, level or interval) the usage report
     // and the prices follow.
     const product::Registry* kinds = &product::builtin_kinds();
+    // What a catalog product's instance declares (ResourceService::descriptor_of): a kind
+    // configured per product (http) declares more than its kind. Unset: the kind's.
+    std::function<const product::Descriptor*(const std::string& product_id)> descriptor_of;
   };
 
   BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,
@@ -154,6 +157,9 @@ class BillingService {
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // Tells a remote product (capabilities.async_provisioning) that the resource is now
   // "suspended" or "resumed", through the outbox.
+  // What the resource's product declares (Options::descriptor_of, else its kind's); null for
+  // a product gone from the catalog.
+  const product::Descriptor* descriptor_of(const std::string& product_id) const;
   void tell_product(store::WriteTx& tx, const store::ResourceRow& row, const std::string& status,
                     int64_t now) const;
   void hold(store::WriteTx& tx, const std::string& installation_id, const std::string& resource_id,

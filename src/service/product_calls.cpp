@@ -33,6 +33,17 @@ product::ResourceChange change_from_json(const Json& j) {
   return c;
 }
 
+// A backend's Secret[] (W1, W3): each {name, value}, both strings, the name not empty.
+void check_secrets(const Json* secrets, model::Checker& check) {
+  if (!secrets) return;
+  for (size_t i = 0; i < secrets->size(); ++i) {
+    const Json& s = (*secrets)[i];
+    if (!s.is_object() || !s.contains("name") || !s["name"].is_string() ||
+        s["name"].get<std::string>().empty() || !s.contains("value") || !s["value"].is_string())
+      check.add(model::Checker::index("secrets", i), "must be {name, value} strings");
+  }
+}
+
 constexpr size_t kMaxUsageEvents = 1000;
 constexpr int64_t kFutureSkewMs = 300 * 1000;
 
@@ -42,20 +53,13 @@ net::HttpResult ResourceService::deliver_product_call(const store::OutboxRow& it
   std::optional<store::ResourceRow> row;
   store_.read([&](store::ReadTx& tx) { row = tx.resource(item.path); });
   if (!row) return answered(200);  // nothing to do for a resource that never was
-  const model::Product* product = catalog_->product(row->product_id);
-  if (!product) return answered(0, "", "product " + row->product_id + " is not in the catalog");
-  product::Product* impl = nullptr;
-  try {
-    impl = &product_of(*product);
-  } catch (const ApiError& e) {
-    return answered(0, "", e.what());
-  }
   Json body = Json::parse(item.body, nullptr, false);
   if (!body.is_object()) body = Json::object();
   product::CallContext ctx;
   ctx.request_id = item.id;
   std::string what = item.kind.substr(std::string("product.").size());
   try {
+    product::Product* impl = &product_of(*row);  // a product gone from the catalog: retried
     if (what == "provision") {
       // Finished meanwhile (the request's own call, or W1), failed, or deleted: done.
       if (row->deleted_ms || row->status != "pending") return answered(200);
@@ -69,17 +73,11 @@ net::HttpResult ResourceService::deliver_product_call(const store::OutboxRow& it
       if (row->deleted_ms) return answered(200);  // a later delete supersedes it
       ctx.idempotency_key = "change:" + item.id;
       product::ProductReply reply = impl->change(info_of(*row), change_from_json(body), ctx);
-      if (reply.notification) {
-        store_.write([&](store::WriteTx& tx) {
-          auto current = tx.resource(row->id);
-          if (!current || current->deleted_ms) return;
-          current->notification_json = reply.notification->dump();
-          current->updated_ms = clock_.now_ms();
-          tx.put_resource(*current);
-          resource_updated(tx, *current);
+      if (reply.notification)
+        change_resource(row->id, [&](store::WriteTx&, store::ResourceRow& current) {
+          current.notification_json = reply.notification->dump();
+          return true;
         });
-        wake_outbox();
-      }
       return answered(200);
     }
     if (what == "transfer") {
@@ -95,23 +93,18 @@ net::HttpResult ResourceService::deliver_product_call(const store::OutboxRow& it
     }
     return answered(422, "{}", "unknown product call " + item.kind);
   } catch (const product::ProductRefused& e) {
-    if (what == "provision") {
+    if (what == "provision")
       // Refused after Vercel was told pending: the resource shows the product's error.
-      store_.write([&](store::WriteTx& tx) {
-        auto current = tx.resource(row->id);
-        if (!current || current->deleted_ms || current->status != "pending") return;
-        current->status = "error";
-        current->notification_json = Json{
+      change_resource(row->id, [&](store::WriteTx&, store::ResourceRow& current) {
+        if (current.status != "pending") return false;
+        current.status = "error";
+        current.notification_json = Json{
             {"level", "error"},
             {"title", "Provisioning failed"},
             {"message", e.user_message.value_or(
                             e.what())}}.dump();
-        current->updated_ms = clock_.now_ms();
-        tx.put_resource(*current);
-        resource_updated(tx, *current);
+        return true;
       });
-      wake_outbox();
-    }
     Json err = {{"error", {{"code", e.code}, {"message", e.what()}}}};
     return answered(e.status, err.dump());
   } catch (const product::ProductUnavailable& e) {
@@ -125,8 +118,7 @@ net::HttpResult ResourceService::deliver_product_call(const store::OutboxRow& it
 
 void ResourceService::verify_callback(const std::string& product_id, const std::string& signature,
                                       const std::string& body) const {
-  const model::Product* product = catalog_->product(product_id);
-  auto it = product ? products_.find(product_id) : products_.end();
+  auto it = products_.find(product_id);  // the catalog's products, nothing else
   // An unknown product answers like a bad signature: nothing to learn from probing.
   int64_t now_s = clock_.now_ms() / 1000;
   if (it == products_.end() || !it->second || signature.empty() ||
@@ -140,53 +132,36 @@ Json ResourceService::backend_status(const std::string& product_id, const std::s
   auto status = check.one_of(body, "status", "", true, {"ready", "error", "suspended", "resumed"});
   const Json* secrets = check.get(body, "secrets", "", model::Kind::kArray, false);
   const Json* notification = check.get(body, "notification", "", model::Kind::kObject, false);
-  if (secrets)
-    for (size_t i = 0; i < secrets->size(); ++i) {
-      const Json& s = (*secrets)[i];
-      if (!s.is_object() || !s.contains("name") || !s["name"].is_string() || !s.contains("value") ||
-          !s["value"].is_string())
-        check.add(model::Checker::index("secrets", i), "must be {name, value} strings");
-    }
+  check_secrets(secrets, check);
   check.throw_if_failed("status");
 
-  bool changed = false;
+  bool found = false;
   bool pushed = false;
-  store_.write([&](store::WriteTx& tx) {
-    auto row = tx.resource(resource_id);
-    if (!row || row->product_id != product_id || row->deleted_ms)
-      throw ApiError::not_found("resource " + resource_id + " not found");
-    int64_t now = clock_.now_ms();
-    const std::string before = row->status;
-    const bool overdue = row->billing_hold && row->billing_hold->rfind("overdue:", 0) == 0;
-    if (*status == "ready" || *status == "resumed")
-      row->status = overdue ? "suspended" : "ready";
-    else
-      row->status = *status;
-    if (notification) {
-      row->notification_json = notification->dump();
-    } else if (*status == "error" && before != "error") {
-      row->notification_json = Json{{"level", "error"}, {"title", "The resource failed"}}.dump();
-    }
-    changed = row->status != before || notification;
-    if (secrets && !secrets->empty()) {
-      auto [wharf_made, old_product] = split_secrets(*row);
-      Json all = seal_secrets(*row, wharf_made, *secrets);
-      if (old_product != *secrets) {
-        vercel::Outbox::enqueue(
-            tx, row->installation_id,
-            vercel::api::update_resource_secrets(row->installation_id, row->id,
-                                                 Json{{"secrets", all}, {"partial", false}}),
-            now);
-        pushed = true;
-        changed = true;
-      }
-    }
-    if (!changed) return;  // a repeated callback: nothing new for Vercel
-    row->updated_ms = now;
-    tx.put_resource(*row);
-    resource_updated(tx, *row);
-  });
-  if (changed) wake_outbox();
+  const bool changed =
+      change_resource(resource_id, [&](store::WriteTx& tx, store::ResourceRow& row) {
+        found = row.product_id == product_id;
+        if (!found) return false;
+        const std::string before = row.status;
+        if (*status == "ready" || *status == "resumed")
+          row.status = row.overdue_hold() ? "suspended" : "ready";
+        else
+          row.status = *status;
+        if (notification)
+          row.notification_json = notification->dump();
+        else if (*status == "error" && before != "error")
+          row.notification_json = Json{{"level", "error"}, {"title", "The resource failed"}}.dump();
+        if (secrets && !secrets->empty()) {
+          auto [wharf_made, old_product] = split_secrets(row);
+          Json all = seal_secrets(row, wharf_made, *secrets);
+          if (old_product != *secrets) {
+            push_secrets(tx, row, all, clock_.now_ms());
+            pushed = true;
+          }
+        }
+        // A repeated callback changes nothing, and Vercel hears nothing new.
+        return row.status != before || notification || pushed;
+      });
+  if (!found) throw ApiError::not_found("resource " + resource_id + " not found");
   util::log_info("backend status callback")
       .str("product", product_id)
       .str("resource", resource_id)
@@ -200,28 +175,17 @@ Json ResourceService::backend_secrets(const std::string& product_id, const std::
                                       const Json& body) {
   model::Checker check;
   const Json* secrets = check.get(body, "secrets", "", model::Kind::kArray, true);
-  if (secrets)
-    for (size_t i = 0; i < secrets->size(); ++i) {
-      const Json& s = (*secrets)[i];
-      if (!s.is_object() || !s.contains("name") || !s["name"].is_string() ||
-          s["name"].get<std::string>().empty() || !s.contains("value") || !s["value"].is_string())
-        check.add(model::Checker::index("secrets", i), "must be {name, value} strings");
-    }
+  check_secrets(secrets, check);
   check.throw_if_failed("secrets");
   store_.write([&](store::WriteTx& tx) {
     auto row = tx.resource(resource_id);
     if (!row || row->product_id != product_id || row->deleted_ms)
       throw ApiError::not_found("resource " + resource_id + " not found");
     int64_t now = clock_.now_ms();
-    auto [wharf_made, old_product] = split_secrets(*row);
-    Json all = seal_secrets(*row, wharf_made, *secrets);
+    Json all = seal_secrets(*row, split_secrets(*row).first, *secrets);
     row->updated_ms = now;
     tx.put_resource(*row);
-    vercel::Outbox::enqueue(
-        tx, row->installation_id,
-        vercel::api::update_resource_secrets(row->installation_id, row->id,
-                                             Json{{"secrets", all}, {"partial", false}}),
-        now);
+    push_secrets(tx, *row, all, now);
   });
   wake_outbox();
   util::log_info("backend secrets callback")

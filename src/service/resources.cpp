@@ -104,9 +104,40 @@ product::ResourceInfo ResourceService::info_of(const store::ResourceRow& row) co
 
 ApiError ResourceService::refused(const product::ProductRefused& e) {
   ApiError err(e.status, e.code, e.what());
-  if (e.status == 400 && e.code == "validation_error") err.status = 400;
   err.user_message = e.user_message;
   return err;
+}
+
+ApiError ResourceService::unavailable(const model::Product& product, const std::string& what,
+                                      const std::exception& e) {
+  ApiError err(503, "product_unavailable", what + ": " + e.what());
+  err.user_message = product.name + " did not answer; try again later.";
+  return err;
+}
+
+void ResourceService::push_secrets(store::WriteTx& tx, const store::ResourceRow& row,
+                                   const Json& secrets, int64_t now) {
+  vercel::Outbox::enqueue(
+      tx, row.installation_id,
+      vercel::api::update_resource_secrets(row.installation_id, row.id,
+                                           Json{{"secrets", secrets}, {"partial", false}}),
+      now);
+}
+
+bool ResourceService::change_resource(
+    const std::string& resource_id,
+    const std::function<bool(store::WriteTx&, store::ResourceRow&)>& fn) {
+  bool changed = false;
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.resource(resource_id);
+    if (!row || row->deleted_ms || !fn(tx, *row)) return;
+    row->updated_ms = clock_.now_ms();
+    tx.put_resource(*row);
+    resource_updated(tx, *row);
+    changed = true;
+  });
+  if (changed) wake_outbox();
+  return changed;
 }
 
 const model::Plan& ResourceService::require_plan(const model::Product& product,
@@ -312,16 +343,9 @@ Json ResourceService::provision(const std::string& installation_id,
     std::string outcome;
     try {
       product::ProductReply reply = impl.provision(info_of(row), ctx);
-      if (!reply.pending) {
-        Json all;
-        if (finish_provision(row.id, reply, /*push=*/false, &all)) {
-          row.status = "ready";
-          row.notification_json = reply.notification
-                                      ? std::optional<std::string>(reply.notification->dump())
-                                      : std::nullopt;
-          secrets = all;
-        }
-      }
+      if (!reply.pending)
+        if (auto finished = finish_provision(row.id, reply, /*push=*/false, &secrets))
+          row = *finished;
       outcome = reply.pending ? "pending (the product accepted it)" : "ready";
     } catch (const product::ProductRefused& e) {
       // Refused: answered to Vercel as the product's error, and the resource is not kept.
@@ -361,33 +385,27 @@ Json ResourceService::provision(const std::string& installation_id,
   return out;
 }
 
-bool ResourceService::finish_provision(const std::string& resource_id,
-                                       const product::ProductReply& reply, bool push,
-                                       Json* secrets_out) {
-  bool finished = false;
+std::optional<store::ResourceRow> ResourceService::finish_provision(
+    const std::string& resource_id, const product::ProductReply& reply, bool push,
+    Json* secrets_out) {
+  std::optional<store::ResourceRow> finished;
   store_.write([&](store::WriteTx& tx) {
     auto row = tx.resource(resource_id);
     if (!row || row->deleted_ms || row->status != "pending") return;
     int64_t now = clock_.now_ms();
-    auto [wharf_made, old_product_made] = split_secrets(*row);
-    Json secrets = seal_secrets(*row, wharf_made, reply.secrets);
-    row->status =
-        row->billing_hold && row->billing_hold->rfind("overdue:", 0) == 0 ? "suspended" : "ready";
+    Json secrets = seal_secrets(*row, split_secrets(*row).first, reply.secrets);
+    row->status = row->overdue_hold() ? "suspended" : "ready";
     if (reply.notification) row->notification_json = reply.notification->dump();
     row->updated_ms = now;
     tx.put_resource(*row);
     if (push) {
       // Nobody at Vercel is waiting for these: they go out with Update Resource Secrets,
       // then resource.updated makes Vercel read the resource again (product-protocol §4).
-      vercel::Outbox::enqueue(
-          tx, row->installation_id,
-          vercel::api::update_resource_secrets(row->installation_id, row->id,
-                                               Json{{"secrets", secrets}, {"partial", false}}),
-          now);
+      push_secrets(tx, *row, secrets, now);
       resource_updated(tx, *row);
     }
     if (secrets_out) *secrets_out = secrets;
-    finished = true;
+    finished = row;
   });
   if (finished && push) wake_outbox();
   if (finished)
@@ -444,14 +462,12 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
     if (plan) row.billing_plan_id = plan->id;
-    if (req.status && *req.status != "suspended" && ours && row.billing_hold &&
-        row.billing_hold->rfind("overdue:", 0) == 0)
+    if (req.status && *req.status != "suspended" && ours && row.overdue_hold())
       throw ApiError::conflict("resource " + resource_id +
                                " is suspended for an overdue invoice; it resumes when the "
                                "invoice is paid");
     // Vercel resuming it settles a billing suspension (Vercel runs the billing).
-    if (req.status && *req.status != "suspended" && !ours && row.billing_hold &&
-        row.billing_hold->rfind("overdue:", 0) == 0)
+    if (req.status && *req.status != "suspended" && !ours && row.overdue_hold())
       row.billing_hold.reset();
     if (req.status && row.status != "pending" && row.status != "error")
       row.status = *req.status == "suspended" ? "suspended" : "ready";
@@ -600,9 +616,7 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
     } catch (const product::ProductRefused& e) {
       throw refused(e);
     } catch (const product::ProductUnavailable& e) {
-      ApiError err(503, "product_unavailable", std::string("secrets rotation failed: ") + e.what());
-      err.user_message = product.name + " did not answer; try rotating the secrets again later.";
-      throw err;
+      throw unavailable(product, "secrets rotation", e);
     }
   }
   // Pending: the product sends its new values later (W3); they reach Vercel from the outbox.
@@ -628,12 +642,7 @@ ResourceService::RotateOutcome ResourceService::rotate(const std::string& instal
     // Asynchronous rotation, or one started from the dashboard: the new secrets reach
     // Vercel through the outbox, committed with the rotation itself (Update Resource
     // Secrets, vercel-api.md §6.1). A product still making its values pushes them (W3).
-    if ((async || ours) && !product_pending)
-      vercel::Outbox::enqueue(
-          tx, installation_id,
-          vercel::api::update_resource_secrets(installation_id, row.id,
-                                               Json{{"secrets", secrets}, {"partial", false}}),
-          now);
+    if ((async || ours) && !product_pending) push_secrets(tx, row, secrets, now);
   });
   if (async || ours) wake_outbox();
   util::log_info("resource secrets rotated")
@@ -685,9 +694,7 @@ Json ResourceService::repl(const std::string& installation_id, const std::string
   } catch (const product::ProductRefused& e) {
     throw refused(e);
   } catch (const product::ProductUnavailable& e) {
-    ApiError err(503, "product_unavailable", std::string("console: ") + e.what());
-    err.user_message = product.name + " did not answer; try the command again later.";
-    throw err;
+    throw unavailable(product, "console", e);
   }
   record_usage(row, usage);
   return blocks;

@@ -185,11 +185,24 @@ class ResourceService {
   model::Json open_secrets(const store::ResourceRow& row) const;
   // Turns a lifecycle call's refusal into the answer Vercel gets (its code and user message).
   static model::ApiError refused(const product::ProductRefused& e);
+  // A product that did not answer a call Vercel waits for (rotation, REPL): 503 with a user
+  // message, never the product's own text.
+  static model::ApiError unavailable(const model::Product& product, const std::string& what,
+                                     const std::exception& e);
+  // Update Resource Secrets with the resource's whole Secret[], in `tx` (vercel-api.md §6.1).
+  static void push_secrets(store::WriteTx& tx, const store::ResourceRow& row,
+                           const model::Json& secrets, int64_t now);
+  // Changes a live resource on our side: `fn` edits it (with `tx` for what goes with the
+  // change) and says whether anything changed; if so it is stored and Vercel is sent
+  // resource.updated. False for a missing or deleted resource, or no change.
+  bool change_resource(const std::string& resource_id,
+                       const std::function<bool(store::WriteTx&, store::ResourceRow&)>& fn);
   // A pending resource becomes ready with the product's secrets; `push`: Vercel learns them
-  // through the outbox (no request of Vercel's is waiting for them). False when it was not
-  // pending (already finished, failed or deleted).
-  bool finish_provision(const std::string& resource_id, const product::ProductReply& reply,
-                        bool push, model::Json* secrets_out = nullptr);
+  // through the outbox (no request of Vercel's is waiting for them). Returns the resource as
+  // finished, or nothing when it was not pending (already finished, failed or deleted).
+  std::optional<store::ResourceRow> finish_provision(const std::string& resource_id,
+                                                     const product::ProductReply& reply, bool push,
+                                                     model::Json* secrets_out = nullptr);
   void wake_outbox() const {
     if (options_.wake_outbox) options_.wake_outbox();
   }

@@ -72,6 +72,9 @@ struct ResourceRow {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   std::optional<int64_t> deleted_ms;
+
+  // Suspended by billing for an overdue invoice (only paying it resumes the resource).
+  bool overdue_hold() const { return billing_hold && billing_hold->rfind("overdue:", 0) == 0; }
 };
 
 // A data-plane token, stored only as its SHA-256.

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -155,16 +156,7 @@ class Runner {
 
   // A meta-command line; false when it failed (already shown).
   bool run_meta(std::string_view line) {
-    std::vector<std::string> words;
-    size_t i = 0;
-    while (i < line.size()) {
-      size_t start = line.find_first_not_of(" \t\r", i);
-      if (start == std::string_view::npos) break;
-      size_t end = line.find_first_of(" \t\r", start);
-      if (end == std::string_view::npos) end = line.size();
-      words.emplace_back(line.substr(start, end - start));
-      i = end;
-    }
+    std::vector<std::string> words = console::words(line);
     const std::string command = words.front();
     std::string arg = words.size() > 1 ? words[1] : "";
     try {
@@ -290,6 +282,17 @@ class Runner {
                        " (the plan shows at most its maxRows / maxResultBytes)"));
   }
 
+  // A catalog query's four text columns as a table block under `names`.
+  static json catalog_table(const std::array<const char*, 4>& names, const Result& r) {
+    json header = json::array();
+    for (const char* h : names) header.push_back(text(h, nullptr, true));
+    json rows = json::array();
+    for (int i = 0; i < r.rows(); ++i)
+      rows.push_back(json::array(
+          {text(r.text(i, 0)), text(r.text(i, 1)), text(r.text(i, 2)), text(r.text(i, 3))}));
+    return {{"type", "table"}, {"header", std::move(header)}, {"rows", std::move(rows)}};
+  }
+
   void list_tables(const std::string& pattern) {
     // psql's wildcards: * and ?.
     std::string like = "%";
@@ -319,14 +322,7 @@ class Runner {
       out_.add(message(pattern.empty() ? "No tables." : "No tables match " + pattern + "."));
       return;
     }
-    json header = json::array();
-    for (const char* h : {"schema", "name", "type", "owner"})
-      header.push_back(text(h, nullptr, true));
-    json rows = json::array();
-    for (int i = 0; i < r.rows(); ++i)
-      rows.push_back(json::array(
-          {text(r.text(i, 0)), text(r.text(i, 1)), text(r.text(i, 2)), text(r.text(i, 3))}));
-    out_.add({{"type", "table"}, {"header", std::move(header)}, {"rows", std::move(rows)}});
+    out_.add(catalog_table({"schema", "name", "type", "owner"}, r));
   }
 
   void describe(const std::string& name) {
@@ -341,14 +337,7 @@ class Runner {
       out_.add(error_block("did not find any relation named " + name));
       return;
     }
-    json header = json::array();
-    for (const char* h : {"column", "type", "nullable", "default"})
-      header.push_back(text(h, nullptr, true));
-    json rows = json::array();
-    for (int i = 0; i < r.rows(); ++i)
-      rows.push_back(json::array(
-          {text(r.text(i, 0)), text(r.text(i, 1)), text(r.text(i, 2)), text(r.text(i, 3))}));
-    out_.add({{"type", "table"}, {"header", std::move(header)}, {"rows", std::move(rows)}});
+    out_.add(catalog_table({"column", "type", "nullable", "default"}, r));
   }
 
   void help() {

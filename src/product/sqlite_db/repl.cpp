@@ -214,16 +214,7 @@ void dot_help(Output& out) {
 }
 
 void run_dot(Connection& conn, std::string_view line, Output& out, UsageDelta& usage) {
-  std::vector<std::string> words;
-  size_t i = 0;
-  while (i < line.size()) {
-    size_t start = line.find_first_not_of(" \t\r", i);
-    if (start == std::string_view::npos) break;
-    size_t end = line.find_first_of(" \t\r", start);
-    if (end == std::string_view::npos) end = line.size();
-    words.emplace_back(line.substr(start, end - start));
-    i = end;
-  }
+  std::vector<std::string> words = console::words(line);
   std::string command = words.front();
   // Each command takes at most one argument; extra words are ignored, as the shell does.
   std::vector<std::string> args;
