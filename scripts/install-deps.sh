@@ -10,7 +10,7 @@ PKGS=(
   nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-cryptography python3-requests
   wrk curl procps chromium nodejs
-  postgresql libpq-dev
+  postgresql libpq-dev libre2-dev
 )
 
 missing=()
@@ -26,7 +26,8 @@ done
 npm_deps() {
   local root dir marker
   root="$(cd "$(dirname "$0")/.." && pwd)/tests"
-  for pair in "browser:playwright-core" "clients:@libsql/client" "clients:drizzle-orm"; do
+  for pair in "browser:playwright-core" "clients:@libsql/client" "clients:drizzle-orm" \
+      "clients:@openfeature/ofrep-provider"; do
     dir="$root/${pair%%:*}"
     marker="$dir/node_modules/${pair#*:}/package.json"
     if [ ! -f "$marker" ]; then

@@ -15,6 +15,7 @@
 #include "api/dashboard/routes.h"
 #include "api/dataplane/query.h"
 #include "api/dispatcher.h"
+#include "api/flags/flags.h"
 #include "api/ops/ops.h"
 #include "api/partner/routes.h"
 #include "api/respond.h"
@@ -26,6 +27,7 @@
 #include "net/server.h"
 #include "product/registry.h"
 #include "service/billing.h"
+#include "service/flags.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
 #include "service/plans.h"
@@ -337,6 +339,14 @@ int serve(const Config& config) {
   // Calls on products whose work is remote (a provider's backend), retried from the outbox.
   outbox.set_product_calls(
       [&resources](const store::OutboxRow& item) { return resources.deliver_product_call(item); });
+  // The flags product: flag sets in the state store, mirrored to Vercel, evaluated by OFREP.
+  service::FlagService flags(
+      *store, catalog, resources, clock,
+      {resource_options.public_url, &rate_limits, [&outbox] { outbox.wake(); }});
+  outbox.set_handler(
+      "flags.sync",
+      [&flags](const store::OutboxRow& item, const vercel::Client& client,
+               const std::string& token) { return flags.deliver_sync(item, client, token); });
   // Before serving: data a crash left behind for resources that have no row (a provision
   // killed before its commit) or a deleted one (a delete killed before the product's part).
   if (int n = resources.reclaim_storage())
@@ -445,6 +455,7 @@ int serve(const Config& config) {
   api::dataplane::add_routes(routes, resources, sql_streams);
   api::webhooks::add_routes(routes, config.webhook_path, webhooks);
   api::backend::add_routes(routes, resources);
+  api::flags::add_routes(routes, flags);
   // ---- SSO and the dashboard ----
   service::SessionService sessions(*store, clock, config.session_ttl_s * 1000);
   vercel::SsoClient sso_client(config.client_id, config.client_secret,
@@ -463,7 +474,8 @@ int serve(const Config& config) {
       resources,
       billing_view,
       clock,
-      &rate_limits};
+      &rate_limits,
+      &flags};
   api::dashboard::add_routes(routes, dashboard);
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,

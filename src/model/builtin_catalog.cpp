@@ -1,6 +1,6 @@
 // The catalog Wharf serves when WHARF_CATALOG is not set: one SQLite database product with
-// a free plan, a paid metered plan and a prepaid-credits plan. Providers replace it with
-// their own file (same format; see README).
+// a free plan, a paid metered plan and a prepaid-credits plan, and a feature-flags product.
+// Providers replace it with their own file (same format; see README).
 #include "model/catalog.h"
 
 namespace wharf::model {
@@ -27,9 +27,50 @@ const std::string& builtin_catalog_json() {
         },
         "required": []
       }
+    },
+    {
+      "id": "flags",
+      "kind": "flags",
+      "name": "Feature Flags",
+      "plans": ["flags-free", "flags-pro"]
     }
   ],
   "plans": [
+    {
+      "id": "flags-free",
+      "type": "subscription",
+      "name": "Flags Hobby",
+      "description": "Up to 50 feature flags, 1 million evaluations a month included",
+      "scope": "resource",
+      "paymentMethodRequired": false,
+      "cost": "Free",
+      "details": [
+        {"label": "Flags", "value": "50"},
+        {"label": "Evaluations", "value": "Unlimited"}
+      ],
+      "pricing": {"baseFee": "0.00", "metrics": {}},
+      "limits": {"maxFlags": 50}
+    },
+    {
+      "id": "flags-pro",
+      "type": "subscription",
+      "name": "Flags Pro",
+      "description": "$10.00 per month plus evaluations, up to 1,000 flags",
+      "scope": "resource",
+      "paymentMethodRequired": true,
+      "cost": "$10.00/month + usage",
+      "details": [
+        {"label": "Base fee", "value": "$10.00 / month"},
+        {"label": "Evaluations", "value": "$0.50 per million"}
+      ],
+      "pricing": {
+        "baseFee": "10.00",
+        "metrics": {
+          "evaluations": {"unit": "million evaluations", "unitPrice": "0.50", "per": 1000000}
+        }
+      },
+      "limits": {"maxFlags": 1000}
+    },
     {
       "id": "sqlite-free",
       "type": "subscription",

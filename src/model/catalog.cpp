@@ -15,7 +15,8 @@ constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "
 // maxConnections: the postgres kind's CONNECTION LIMIT per resource (0 = unlimited); the
 // SQL limits are product::Limits.
 constexpr std::string_view kLimitKeys[] = {"storageBytes", "statementTimeoutMs", "maxResultBytes",
-                                           "maxRows",      "maxMemoryBytes",     "maxConnections"};
+                                           "maxRows",      "maxMemoryBytes",     "maxConnections",
+                                           "maxFlags"};
 
 template <size_t N>
 bool listed(const std::string_view (&list)[N], std::string_view key) {

@@ -33,15 +33,25 @@ std::optional<Json> parse_protocol_settings(const Json& body, Checker& check) {
   return *ps;
 }
 
-Json render_protocol_settings(const Json& stored) {
+bool wants_config_sync(const Json& stored) {
+  if (!stored.is_object() || !stored.contains("experimentation") ||
+      !stored["experimentation"].is_object())
+    return false;
+  const Json& exp = stored["experimentation"];
+  for (const char* k : {"edgeConfigId", "globalConfigId"})
+    if (exp.contains(k) && exp[k].is_string() && !exp[k].get<std::string>().empty()) return true;
+  return false;
+}
+
+Json render_protocol_settings(const Json& stored, bool syncs) {
   Json out = Json::object();
   if (stored.is_object() && stored.contains("experimentation") &&
       stored["experimentation"].is_object()) {
     const Json& exp = stored["experimentation"];
     Json e = Json::object();
-    bool syncing = exp.contains("edgeConfigId") && exp["edgeConfigId"].is_string();
-    e["edgeConfigSyncingEnabled"] = syncing;
-    if (syncing) e["edgeConfigId"] = exp["edgeConfigId"];
+    e["edgeConfigSyncingEnabled"] = syncs && wants_config_sync(stored);
+    if (exp.contains("edgeConfigId") && exp["edgeConfigId"].is_string())
+      e["edgeConfigId"] = exp["edgeConfigId"];
     out["experimentation"] = e;
   }
   return out;

@@ -19,8 +19,12 @@ struct Secret {
 
 // ProtocolSettings, request variant: {experimentation?: {edgeConfigId?}}.
 std::optional<Json> parse_protocol_settings(const Json& body, Checker& check);
-// Response variant of stored request settings.
-Json render_protocol_settings(const Json& stored);
+// Response variant of stored request settings. `syncs`: the resource's product really writes
+// to the Global (Edge) Config the user chose (a flags product whose syncing has not stopped);
+// otherwise edgeConfigSyncingEnabled is false whatever was asked.
+Json render_protocol_settings(const Json& stored, bool syncs);
+// True when the stored settings ask for Global Config syncing (an Edge/Global Config id).
+bool wants_config_sync(const Json& stored);
 
 struct ProvisionResourceRequest {
   std::string product_id;

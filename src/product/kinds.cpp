@@ -1,4 +1,5 @@
 // The product kinds this build ships: one line per kind (registry.h).
+#include "product/flags/flags.h"
 #include "product/http_backend/http_backend.h"
 #include "product/postgres_db/postgres_db.h"
 #include "product/registry.h"
@@ -11,6 +12,7 @@ const Registry& builtin_kinds() {
     Registry r;
     r.add("sqlite", SqliteDb::kDescriptor(), &SqliteDb::make);
     r.add("postgres", PostgresDb::kDescriptor(), &PostgresDb::make);
+    r.add("flags", FlagsProduct::kDescriptor(), &FlagsProduct::make);
     r.add("http", HttpBackend::kDescriptor(), &HttpBackend::make, /*per_product=*/true,
           /*open_metrics=*/true);
     return r;

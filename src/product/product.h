@@ -90,7 +90,7 @@ struct MetricSpec {
 
 // Where the value of a secret the resource gets comes from.
 enum class SecretSource {
-  kDataPlaneUrl,    // <public URL>/v1/databases/<resource id>, Wharf's data plane for it
+  kDataPlaneUrl,    // <public URL><data_plane_path><resource id>, Wharf's data plane for it
   kReadWriteToken,  // a bearer token of the data plane, read-write
   kReadOnlyToken,   // a bearer token of the data plane, read-only
 };
@@ -115,6 +115,9 @@ struct Capabilities {
   // sample_usage(): the product measures usage on its own (a database server's counters);
   // the service samples every live resource of it on a period.
   bool samples_usage = false;
+  // The product writes to the Global (Edge) Config a user enables in the resource's
+  // protocolSettings.experimentation (flags): only then is syncing reported as enabled.
+  bool config_sync = false;
 };
 
 struct Descriptor {
@@ -127,6 +130,10 @@ struct Descriptor {
   // (async_provisioning) How long a provision waits for the product before Vercel is told
   // `pending` (0: as long as the product's own call takes).
   int64_t provision_wait_ms = 0;
+  // Where kDataPlaneUrl points under the public URL, and how the tokens Wharf makes begin
+  // ("<prefix>_…" read-write, "<prefix>ro_…" read-only), so a leaked token says what it is.
+  std::string data_plane_path = "/v1/databases/";
+  std::string token_prefix = "wdb";
 
   const MetricSpec* metric(const std::string& name) const {
     for (const auto& m : metrics)

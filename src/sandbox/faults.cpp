@@ -8,7 +8,7 @@ namespace {
 
 using model::Json;
 
-constexpr int kStatuses[] = {429, 500, 502, 503, 504};
+constexpr int kStatuses[] = {404, 409, 410, 429, 500, 502, 503, 504};
 constexpr const char* kMethods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 constexpr const char* kRuleFields[] = {"method",      "pathContains", "mode",
                                        "status",      "count",        "durationMs",
@@ -17,6 +17,12 @@ constexpr const char* kRuleFields[] = {"method",      "pathContains", "mode",
 // Vercel's error codes for the statuses a rule may answer (vercel-api.md §1.4).
 const char* code_for(int status) {
   switch (status) {
+    case 404:
+      return "not_found";
+    case 409:
+      return "conflict";
+    case 410:
+      return "gone";
     case 429:
       return "rate_limited";
     case 502:
@@ -107,9 +113,10 @@ FaultRule parse_rule(model::Checker& check, const Json& rule, const std::string&
     else if (ok)
       r.status = s.get<int>();
     else
-      check.add(status_field, "must be one of 429, 500, 502, 503, 504");
+      check.add(status_field, "must be one of 404, 409, 410, 429, 500, 502, 503, 504");
   } else if (!delay_mode && mode_ok) {
-    check.add(status_field, "is required (429, 500, 502, 503 or 504) unless mode is \"delay\"");
+    check.add(status_field,
+              "is required (404, 409, 410, 429, 500, 502, 503 or 504) unless mode is \"delay\"");
   }
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   r.count = integer(check, rule, "count", where, 1, kMax);

@@ -1,5 +1,6 @@
 // Fault injection for the sandbox's Vercel API (the /v1/… and /v2/… routes a partner calls):
-// tests add rules (POST /_sandbox/faults) that make matching calls answer 429/5xx, answer
+// tests add rules (POST /_sandbox/faults) that make matching calls answer 429/5xx (or a
+// 404/409/410 such as a store that moved or a feature Vercel lacks), answer
 // late, or commit and then answer an error — what a client of Vercel must survive without
 // losing or double-submitting anything. The control API under /_sandbox/ is never faulted.
 //
@@ -10,7 +11,8 @@
 //                 "after":   handle the call (its state change is kept), then replace its
 //                            answer with the fault
 //                 "delay":   sleep delayMs, then handle the call normally
-//   status        429, 500, 502, 503 or 504; required unless mode is "delay" (then absent)
+//   status        404, 409, 410, 429, 500, 502, 503 or 504; required unless mode is "delay"
+//                 (then absent)
 //   count         how many matching calls the rule affects (>= 1; default: unlimited)
 //   durationMs    the rule expires this long after being added, on the sandbox clock
 //   retryAfterS   adds `Retry-After: <n>` to the fault answer

@@ -74,6 +74,16 @@ async function refresh() {
         (r.billingPlan && r.billingPlan.id) || r.billingPlanId || "–", r.notification ? `${r.notification.level}: ${r.notification.title}` : "–",
         pre(r.metadata || {}), r.ownership || "owned"]]),
       envRows.length ? table(["environment", "env var", "value"], envRows) : el("div", {class: "muted"}, "no env vars"));
+    // A flag product's experimentation items and the Global Config it writes (vercel-api.md §9).
+    const x = ((s.experimentation || {})[icfg] || {})[rid];
+    if (x) {
+      const items = entries(x.items);
+      if (items.length) res.push(table(["experimentation item", "slug", "name", "category", "archived", "updated"],
+        items.map(([id, i]) => [id, i.slug || "", i.name || "", i.category || "", i.isArchived ? "yes" : "no",
+          i.updatedAt ? new Date(i.updatedAt).toISOString() : ""])));
+      if (x.globalConfig) res.push(el("details", {}, el("summary", {}, `Global Config (digest ${x.globalConfig.digest || "?"})`),
+        pre(x.globalConfig.items || {})));
+    }
   }
   fill("resources", ...res);
   const bill = [];

@@ -181,9 +181,16 @@ Json ResourceService::render(const store::ResourceRow& row) const {
   if (const model::Plan* plan = catalog_->plan(row.billing_plan_id))
     j["billingPlan"] = plan->public_json;
   if (row.notification_json) j["notification"] = Json::parse(*row.notification_json);
-  if (row.protocol_settings_json)
-    j["protocolSettings"] =
-        model::render_protocol_settings(Json::parse(*row.protocol_settings_json));
+  if (row.protocol_settings_json) {
+    Json stored = Json::parse(*row.protocol_settings_json);
+    // Syncing is reported only where it happens: a product that syncs, and not stopped by
+    // Vercel's answer (FlagService marks the stored settings; Update Resource replaces them).
+    const product::Descriptor* kind = descriptor_of(row.product_id);
+    bool syncs = kind && kind->capabilities.config_sync &&
+                 !(stored.contains("experimentation") && stored["experimentation"].is_object() &&
+                   stored["experimentation"].contains("syncStopped"));
+    j["protocolSettings"] = model::render_protocol_settings(stored, syncs);
+  }
   return j;
 }
 
@@ -192,18 +199,19 @@ Json ResourceService::issue_secrets(store::WriteTx& tx, const store::ResourceRow
   // The secrets the product declares that Wharf makes; data-plane tokens are stored as
   // hashes.
   Json secrets = Json::array();
-  for (const auto& spec : product_of(row).descriptor().secrets) {
+  const product::Descriptor& kind = product_of(row).descriptor();
+  for (const auto& spec : kind.secrets) {
     std::string value;
     switch (spec.source) {
       case product::SecretSource::kDataPlaneUrl:
-        value = options_.public_url + "/v1/databases/" + row.id;
+        value = options_.public_url + kind.data_plane_path + row.id;
         break;
       case product::SecretSource::kReadWriteToken:
-        value = "wdb_" + util::random_token(32);
+        value = kind.token_prefix + "_" + util::random_token(32);
         tx.insert_credential({token_hash(value), row.id, "rw", now, std::nullopt});
         break;
       case product::SecretSource::kReadOnlyToken:
-        value = "wdbro_" + util::random_token(32);
+        value = kind.token_prefix + "ro_" + util::random_token(32);
         tx.insert_credential({token_hash(value), row.id, "ro", now, std::nullopt});
         break;
     }
@@ -302,6 +310,8 @@ Json ResourceService::provision(const std::string& installation_id,
       row.created_ms = row.updated_ms = now;
       secrets = seal_secrets(row, issue_secrets(tx, row, now), product_secrets);
       tx.put_resource(row);
+      for (const auto& h : hooks_)
+        if (h.changed) h.changed(tx, nullptr, row);
       if (pending)
         // Due once the inline call below has had its chance.
         vercel::Outbox::enqueue_product_call(tx, installation_id, row.id, "provision",
@@ -353,6 +363,7 @@ Json ResourceService::provision(const std::string& installation_id,
         auto current = tx.resource(row.id);
         if (!current || current->deleted_ms) return;
         mark_deleted(tx, *current, clock_.now_ms());
+        resource_deleted(tx, *current);
       });
       util::log_info("resource provision refused by the product")
           .str("installation", installation_id)
@@ -458,6 +469,7 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
 
   store_.write([&](store::WriteTx& tx) {
     row = require_resource(tx, installation_id, resource_id);
+    const store::ResourceRow before = row;
     const std::string old_status = row.status;
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
@@ -476,6 +488,8 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
     row.updated_ms = clock_.now_ms();
     tx.put_resource(row);
+    for (const auto& h : hooks_)
+      if (h.changed) h.changed(tx, &before, row);
     // A change made on our side (the dashboard) is reported to Vercel with the change.
     if (ours) resource_updated(tx, row);
     // A remote product learns the change from the outbox, retried until it confirms.
@@ -513,6 +527,7 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
     }
     int64_t now = clock_.now_ms();
     mark_deleted(tx, *row, now);
+    resource_deleted(tx, *row);
     deleted = row;
     // A remote product is told from the outbox, retried until it confirms: the resource is
     // never forgotten before that (product-protocol §4).
@@ -813,6 +828,11 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   return Json{{"results", out}};
 }
 
+void ResourceService::resource_deleted(store::WriteTx& tx, const store::ResourceRow& row) {
+  for (const auto& h : hooks_)
+    if (h.deleted) h.deleted(tx, row);
+}
+
 void ResourceService::resource_updated(store::WriteTx& tx, const store::ResourceRow& row) {
   // Vercel re-reads the resource through Get Resource when it gets this event (§4.5).
   vercel::Outbox::enqueue_resource_updated(tx, row, clock_.now_ms());
@@ -826,6 +846,16 @@ void ResourceService::record_usage(const store::ResourceRow& row,
   p.product_id = row.product_id;
   p.billing_plan_id = row.billing_plan_id;
   usage.for_each([&](const char* metric, int64_t value) { p.counters[{day, metric}] += value; });
+}
+
+void ResourceService::record_metric(const store::ResourceRow& row, const std::string& metric,
+                                    int64_t value) {
+  std::string day = util::day_key(clock_.now_ms());
+  std::lock_guard<std::mutex> lock(usage_mu_);
+  PendingUsage& p = pending_usage_[row.id];
+  p.product_id = row.product_id;
+  p.billing_plan_id = row.billing_plan_id;
+  p.counters[{day, metric}] += value;
 }
 
 void ResourceService::flush_usage() {

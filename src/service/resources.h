@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/api_error.h"
 #include "model/catalog.h"
@@ -38,6 +39,17 @@ class ResourceService {
                   InstallationService& installations,
                   std::map<std::string, product::Product*> products, const util::SecretBox& box,
                   const util::Clock& clock, Options options);
+
+  // A service that keeps a product's data in the state store (the flags product) learns of
+  // resource changes in the transaction that makes them. Added before serving.
+  struct Hooks {
+    // A resource was provisioned (before: null) or changed by Update Resource.
+    std::function<void(store::WriteTx&, const store::ResourceRow* before,
+                       const store::ResourceRow& after)>
+        changed;
+    std::function<void(store::WriteTx&, const store::ResourceRow&)> deleted;
+  };
+  void add_hooks(Hooks hooks) { hooks_.push_back(std::move(hooks)); }
 
   // Returns the ProvisionedResource (with secrets). A repeat with the same Idempotency-Key
   // returns the same resource and secrets, never a second database.
@@ -110,6 +122,9 @@ class ResourceService {
   void record_sql_usage(const SqlCaller& caller, const product::UsageDelta& usage) {
     record_usage(caller.row, usage);
   }
+  // Adds `value` to an interval metric of the resource at the ledger's next flush (a product
+  // served by Wharf's own data plane, such as flag evaluations).
+  void record_metric(const store::ResourceRow& row, const std::string& metric, int64_t value);
 
   // ---- products whose work is remote (capabilities.async_provisioning) ----
   // The outbox's ProductCallFn: makes one product call recorded by this service
@@ -209,6 +224,7 @@ class ResourceService {
   // Adds a call's usage to the in-memory batch (a ledger write per query would put an
   // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
+  void resource_deleted(store::WriteTx& tx, const store::ResourceRow& row);
   // A change made on our side: tell Vercel (resource.updated) in the same transaction.
   void resource_updated(store::WriteTx& tx, const store::ResourceRow& row);
 
@@ -219,6 +235,7 @@ class ResourceService {
   const util::SecretBox& box_;
   const util::Clock& clock_;
   Options options_;
+  std::vector<Hooks> hooks_;
 
   struct PendingUsage {
     std::string product_id;

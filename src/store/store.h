@@ -233,6 +233,32 @@ struct SessionRow {
   int64_t expires_ms = 0;
 };
 
+// ---- the flags product (migration 10) ------------------------------------------------------
+// A feature flag of a `flags` resource. Its definition lives here, in the state store, so a
+// change and the outbox calls that mirror it to Vercel commit together (docs/decisions.md).
+struct FlagRow {
+  std::string id;  // flg_…: stable, the experimentation item id Vercel knows it by
+  std::string resource_id;
+  std::string key;
+  std::string definition_json;  // canonical definition (product/flags/engine.h)
+  bool archived = false;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// A `flags` resource's flag set as a whole: its version, and where syncing to the user's
+// Global Config stands.
+struct FlagSetRow {
+  std::string resource_id;
+  int64_t version = 0;      // bumped by every change of a flag (evaluation caches check it)
+  std::string sync_path;    // "global-config" or the legacy "edge-config"; "" = not learned
+  std::string sync_digest;  // the store's digest as Vercel last reported it
+  std::string sync_hash;    // SHA-256 of the data we last wrote (same data: no write)
+  std::optional<std::string> sync_stopped;  // why syncing stopped (409/410) until re-enabled
+  int64_t updated_ms = 0;
+  bool operator==(const FlagSetRow&) const = default;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -287,6 +313,11 @@ class ReadTx {
   virtual int64_t prepaid_charged(const std::string& resource_id, int64_t period_start_ms) = 0;
   // SSO dashboard sessions (migration 7).
   virtual std::optional<SessionRow> session(const std::string& id_hash) = 0;
+  // The flags product (migration 10). A resource's flags ordered by key.
+  virtual std::vector<FlagRow> flags_of(const std::string& resource_id) = 0;
+  virtual std::optional<FlagRow> flag(const std::string& resource_id, const std::string& key) = 0;
+  virtual std::optional<FlagRow> flag_by_id(const std::string& id) = 0;
+  virtual std::optional<FlagSetRow> flag_set(const std::string& resource_id) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -330,6 +361,12 @@ class WriteTx : public ReadTx {
   virtual void insert_session(const SessionRow& row) = 0;
   virtual void delete_session(const std::string& id_hash) = 0;
   virtual int64_t purge_sessions(int64_t expired_before_ms) = 0;  // returns rows deleted
+  // The flags product (migration 10).
+  virtual void put_flag(const FlagRow& row) = 0;  // insert or replace (by id)
+  virtual void delete_flag(const std::string& id) = 0;
+  virtual void put_flag_set(const FlagSetRow& row) = 0;  // insert or replace
+  // Every flag of the resource and its flag set (the resource was deleted).
+  virtual void delete_flags_of(const std::string& resource_id) = 0;
 
   // Retention (service::Retention); each returns the rows deleted. Outbox rows delivered or
   // dropped before the cutoff (pending and dead ones are never purged):

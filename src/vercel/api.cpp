@@ -159,13 +159,18 @@ DeliveryPolicy delivery_policy(const std::string& kind) {
   // A 404 on an event or the secrets of a resource Vercel no longer has says nothing about
   // the installation.
   if (kind == "event" || kind == "secrets") p.installation_scoped = false;
+  // Nor does one on a flag's experimentation item or its resource's Global Config (syncing
+  // not enabled on Vercel's side, an item Vercel dropped with its resource).
+  if (kind == "experimentation" || kind == "flags.sync") p.installation_scoped = false;
   return p;
 }
 
-net::HttpResult Client::request(const std::string& method, const std::string& path,
-                                const std::string& body,
-                                const std::optional<std::string>& bearer) const {
+net::HttpResult Client::request(
+    const std::string& method, const std::string& path, const std::string& body,
+    const std::optional<std::string>& bearer,
+    const std::vector<std::pair<std::string, std::string>>& extra) const {
   std::vector<std::pair<std::string, std::string>> headers = {{"Accept", "application/json"}};
+  for (const auto& h : extra) headers.push_back(h);
   if (bearer) headers.emplace_back("Authorization", "Bearer " + *bearer);
   if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
   return http_.request(method, base_ + path, headers, body);

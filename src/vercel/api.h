@@ -5,6 +5,8 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/json_check.h"
 #include "net/http_client.h"
@@ -87,8 +89,10 @@ class Client {
   net::HttpResult send(const Call& call, const std::optional<std::string>& bearer,
                        const std::string& installation_id = "") const;
   // The request alone, with a body already serialized (the outbox's stored calls); no log.
+  // `extra`: more request headers (a precondition such as If-Match).
   net::HttpResult request(const std::string& method, const std::string& path,
-                          const std::string& body, const std::optional<std::string>& bearer) const;
+                          const std::string& body, const std::optional<std::string>& bearer,
+                          const std::vector<std::pair<std::string, std::string>>& extra = {}) const;
   const std::string& base_url() const { return base_; }
 
  private:

@@ -25,10 +25,11 @@ Outbox::~Outbox() {
 }
 
 void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
-                     int64_t now_ms) {
+                     int64_t now_ms, const std::string& lane) {
   store::OutboxRow row;
   row.id = util::new_id("obx");
   row.installation_id = installation_id;
+  row.lane = lane;
   row.kind = call.kind;
   row.method = call.method;
   row.path = call.path;
@@ -110,7 +111,9 @@ void Outbox::deliver(store::OutboxRow item) {
     else
       result.error = "no product calls on this server";
   } else if (token) {
-    result = client_.request(item.method, item.path, item.body, token);
+    auto handler = handlers_.find(item.kind);
+    result = handler != handlers_.end() ? handler->second(item, client_, *token)
+                                        : client_.request(item.method, item.path, item.body, token);
   }
   std::string vercel_id = vercel_id_of(result);
   item.last_status = result.status;

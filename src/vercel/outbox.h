@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -53,9 +54,10 @@ class Outbox {
          const util::Clock& clock, Options options);
   ~Outbox();
 
-  // Adds a call to the outbox inside the caller's transaction.
+  // Adds a call to the outbox inside the caller's transaction; `lane` "" is the installation's
+  // own lane (see OutboxRow::lane).
   static void enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
-                      int64_t now_ms);
+                      int64_t now_ms, const std::string& lane = "");
   // POST /v1/installations/{id}/events {event} (vercel-api.md §4.5).
   static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                             const model::Json& event, int64_t now_ms);
@@ -69,6 +71,14 @@ class Outbox {
 
   using ProductCallFn = std::function<net::HttpResult(const store::OutboxRow& item)>;
   void set_product_calls(ProductCallFn fn) { product_calls_ = std::move(fn); }
+
+  // A call to Vercel whose requests are made when it goes out (the flags' Global Config sync:
+  // read the store's digest, write conditionally, re-read on 412): an item of `kind` is
+  // delivered by `fn` with the installation's token, and its answer is judged like a plain
+  // call's. Set before start().
+  using HandlerFn = std::function<net::HttpResult(const store::OutboxRow& item,
+                                                  const Client& client, const std::string& token)>;
+  void set_handler(const std::string& kind, HandlerFn fn) { handlers_[kind] = std::move(fn); }
 
   // Hooks run inside the transaction that records a delivery's outcome, so what follows from
   // it (an invoice's Vercel id, an installation finalized, billing stopped) commits with it.
@@ -103,6 +113,7 @@ class Outbox {
   Options options_;
   Hooks hooks_;
   ProductCallFn product_calls_;
+  std::map<std::string, HandlerFn> handlers_;
   std::atomic<int64_t> delivered_{0};
   std::mutex mu_;
   std::condition_variable cv_;

@@ -67,7 +67,7 @@ CATALOG_CASES = [
     ("product-unknown-plan", bad_catalog(lambda c: _set(c, ["products", 0, "plans", 1], "ghost")),
      ["WHARF_CATALOG", "products[0].plans[1]"]),
     ("product-bad-kind", bad_catalog(lambda c: _set(c, ["products", 1, "kind"], "mysql")),
-     ["WHARF_CATALOG", "products[1].kind", "'mysql'", "available: http, postgres, sqlite"]),
+     ["WHARF_CATALOG", "products[1].kind", "'mysql'", "available: flags, http, postgres, sqlite"]),
     # An http product needs its backend, and the backend's secret in the environment.
     ("http-without-backend", bad_catalog(lambda c: _set(c, ["products", 1, "kind"], "http")),
      ["WHARF_CATALOG", "product 'team-db' (kind http)", "backend"]),

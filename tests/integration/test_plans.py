@@ -10,6 +10,8 @@ from lib.api import assert_billing_plan, assert_error, assert_status
 from lib.vercel import REMOVE
 
 BUILTIN_IDS = ["sqlite-free", "sqlite-pro", "sqlite-credits"]
+# The installation's plans: every product's (the built-in catalog also sells `flags`).
+INSTALLATION_IDS = BUILTIN_IDS + ["flags-free", "flags-pro"]
 
 
 def plans_of(r):
@@ -86,13 +88,13 @@ def test_product_plans_bad_metadata(wharf, tokens, raw):
 def test_installation_plans(wharf, tokens, installed):
     r = wharf.request("GET", f"/v1/installations/{installed}/plans", tokens.system(installed))
     ids = [p["id"] for p in plans_of(r)]
-    assert sorted(ids) == sorted(BUILTIN_IDS) and len(ids) == len(set(ids)), ids
+    assert sorted(ids) == sorted(INSTALLATION_IDS) and len(ids) == len(set(ids)), ids
 
 
 def test_installation_plans_metadata(wharf, tokens, installed):
     path = f"/v1/installations/{installed}/plans"
     r = wharf.request("GET", with_metadata(path, {"durability": "normal"}), tokens.system(installed))
-    assert sorted(p["id"] for p in plans_of(r)) == sorted(BUILTIN_IDS)
+    assert sorted(p["id"] for p in plans_of(r)) == sorted(INSTALLATION_IDS)
     r = wharf.request("GET", with_metadata(path, "[1]"), tokens.system(installed))
     assert_error(r, 400, "validation_error", field="metadata")
 

@@ -355,7 +355,9 @@ def test_installation_scope_plan_chosen_at_provision_applies_to_installation(wha
 def test_protocol_settings_echoed_and_list_filters_by_ids(pair, inst):
     sb, w = pair
     a = provision(sb, inst, protocolSettings={"experimentation": {"edgeConfigId": "ecfg_123"}})
-    assert a["protocolSettings"] == {"experimentation": {"edgeConfigSyncingEnabled": True,
+    # Echoed, but a database product writes no Global Config: syncing is not claimed (the
+    # flags product's resources report it enabled, tests/integration/test_flags.py).
+    assert a["protocolSettings"] == {"experimentation": {"edgeConfigSyncingEnabled": False,
                                                          "edgeConfigId": "ecfg_123"}}
     b = provision(sb, inst, name="other")
     token = requests.post(sb.base + "/_sandbox/tokens", timeout=10,

@@ -83,7 +83,8 @@ def test_plans_before_and_after_install(pair):
     iid = api.new_installation_id()
     sb.run("install", installationId=iid)
     inst = sb.run("plans", installationId=iid, metadata={"durability": "full"})
-    assert inst["ok"] and len(inst["response"]["plans"]) == 3, inst
+    # The installation's plans: sqlite-db's three and the flags product's two.
+    assert inst["ok"] and len(inst["response"]["plans"]) == 5, inst
 
     bad = sb.run("plans", productId="sqlite-db", metadata={"durability": "fast"})
     assert not bad["ok"] and bad["status"] == 400

@@ -11,7 +11,7 @@ namespace {
 
 TEST(Registry, BuiltinKindsDeclareWhatTheyOffer) {
   const Registry& kinds = builtin_kinds();
-  EXPECT_EQ(kinds.kinds(), (std::vector<std::string>{"http", "postgres", "sqlite"}));
+  EXPECT_EQ(kinds.kinds(), (std::vector<std::string>{"flags", "http", "postgres", "sqlite"}));
   EXPECT_FALSE(kinds.has("redis"));
   EXPECT_EQ(kinds.descriptor("redis"), nullptr);
   const Descriptor* sqlite = kinds.descriptor("sqlite");
@@ -31,6 +31,18 @@ TEST(Registry, BuiltinKindsDeclareWhatTheyOffer) {
   // Every counter the SQL data plane records is a declared metric.
   UsageDelta{}.for_each(
       [sqlite](const char* name, int64_t) { EXPECT_NE(sqlite->metric(name), nullptr) << name; });
+
+  // Flags: OFREP's base URL and two keys of Wharf's, evaluations metered, Global Config sync.
+  const Descriptor* flags = kinds.descriptor("flags");
+  ASSERT_NE(flags, nullptr);
+  secrets.clear();
+  for (const auto& s : flags->secrets) secrets.push_back(s.name);
+  EXPECT_EQ(secrets, (std::vector<std::string>{"FLAGS_URL", "FLAGS_ADMIN_KEY", "FLAGS_SDK_KEY"}));
+  EXPECT_EQ(flags->data_plane_path, "/v1/flags/");
+  ASSERT_NE(flags->metric("evaluations"), nullptr);
+  EXPECT_FALSE(flags->metric("evaluations")->level);
+  EXPECT_TRUE(flags->capabilities.config_sync);
+  EXPECT_FALSE(sqlite->capabilities.config_sync);
 }
 
 TEST(Registry, MakesInstancesAndRefusesUnknownOrDuplicateKinds) {

@@ -56,7 +56,10 @@ TEST(SandboxFaultRules, ValidationNamesEveryOffendingField) {
   EXPECT_EQ(rejected_fields({{"rule", Json::array()}}), (Fields{"rule", "rules"}));
   // status: required, restricted, absent for delay.
   EXPECT_EQ(rejected_fields(rules({{"method", "POST"}})), Fields{"rules[0].status"});
-  EXPECT_EQ(rejected_fields(rules({{"status", 404}})), Fields{"rules[0].status"});
+  EXPECT_EQ(rejected_fields(rules({{"status", 418}})), Fields{"rules[0].status"});
+  EXPECT_EQ(rejected_fields(rules({{"status", 400}})), Fields{"rules[0].status"});
+  // What Vercel answers a client that must give up or move on: a store gone, a conflict.
+  for (int status : {404, 409, 410}) EXPECT_NO_THROW(Faults::parse(rules({{"status", status}})));
   EXPECT_EQ(rejected_fields(rules({{"status", "503"}})), Fields{"rules[0].status"});
   EXPECT_EQ(rejected_fields(rules({{"status", 503}, {"mode", "delay"}, {"delayMs", 10}})),
             Fields{"rules[0].status"});

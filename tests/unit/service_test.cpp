@@ -140,7 +140,8 @@ TEST_F(ServiceTest, PlanListings) {
   EXPECT_THROW(plans.product_plans("sqlite-db", std::string(R"({"durability":"fast"})")), ApiError);
   EXPECT_THROW(plans.installation_plans("icfg_none", std::nullopt), ApiError);
   installs.upsert("icfg_d", Actor{"team_1", "u1"}, upsert_request("t"));
-  EXPECT_EQ(Json::parse(plans.installation_plans("icfg_d", std::nullopt))["plans"].size(), 5u);
+  // Every plan of the catalog: sqlite-db's five and the flags product's two.
+  EXPECT_EQ(Json::parse(plans.installation_plans("icfg_d", std::nullopt))["plans"].size(), 7u);
 }
 
 TEST_F(ServiceTest, IdempotencyReplaysAndRunsConcurrentDuplicatesOnce) {

@@ -113,6 +113,7 @@ net::Response resource_page(const Deps& d, const Context& ctx, const service::Se
 
   // What the product offers decides what is shown (its descriptor, not its kind's name).
   const product::Descriptor* kind = d.resources.descriptor_of(str(r, "productId"));
+  if (kind && kind->capabilities.config_sync && d.flags) h += flags_section(d, s, rid);
   const bool console = kind && kind->capabilities.repl;
   const bool sql = kind && kind->capabilities.sql_data_plane;
   const bool rotates = kind && (!kind->secrets.empty() || kind->capabilities.rotation);
@@ -295,11 +296,12 @@ void add_page_routes(RouteTable& routes, Deps& d) {
 
   add("/dashboard/experimentation", [&d](Context& ctx, const service::Session& s) {
     auto item = ctx.req.query_param("item").value_or("");
+    // A flag of this installation: its page (SSO with experimentation_item_id lands here).
+    if (auto path = experimentation_item_path(d, s.user.installation_id, item))
+      return see_other(*path);
     std::string h =
         "<h1>Experimentation</h1><section class=\"card\"><p>Item <span class=\"mono\">" +
-        esc(item) +
-        "</span> is not one of this installation's: its products offer no feature "
-        "flags.</p></section>";
+        esc(item) + "</span> is not a flag of this installation.</p></section>";
     return html_page(
         404, "Experimentation", &s,
         h + resources_table(d.resources.list(s.user.installation_id, {})["resources"]));

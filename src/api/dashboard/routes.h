@@ -3,6 +3,7 @@
 //                the provider-initiated SSO link API
 //   pages.cpp    server-rendered pages: home, resource, usage, billing, support, …
 //   actions.cpp  POSTs (CSRF-checked): reveal/rotate secrets, suspend/resume, the SQL console
+//   flags_pages.cpp  the flags product: flag list, flag editor, experimentation deep links
 //   html.cpp     escaping, the page frame, usage charts (inline SVG), the session cookie
 //   assets.cpp   the embedded stylesheet and script (no build step, no CDN)
 // Every page is HTML with a strict Content-Security-Policy; failures become an HTML error
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "api/route.h"
+#include "service/flags.h"
 #include "service/installations.h"
 #include "service/resources.h"
 #include "service/sessions.h"
@@ -69,17 +71,20 @@ struct Deps {
   const BillingView& billing;
   const util::Clock& clock;                    // the billing period shown
   service::RateLimits* rate_limits = nullptr;  // abuse limits on the SSO callback
+  service::FlagService* flags = nullptr;       // the flags product (null: none sold)
 };
 
 void add_sso_routes(RouteTable& routes, Deps& deps);
 void add_page_routes(RouteTable& routes, Deps& deps);
 void add_action_routes(RouteTable& routes, Deps& deps);
+void add_flag_routes(RouteTable& routes, Deps& deps);
 void add_asset_routes(RouteTable& routes);
 
 inline void add_routes(RouteTable& routes, Deps& deps) {
   add_sso_routes(routes, deps);
   add_page_routes(routes, deps);
   add_action_routes(routes, deps);
+  add_flag_routes(routes, deps);
   add_asset_routes(routes);
 }
 

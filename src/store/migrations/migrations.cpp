@@ -222,6 +222,27 @@ CREATE TABLE usage_events (
 );
 CREATE INDEX usage_events_by_age ON usage_events (created_ms)
 )sql"},
+      {10, "feature flags (the flags product) and their sync state", R"sql(
+CREATE TABLE flags (
+  id TEXT PRIMARY KEY,
+  resource_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  archived {INT64} NOT NULL DEFAULT 0,
+  created_ms {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL,
+  UNIQUE (resource_id, key)
+);
+CREATE TABLE flag_sets (
+  resource_id TEXT PRIMARY KEY,
+  version {INT64} NOT NULL,
+  sync_path TEXT NOT NULL DEFAULT '',
+  sync_digest TEXT NOT NULL DEFAULT '',
+  sync_hash TEXT NOT NULL DEFAULT '',
+  sync_stopped TEXT,
+  updated_ms {INT64} NOT NULL
+)
+)sql"},
   };
   return kMigrations;
 }

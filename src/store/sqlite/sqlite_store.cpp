@@ -899,6 +899,83 @@ class Tx : public WriteTx {
     return changes("DELETE FROM sessions WHERE expires_ms < ?1", expired_before_ms);
   }
 
+  // ---- the flags product (migration 10) ----
+  static FlagRow read_flag(const Stmt& s) {
+    return FlagRow{s.text(0),       s.text(1),  s.text(2), s.text(3),
+                   s.int64(4) != 0, s.int64(5), s.int64(6)};
+  }
+
+  std::vector<FlagRow> flags_of(const std::string& resource_id) override {
+    Stmt s(c_,
+           "SELECT id, resource_id, key, definition, archived, created_ms, updated_ms FROM flags "
+           "WHERE resource_id = ?1 ORDER BY key");
+    s.bind(1, resource_id);
+    std::vector<FlagRow> out;
+    while (s.step()) out.push_back(read_flag(s));
+    return out;
+  }
+
+  std::optional<FlagRow> flag(const std::string& resource_id, const std::string& key) override {
+    Stmt s(c_,
+           "SELECT id, resource_id, key, definition, archived, created_ms, updated_ms FROM flags "
+           "WHERE resource_id = ?1 AND key = ?2");
+    s.bind(1, resource_id).bind(2, key);
+    if (!s.step()) return std::nullopt;
+    return read_flag(s);
+  }
+
+  std::optional<FlagRow> flag_by_id(const std::string& id) override {
+    Stmt s(c_,
+           "SELECT id, resource_id, key, definition, archived, created_ms, updated_ms FROM flags "
+           "WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_flag(s);
+  }
+
+  std::optional<FlagSetRow> flag_set(const std::string& resource_id) override {
+    Stmt s(c_,
+           "SELECT resource_id, version, sync_path, sync_digest, sync_hash, sync_stopped, "
+           "updated_ms FROM flag_sets WHERE resource_id = ?1");
+    s.bind(1, resource_id);
+    if (!s.step()) return std::nullopt;
+    return FlagSetRow{s.text(0), s.int64(1),    s.text(2), s.text(3),
+                      s.text(4), s.opt_text(5), s.int64(6)};
+  }
+
+  void put_flag(const FlagRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO flags (id, resource_id, key, definition, archived, created_ms, "
+           "updated_ms) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+    s.bind(1, r.id).bind(2, r.resource_id).bind(3, r.key).bind(4, r.definition_json);
+    s.bind(5, int64_t{r.archived ? 1 : 0}).bind(6, r.created_ms).bind(7, r.updated_ms);
+    s.step();
+  }
+
+  void delete_flag(const std::string& id) override {
+    Stmt s(c_, "DELETE FROM flags WHERE id = ?1");
+    s.bind(1, id);
+    s.step();
+  }
+
+  void put_flag_set(const FlagSetRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO flag_sets (resource_id, version, sync_path, sync_digest, "
+           "sync_hash, sync_stopped, updated_ms) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+    s.bind(1, r.resource_id).bind(2, r.version).bind(3, r.sync_path).bind(4, r.sync_digest);
+    s.bind(5, r.sync_hash).bind(6, r.sync_stopped).bind(7, r.updated_ms);
+    s.step();
+  }
+
+  void delete_flags_of(const std::string& resource_id) override {
+    Stmt a(c_, "DELETE FROM flags WHERE resource_id = ?1");
+    a.bind(1, resource_id);
+    a.step();
+    Stmt b(c_, "DELETE FROM flag_sets WHERE resource_id = ?1");
+    b.bind(1, resource_id);
+    b.step();
+  }
+
   int64_t purge_outbox(int64_t done_before_ms) override {
     return changes(
         "DELETE FROM outbox WHERE state IN ('delivered', 'dropped') AND done_ms IS NOT NULL "
