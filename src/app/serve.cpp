@@ -396,6 +396,8 @@ int serve(const Config& config) {
 
   api::RouteTable routes;
   service::TransferService transfers(*store, catalog, installations, clock);
+  transfers.on_moved([&flags](store::WriteTx& tx, const store::ResourceRow& row,
+                              const std::string& from) { flags.resource_moved(tx, row, from); });
   service::BillingService::Options billing_options;
   billing_options.interval_ms = config.billing_interval_s * 1000;
   billing_options.balance_interval_ms = config.balance_interval_s * 1000;

@@ -395,6 +395,21 @@ Json project_env(const Json& resource) {
       out[env][name] = v;
     }
   }
+  // Global (Edge) Config syncing on (flows.md F16 step 7): connected projects also get the
+  // store's connection string, which Vercel makes (the Flags SDK adapter reads it).
+  if (resource.contains("protocolSettings") && resource["protocolSettings"].is_object()) {
+    const Json& ps = resource["protocolSettings"];
+    if (ps.contains("experimentation") && ps["experimentation"].is_object()) {
+      const Json& e = ps["experimentation"];
+      std::string id = vercel_api::get_str(e, "edgeConfigId");
+      if (!id.empty() && e.value("edgeConfigSyncingEnabled", true) == true) {
+        std::string token = vercel_api::get_str(e, "edgeConfigTokenId");
+        std::string conn = "https://edge-config.vercel.com/" + id +
+                           "?token=" + (token.empty() ? "sandbox-" + id : token);
+        for (const char* env : kEnvs) out[env]["EXPERIMENTATION_CONFIG"] = conn;
+      }
+    }
+  }
   return out;
 }
 

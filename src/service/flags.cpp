@@ -245,6 +245,39 @@ void FlagService::enqueue_sync(store::WriteTx& tx, const store::ResourceRow& row
   vercel::Outbox::enqueue(tx, row.installation_id, call, now, lane_of(row.id));
 }
 
+void FlagService::enqueue_creates(store::WriteTx& tx, const store::ResourceRow& row,
+                                  const std::vector<store::FlagRow>& flags, int64_t now) {
+  // Vercel takes at most 50 items per Create call (§9.1).
+  for (size_t i = 0; i < flags.size(); i += 50) {
+    Json items = Json::array();
+    for (size_t j = i; j < std::min(flags.size(), i + 50); ++j)
+      items.push_back(item_of(flags[j], true));
+    vercel::Outbox::enqueue(
+        tx, row.installation_id,
+        vercel::api::create_experimentation_items(row.installation_id, row.id, {{"items", items}}),
+        now, lane_of(row.id));
+  }
+}
+
+void FlagService::resource_moved(store::WriteTx& tx, const store::ResourceRow& row,
+                                 const std::string& from) {
+  const model::Product* p = catalog_->product(row.product_id);
+  if (!p || p->kind != "flags") return;
+  int64_t now = clock_.now_ms();
+  enqueue_creates(tx, row, tx.flags_of(row.id), now);
+  // The store is the new installation's resource's now: learn its digest afresh.
+  store::FlagSetRow set = tx.flag_set(row.id).value_or(new_set(row.id));
+  set.sync_digest.clear();
+  set.sync_hash.clear();
+  set.updated_ms = now;
+  tx.put_flag_set(set);
+  enqueue_sync(tx, row, now);
+  util::log_info("flags moved to another installation")
+      .str("resource", row.id)
+      .str("from", from)
+      .str("to", row.installation_id);
+}
+
 Json FlagService::create(const store::ResourceRow& row, const Json& body) {
   check_writable(row);
   model::Checker check;
@@ -310,16 +343,7 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
       made.push_back(r);
     }
     bump(tx, *current, now);
-    // Vercel takes at most 50 items per Create call (§9.1).
-    for (size_t i = 0; i < made.size(); i += 50) {
-      Json items = Json::array();
-      for (size_t j = i; j < std::min(made.size(), i + 50); ++j)
-        items.push_back(item_of(made[j], true));
-      vercel::Outbox::enqueue(tx, row.installation_id,
-                              vercel::api::create_experimentation_items(row.installation_id, row.id,
-                                                                        {{"items", items}}),
-                              now, lane_of(row.id));
-    }
+    enqueue_creates(tx, *current, made, now);
     enqueue_sync(tx, *current, now);
   });
   if (options_.wake_outbox) options_.wake_outbox();

@@ -88,6 +88,11 @@ class FlagService {
   // Counts evaluations in the usage ledger.
   void record_evaluations(const Caller& caller, int64_t n);
 
+  // A flags resource moved to another installation (TransferService::on_moved, in its
+  // transaction): its flags become experimentation items there, and its Global Config is
+  // written again.
+  void resource_moved(store::WriteTx& tx, const store::ResourceRow& row, const std::string& from);
+
   // ---- the outbox's `flags.sync` handler ----
   net::HttpResult deliver_sync(const store::OutboxRow& item, const vercel::Client& client,
                                const std::string& token);
@@ -100,6 +105,9 @@ class FlagService {
   // Stores `flag` (new or changed) and enqueues what Vercel learns; bumps the set version.
   void bump(store::WriteTx& tx, const store::ResourceRow& row, int64_t now);
   void enqueue_sync(store::WriteTx& tx, const store::ResourceRow& row, int64_t now);
+  // Create calls (≤ 50 items each) for `flags`, in the resource's lane.
+  void enqueue_creates(store::WriteTx& tx, const store::ResourceRow& row,
+                       const std::vector<store::FlagRow>& flags, int64_t now);
   void check_writable(const store::ResourceRow& row) const;
   int64_t max_flags(const store::ResourceRow& row) const;
   void on_changed(store::WriteTx& tx, const store::ResourceRow* before,

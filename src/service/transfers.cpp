@@ -138,6 +138,7 @@ bool TransferService::accept(const std::string& target, const std::string& claim
       row->idempotency_key.reset();  // keys are scoped to the installation that used them
       row->updated_ms = now;
       tx.put_resource(*row);
+      for (const auto& fn : moved_) fn(tx, *row, claim.source_installation_id);
       // A remote product with a transfer hook is told from the outbox (B6).
       const model::Product* p = catalog_->product(row->product_id);
       const product::Descriptor* kind = p ? product::builtin_kinds().descriptor(p->kind) : nullptr;

@@ -6,6 +6,7 @@
 // transaction, so concurrent accepts can never move a resource twice. A completed claim answers
 // only its winner's repeat.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,13 @@ class TransferService {
   // Returns true for a legacy claim (answered 200 {}), false for the current shape (204).
   bool accept(const std::string& target_installation_id, const std::string& claim_id);
 
+  // Called in the accept's transaction for every resource moved (its row already in the
+  // target installation): what Vercel knows of it under the old one (the flags product's
+  // experimentation items) is told again under the new one. Set before serving.
+  using MovedFn = std::function<void(store::WriteTx&, const store::ResourceRow& row,
+                                     const std::string& from_installation_id)>;
+  void on_moved(MovedFn fn) { moved_.push_back(std::move(fn)); }
+
  private:
   std::vector<std::string> check_resources(store::ReadTx& tx, const std::string& source,
                                            const std::vector<std::string>& ids) const;
@@ -45,6 +53,7 @@ class TransferService {
   std::shared_ptr<const model::Catalog> catalog_;
   InstallationService& installations_;
   const util::Clock& clock_;
+  std::vector<MovedFn> moved_;
 };
 
 }  // namespace wharf::service

@@ -313,6 +313,11 @@ def test_global_config_sync_converges_and_stops(pair):
         sb, iid, protocolSettings={"experimentation": {"edgeConfigId": "ecfg_flags1"}})
     assert body["protocolSettings"]["experimentation"] == {"edgeConfigSyncingEnabled": True,
                                                            "edgeConfigId": "ecfg_flags1"}
+    # Connected projects get the store's connection string from Vercel next to our secrets.
+    env = requests.get(f"{sb.base}/_sandbox/env/{iid}/{rid}", timeout=30).json()
+    assert env["production"]["EXPERIMENTATION_CONFIG"].startswith(
+        "https://edge-config.vercel.com/ecfg_flags1?token=")
+    assert env["production"]["FLAGS_SDK_KEY"] == secrets["FLAGS_SDK_KEY"]
     admin = Admin(secrets)
     made = admin("POST", body={"flags": [CHECKOUT, BANNER]}).json()["flags"]
     banner_id = made[1]["id"]
@@ -449,3 +454,38 @@ def test_deleting_the_resource_drops_its_flags(pair):
                            (rid,)).fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_rotation_replaces_both_keys_after_the_delay(pair):
+    sb, _ = pair
+    iid = install(sb)
+    rid, old, _ = provision(sb, iid)
+    Admin(old)("POST", body=CHECKOUT)
+    rot = sb.run("rotate-secrets", installationId=iid, resourceId=rid,
+                 delayOldSecretsExpirationHours=0.0008)  # 2.88 s
+    assert rot["ok"] and rot["status"] == 200 and rot["findings"] == [], rot
+    new = {x["name"]: x["value"] for x in rot["response"]["secrets"]}
+    assert new["FLAGS_URL"] == old["FLAGS_URL"]
+    assert new["FLAGS_SDK_KEY"] != old["FLAGS_SDK_KEY"] and new["FLAGS_ADMIN_KEY"] != old["FLAGS_ADMIN_KEY"]
+    assert new["FLAGS_SDK_KEY"].startswith("wflro_") and new["FLAGS_ADMIN_KEY"].startswith("wfl_")
+    assert ofrep(old, "new-checkout").status_code == 200  # inside the delay
+    assert Admin(new)("GET").status_code == 200
+    time.sleep(3.5)
+    assert ofrep(old, "new-checkout").status_code == 401
+    assert Admin(old)("GET").status_code == 401
+    assert ofrep(new, "new-checkout").json()["value"] is False
+
+
+def test_a_transferred_flag_set_is_mirrored_under_its_new_installation(pair):
+    sb, _ = pair
+    a, b = install(sb), install(sb)
+    rid, secrets, _ = provision(sb, a)
+    fid = Admin(secrets)("POST", body=CHECKOUT).json()["id"]
+    wait_until(lambda: fid in vercel_items(sb, a, rid), timeout=30, what="item under A")
+    claim = sb.run("transfer-create", installationId=a, resourceIds=[rid])["response"]["providerClaimId"]
+    sb.run("transfer-verify", installationId=b, claimId=claim)
+    assert sb.run("transfer-accept", installationId=b, claimId=claim)["ok"]
+    wait_until(lambda: fid in vercel_items(sb, b, rid), timeout=30, what="item under B")
+    assert vercel_items(sb, b, rid)[fid]["slug"] == "new-checkout"
+    # The flags keep evaluating with the same keys.
+    assert ofrep(secrets, "new-checkout", {"targetingKey": "u", "country": "NL"}).json()["value"] is True
