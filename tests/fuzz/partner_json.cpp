@@ -97,7 +97,8 @@ void parse(const Fixture& f, unsigned model, std::string_view content_type, std:
       auto r =
           model::UpdateResourceRequest::parse(model::parse_json_object_body(content_type, body));
       if (r.metadata) check_metadata(f, *r.metadata, /*partial=*/false);
-      if (r.protocol_settings) (void)model::render_protocol_settings(*r.protocol_settings).dump();
+      if (r.protocol_settings)
+        (void)model::render_protocol_settings(*r.protocol_settings, true).dump();
       break;
     }
     case 5:  // POST …/resources/{id}/secrets/rotate (optional body)
