@@ -6,9 +6,9 @@
 #   NODE_TOKENS (150000), WHARF_TOKENS (300000), WHARF_THREADS (unset = wharf's default),
 #   (the data plane's abuse limits are turned off: the point is the server's ceiling),
 #   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint).
-# `bench/run.sh billing`, `bench/run.sh outbox`, `bench/run.sh soak` and `bench/run.sh libsql`
-# run bench/billing.sh, bench/outbox.sh, bench/soak.sh and bench/libsql.py instead (their own
-# knobs: see those scripts).
+# `bench/run.sh billing`, `bench/run.sh outbox`, `bench/run.sh soak`, `bench/run.sh libsql` and
+# `bench/run.sh flags` run bench/billing.sh, bench/outbox.sh, bench/soak.sh, bench/libsql.py and
+# bench/flags.py instead (their own knobs: see those scripts).
 set -euo pipefail
 
 case "${1:-}" in
@@ -16,6 +16,7 @@ case "${1:-}" in
   outbox) exec "$(dirname "${BASH_SOURCE[0]}")/outbox.sh" ;;
   soak) exec "$(dirname "${BASH_SOURCE[0]}")/soak.sh" ;;
   libsql) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/libsql.py" ;;
+  flags) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/flags.py" ;;
   products) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/products.py" ;;
 esac
 

@@ -78,6 +78,21 @@ bool sync_stopped(const Json& settings) {
          settings["experimentation"].contains("syncStopped");
 }
 
+// The flag set being changed, still live, and (with `key`) the flag: 404 otherwise.
+store::ResourceRow require_live(store::ReadTx& tx, const std::string& resource_id) {
+  auto current = tx.resource(resource_id);
+  if (!current || current->deleted_ms)
+    throw ApiError::not_found("flag set " + resource_id + " not found");
+  return *current;
+}
+
+store::FlagRow require_flag(store::ReadTx& tx, const std::string& resource_id,
+                            const std::string& key) {
+  auto flag = tx.flag(resource_id, key);
+  if (!flag) throw ApiError::not_found("flag " + key + " not found");
+  return *flag;
+}
+
 Json settings_of(const store::ResourceRow& row) {
   if (!row.protocol_settings_json) return Json::object();
   return Json::parse(*row.protocol_settings_json, nullptr, false);
@@ -314,12 +329,10 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
 
   std::vector<store::FlagRow> made;
   store_.write([&](store::WriteTx& tx) {
-    auto current = tx.resource(row.id);
-    if (!current || current->deleted_ms)
-      throw ApiError::not_found("flag set " + row.id + " not found");
+    const store::ResourceRow current = require_live(tx, row.id);
     int64_t now = clock_.now_ms();
     size_t existing = tx.flags_of(row.id).size();
-    int64_t cap = max_flags(*current);
+    int64_t cap = max_flags(current);
     if (cap > 0 && static_cast<int64_t>(existing + compiled.size()) > cap) {
       ApiError e(409, "flag_limit",
                  "flag set " + row.id + " would have " +
@@ -342,9 +355,9 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
       tx.put_flag(r);
       made.push_back(r);
     }
-    bump(tx, *current, now);
-    enqueue_creates(tx, *current, made, now);
-    enqueue_sync(tx, *current, now);
+    bump(tx, current, now);
+    enqueue_creates(tx, current, made, now);
+    enqueue_sync(tx, current, now);
   });
   if (options_.wake_outbox) options_.wake_outbox();
   if (!batch) return render(made.front());
@@ -359,12 +372,9 @@ Json FlagService::update(const store::ResourceRow& row, const std::string& key, 
   std::optional<store::FlagRow> result;
   bool changed = false;
   store_.write([&](store::WriteTx& tx) {
-    auto current = tx.resource(row.id);
-    if (!current || current->deleted_ms)
-      throw ApiError::not_found("flag set " + row.id + " not found");
-    auto flag = tx.flag(row.id, key);
-    if (!flag) throw ApiError::not_found("flag " + key + " not found");
-    Json def = Json::parse(flag->definition_json);
+    const store::ResourceRow current = require_live(tx, row.id);
+    store::FlagRow flag = require_flag(tx, row.id, key);
+    Json def = Json::parse(flag.definition_json);
     model::Checker check;
     for (auto it = patch.begin(); it != patch.end(); ++it) {
       if (read_only_member(it.key())) continue;
@@ -382,20 +392,20 @@ Json FlagService::update(const store::ResourceRow& row, const std::string& key, 
     if (!compiled) throw ApiError::bad_request("the flag definition is not valid");
     std::string canonical = compiled->definition.dump();
     result = flag;
-    if (canonical == flag->definition_json) return;  // nothing to tell anyone
+    if (canonical == flag.definition_json) return;  // nothing to tell anyone
     changed = true;
     int64_t now = clock_.now_ms();
-    flag->definition_json = canonical;
-    flag->archived = compiled->definition.value("archived", false);
-    flag->updated_ms = now;
-    tx.put_flag(*flag);
+    flag.definition_json = canonical;
+    flag.archived = compiled->definition.value("archived", false);
+    flag.updated_ms = now;
+    tx.put_flag(flag);
     result = flag;
-    bump(tx, *current, now);
+    bump(tx, current, now);
     vercel::Outbox::enqueue(tx, row.installation_id,
                             vercel::api::update_experimentation_item(
-                                row.installation_id, row.id, flag->id, item_of(*flag, false)),
+                                row.installation_id, row.id, flag.id, item_of(flag, false)),
                             now, lane_of(row.id));
-    enqueue_sync(tx, *current, now);
+    enqueue_sync(tx, current, now);
   });
   if (changed && options_.wake_outbox) options_.wake_outbox();
   return render(*result);
@@ -404,19 +414,16 @@ Json FlagService::update(const store::ResourceRow& row, const std::string& key, 
 void FlagService::remove(const store::ResourceRow& row, const std::string& key) {
   check_writable(row);
   store_.write([&](store::WriteTx& tx) {
-    auto current = tx.resource(row.id);
-    if (!current || current->deleted_ms)
-      throw ApiError::not_found("flag set " + row.id + " not found");
-    auto flag = tx.flag(row.id, key);
-    if (!flag) throw ApiError::not_found("flag " + key + " not found");
+    const store::ResourceRow current = require_live(tx, row.id);
+    store::FlagRow flag = require_flag(tx, row.id, key);
     int64_t now = clock_.now_ms();
-    tx.delete_flag(flag->id);
-    bump(tx, *current, now);
+    tx.delete_flag(flag.id);
+    bump(tx, current, now);
     vercel::Outbox::enqueue(
         tx, row.installation_id,
-        vercel::api::delete_experimentation_item(row.installation_id, row.id, flag->id), now,
+        vercel::api::delete_experimentation_item(row.installation_id, row.id, flag.id), now,
         lane_of(row.id));
-    enqueue_sync(tx, *current, now);
+    enqueue_sync(tx, current, now);
   });
   if (options_.wake_outbox) options_.wake_outbox();
 }

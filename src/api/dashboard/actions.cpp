@@ -19,14 +19,7 @@ void require_admin(const service::Session& s, std::string_view what) {
 void add_action_routes(RouteTable& routes, Deps& d) {
   const std::string item = "/dashboard/resources/{resourceId}";
   auto add = [&routes, &d](const std::string& path, PageFn fn) {
-    routes.add("POST", path,
-               {false,
-                {},
-                false,
-                page_route(d, [fn = std::move(fn)](Context& ctx, const service::Session& s) {
-                  check_csrf(ctx.req, s);
-                  return fn(ctx, s);
-                })});
+    routes.add("POST", path, {false, {}, false, form_route(d, std::move(fn))});
   };
 
   add(item + "/secrets", [&d](Context& ctx, const service::Session& s) {

@@ -224,8 +224,7 @@ void add_flag_routes(RouteTable& routes, Deps& d) {
                {false,
                 {},
                 false,
-                page_route(d, [fn = std::move(fn)](Context& ctx, const service::Session& s) {
-                  check_csrf(ctx.req, s);
+                form_route(d, [fn = std::move(fn)](Context& ctx, const service::Session& s) {
                   require_admin(s, "Changing flags");
                   return fn(ctx, s);
                 })});

@@ -301,4 +301,11 @@ HandlerFn page_route(const Deps& deps, PageFn fn) {
   };
 }
 
+HandlerFn form_route(const Deps& deps, PageFn fn) {
+  return page_route(deps, [fn = std::move(fn)](Context& ctx, const service::Session& s) {
+    check_csrf(ctx.req, s);
+    return fn(ctx, s);
+  });
+}
+
 }  // namespace wharf::api::dashboard

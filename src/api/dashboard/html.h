@@ -56,5 +56,7 @@ std::string format_metric(std::string_view units, int64_t value);
 // A page handler that needs a session: ApiErrors (401 included) become the error page.
 using PageFn = std::function<net::Response(Context&, const service::Session&)>;
 HandlerFn page_route(const Deps& deps, PageFn fn);
+// The same for a form's POST: the session's CSRF token is checked before `fn` runs.
+HandlerFn form_route(const Deps& deps, PageFn fn);
 
 }  // namespace wharf::api::dashboard
