@@ -335,7 +335,9 @@ net::Response invoice_action(Call& c) {
   return net::Response::empty(204);
 }
 
-// Submit Prepayment Balances (§7.5): the newest `timestamp` wins.
+// Submit Prepayment Balances (§7.5): balances are kept per resource (an entry without
+// `resourceId` is the installation's), so a submission naming some resources leaves the
+// others' as they were; for one resource the newest `timestamp` wins.
 net::Response submit_balances(Call& c) {
   Json body = c.body();
   require_valid(schema::balances(body), "Submit Prepayment Balances body");
@@ -345,10 +347,32 @@ net::Response submit_balances(Call& c) {
     installation_of(doc, c.icfg);
     Json& b = doc["balances"][c.icfg];
     int64_t old_ts = 0;
-    if (b.is_object() && schema::parse_date_time(get_str(b, "timestamp"), &old_ts) && old_ts > ts)
-      return;
-    b = {{"timestamp", body["timestamp"]},
-         {"balances", body["balances"]},
+    bool had = b.is_object() && schema::parse_date_time(get_str(b, "timestamp"), &old_ts);
+    Json merged = b.is_object() && b.contains("balances") && b["balances"].is_array()
+                      ? b["balances"]
+                      : Json::array();
+    Json stamps = b.is_object() && b.contains("timestamps") && b["timestamps"].is_object()
+                      ? b["timestamps"]
+                      : Json::object();
+    for (const auto& entry : body["balances"]) {
+      std::string key = get_str(entry, "resourceId");
+      int64_t seen = 0;
+      if (stamps.contains(key) && stamps[key].is_number_integer())
+        seen = stamps[key].get<int64_t>();
+      else if (had)
+        seen = old_ts;
+      bool found = false;
+      for (auto& existing : merged) {
+        if (get_str(existing, "resourceId") != key) continue;
+        found = true;
+        if (ts >= seen) existing = entry;
+      }
+      if (!found) merged.push_back(entry);
+      if (!found || ts >= seen) stamps[key] = ts;
+    }
+    b = {{"timestamp", had && old_ts > ts ? b["timestamp"] : body["timestamp"]},
+         {"balances", merged},
+         {"timestamps", stamps},
          {"receivedAt", c.now_iso()}};
   });
   return net::Response::empty(201);

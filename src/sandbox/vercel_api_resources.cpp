@@ -163,6 +163,11 @@ net::Response put_secrets(Call& c) {
   c.ctx.state.mutate([&](Json& doc) {
     Json& rec = live_resource(doc, c.icfg, rid);
     apply_secrets(rec, body["secrets"], body.value("partial", false), c.now_iso());
+    // The secrets of an asynchronous rotation (202, then this call): the rotation is done.
+    if (rec.value("rotationPending", false) == true) {
+      rec["rotationPending"] = false;
+      rec["secretsRotatedAt"] = c.now_iso();
+    }
   });
   return net::Response::empty(201);
 }

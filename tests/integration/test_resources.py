@@ -222,6 +222,7 @@ def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp
 
         rot = sb.run("rotate-secrets", installationId=iid, resourceId=rid, idempotencyKey="rot-1")
         assert rot["status"] == 202 and rot["response"] == {"sync": False}, rot
+        assert sb.state()["resources"][iid][rid]["rotationPending"] is True
         # Wharf pushes the new secrets to the sandbox's Update Resource Secrets.
         deadline = time.time() + 20
         pushed = None
@@ -233,6 +234,9 @@ def test_async_rotation_pushes_secrets_and_per_environment_values(wharf_bin, tmp
                 break
             time.sleep(0.1)
         assert pushed, "rotated secrets never reached the sandbox"
+        # Vercel's record of the rotation is complete once they arrive.
+        record = sb.state()["resources"][iid][rid]
+        assert record["rotationPending"] is False and record["secretsRotatedAt"], record
         assert q(s, {"sql": "select 1"}, token=pushed).status_code == 200
         # A repeated rotation request (same Idempotency-Key) is not a second rotation.
         again = sb.run("rotate-secrets", installationId=iid, resourceId=rid, idempotencyKey="rot-1")

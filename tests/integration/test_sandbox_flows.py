@@ -185,3 +185,31 @@ def test_inspector_and_cli(pair):
     assert json.loads(out.stdout)["response"]["plans"][0]["id"] == "sqlite-free"
     bad = sb.cli("get-installation", "--installationId", "icfg_unknown000000000000000")
     assert bad.returncode == 1
+
+
+def test_prepayment_balances_are_kept_per_resource(pair):
+    """Submit Prepayment Balances naming one resource leaves the others' balances (a second
+    Provision Purchase reports only its own resource)."""
+    sb, _ = pair
+    iid = api.new_installation_id()
+    sb.run("install", installationId=iid)
+    token = sb.access_token(iid)
+    path = f"/v1/installations/{iid}/billing/balance"
+
+    def submit(ts, *entries):
+        body = {"timestamp": ts, "balances": [
+            {"resourceId": rid, "currencyValueInCents": cents, "credit": f"{cents} credits",
+             "nameLabel": "Credits"} for rid, cents in entries]}
+        r = sb.vercel("POST", path, token=token, json_body=body)
+        assert r.status_code == 201, r.text
+
+    def cents():
+        return {b["resourceId"]: b["currencyValueInCents"] for b in sb.state()["balances"][iid]["balances"]}
+
+    submit("2026-12-01T10:00:00.000Z", ("res_a", 500))
+    submit("2026-12-01T11:00:00.000Z", ("res_b", 900))
+    assert cents() == {"res_a": 500, "res_b": 900}
+    submit("2026-12-01T12:00:00.000Z", ("res_a", 450))
+    assert cents() == {"res_a": 450, "res_b": 900}
+    submit("2026-12-01T09:00:00.000Z", ("res_b", 1))  # older than what res_b has: ignored
+    assert cents() == {"res_a": 450, "res_b": 900}
