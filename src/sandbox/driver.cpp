@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "sandbox/conformance.h"
@@ -1336,7 +1337,29 @@ struct Driver::Impl {
       t["targetInstallationId"] = *icfg;
       t["completedAt"] = now;
     });
-    if (accept) o.out["moved"] = moved;
+    if (accept) {
+      o.out["moved"] = moved;
+      // What Vercel relies on after an accept: the target installation now lists what moved
+      // (a partner that answers 204 but keeps the resources under the source is caught here).
+      if (!moved.empty()) {
+        CallResult listed = call({flow, "list-resources", "GET",
+                                  "/v1/installations/" + pct_encode(*icfg) + "/resources", "system",
+                                  system_token(*icfg, target), std::nullopt, "", "application/json",
+                                  conformance_for(target)});
+        o.follow_up("targetResources", "list-resources", listed);
+        std::set<std::string> ids;
+        if (listed.ok() && listed.response.is_object() && listed.response.contains("resources") &&
+            listed.response["resources"].is_array())
+          for (const auto& res : listed.response["resources"])
+            if (res.is_object() && res.contains("id") && res["id"].is_string())
+              ids.insert(res["id"].get<std::string>());
+        for (const auto& rid : moved)
+          if (listed.ok() && !ids.count(rid.get<std::string>()))
+            o.findings.push_back("list-resources: the accepted resource " + rid.get<std::string>() +
+                                 " is not listed under the target " + "installation " + *icfg +
+                                 " after the transfer");
+      }
+    }
     return o.finish();
   }
 

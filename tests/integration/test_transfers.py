@@ -103,3 +103,81 @@ def test_concurrent_accepts_move_the_resource_once(pair):
     assert all(status == 409 for t, status in results if t == loser), results
     assert w.get(f"/v1/installations/{winner}/resources/{rid}", tokens[winner]).status_code == 200
     assert w.get(f"/v1/installations/{loser}/resources/{rid}", tokens[loser]).status_code == 404
+
+
+class _KeepsResourcesPartner:
+    """A broken partner: it accepts a transfer (204) but keeps listing nothing under the
+    target installation — the sandbox must say so after the accept."""
+
+    def __init__(self):
+        import http.server
+        import json as _json
+        import threading
+
+        resource = {"id": "res_kept", "productId": "sqlite-db", "name": "kept", "metadata": {},
+                    "status": "ready", "secrets": [{"name": "DATABASE_URL", "value": "x"}]}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=None):
+                data = b"" if body is None else _json.dumps(body).encode()
+                self.send_response(status)
+                if body is not None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def body(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n)
+
+            def do_PUT(self):
+                self.body()
+                self.reply(204)
+
+            def do_POST(self):
+                self.body()
+                if self.path.endswith("/resources"):
+                    self.reply(200, resource)
+                elif self.path.endswith("/resource-transfer-requests"):
+                    self.reply(200, {"providerClaimId": "claim_kept"})
+                else:
+                    self.reply(204)
+
+            def do_GET(self):
+                if self.path.endswith("/verify"):
+                    self.reply(200, {"billingPlan": None})
+                elif self.path.endswith("/resources"):
+                    self.reply(200, {"resources": []})
+                else:
+                    self.reply(200, resource)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_sandbox_reports_a_partner_that_keeps_an_accepted_resource(tmp_path):
+    from lib.sandbox import Sandbox, sandbox_bin
+    partner = _KeepsResourcesPartner()
+    sb = Sandbox(sandbox_bin(), tmp_path / "sb", partner.url).start()
+    try:
+        a, b = installations(sb, 2)
+        sb.flow("provision", installationId=a, productId="sqlite-db", name="kept", metadata={},
+                billingPlanId="sqlite-free")
+        _, created = sb.flow("transfer-create", installationId=a, resourceIds=["res_kept"])
+        claim = created["response"]["providerClaimId"]
+        sb.flow("transfer-verify", installationId=b, claimId=claim)
+        _, accepted = sb.flow("transfer-accept", installationId=b, claimId=claim)
+        assert accepted["moved"] == ["res_kept"], accepted
+        assert any("res_kept is not listed under the target installation" in f
+                   for f in accepted["findings"]), accepted["findings"]
+    finally:
+        sb.stop()
+        partner.close()
