@@ -136,7 +136,7 @@ std::string str_member(const Json& obj, std::string_view key) {
 class Params {
  public:
   Params(const Json& params, std::string flow, std::initializer_list<std::string_view> allowed)
-      : p_(params.is_null() ? empty_ : params), flow_(std::move(flow)) {
+      : p_(params.is_null() ? Json::object() : params), flow_(std::move(flow)) {
     if (!p_.is_object()) {
       throw ApiError::validation("parameters of " + flow_ + " must be a JSON object",
                                  {{"params", "must be an object"}});
@@ -153,23 +153,36 @@ class Params {
   std::optional<std::string> str(std::string_view key, bool required) {
     return c_.string(p_, key, "", required, /*non_empty=*/true);
   }
-  std::optional<bool> boolean(std::string_view key) { return c_.boolean(p_, key, "", false); }
+  std::optional<bool> boolean(std::string_view key) {
+    coerce(key, model::Kind::kBool);
+    return c_.boolean(p_, key, "", false);
+  }
   std::optional<std::string> one_of(std::string_view key, bool required,
                                     std::initializer_list<std::string_view> allowed) {
     return c_.one_of(p_, key, "", required, allowed);
   }
   const Json* object(std::string_view key, bool required) {
+    coerce(key, model::Kind::kObject);
     return c_.get(p_, key, "", model::Kind::kObject, required);
   }
   const Json* array(std::string_view key, bool required) {
+    coerce(key, model::Kind::kArray);
     return c_.get(p_, key, "", model::Kind::kArray, required);
   }
+  // A JSON object or array parameter, either kind.
+  const Json* structure(std::string_view key) {
+    coerce(key, model::Kind::kObject);
+    coerce(key, model::Kind::kArray);
+    return has(key) ? &p_.at(key) : nullptr;
+  }
   std::optional<double> number(std::string_view key, bool required) {
+    coerce(key, model::Kind::kNumber);
     const Json* v = c_.get(p_, key, "", model::Kind::kNumber, required);
     if (!v) return std::nullopt;
     return v->get<double>();
   }
   std::optional<int64_t> integer(std::string_view key, bool required) {
+    coerce(key, model::Kind::kInteger);
     const Json* v = c_.get(p_, key, "", model::Kind::kInteger, required);
     if (!v) return std::nullopt;
     return static_cast<int64_t>(v->get<double>());
@@ -192,8 +205,23 @@ class Params {
   void done() const { c_.throw_if_failed("parameters of " + flow_); }
 
  private:
-  static inline const Json empty_ = Json::object();
-  const Json& p_;
+  // Parameters from the CLI arrive as text (`--amount 25.00`, `--metadata '{…}'`): the flow's
+  // own type for a parameter decides what its text becomes, so a string parameter stays the
+  // text as typed and a number or object is parsed. Text that does not fit is left for the
+  // type check to refuse. JSON callers (the control API) pass typed values and are unaffected.
+  void coerce(std::string_view key, model::Kind kind) {
+    auto it = p_.find(key);
+    if (it == p_.end() || !it->is_string()) return;
+    const std::string& text = it->get_ref<const std::string&>();
+    if (kind == model::Kind::kBool) {
+      if (text == "true" || text == "false") *it = text == "true";
+      return;
+    }
+    Json j = Json::parse(text, nullptr, false);
+    if (!j.is_discarded() && model::is_kind(j, kind)) *it = std::move(j);
+  }
+
+  Json p_;
   std::string flow_;
   model::Checker c_;
 };
@@ -604,8 +632,8 @@ struct Driver::Impl {
       scopes = {"read:integration-configuration", "read-write:integration-resource"};
     std::string now = now_iso();
     Json policies = {{"toc", now}};
-    if (a.has("policies")) {
-      const Json& pol = a.json()["policies"];
+    if (const Json* given = a.structure("policies")) {
+      const Json& pol = *given;
       policies = Json::object();
       if (pol.is_array()) {
         for (size_t i = 0; i < pol.size(); ++i) {

@@ -265,10 +265,10 @@ Json params_of(const std::vector<std::pair<std::string, std::string>>& flags) {
   Json params = Json::object();
   for (const auto& [k, v] : flags) {
     if (k == "sandbox") continue;
-    // Values that parse as JSON (numbers, booleans, objects, arrays) are sent as such;
-    // anything else is a string.
-    auto j = Json::parse(v, nullptr, false);
-    params[k] = (j.is_discarded() || j.is_string()) ? Json(v) : j;
+    // Sent as typed: the flow's own parameter types decide what the text becomes (a
+    // `--name 123` stays a name, `--amount 25.00` stays the decimal string a purchase takes,
+    // `--metadata '{…}'` becomes an object).
+    params[k] = v;
   }
   return params;
 }

@@ -213,3 +213,26 @@ def test_prepayment_balances_are_kept_per_resource(pair):
     assert cents() == {"res_a": 450, "res_b": 900}
     submit("2026-12-01T09:00:00.000Z", ("res_b", 1))  # older than what res_b has: ignored
     assert cents() == {"res_a": 450, "res_b": 900}
+
+
+def test_cli_parameters_take_the_flow_s_own_types(pair):
+    """`wharf-sandbox <flow> --param value`: the text becomes what the flow's parameter is —
+    a numeric name stays a string, an object or a number is parsed — never a guess."""
+    sb, _ = pair
+    iid = api.new_installation_id()
+    assert sb.cli("install", "--installationId", iid).returncode == 0
+    out = sb.cli("provision", "--installationId", iid, "--productId", "sqlite-db", "--name",
+                 "12345", "--billingPlanId", "sqlite-free", "--metadata", '{"durability":"normal"}')
+    assert out.returncode == 0, out.stdout + out.stderr
+    body = json.loads(out.stdout)
+    assert body["response"]["name"] == "12345" and body["response"]["metadata"] == {"durability": "normal"}
+    rid = body["response"]["id"]
+    out = sb.cli("update-resource", "--installationId", iid, "--resourceId", rid, "--name", "007")
+    assert out.returncode == 0 and json.loads(out.stdout)["response"]["name"] == "007", out.stdout
+    out = sb.cli("rotate-secrets", "--installationId", iid, "--resourceId", rid,
+                 "--delayOldSecretsExpirationHours", "1", "--reason", "42")
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Text that does not fit the type is refused naming the parameter.
+    out = sb.cli("provision", "--installationId", iid, "--productId", "sqlite-db", "--name", "x",
+                 "--billingPlanId", "sqlite-free", "--metadata", "not json")
+    assert out.returncode != 0 and "metadata" in out.stdout + out.stderr
