@@ -273,6 +273,16 @@ Json params_of(const std::vector<std::pair<std::string, std::string>>& flags) {
   return params;
 }
 
+// The control API's own parameters of the commands that are not flows (a flow types its
+// parameters itself): the text of `key` as the integer (or boolean) it must be; text that is
+// not one is sent as is, for the API to refuse by name.
+void typed(Json& params, const char* key, bool boolean) {
+  auto it = params.find(key);
+  if (it == params.end() || !it->is_string()) return;
+  Json j = Json::parse(it->get<std::string>(), nullptr, false);
+  if (!j.is_discarded() && (boolean ? j.is_boolean() : j.is_number_integer())) *it = j;
+}
+
 void usage(FILE* out) {
   std::fprintf(
       out,
@@ -317,14 +327,17 @@ int main(int argc, char** argv) {
     if (cmd == "log") return call("GET", "/_sandbox/log", params, sandbox_url);
     if (cmd == "config") return call("GET", "/_sandbox/config", params, sandbox_url);
     if (cmd == "flows") return call("GET", "/_sandbox/flows", params, sandbox_url);
-    if (cmd == "clock")  // no flag: read it; --advanceMs N | --setMs N | --set ISO: move it
+    if (cmd == "clock") {  // no flag: read it; --advanceMs N | --setMs N | --set ISO: move it
+      for (const char* ms : {"advanceMs", "setMs"}) typed(params, ms, false);
       return call(params.empty() ? "GET" : "POST", "/_sandbox/clock", params, sandbox_url);
+    }
     if (cmd == "token") return call("POST", "/_sandbox/tokens", params, sandbox_url);
     if (cmd == "invoice-state") {
       std::string icfg = params.value("installationId", ""), inv = params.value("invoiceId", "");
       if (icfg.empty() || inv.empty()) die("invoice-state needs --installationId and --invoiceId");
       params.erase("installationId");
       params.erase("invoiceId");
+      typed(params, "webhook", true);
       return call("POST", "/_sandbox/invoices/" + icfg + "/" + inv + "/state", params, sandbox_url);
     }
     for (const auto& f : Driver::flow_names())
