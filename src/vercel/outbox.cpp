@@ -129,7 +129,6 @@ void Outbox::deliver(store::OutboxRow item) {
   if (already || (token && result.error.empty() && s >= 200 && s < 300)) {
     item.state = "delivered";
     item.done_ms = now;
-    delivered_.fetch_add(1);
   } else if (retry && now - item.created_ms < options_.give_up_after_ms) {
     item.next_attempt_ms = now + backoff_ms(item, result);
   } else {
@@ -147,6 +146,8 @@ void Outbox::deliver(store::OutboxRow item) {
     if (item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, item, result.body);
     if (gone && hooks_.gone) hooks_.gone(tx, item, now);
   });
+  // Counted once recorded: a reader of delivered_total() then sees the row delivered too.
+  if (item.state == "delivered") delivered_.fetch_add(1);
   if (hooks_.after_commit) {
     try {
       hooks_.after_commit(item);

@@ -693,6 +693,10 @@ TEST_F(DriverTest, TransferCreateVerifyAcceptMovesResources) {
   partner_.script([](const net::Request& req) {
     if (req.method == "POST" && req.path.find("/accept") != std::string::npos)
       return net::Response::empty(204);
+    // After the accept the sandbox checks that the target lists what moved.
+    if (req.method == "GET" && req.path.size() > 10 &&
+        req.path.compare(req.path.size() - 10, 10, "/resources") == 0)
+      return json(200, {{"resources", Json::array({resource_json("db_1")})}});
     if (req.method == "GET") return json(200, {{"valid", true}});
     return json(200, {{"providerClaimId", "claim_1"}});
   });
@@ -712,7 +716,9 @@ TEST_F(DriverTest, TransferCreateVerifyAcceptMovesResources) {
   EXPECT_TRUE(r["findings"].empty()) << r.dump();
   EXPECT_EQ(r["moved"], Json::array({"db_1"}));
   reqs = partner_.requests();
-  ASSERT_EQ(reqs.size(), 3u);
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[3].method, "GET");
+  EXPECT_EQ(reqs[3].target, "/v1/installations/" + target + "/resources");
   EXPECT_EQ(reqs[1].method, "GET");
   EXPECT_EQ(reqs[1].target,
             "/v1/installations/" + target + "/resource-transfer-requests/claim_1/verify");
