@@ -248,16 +248,20 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
   return out;
 }
 
-Json BillingService::billing_data_body(const Computed& c, Period period, int64_t now,
+Json BillingService::billing_data_body(Computed&& c, Period period, int64_t now,
                                        int64_t report_day) const {
   Json items = Json::array();
-  for (const auto& g : c.groups)
-    for (const auto& item : g.items) items.push_back(item);
-  return {{"timestamp", iso(now)},
-          {"eod", iso(std::min(report_day + kDayMs, period.end))},
-          {"period", {{"start", iso(period.start)}, {"end", iso(period.end)}}},
-          {"billing", {{"items", items}}},
-          {"usage", c.usage}};
+  for (auto& g : c.groups)
+    for (auto& item : g.items) items.push_back(std::move(item));
+  Json body = Json::object();
+  body["timestamp"] = iso(now);
+  body["eod"] = iso(std::min(report_day + kDayMs, period.end));
+  body["period"] = {{"start", iso(period.start)}, {"end", iso(period.end)}};
+  body["billing"] = Json::object();
+  body["billing"]["items"] = std::move(items);
+  // Moved: a billing pass holds one copy of every resource's usage lines, not three.
+  body["usage"] = std::move(c.usage);
+  return body;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -273,10 +277,11 @@ BillingService::~BillingService() {
 void BillingService::enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst,
                                           int64_t now, int64_t report_day, int64_t cutoff) {
   Period period{month_start_ms(report_day), next_month_start_ms(report_day)};
-  Computed c = compute(tx, inst, period, cutoff, report_day);
   vercel::Outbox::enqueue(
       tx, inst.id,
-      vercel::api::submit_billing_data(inst.id, billing_data_body(c, period, now, report_day)),
+      vercel::api::submit_billing_data(
+          inst.id, billing_data_body(compute(tx, inst, period, cutoff, report_day), period, now,
+                                     report_day)),
       now);
 }
 

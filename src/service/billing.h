@@ -143,7 +143,8 @@ class BillingService {
   };
   Computed compute(store::ReadTx& tx, const store::InstallationRow& inst, Period period,
                    int64_t cutoff_ms, int64_t report_day_ms) const;
-  model::Json billing_data_body(const Computed& c, Period period, int64_t now_ms,
+  // Consumes `c` (its items and usage are moved into the body, not copied).
+  model::Json billing_data_body(Computed&& c, Period period, int64_t now_ms,
                                 int64_t report_day_ms) const;
   bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
                          PassStats& stats);

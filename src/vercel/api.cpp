@@ -65,8 +65,9 @@ Call update_resource_secrets_by_product(S icfg, S product, S resource_id, const 
           inst(icfg) + "/products/" + seg(product) + "/resources/" + seg(resource_id) + "/secrets",
           body};
 }
-Call submit_billing_data(S icfg, const Json& body) {
-  return {"billing", "POST", inst(icfg) + "/billing", body};
+Call submit_billing_data(S icfg, Json body) {
+  // By value: the body (every resource's usage of the period) is moved, not copied.
+  return {"billing", "POST", inst(icfg) + "/billing", std::move(body)};
 }
 Call submit_invoice(S icfg, const Json& body) {
   return {"invoice", "POST", inst(icfg) + "/billing/invoices", body};

@@ -41,7 +41,7 @@ Call update_resource_secrets(S icfg, S resource_id, const Json& body);  // 11 PU
 Call update_resource_secrets_by_product(S icfg, S product, S resource_id,
                                         const Json& body);  // 12 PUT (deprecated)
 // Billing (§7, §4.6).
-Call submit_billing_data(S icfg, const Json& body);           // 13 POST
+Call submit_billing_data(S icfg, Json body);                  // 13 POST
 Call submit_invoice(S icfg, const Json& body);                // 14 POST
 Call get_invoice(S icfg, S invoice_id);                       // 15 GET
 Call invoice_action(S icfg, S invoice_id, const Json& body);  // 16 POST
