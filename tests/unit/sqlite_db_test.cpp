@@ -489,27 +489,6 @@ TEST_F(SqliteDbTest, CreatingThousandsOfDatabasesKeepsTheIdleCap) {
   EXPECT_LE(db_->idle_connections(), 8u);
 }
 
-// The pool follows the recent load: a connection left idle past the timeout is closed (the
-// soak's descriptors and page caches grew with every concurrency peak since start).
-TEST_F(SqliteDbTest, IdleConnectionsCloseAfterTheTimeout) {
-  db_ = std::make_unique<SqliteDb>(
-      dir_.string(),
-      SqliteDb::Options{.max_idle_per_database = 4, .max_idle_total = 64, .idle_timeout_ms = 300});
-  for (const char* id : {"res_a", "res_b"}) {
-    db_->create(id, Limits{}, json::object());
-    db_->execute(id, {{"SELECT 1"}}, true, Limits{}, nullptr);
-  }
-  EXPECT_EQ(db_->idle_connections(), 2u);
-  int before = open_fds();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  // The next call's release sweeps: res_b's connection, unused for over 300 ms, is closed;
-  // res_a's was just used.
-  db_->execute("res_a", {{"SELECT 1"}}, true, Limits{}, nullptr);
-  EXPECT_EQ(db_->idle_connections(), 1u);
-  EXPECT_LT(open_fds(), before);
-  EXPECT_EQ(db_->execute("res_b", {{"SELECT 2"}}, true, Limits{}, nullptr)[0].rows[0][0], 2);
-}
-
 // Regression: `temp.` spelled as a schema name passed the guard (only CREATE TEMP was
 // refused) and the objects lived on the pooled connection, outside the storage limit.
 TEST_F(SqliteDbTest, EveryActionOnTheTempSchemaIsRefused) {

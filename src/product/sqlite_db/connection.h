@@ -49,9 +49,6 @@ class Connection {
   // A session's connection: the client runs its own BEGIN/COMMIT (sql_guard.h).
   void set_client_transactions(bool on) { client_transactions_ = on; }
 
-  // When the pool last put it back (steady clock, ms): idle ones unused for a while close.
-  int64_t idle_since_ms = 0;
-
   // The call's time budget, checked by the progress handler. 0 = unlimited.
   void start_clock(int64_t timeout_ms);
   void stop_clock();

@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -20,14 +19,6 @@
 #include "util/log.h"
 
 namespace wharf::product {
-
-namespace {
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 using sqlite_db::Connection;
 using sqlite_db::Mode;
@@ -281,7 +272,6 @@ void SqliteDb::release(const std::shared_ptr<Database>& db,
       if (!db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
       db->last_used = ++clock_;
       if (reusable && !db->destroyed && db->idle.size() < options_.max_idle_per_database) {
-        conn->idle_since_ms = steady_ms();
         db->idle.push_back(std::move(conn));
         ++idle_total_;
       } else {
@@ -291,30 +281,8 @@ void SqliteDb::release(const std::shared_ptr<Database>& db,
       db->idle_cv.notify_all();
     }
     evict_idle_locked(to_close);
-    expire_idle_locked(to_close);
   }
   to_close.clear();  // closed outside the locks: closing may checkpoint the WAL
-}
-
-void SqliteDb::expire_idle_locked(std::vector<std::unique_ptr<Connection>>& to_close) const {
-  if (options_.idle_timeout_ms <= 0) return;
-  int64_t now = steady_ms();
-  if (now - expired_ms_ < 1000) return;
-  expired_ms_ = now;
-  // The oldest idle connection of a database is at the front (release appends, acquire takes
-  // the back), so each database gives up a prefix.
-  for (auto it = idle_order_.begin(); it != idle_order_.end();) {
-    Database* victim = it->second;
-    std::lock_guard db_lock(victim->mu);
-    size_t n = 0;
-    while (n < victim->idle.size() &&
-           now - victim->idle[n]->idle_since_ms >= options_.idle_timeout_ms)
-      ++n;
-    for (size_t i = 0; i < n; ++i) to_close.push_back(std::move(victim->idle[i]));
-    victim->idle.erase(victim->idle.begin(), victim->idle.begin() + static_cast<long>(n));
-    idle_total_ -= n;
-    it = victim->idle.empty() ? idle_order_.erase(it) : std::next(it);
-  }
 }
 
 void SqliteDb::evict_idle_locked(std::vector<std::unique_ptr<Connection>>& to_close) const {

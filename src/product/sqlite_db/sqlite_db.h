@@ -45,9 +45,6 @@ class SqliteDb final : public Product {
   struct Options {
     size_t max_idle_per_database = 4;
     size_t max_idle_total = 64;
-    // An idle connection unused this long is closed (0: never), so the pool follows the
-    // recent load instead of the busiest moment since start (descriptors and page caches).
-    int64_t idle_timeout_ms = 30000;
     // Client transactions (sessions) open at once on one database; each holds a connection.
     size_t max_open_transactions_per_database = 8;
   };
@@ -106,8 +103,6 @@ class SqliteDb final : public Product {
   // Closes idle connections, least recently used database first, until the total cap holds.
   // Needs mu_; the connections to close are handed back to be closed outside the locks.
   void evict_idle_locked(std::vector<std::unique_ptr<sqlite_db::Connection>>& to_close) const;
-  // Closes the idle connections unused for idle_timeout_ms (at most once a second). Needs mu_.
-  void expire_idle_locked(std::vector<std::unique_ptr<sqlite_db::Connection>>& to_close) const;
   void save_settings(const Database& db) const;
 
   std::string dir_;
@@ -116,9 +111,8 @@ class SqliteDb final : public Product {
   mutable std::map<std::string, std::shared_ptr<Database>> databases_;
   // Databases with idle connections, by last use (guarded by mu_): eviction takes the first.
   mutable std::set<std::pair<uint64_t, Database*>> idle_order_;
-  mutable size_t idle_total_ = 0;   // guarded by mu_
-  mutable uint64_t clock_ = 0;      // LRU ticks, guarded by mu_
-  mutable int64_t expired_ms_ = 0;  // last idle-timeout sweep (steady ms), guarded by mu_
+  mutable size_t idle_total_ = 0;  // guarded by mu_
+  mutable uint64_t clock_ = 0;     // LRU ticks, guarded by mu_
 };
 
 }  // namespace wharf::product
