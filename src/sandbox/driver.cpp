@@ -1053,6 +1053,11 @@ struct Driver::Impl {
     if (reason) body["reason"] = *reason;
     if (delay) body["delayOldSecretsExpirationHours"] = a.json()["delayOldSecretsExpirationHours"];
     std::string key = idempotency_key(params);
+    // The partner may push the new secrets (async rotation) before its 202 reaches us.
+    int64_t version_before = ctx.state.read([&](const Json& doc) -> int64_t {
+      auto r = doc.value("/resources"_json_pointer / *icfg / *rid / "secretsVersion", Json(0));
+      return r.is_number_integer() ? r.get<int64_t>() : 0;
+    });
     CallResult r = call({"rotate-secrets", "rotate-secrets", "POST",
                          "/v1/installations/" + pct_encode(*icfg) + "/resources/" +
                              pct_encode(*rid) + "/secrets/rotate",
@@ -1090,6 +1095,11 @@ struct Driver::Impl {
         }
         rec["secretsRotatedAt"] = now;
         rec["rotationPending"] = false;
+      } else if (rec.value("secretsVersion", int64_t{0}) > version_before) {
+        // The partner already PUT the new secrets while answering: the rotation is done.
+        rec["rotationPending"] = false;
+        rec["secretsRotatedAt"] = now;
+        rec["rotationRequestedAt"] = now;
       } else {
         // The partner will PUT the new secrets to the sandbox's Vercel API later.
         rec["rotationPending"] = true;
