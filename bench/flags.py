@@ -50,6 +50,7 @@ import requests  # noqa: E402
 
 from lib import api  # noqa: E402
 from lib.sandbox import start_pair  # noqa: E402
+from proc import cpu  # noqa: E402  (bench/proc.py: a server's CPU, user and kernel apart)
 
 DURATION = int(os.environ.get("DURATION", "10").rstrip("s"))
 WARMUP = int(os.environ.get("WARMUP", "10").rstrip("s"))
@@ -166,40 +167,6 @@ wrk.headers["If-None-Match"] = os.getenv("ETAG")
 # ---------------------------------------------------------------- processes and measurement
 def say(msg):
     print(f"\n== {msg}", file=sys.stderr, flush=True)
-
-
-def tree(root):
-    """root and its descendants (node's cluster workers are children of the primary)."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    s = f.read()
-                children.setdefault(int(s[s.rindex(")") + 2:].split()[1]), []).append(int(d))
-            except (OSError, ValueError):
-                pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def cpu(root):
-    """(user s, kernel s) summed over root's process tree: fields 14 and 15 of /proc/pid/stat."""
-    user = kernel = 0
-    for p in tree(root):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rindex(")") + 2:].split()
-        user += int(fields[11])
-        kernel += int(fields[12])
-    return user / TICK, kernel / TICK
 
 
 def machine_busy_s():

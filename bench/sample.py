@@ -10,30 +10,12 @@ import signal
 import sys
 import time
 
+from proc import tree
+
 pid, out = int(sys.argv[1]), sys.argv[2]
 interval = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def tree(root):
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-            ppid = int(s[s.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(d))
-        except (OSError, ValueError):
-            pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
 
 
 def status_kb(p, field):
