@@ -402,8 +402,8 @@ Json FlagService::update(const store::ResourceRow& row, const std::string& key, 
     result = flag;
     bump(tx, current, now);
     vercel::Outbox::enqueue(tx, row.installation_id,
-                            vercel::api::update_experimentation_item(
-                                row.installation_id, row.id, flag.id, item_of(flag, false)),
+                            vercel::api::update_experimentation_item(row.installation_id, row.id,
+                                                                     flag.id, item_of(flag, false)),
                             now, lane_of(row.id));
     enqueue_sync(tx, current, now);
   });
