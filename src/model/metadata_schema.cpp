@@ -1,5 +1,7 @@
 #include "model/metadata_schema.h"
 
+#include "util/utf8.h"
+
 namespace wharf::model {
 namespace {
 
@@ -19,14 +21,6 @@ bool type_matches(const std::string& type, const Json& v) {
 // tests/fuzz/regressions/partner_json). Longer values are refused before matching; form
 // values are names and short codes.
 constexpr size_t kMaxPatternInputBytes = 4096;
-
-// Length in Unicode code points, as JSON Schema counts it.
-size_t utf8_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
 
 std::string number_text(double d) {
   Json j = d;
@@ -143,7 +137,7 @@ std::vector<FieldError> MetadataSchema::validate(const Json& metadata, bool part
     }
     if (v.is_string()) {
       const auto& s = v.get_ref<const std::string&>();
-      size_t len = utf8_length(s);
+      size_t len = util::utf8_length(s);
       if (prop.min_length && len < *prop.min_length)
         errors.push_back(
             {prop.name, "must be at least " + std::to_string(*prop.min_length) + " characters"});

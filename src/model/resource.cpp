@@ -38,9 +38,16 @@ bool wants_config_sync(const Json& stored) {
       !stored["experimentation"].is_object())
     return false;
   const Json& exp = stored["experimentation"];
+  if (exp.contains("syncStopped")) return false;
   for (const char* k : {"edgeConfigId", "globalConfigId"})
     if (exp.contains(k) && exp[k].is_string() && !exp[k].get<std::string>().empty()) return true;
   return false;
+}
+
+void mark_config_sync_stopped(Json& stored, const std::string& why) {
+  if (stored.is_object() && stored.contains("experimentation") &&
+      stored["experimentation"].is_object())
+    stored["experimentation"]["syncStopped"] = why;
 }
 
 Json render_protocol_settings(const Json& stored, bool syncs) {

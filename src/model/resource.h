@@ -19,12 +19,16 @@ struct Secret {
 
 // ProtocolSettings, request variant: {experimentation?: {edgeConfigId?}}.
 std::optional<Json> parse_protocol_settings(const Json& body, Checker& check);
-// Response variant of stored request settings. `syncs`: the resource's product really writes
-// to the Global (Edge) Config the user chose (a flags product whose syncing has not stopped);
-// otherwise edgeConfigSyncingEnabled is false whatever was asked.
+// Response variant of stored request settings. `syncs`: the resource's product writes to the
+// Global (Edge) Config the user chose (the flags product); edgeConfigSyncingEnabled is true
+// only then, and only until Vercel stopped it (mark_config_sync_stopped).
 Json render_protocol_settings(const Json& stored, bool syncs);
-// True when the stored settings ask for Global Config syncing (an Edge/Global Config id).
+// True when the stored settings ask for Global Config syncing (an Edge/Global Config id) and
+// it was not stopped since they were set.
 bool wants_config_sync(const Json& stored);
+// Syncing stopped by Vercel's answer (409/410): recorded in the stored settings, so it holds
+// until Update Resource sets them again.
+void mark_config_sync_stopped(Json& stored, const std::string& why);
 
 struct ProvisionResourceRequest {
   std::string product_id;

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "util/clock.h"
+#include "util/utf8.h"
 
 namespace wharf::sandbox::schema {
 
@@ -58,13 +59,6 @@ const Json* field(Checker& check, const Json& obj, std::string_view key, const s
   return &*it;
 }
 
-size_t utf8_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
-
 std::optional<std::string> str(Checker& check, const Json& obj, std::string_view key,
                                const std::string& path, bool required, size_t max_len = 0,
                                bool non_empty = false) {
@@ -75,9 +69,9 @@ std::optional<std::string> str(Checker& check, const Json& obj, std::string_view
     check.add(join(path, key), "must not be empty");
     return std::nullopt;
   }
-  if (max_len && utf8_length(s) > max_len) {
+  if (max_len && util::utf8_length(s) > max_len) {
     check.add(join(path, key), "must be at most " + std::to_string(max_len) + " characters (got " +
-                                   std::to_string(utf8_length(s)) + ")");
+                                   std::to_string(util::utf8_length(s)) + ")");
     return std::nullopt;
   }
   return s;

@@ -29,26 +29,11 @@ bool read_only_member(const std::string& k) {
   return k == "id" || k == "createdAt" || k == "updatedAt" || k == "url";
 }
 
-std::string truncated(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  size_t cut = n;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  return s.substr(0, cut);
-}
-
-// The digest Vercel reports for its store (GET/PUT answer `digest`), else its ETag.
+// The digest Vercel reports for its store: GET and PUT both answer it (§9.4).
 std::string digest_of(const net::HttpResult& r) {
   Json body = Json::parse(r.body, nullptr, false);
   if (body.is_object() && body.contains("digest") && body["digest"].is_string())
     return body["digest"].get<std::string>();
-  for (const auto& [name, value] : r.headers)
-    if (name == "etag") {
-      std::string tag = value;
-      if (tag.rfind("W/", 0) == 0) tag = tag.substr(2);
-      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"')
-        tag = tag.substr(1, tag.size() - 2);
-      return tag;
-    }
   return "";
 }
 
@@ -70,12 +55,6 @@ store::FlagSetRow new_set(const std::string& resource_id) {
   store::FlagSetRow set;
   set.resource_id = resource_id;
   return set;
-}
-
-bool sync_stopped(const Json& settings) {
-  return settings.is_object() && settings.contains("experimentation") &&
-         settings["experimentation"].is_object() &&
-         settings["experimentation"].contains("syncStopped");
 }
 
 // The flag set being changed, still live, and (with `key`) the flag: 404 otherwise.
@@ -100,6 +79,20 @@ Json settings_of(const store::ResourceRow& row) {
 
 }  // namespace
 
+std::string FlagService::page_path(const std::string& resource_id, const std::string& key) {
+  return "/dashboard/resources/" + net::percent_encode(resource_id) + "/flags/" +
+         net::percent_encode(key);
+}
+
+bool FlagService::is_flags(const std::string& product_id) const {
+  const model::Product* p = catalog_->product(product_id);
+  return p && p->kind == "flags";
+}
+
+void FlagService::wake() const {
+  if (options_.wake_outbox) options_.wake_outbox();
+}
+
 const product::flags::Flag* FlagService::Compiled::find(const std::string& key) const {
   auto it =
       std::lower_bound(flags.begin(), flags.end(), key,
@@ -118,8 +111,7 @@ FlagService::FlagService(store::Store& store, std::shared_ptr<const model::Catal
   hooks.changed = [this](store::WriteTx& tx, const store::ResourceRow* before,
                          const store::ResourceRow& after) { on_changed(tx, before, after); };
   hooks.deleted = [this](store::WriteTx& tx, const store::ResourceRow& row) {
-    const model::Product* p = catalog_->product(row.product_id);
-    if (!p || p->kind != "flags") return;
+    if (!is_flags(row.product_id)) return;
     tx.delete_flags_of(row.id);
     std::lock_guard<std::mutex> lock(cache_mu_);
     cache_.erase(row.id);
@@ -133,9 +125,8 @@ store::ResourceRow FlagService::resource_of(const std::string& installation_id,
                                             const std::string& resource_id) {
   std::optional<store::ResourceRow> row;
   store_.read([&](store::ReadTx& tx) { row = tx.resource(resource_id); });
-  const model::Product* p = row ? catalog_->product(row->product_id) : nullptr;
-  if (!row || row->deleted_ms || row->installation_id != installation_id || !p ||
-      p->kind != "flags")
+  if (!row || row->deleted_ms || row->installation_id != installation_id ||
+      !is_flags(row->product_id))
     throw ApiError::not_found("flag set " + resource_id + " not found");
   return *row;
 }
@@ -157,8 +148,8 @@ FlagService::Caller FlagService::authorize(const std::string& resource_id, const
     access = cred->access;
     if (auto set = tx.flag_set(resource_id)) caller.version = set->version;
   });
-  const model::Product* p = catalog_->product(caller.row.product_id);
-  if (!p || p->kind != "flags") throw ApiError::not_found("flag set " + resource_id + " not found");
+  if (!is_flags(caller.row.product_id))
+    throw ApiError::not_found("flag set " + resource_id + " not found");
   if (options_.rate_limits) options_.rate_limits->data_plane(hash, caller.row.installation_id);
   if (caller.row.status == "suspended")
     throw ApiError(403, "resource_suspended",
@@ -195,8 +186,7 @@ Json FlagService::render(const store::FlagRow& flag) const {
   out["id"] = flag.id;
   out["createdAt"] = flag.created_ms;
   out["updatedAt"] = flag.updated_ms;
-  out["url"] = options_.public_url + "/dashboard/resources/" +
-               net::percent_encode(flag.resource_id) + "/flags/" + net::percent_encode(flag.key);
+  out["url"] = options_.public_url + page_path(flag.resource_id, flag.key);
   return out;
 }
 
@@ -206,12 +196,11 @@ Json FlagService::item_of(const store::FlagRow& flag, bool with_id) const {
   if (with_id) item["id"] = flag.id;
   item["slug"] = flag.key;
   // An sso: link: Vercel signs the user in first, then lands on the flag (flows.md §2.3).
-  item["origin"] = "sso:" + options_.public_url + "/dashboard/resources/" +
-                   net::percent_encode(flag.resource_id) + "/flags/" +
-                   net::percent_encode(flag.key);
+  item["origin"] = "sso:" + options_.public_url + page_path(flag.resource_id, flag.key);
   item["category"] = "flag";
-  item["name"] = truncated(def.value("name", flag.key), 1024);
-  item["description"] = truncated(def.value("description", ""), 1024);
+  // Within Vercel's 1,024 characters: the rule engine holds name and description to that.
+  item["name"] = def.value("name", flag.key);
+  item["description"] = def.value("description", "");
   item["isArchived"] = flag.archived;
   item["createdAt"] = flag.created_ms;
   item["updatedAt"] = flag.updated_ms;
@@ -250,7 +239,7 @@ void FlagService::bump(store::WriteTx& tx, const store::ResourceRow& row, int64_
 
 void FlagService::enqueue_sync(store::WriteTx& tx, const store::ResourceRow& row, int64_t now) {
   Json settings = settings_of(row);
-  if (!model::wants_config_sync(settings) || sync_stopped(settings)) return;
+  if (!model::wants_config_sync(settings)) return;
   // The body names the resource only: what is written is read when the item goes out, so
   // a burst of changes ends in one write of the latest set.
   vercel::Call call =
@@ -276,8 +265,7 @@ void FlagService::enqueue_creates(store::WriteTx& tx, const store::ResourceRow& 
 
 void FlagService::resource_moved(store::WriteTx& tx, const store::ResourceRow& row,
                                  const std::string& from) {
-  const model::Product* p = catalog_->product(row.product_id);
-  if (!p || p->kind != "flags") return;
+  if (!is_flags(row.product_id)) return;
   int64_t now = clock_.now_ms();
   enqueue_creates(tx, row, tx.flags_of(row.id), now);
   // The store is the new installation's resource's now: learn its digest afresh.
@@ -331,7 +319,7 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
   store_.write([&](store::WriteTx& tx) {
     const store::ResourceRow current = require_live(tx, row.id);
     int64_t now = clock_.now_ms();
-    size_t existing = tx.flags_of(row.id).size();
+    auto existing = static_cast<size_t>(tx.flag_count(row.id));
     int64_t cap = max_flags(current);
     if (cap > 0 && static_cast<int64_t>(existing + compiled.size()) > cap) {
       ApiError e(409, "flag_limit",
@@ -359,7 +347,7 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
     enqueue_creates(tx, current, made, now);
     enqueue_sync(tx, current, now);
   });
-  if (options_.wake_outbox) options_.wake_outbox();
+  wake();
   if (!batch) return render(made.front());
   Json out = Json::array();
   for (const auto& r : made) out.push_back(render(r));
@@ -407,7 +395,7 @@ Json FlagService::update(const store::ResourceRow& row, const std::string& key, 
                             now, lane_of(row.id));
     enqueue_sync(tx, current, now);
   });
-  if (changed && options_.wake_outbox) options_.wake_outbox();
+  if (changed) wake();
   return render(*result);
 }
 
@@ -425,7 +413,7 @@ void FlagService::remove(const store::ResourceRow& row, const std::string& key) 
         lane_of(row.id));
     enqueue_sync(tx, current, now);
   });
-  if (options_.wake_outbox) options_.wake_outbox();
+  wake();
 }
 
 std::optional<std::pair<std::string, std::string>> FlagService::locate(
@@ -483,8 +471,7 @@ void FlagService::record_evaluations(const Caller& caller, int64_t n) {
 
 void FlagService::on_changed(store::WriteTx& tx, const store::ResourceRow* before,
                              const store::ResourceRow& after) {
-  const model::Product* p = catalog_->product(after.product_id);
-  if (!p || p->kind != "flags") return;
+  if (!is_flags(after.product_id)) return;
   Json now_settings = settings_of(after);
   if (!model::wants_config_sync(now_settings)) return;
   Json old_settings = before ? settings_of(*before) : Json::object();
@@ -498,41 +485,29 @@ void FlagService::on_changed(store::WriteTx& tx, const store::ResourceRow* befor
   set.sync_path.clear();
   set.sync_digest.clear();
   set.sync_hash.clear();
-  set.sync_stopped.reset();
   set.updated_ms = now;
   tx.put_flag_set(set);
   enqueue_sync(tx, after, now);
 }
 
 void FlagService::stop_sync(const std::string& resource_id, int status, const std::string& why) {
-  int64_t now = clock_.now_ms();
-  store_.write([&](store::WriteTx& tx) {
-    auto row = tx.resource(resource_id);
-    if (!row || row->deleted_ms) return;
-    store::FlagSetRow set = tx.flag_set(resource_id).value_or(new_set(resource_id));
-    set.sync_stopped = "Vercel answered " + std::to_string(status) + ": " + why;
-    set.updated_ms = now;
-    tx.put_flag_set(set);
-    Json settings = settings_of(*row);
-    if (settings.is_object() && settings.contains("experimentation") &&
-        settings["experimentation"].is_object())
-      settings["experimentation"]["syncStopped"] = *set.sync_stopped;
-    row->protocol_settings_json = settings.dump();
-    row->notification_json =
+  resources_.change_resource(resource_id, [&](store::WriteTx&, store::ResourceRow& row) {
+    Json settings = settings_of(row);
+    model::mark_config_sync_stopped(settings,
+                                    "Vercel answered " + std::to_string(status) + ": " + why);
+    row.protocol_settings_json = settings.dump();
+    row.notification_json =
         Json{{"level", "error"},
              {"title", "Flag sync stopped"},
              {"message", "Flags no longer sync to your Global Config (" + why +
                              "). Choose a Global Config for this resource again to resume."}}
             .dump();
-    row->updated_ms = now;
-    tx.put_resource(*row);
-    vercel::Outbox::enqueue_resource_updated(tx, *row, now);
+    return true;
   });
   util::log_warn("flag sync stopped")
       .str("resource", resource_id)
       .num("status", status)
       .str("reason", why);
-  if (options_.wake_outbox) options_.wake_outbox();
 }
 
 net::HttpResult FlagService::deliver_sync(const store::OutboxRow& item,
@@ -550,8 +525,7 @@ net::HttpResult FlagService::deliver_sync(const store::OutboxRow& item,
   // Nothing to write any more: the resource is gone, or syncing was turned off or stopped.
   if (!row || row->deleted_ms) return done();
   Json settings = settings_of(*row);
-  if (!model::wants_config_sync(settings) || sync_stopped(settings) || set.sync_stopped)
-    return done();
+  if (!model::wants_config_sync(settings)) return done();
   Json data = config_data(flags);
   std::string payload = Json{{"data", data}}.dump();
   std::string hash = util::to_hex(util::sha256(payload));

@@ -98,8 +98,12 @@ class FlagService {
                                const std::string& token);
   // The data written to the Global Config for a flag set: {kConfigKey: {key: definition}}.
   static model::Json config_data(const std::vector<store::FlagRow>& flags);
+  // The flag's page in the dashboard (below the public URL).
+  static std::string page_path(const std::string& resource_id, const std::string& key);
 
  private:
+  bool is_flags(const std::string& product_id) const;  // a resource of a `flags` product
+  void wake() const;                                   // the outbox, after enqueueing
   model::Json render(const store::FlagRow& flag) const;
   model::Json item_of(const store::FlagRow& flag, bool with_id) const;
   // Stores `flag` (new or changed) and enqueues what Vercel learns; bumps the set version.

@@ -31,16 +31,6 @@ ApiError query_error(const product::QueryError& e) {
   return ApiError(400, e.code, e.what());
 }
 
-// A resource gone for Vercel: deleted, its secrets forgotten, its tokens stop working with
-// this commit.
-void mark_deleted(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
-  row.deleted_ms = row.updated_ms = now;
-  row.status = "uninstalled";
-  row.secrets_sealed.reset();
-  tx.delete_credentials(row.id);
-  tx.put_resource(row);
-}
-
 // A change as recorded in the outbox (deliver_product_call reads it back).
 Json change_json(const product::ResourceChange& c) {
   Json j = Json::object();
@@ -182,14 +172,10 @@ Json ResourceService::render(const store::ResourceRow& row) const {
     j["billingPlan"] = plan->public_json;
   if (row.notification_json) j["notification"] = Json::parse(*row.notification_json);
   if (row.protocol_settings_json) {
-    Json stored = Json::parse(*row.protocol_settings_json);
-    // Syncing is reported only where it happens: a product that syncs, and not stopped by
-    // Vercel's answer (FlagService marks the stored settings; Update Resource replaces them).
+    // Syncing is reported only where it happens: a product that syncs.
     const product::Descriptor* kind = descriptor_of(row.product_id);
-    bool syncs = kind && kind->capabilities.config_sync &&
-                 !(stored.contains("experimentation") && stored["experimentation"].is_object() &&
-                   stored["experimentation"].contains("syncStopped"));
-    j["protocolSettings"] = model::render_protocol_settings(stored, syncs);
+    j["protocolSettings"] = model::render_protocol_settings(
+        Json::parse(*row.protocol_settings_json), kind && kind->capabilities.config_sync);
   }
   return j;
 }
@@ -310,8 +296,7 @@ Json ResourceService::provision(const std::string& installation_id,
       row.created_ms = row.updated_ms = now;
       secrets = seal_secrets(row, issue_secrets(tx, row, now), product_secrets);
       tx.put_resource(row);
-      for (const auto& h : hooks_)
-        if (h.changed) h.changed(tx, nullptr, row);
+      resource_changed(tx, nullptr, row);
       if (pending)
         // Due once the inline call below has had its chance.
         vercel::Outbox::enqueue_product_call(tx, installation_id, row.id, "provision",
@@ -363,7 +348,6 @@ Json ResourceService::provision(const std::string& installation_id,
         auto current = tx.resource(row.id);
         if (!current || current->deleted_ms) return;
         mark_deleted(tx, *current, clock_.now_ms());
-        resource_deleted(tx, *current);
       });
       util::log_info("resource provision refused by the product")
           .str("installation", installation_id)
@@ -488,8 +472,7 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
     row.updated_ms = clock_.now_ms();
     tx.put_resource(row);
-    for (const auto& h : hooks_)
-      if (h.changed) h.changed(tx, &before, row);
+    resource_changed(tx, &before, row);
     // A change made on our side (the dashboard) is reported to Vercel with the change.
     if (ours) resource_updated(tx, row);
     // A remote product learns the change from the outbox, retried until it confirms.
@@ -527,7 +510,6 @@ void ResourceService::remove(const std::string& installation_id, const std::stri
     }
     int64_t now = clock_.now_ms();
     mark_deleted(tx, *row, now);
-    resource_deleted(tx, *row);
     deleted = row;
     // A remote product is told from the outbox, retried until it confirms: the resource is
     // never forgotten before that (product-protocol §4).
@@ -828,9 +810,20 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   return Json{{"results", out}};
 }
 
-void ResourceService::resource_deleted(store::WriteTx& tx, const store::ResourceRow& row) {
+void ResourceService::mark_deleted(store::WriteTx& tx, store::ResourceRow& row, int64_t now) {
+  row.deleted_ms = row.updated_ms = now;
+  row.status = "uninstalled";
+  row.secrets_sealed.reset();
+  tx.delete_credentials(row.id);
+  tx.put_resource(row);
   for (const auto& h : hooks_)
     if (h.deleted) h.deleted(tx, row);
+}
+
+void ResourceService::resource_changed(store::WriteTx& tx, const store::ResourceRow* before,
+                                       const store::ResourceRow& after) {
+  for (const auto& h : hooks_)
+    if (h.changed) h.changed(tx, before, after);
 }
 
 void ResourceService::resource_updated(store::WriteTx& tx, const store::ResourceRow& row) {

@@ -50,6 +50,11 @@ class ResourceService {
     std::function<void(store::WriteTx&, const store::ResourceRow&)> deleted;
   };
   void add_hooks(Hooks hooks) { hooks_.push_back(std::move(hooks)); }
+  // Changes a live resource on our side: `fn` edits it (with `tx` for what goes with the
+  // change) and says whether anything changed; if so it is stored and Vercel is sent
+  // resource.updated. False for a missing or deleted resource, or no change.
+  bool change_resource(const std::string& resource_id,
+                       const std::function<bool(store::WriteTx&, store::ResourceRow&)>& fn);
 
   // Returns the ProvisionedResource (with secrets). A repeat with the same Idempotency-Key
   // returns the same resource and secrets, never a second database.
@@ -207,11 +212,6 @@ class ResourceService {
   // Update Resource Secrets with the resource's whole Secret[], in `tx` (vercel-api.md §6.1).
   static void push_secrets(store::WriteTx& tx, const store::ResourceRow& row,
                            const model::Json& secrets, int64_t now);
-  // Changes a live resource on our side: `fn` edits it (with `tx` for what goes with the
-  // change) and says whether anything changed; if so it is stored and Vercel is sent
-  // resource.updated. False for a missing or deleted resource, or no change.
-  bool change_resource(const std::string& resource_id,
-                       const std::function<bool(store::WriteTx&, store::ResourceRow&)>& fn);
   // A pending resource becomes ready with the product's secrets; `push`: Vercel learns them
   // through the outbox (no request of Vercel's is waiting for them). Returns the resource as
   // finished, or nothing when it was not pending (already finished, failed or deleted).
@@ -224,7 +224,12 @@ class ResourceService {
   // Adds a call's usage to the in-memory batch (a ledger write per query would put an
   // fsync on every data-plane call).
   void record_usage(const store::ResourceRow& row, const product::UsageDelta& usage);
-  void resource_deleted(store::WriteTx& tx, const store::ResourceRow& row);
+  // A resource gone for Vercel: deleted, its secrets forgotten, its tokens stop working with
+  // this commit; the hooks' `deleted` runs in the same transaction.
+  void mark_deleted(store::WriteTx& tx, store::ResourceRow& row, int64_t now);
+  // Stored after provision (before: null) or Update Resource: the hooks' `changed` runs.
+  void resource_changed(store::WriteTx& tx, const store::ResourceRow* before,
+                        const store::ResourceRow& after);
   // A change made on our side: tell Vercel (resource.updated) in the same transaction.
   void resource_updated(store::WriteTx& tx, const store::ResourceRow& row);
 

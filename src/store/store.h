@@ -254,7 +254,6 @@ struct FlagSetRow {
   std::string sync_path;    // "global-config" or the legacy "edge-config"; "" = not learned
   std::string sync_digest;  // the store's digest as Vercel last reported it
   std::string sync_hash;    // SHA-256 of the data we last wrote (same data: no write)
-  std::optional<std::string> sync_stopped;  // why syncing stopped (409/410) until re-enabled
   int64_t updated_ms = 0;
   bool operator==(const FlagSetRow&) const = default;
 };
@@ -318,6 +317,7 @@ class ReadTx {
   virtual std::optional<FlagRow> flag(const std::string& resource_id, const std::string& key) = 0;
   virtual std::optional<FlagRow> flag_by_id(const std::string& id) = 0;
   virtual std::optional<FlagSetRow> flag_set(const std::string& resource_id) = 0;
+  virtual int64_t flag_count(const std::string& resource_id) = 0;
 };
 
 class WriteTx : public ReadTx {

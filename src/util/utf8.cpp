@@ -46,4 +46,11 @@ std::string valid_utf8(std::string_view text) {
   return out;
 }
 
+size_t utf8_length(std::string_view text) {
+  size_t n = 0;
+  for (char c : text)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  return n;
+}
+
 }  // namespace wharf::util

@@ -5,16 +5,6 @@
 #include "api/respond.h"
 
 namespace wharf::api::dashboard {
-namespace {
-
-void require_admin(const service::Session& s, std::string_view what) {
-  if (!s.admin())
-    throw model::ApiError::forbidden(std::string(what) +
-                                     " needs the ADMIN role; your role on this team is " +
-                                     s.user.role + ".");
-}
-
-}  // namespace
 
 void add_action_routes(RouteTable& routes, Deps& d) {
   const std::string item = "/dashboard/resources/{resourceId}";

@@ -2,6 +2,8 @@
 // with its editor, and the experimentation deep link. Reads for every member; every change
 // needs the ADMIN role and the session's CSRF token, and goes through FlagService like the
 // provider API (so Vercel's experimentation items and Global Config follow).
+#include <functional>
+
 #include "api/dashboard/html.h"
 #include "api/dashboard/pages.h"
 
@@ -21,7 +23,7 @@ std::string resource_base(const std::string& rid) {
 }
 
 std::string flag_href(const std::string& rid, const std::string& key) {
-  return resource_base(rid) + "/flags/" + net::percent_encode(key);
+  return service::FlagService::page_path(rid, key);
 }
 
 std::string state_of(const Json& flag) {
@@ -50,13 +52,6 @@ std::string serves(const Json& flag) {
     return "rollout: " + out;
   }
   return str(flag, "defaultVariant");
-}
-
-void require_admin(const service::Session& s, std::string_view what) {
-  if (!s.admin())
-    throw model::ApiError::forbidden(std::string(what) +
-                                     " needs the ADMIN role; your role on this team is " +
-                                     s.user.role + ".");
 }
 
 service::FlagService& flags_of(const Deps& d) {
@@ -157,13 +152,14 @@ net::Response flag_page(const Deps& d, const service::Session& s, const std::str
 
 // A change from a form: applied, then back to the flag (303); a refused definition is shown
 // on the flag page with its field errors.
+// `make_patch` gets the flag as it is now.
 net::Response apply(const Deps& d, const service::Session& s, const std::string& rid,
-                    const std::string& key, const Json& patch,
+                    const std::string& key, const std::function<Json(const Json& flag)>& make_patch,
                     std::optional<std::string> text = std::nullopt) {
   auto& flags = flags_of(d);
   store::ResourceRow row = flags.resource_of(s.user.installation_id, rid);
   try {
-    flags.update(row, key, patch);
+    flags.update(row, key, make_patch(flags.get(row, key)));
   } catch (const model::ApiError& e) {
     if (e.status != 400) throw;
     FlagPageExtras extras;
@@ -253,16 +249,16 @@ void add_flag_routes(RouteTable& routes, Deps& d) {
 
   add(item + "/toggle", [&d](Context& ctx, const service::Session& s) {
     std::string rid(ctx.param("resourceId")), key(ctx.param("key"));
-    auto& flags = flags_of(d);
-    Json flag = flags.get(flags.resource_of(s.user.installation_id, rid), key);
-    return apply(d, s, rid, key, {{"enabled", !flag.value("enabled", true)}});
+    return apply(d, s, rid, key, [](const Json& flag) {
+      return Json{{"enabled", !flag.value("enabled", true)}};
+    });
   });
 
   add(item + "/archive", [&d](Context& ctx, const service::Session& s) {
     std::string rid(ctx.param("resourceId")), key(ctx.param("key"));
-    auto& flags = flags_of(d);
-    Json flag = flags.get(flags.resource_of(s.user.installation_id, rid), key);
-    return apply(d, s, rid, key, {{"archived", !flag.value("archived", false)}});
+    return apply(d, s, rid, key, [](const Json& flag) {
+      return Json{{"archived", !flag.value("archived", false)}};
+    });
   });
 
   add(item + "/delete", [&d](Context& ctx, const service::Session& s) {
@@ -275,9 +271,8 @@ void add_flag_routes(RouteTable& routes, Deps& d) {
   add(item + "/rollout", [&d](Context& ctx, const service::Session& s) {
     std::string rid(ctx.param("resourceId")), key(ctx.param("key"));
     auto fields = form_fields(ctx.req);
-    if (fields.count("clear")) return apply(d, s, rid, key, {{"rollout", nullptr}});
-    auto& flags = flags_of(d);
-    Json flag = flags.get(flags.resource_of(s.user.installation_id, rid), key);
+    if (fields.count("clear"))
+      return apply(d, s, rid, key, [](const Json&) { return Json{{"rollout", nullptr}}; });
     double percent = 0;
     try {
       percent = std::stod(fields["percent"]);
@@ -290,15 +285,17 @@ void add_flag_routes(RouteTable& routes, Deps& d) {
     // Weights in thousandths of a percent: 12.5 % → 12500 of 100000.
     auto weight = static_cast<int64_t>(percent * 1000 + 0.5);
     std::string variant = fields["variant"];
-    std::string fallback = str(flag, "defaultVariant");
-    Json variants = Json::array();
-    if (variant == fallback || weight >= 100000) {
-      variants.push_back({{"variant", variant}, {"weight", 100000}});
-    } else {
-      variants.push_back({{"variant", variant}, {"weight", weight}});
-      variants.push_back({{"variant", fallback}, {"weight", 100000 - weight}});
-    }
-    return apply(d, s, rid, key, {{"rollout", {{"variants", variants}}}});
+    return apply(d, s, rid, key, [&variant, weight](const Json& flag) {
+      std::string fallback = str(flag, "defaultVariant");
+      Json variants = Json::array();
+      if (variant == fallback || weight >= 100000) {
+        variants.push_back({{"variant", variant}, {"weight", 100000}});
+      } else {
+        variants.push_back({{"variant", variant}, {"weight", weight}});
+        variants.push_back({{"variant", fallback}, {"weight", 100000 - weight}});
+      }
+      return Json{{"rollout", {{"variants", variants}}}};
+    });
   });
 
   add(item + "/edit", [&d](Context& ctx, const service::Session& s) {
@@ -312,12 +309,15 @@ void add_flag_routes(RouteTable& routes, Deps& d) {
       return flag_page(d, s, rid, key, extras);
     }
     // The whole definition replaces the flag's: members left out go back to their defaults.
-    auto& flags = flags_of(d);
-    Json current = flags.get(flags.resource_of(s.user.installation_id, rid), key);
-    Json patch = def;
-    for (auto it = current.begin(); it != current.end(); ++it)
-      if (!def.contains(it.key()) && it.key() != "key") patch[it.key()] = nullptr;
-    return apply(d, s, rid, key, patch, text);
+    return apply(
+        d, s, rid, key,
+        [&def](const Json& current) {
+          Json patch = def;
+          for (auto it = current.begin(); it != current.end(); ++it)
+            if (!def.contains(it.key()) && it.key() != "key") patch[it.key()] = nullptr;
+          return patch;
+        },
+        text);
   });
 }
 

@@ -206,6 +206,13 @@ void check_csrf(const net::Request& req, const service::Session& session) {
         "the page and try again.");
 }
 
+void require_admin(const service::Session& s, std::string_view what) {
+  if (!s.admin())
+    throw model::ApiError::forbidden(std::string(what) +
+                                     " needs the ADMIN role; your role on this team is " +
+                                     s.user.role + ".");
+}
+
 std::string csrf_input(const service::Session& session) {
   return "<input type=\"hidden\" name=\"csrf\" value=\"" + esc(session.csrf_token) + "\">";
 }

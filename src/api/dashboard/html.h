@@ -40,6 +40,8 @@ std::map<std::string, std::string> form_fields(const net::Request& req);
 // ApiError 403 unless the submitted token (form field `csrf` or header X-CSRF-Token) is the
 // session's.
 void check_csrf(const net::Request& req, const service::Session& session);
+// ApiError 403 naming `what` unless the session's role is ADMIN (changes; USER reads).
+void require_admin(const service::Session& session, std::string_view what);
 // <input type=hidden name=csrf …> for forms.
 std::string csrf_input(const service::Session& session);
 

@@ -53,8 +53,7 @@ Json failure(const std::string& key, const std::string& code, const std::string&
   return Json{{"key", key}, {"errorCode", code}, {"errorDetails", details}};
 }
 
-}  // namespace
-
+// The OFREP answer for one flag of a compiled set: (HTTP status, body).
 std::pair<int, Json> evaluate_one(const FlagService::Compiled& set, const std::string& key,
                                   const Json& context) {
   const product::flags::Flag* flag = set.find(key);
@@ -67,13 +66,15 @@ std::pair<int, Json> evaluate_one(const FlagService::Compiled& set, const std::s
 Json evaluate_all(const FlagService::Compiled& set, const Json& context, int64_t* evaluated) {
   Json out = Json::array();
   for (const auto& [key, flag] : set.flags) {
-    if (flag.definition.value("archived", false)) continue;  // retired: not served in bulk
+    if (flag.archived) continue;  // retired: not served in bulk
     product::flags::Result r = product::flags::evaluate(flag, context);
     out.push_back(r.ok() ? success(key, r) : failure(key, r.error_code, r.error_details));
     ++*evaluated;
   }
   return Json{{"flags", std::move(out)}};
 }
+
+}  // namespace
 
 void add_routes(RouteTable& routes, FlagService& flags) {
   const std::string base = "/v1/flags/{resourceId}";

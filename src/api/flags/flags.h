@@ -23,10 +23,4 @@ namespace wharf::api::flags {
 
 void add_routes(RouteTable& routes, service::FlagService& flags);
 
-// The OFREP answer for one flag of a compiled set: (HTTP status, body). Exposed for tests.
-std::pair<int, model::Json> evaluate_one(const service::FlagService::Compiled& set,
-                                         const std::string& key, const model::Json& context);
-model::Json evaluate_all(const service::FlagService::Compiled& set, const model::Json& context,
-                         int64_t* evaluated);
-
 }  // namespace wharf::api::flags

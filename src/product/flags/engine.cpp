@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "util/crypto.h"
+#include "util/utf8.h"
 
 namespace wharf::product::flags {
 namespace {
@@ -65,14 +66,6 @@ bool takes_values(Op op) {
   return op == Op::kIn || op == Op::kNotIn;
 }
 
-// Characters (code points) of a UTF-8 string: every byte but continuation bytes.
-size_t utf8_chars(std::string_view s) {
-  size_t n = 0;
-  for (char c : s)
-    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
-  return n;
-}
-
 bool is_alnum(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
@@ -107,6 +100,18 @@ void reject_unknown(const Json& obj, const std::string& path,
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
       check.add(Checker::join(path, k), "unknown member");
   }
+}
+
+// An object with only the `allowed` members: false (and an error at `path`) when `v` is not an
+// object; an "unknown member" error for each member not allowed.
+bool object_with(const Json& v, const std::string& path,
+                 std::initializer_list<std::string_view> allowed, Checker& check) {
+  if (!v.is_object()) {
+    check.add(path, "must be an object");
+    return false;
+  }
+  reject_unknown(v, path, allowed, check);
+  return true;
 }
 
 // A member that counts as present (JSON null counts as missing, as in Checker::get).
@@ -225,7 +230,7 @@ std::optional<std::string> bounded_string(const Json& obj, std::string_view key,
                                           const std::string& path, size_t max_chars, Checker& check,
                                           bool non_empty = false) {
   auto s = check.string(obj, key, path, /*required=*/false, non_empty);
-  if (s && utf8_chars(*s) > max_chars) {
+  if (s && util::utf8_length(*s) > max_chars) {
     check.add(Checker::join(path, key),
               "must be at most " + std::to_string(max_chars) + " characters");
     return std::nullopt;
@@ -252,7 +257,7 @@ std::optional<Condition> compile_condition(const Json& cj, const std::string& pa
   Condition c;
 
   if (auto attr = check.string(cj, "attribute", path, /*required=*/true, /*non_empty=*/true)) {
-    if (utf8_chars(*attr) > kMaxAttributeChars)
+    if (util::utf8_length(*attr) > kMaxAttributeChars)
       check.add(Checker::join(path, "attribute"),
                 "must be at most " + std::to_string(kMaxAttributeChars) + " characters");
     c.attribute = std::move(*attr);
@@ -352,7 +357,7 @@ std::optional<Condition> compile_condition(const Json& cj, const std::string& pa
             break;
           }
           const auto& pattern = v->get_ref<const std::string&>();
-          if (utf8_chars(pattern) > kMaxRegexChars) {
+          if (util::utf8_length(pattern) > kMaxRegexChars) {
             check.add(vpath, "must be at most " + std::to_string(kMaxRegexChars) + " characters");
             break;
           }
@@ -388,12 +393,8 @@ std::optional<Condition> compile_condition(const Json& cj, const std::string& pa
 std::optional<Rollout> compile_rollout(const Json& rj, const std::string& path, Ctx& ctx,
                                        Json& canonical) {
   Checker& check = ctx.check;
-  if (!rj.is_object()) {
-    check.add(path, "must be an object");
-    return std::nullopt;
-  }
   const size_t before = check.errors().size();
-  reject_unknown(rj, path, {"bucketBy", "variants"}, check);
+  if (!object_with(rj, path, {"bucketBy", "variants"}, check)) return std::nullopt;
   Rollout r;
   if (auto b = bounded_string(rj, "bucketBy", path, kMaxAttributeChars, check, true))
     r.bucket_by = std::move(*b);
@@ -414,12 +415,10 @@ std::optional<Rollout> compile_rollout(const Json& rj, const std::string& path, 
       for (size_t i = 0; i < vs->size(); ++i) {
         const Json& e = (*vs)[i];
         const std::string epath = Checker::index(vpath, i);
-        if (!e.is_object()) {
-          check.add(epath, "must be an object");
+        if (!object_with(e, epath, {"variant", "weight"}, check)) {
           weights_ok = false;
           continue;
         }
-        reject_unknown(e, epath, {"variant", "weight"}, check);
         auto variant = variant_ref(e, "variant", epath, ctx);
         if (variant) {
           if (std::find(seen.begin(), seen.end(), *variant) != seen.end())
@@ -468,12 +467,9 @@ std::optional<Rollout> compile_rollout(const Json& rj, const std::string& path, 
 std::optional<Rule> compile_rule(const Json& rj, const std::string& path, Ctx& ctx,
                                  Json& canonical) {
   Checker& check = ctx.check;
-  if (!rj.is_object()) {
-    check.add(path, "must be an object");
-    return std::nullopt;
-  }
   const size_t before = check.errors().size();
-  reject_unknown(rj, path, {"name", "conditions", "variant", "rollout"}, check);
+  if (!object_with(rj, path, {"name", "conditions", "variant", "rollout"}, check))
+    return std::nullopt;
   Rule rule;
   canonical = Json::object();
   rule.name = bounded_string(rj, "name", path, kMaxRuleNameChars, check);
@@ -704,15 +700,12 @@ uint32_t bucket_of(std::string_view flag_key, std::string_view entity_key) {
 
 std::optional<Flag> compile(const Json& def, Checker& check, std::string_view parent) {
   const std::string root(parent);
-  if (!def.is_object()) {
-    check.add(root, "must be an object");
-    return std::nullopt;
-  }
   const size_t before = check.errors().size();
-  reject_unknown(def, root,
-                 {"key", "type", "name", "description", "enabled", "archived", "variants",
-                  "defaultVariant", "rules", "rollout"},
-                 check);
+  if (!object_with(def, root,
+                   {"key", "type", "name", "description", "enabled", "archived", "variants",
+                    "defaultVariant", "rules", "rollout"},
+                   check))
+    return std::nullopt;
   Flag flag;
 
   if (auto key = check.string(def, "key", root, /*required=*/true)) {

@@ -239,7 +239,6 @@ CREATE TABLE flag_sets (
   sync_path TEXT NOT NULL DEFAULT '',
   sync_digest TEXT NOT NULL DEFAULT '',
   sync_hash TEXT NOT NULL DEFAULT '',
-  sync_stopped TEXT,
   updated_ms {INT64} NOT NULL
 )
 )sql"},

@@ -935,12 +935,17 @@ class Tx : public WriteTx {
 
   std::optional<FlagSetRow> flag_set(const std::string& resource_id) override {
     Stmt s(c_,
-           "SELECT resource_id, version, sync_path, sync_digest, sync_hash, sync_stopped, "
-           "updated_ms FROM flag_sets WHERE resource_id = ?1");
+           "SELECT resource_id, version, sync_path, sync_digest, sync_hash, updated_ms FROM "
+           "flag_sets WHERE resource_id = ?1");
     s.bind(1, resource_id);
     if (!s.step()) return std::nullopt;
-    return FlagSetRow{s.text(0), s.int64(1),    s.text(2), s.text(3),
-                      s.text(4), s.opt_text(5), s.int64(6)};
+    return FlagSetRow{s.text(0), s.int64(1), s.text(2), s.text(3), s.text(4), s.int64(5)};
+  }
+
+  int64_t flag_count(const std::string& resource_id) override {
+    Stmt s(c_, "SELECT count(*) FROM flags WHERE resource_id = ?1");
+    s.bind(1, resource_id);
+    return s.step() ? s.int64(0) : 0;
   }
 
   void put_flag(const FlagRow& r) override {
@@ -961,9 +966,9 @@ class Tx : public WriteTx {
   void put_flag_set(const FlagSetRow& r) override {
     Stmt s(c_,
            "INSERT OR REPLACE INTO flag_sets (resource_id, version, sync_path, sync_digest, "
-           "sync_hash, sync_stopped, updated_ms) VALUES (?1,?2,?3,?4,?5,?6,?7)");
+           "sync_hash, updated_ms) VALUES (?1,?2,?3,?4,?5,?6)");
     s.bind(1, r.resource_id).bind(2, r.version).bind(3, r.sync_path).bind(4, r.sync_digest);
-    s.bind(5, r.sync_hash).bind(6, r.sync_stopped).bind(7, r.updated_ms);
+    s.bind(5, r.sync_hash).bind(6, r.updated_ms);
     s.step();
   }
 
