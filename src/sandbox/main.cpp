@@ -1,6 +1,9 @@
 // wharf-sandbox — a local Vercel Marketplace that plays Vercel's part towards a partner.
 //
 //   wharf-sandbox serve [--flag value …]     run it (see `wharf-sandbox help`)
+//   wharf-sandbox check --partner-url URL …   run every flow against a partner and report its
+//                                            conformance (text, --junit, --json; exit 1 on
+//                                            an error) — see docs/sandbox.md
 //   wharf-sandbox <flow> [--param value …]   run a flow (install, plans, provision, …) on a
 //                                            running sandbox and print the JSON result
 //   wharf-sandbox state | log | config        print the sandbox's state / exchange log / config
@@ -15,10 +18,12 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/http_client.h"
 #include "net/server.h"
+#include "sandbox/check_runner.h"
 #include "sandbox/context.h"
 #include "sandbox/control_api.h"
 #include "sandbox/driver.h"
@@ -114,7 +119,11 @@ std::string load_or_create_secret(const std::string& path) {
   return secret;
 }
 
-int serve(const std::vector<std::string>& args) {
+// Settings from the environment, overridden by --flags; flags that are not settings are
+// returned in `rest` when given (the check command's own), refused otherwise.
+std::map<std::string, std::string> settings_of(
+    const std::vector<std::string>& args,
+    std::vector<std::pair<std::string, std::string>>* rest = nullptr) {
   auto env = environment();
   std::map<std::string, std::string> values;
   for (const auto& s : kSettings)
@@ -124,14 +133,21 @@ int serve(const std::vector<std::string>& args) {
     const Setting* found = nullptr;
     for (const auto& s : kSettings)
       if (name == s.flag) found = &s;
-    if (!found) die("unknown flag --" + name);
-    values[found->env] = value;
+    if (found)
+      values[found->env] = value;
+    else if (rest)
+      rest->emplace_back(name, value);
+    else
+      die("unknown flag --" + name);
   }
+  return values;
+}
+
+SandboxConfig config_of(const std::map<std::string, std::string>& values) {
   auto get = [&](const char* k, const std::string& def) {
     auto it = values.find(k);
     return it == values.end() ? def : it->second;
   };
-
   SandboxConfig c;
   std::string listen = get("SANDBOX_LISTEN", "127.0.0.1:4000");
   auto colon = listen.rfind(':');
@@ -164,81 +180,194 @@ int serve(const std::vector<std::string>& args) {
   } catch (const std::exception&) {
     die("SANDBOX_SSO_CODE_TTL_MS: must be a number of milliseconds");
   }
+  return c;
+}
 
-  // System time moved by an offset that POST /_sandbox/clock advances (tests replay months).
-  util::OffsetClock clock;
-  State state(c.data_dir + "/sandbox-state.json");
-  state.mutate([&](Json& doc) {
-    doc["integration"] = {{"clientId", c.client_id},     {"partnerUrl", c.partner_url},
-                          {"webhookUrl", c.webhook_url}, {"redirectLoginUrl", c.redirect_login_url},
-                          {"urlSlug", c.url_slug},       {"issuer", c.issuer}};
-  });
-  ExchangeLog log;
-  Identity identity(c.data_dir, c.issuer, c.client_id, clock);
-  net::HttpClient::Options http_options;
-  http_options.user_agent = "wharf-sandbox (Vercel Marketplace stand-in)";
-  net::HttpClient http(http_options);
-  Faults faults(clock);
-  Context ctx{c, state, log, identity, http, clock, &clock, &faults};
-  Driver driver(ctx);
-
-  Routes routes;
-  add_vercel_api_routes(routes, ctx, driver);
-  add_control_routes(routes, ctx, driver);
-
-  net::ServerOptions so;
-  so.host = c.listen_host;
-  so.port = c.listen_port;
-  // Flows call the partner, which may call back into the sandbox (Get Invoice during a
-  // purchase), and delaying fault rules sleep: handlers run on a pool, never on the I/O
-  // threads, so accepting and serving other connections never waits for them.
-  so.threads = 2;
-  so.handler_threads = 32;
-  net::Server server(
-      so,
-      [&routes](net::Request& req) {
-        auto m = routes.match(req.method, req.path);
-        req.route = m.pattern;
-        if (m.method_not_allowed)
-          return vercel_error(405, "method_unknown", "method " + req.method + " not allowed here");
-        if (!m.route)
-          return vercel_error(404, "not_found", "no route for " + req.method + " " + req.path);
-        try {
-          return (*m.route)(req, m.params);
-        } catch (const model::ApiError& e) {
-          return vercel_error(e.status, e.code, e.message);
-        } catch (const std::exception& e) {
-          util::log_error("sandbox handler failed").str("route", m.pattern).str("error", e.what());
-          return vercel_error(500, "internal_server_error",
-                              "sandbox error: " + std::string(e.what()));
-        }
-      },
-      [](int status, std::string_view code, std::string_view message) {
-        return vercel_error(status, std::string(code), std::string(message));
-      },
-      [](const net::Request& req, const net::Response& res, double ms) {
-        util::log_info("request")
-            .str("rid", req.request_id)
-            .str("method", req.method)
-            .str("route", req.route.empty() ? "unmatched" : req.route)
-            .num("status", res.status)
-            .real("ms", ms);
-      });
-  try {
-    server.bind();
-  } catch (const std::exception& e) {
-    die(std::string("SANDBOX_LISTEN: ") + e.what());
+// One running sandbox: its state, Vercel API and control API on an HTTP server. `serve` runs
+// it until a signal; `check` runs it on a thread while the conformance runner drives flows.
+class Sandbox {
+ public:
+  explicit Sandbox(SandboxConfig config)
+      : c_(std::move(config)),
+        state_(c_.data_dir + "/sandbox-state.json"),
+        identity_(c_.data_dir, c_.issuer, c_.client_id, clock_),
+        http_(http_options()),
+        faults_(clock_),
+        ctx_{c_, state_, log_, identity_, http_, clock_, &clock_, &faults_},
+        driver_(ctx_) {
+    state_.mutate([&](Json& doc) {
+      doc["integration"] = {
+          {"clientId", c_.client_id},     {"partnerUrl", c_.partner_url},
+          {"webhookUrl", c_.webhook_url}, {"redirectLoginUrl", c_.redirect_login_url},
+          {"urlSlug", c_.url_slug},       {"issuer", c_.issuer}};
+    });
+    add_vercel_api_routes(routes_, ctx_, driver_);
+    add_control_routes(routes_, ctx_, driver_);
+    net::ServerOptions so;
+    so.host = c_.listen_host;
+    so.port = c_.listen_port;
+    // Flows call the partner, which may call back into the sandbox (Get Invoice during a
+    // purchase), and delaying fault rules sleep: handlers run on a pool, never on the I/O
+    // threads, so accepting and serving other connections never waits for them.
+    so.threads = 2;
+    so.handler_threads = 32;
+    server_ = std::make_unique<net::Server>(
+        so, [this](net::Request& req) { return handle(req); },
+        [](int status, std::string_view code, std::string_view message) {
+          return vercel_error(status, std::string(code), std::string(message));
+        },
+        [](const net::Request& req, const net::Response& res, double ms) {
+          util::log_info("request")
+              .str("rid", req.request_id)
+              .str("method", req.method)
+              .str("route", req.route.empty() ? "unmatched" : req.route)
+              .num("status", res.status)
+              .real("ms", ms);
+        });
+    try {
+      server_->bind();
+    } catch (const std::exception& e) {
+      die(std::string("SANDBOX_LISTEN: ") + e.what());
+    }
   }
-  driver.start();
-  util::log_info("wharf-sandbox listening")
-      .str("url", c.base_url)
-      .str("issuer", c.issuer)
-      .str("client_id", c.client_id)
-      .str("partner", c.partner_url)
-      .str("inspector", c.base_url + "/_sandbox/inspector");
-  server.run();
-  driver.stop();
+
+  // Serves until the server drains (a signal, or stop()).
+  void run() {
+    driver_.start();
+    util::log_info("wharf-sandbox listening")
+        .str("url", c_.base_url)
+        .str("issuer", c_.issuer)
+        .str("client_id", c_.client_id)
+        .str("partner", c_.partner_url)
+        .str("inspector", c_.base_url + "/_sandbox/inspector");
+    server_->run();
+    driver_.stop();
+  }
+  void stop() { server_->stop(); }
+
+  Context& context() { return ctx_; }
+  Driver& driver() { return driver_; }
+  const ExchangeLog& log() const { return log_; }
+
+ private:
+  static net::HttpClient::Options http_options() {
+    net::HttpClient::Options o;
+    o.user_agent = "wharf-sandbox (Vercel Marketplace stand-in)";
+    return o;
+  }
+
+  net::Response handle(net::Request& req) {
+    auto m = routes_.match(req.method, req.path);
+    req.route = m.pattern;
+    if (m.method_not_allowed)
+      return vercel_error(405, "method_unknown", "method " + req.method + " not allowed here");
+    if (!m.route)
+      return vercel_error(404, "not_found", "no route for " + req.method + " " + req.path);
+    try {
+      return (*m.route)(req, m.params);
+    } catch (const model::ApiError& e) {
+      return vercel_error(e.status, e.code, e.message);
+    } catch (const std::exception& e) {
+      util::log_error("sandbox handler failed").str("route", m.pattern).str("error", e.what());
+      return vercel_error(500, "internal_server_error", "sandbox error: " + std::string(e.what()));
+    }
+  }
+
+  SandboxConfig c_;
+  // System time moved by an offset that POST /_sandbox/clock advances (tests replay months).
+  util::OffsetClock clock_;
+  State state_;
+  ExchangeLog log_;
+  Identity identity_;
+  net::HttpClient http_;
+  Faults faults_;
+  Context ctx_;
+  Driver driver_;
+  Routes routes_;
+  std::unique_ptr<net::Server> server_;
+};
+
+int serve(const std::vector<std::string>& args) {
+  Sandbox sandbox(config_of(settings_of(args)));
+  sandbox.run();
   return 0;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) std::fprintf(stderr, "wharf-sandbox: cannot write %s\n", path.c_str());
+  return static_cast<bool>(out);
+}
+
+// The conformance runner: a fresh sandbox (its own data dir unless --data-dir is given) serves
+// while every check runs against --partner-url; prints the report, writes --junit / --json,
+// exits 0 when conformant, 1 when a required check failed, 2 on bad usage.
+int check(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> own;
+  auto values = settings_of(args, &own);
+  CheckOptions options;
+  std::string junit, json_path;
+  bool verbose = false;  // the sandbox's request log on stderr (off: the report is the output)
+  for (const auto& [name, value] : own) {
+    if (name == "product") {
+      options.products.push_back(value);
+    } else if (name == "metadata") {
+      options.metadata = Json::parse(value, nullptr, false);
+      if (!options.metadata.is_object()) die("--metadata: must be a JSON object");
+    } else if (name == "only") {
+      size_t start = 0;
+      while (start <= value.size()) {
+        size_t comma = value.find(',', start);
+        std::string id = value.substr(start, comma == std::string::npos ? comma : comma - start);
+        if (!id.empty()) {
+          bool known = false;
+          for (const auto& c : check_catalog())
+            known =
+                known || id == c.id || (id.back() == '.' && std::string(c.id).rfind(id, 0) == 0);
+          if (!known) die("--only: no check named '" + id + "' (see wharf-sandbox check --list)");
+          options.only.push_back(id);
+        }
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (name == "junit") {
+      junit = value;
+    } else if (name == "json") {
+      json_path = value;
+    } else if (name == "verbose") {
+      verbose = value != "false";
+    } else if (name == "list") {
+      for (const auto& c : check_catalog()) std::printf("%-24s %-9s %s\n", c.id, c.level, c.title);
+      return 0;
+    } else {
+      die("unknown flag --" + name + " (try 'wharf-sandbox help')");
+    }
+  }
+  if (!values.count("SANDBOX_PARTNER_URL"))
+    die("check needs the partner's Base URL (--partner-url or SANDBOX_PARTNER_URL)");
+  if (!values.count("INTEGRATION_CLIENT_SECRET"))
+    die("check needs the client secret the partner verifies with (--client-secret or "
+        "INTEGRATION_CLIENT_SECRET)");
+  if (!values.count("SANDBOX_DATA_DIR")) {
+    char tmpl[] = "/tmp/wharf-sandbox-check-XXXXXX";
+    if (!::mkdtemp(tmpl)) die(std::string("cannot create a data dir: ") + std::strerror(errno));
+    values["SANDBOX_DATA_DIR"] = tmpl;
+  }
+  if (!verbose) util::set_log_level(util::LogLevel::kWarn);
+  Sandbox sandbox(config_of(values));
+  std::thread server([&sandbox] { sandbox.run(); });
+  CheckReport report = run_checks(sandbox.context(), sandbox.driver(), options);
+  sandbox.stop();
+  server.join();
+  std::fputs(report.to_text().c_str(), stdout);
+  bool written = true;
+  if (!junit.empty()) written = write_file(junit, report.to_junit()) && written;
+  if (!json_path.empty())
+    written = write_file(json_path, report.to_json(&sandbox.log()).dump(2) + "\n") && written;
+  if (!written) return 2;
+  return report.ok() ? 0 : 1;
 }
 
 // Client side: the CLI talks to a running sandbox over its control API.
@@ -287,6 +416,9 @@ void usage(FILE* out) {
   std::fprintf(
       out,
       "usage: wharf-sandbox serve [--flag value ...]\n"
+      "       wharf-sandbox check --partner-url URL --client-secret S [--product ID ...]\n"
+      "             [--metadata JSON] [--only ID,ID] [--junit FILE] [--json FILE] [--list]\n"
+      "             [--verbose]   (plus any serve flag; see docs/sandbox.md)\n"
       "       wharf-sandbox <flow> [--sandbox URL] [--param value ...]\n"
       "       wharf-sandbox state | log | config | flows [--sandbox URL]\n"
       "       wharf-sandbox clock [--advanceMs MS | --setMs EPOCH_MS | --set ISO-8601]\n"
@@ -316,6 +448,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     if (cmd == "serve") return serve(rest);
+    if (cmd == "check") return check(rest);
     auto flags = parse_flags(rest);
     std::string sandbox_url = "http://127.0.0.1:4000";
     if (const char* e = std::getenv("SANDBOX_URL"); e && *e) sandbox_url = e;
