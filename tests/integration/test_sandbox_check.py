@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lib.backend_example import ExampleBackend
-from lib.broken_partner import BrokenPartner
+from lib.partner_proxy import BrokenPartner
 from lib.sandbox import sandbox_bin
 from lib.wharf import CLIENT_ID, CLIENT_SECRET, Wharf, base_env, free_port
 
