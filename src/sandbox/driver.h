@@ -16,16 +16,18 @@
 
 namespace wharf::sandbox {
 
+namespace detail {
+struct DriverImpl;  // sandbox/driver_internal.h
+}
+
 class Driver {
  public:
   explicit Driver(Context& ctx);
   ~Driver();
 
-  // Flow names (the control API exposes each at POST /_sandbox/flows/<name> and the CLI as
-  // `wharf-sandbox <name>`): install, plans, provision, get-resource, list-resources,
-  // update-resource, delete-resource, repl, rotate-secrets, change-plan, purchase,
-  // transfer-create, transfer-verify, transfer-accept, uninstall, sso, webhook,
-  // get-installation. Unknown name → ApiError 404.
+  // Runs the flow `flow` (the control API exposes each at POST /_sandbox/flows/<name> and the
+  // CLI as `wharf-sandbox <name>`); the flows and their descriptions are the rows of
+  // sandbox/driver_flows.h, which flow_names() lists in order. Unknown name → ApiError 404.
   model::Json run(const std::string& flow, const model::Json& params);
   static std::vector<std::string> flow_names();
 
@@ -54,8 +56,7 @@ class Driver {
   void clock_moved();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<detail::DriverImpl> impl_;
 };
 
 }  // namespace wharf::sandbox

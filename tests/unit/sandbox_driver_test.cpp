@@ -12,12 +12,14 @@
 #include <functional>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "model/api_error.h"
 #include "net/http_client.h"
 #include "net/server.h"
 #include "sandbox/driver.h"
+#include "sandbox/driver_internal.h"
 #include "util/base64.h"
 #include "util/crypto.h"
 
@@ -858,6 +860,86 @@ TEST_F(DriverTest, UnreachablePartnerIsATransportError) {
   EXPECT_TRUE(r["error"].is_string());
   ASSERT_EQ(r["findings"].size(), 1u);
   EXPECT_EQ(r["findings"][0].get<std::string>().rfind("transport: ", 0), 0u);
+}
+
+TEST_F(DriverTest, OneFlowTableDispatchesAndListsEveryFlow) {
+  const auto& table = detail::flow_table();
+  std::vector<std::string> names = Driver::flow_names();
+  ASSERT_EQ(names.size(), table.size());
+  EXPECT_EQ(names.size(), 18u);
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(names[i], table[i].name);
+    EXPECT_NE(table[i].handler, nullptr) << table[i].name;
+    EXPECT_GT(std::string(table[i].description).size(), 10u) << table[i].name;
+    // Each name reaches its own handler, which refuses a parameter it does not take.
+    try {
+      driver_->run(names[i], {{"notAParameter", 1}});
+      ADD_FAILURE() << names[i] << " accepted an unknown parameter";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << names[i];
+      bool named = false;
+      for (const auto& f : e.fields)
+        named =
+            named || (f.key == "notAParameter" && f.message == "is not a parameter of " + names[i]);
+      EXPECT_TRUE(named) << names[i] << ": " << e.what();
+    }
+  }
+  EXPECT_TRUE(partner_.requests().empty());
+}
+
+TEST_F(DriverTest, CliTextIsTypedByTheFlowsOwnParameterTypes) {
+  std::string icfg = install();
+  partner_.script([](const net::Request& req) {
+    if (req.method == "POST" && req.target.find("/repl") != std::string::npos)
+      return json(200, {{"output", "1"}});
+    return json(200, resource_json("db_7"));
+  });
+  // As the CLI sends them: every value is text.
+  Json r = driver_->run("provision", {{"installationId", icfg},
+                                      {"productId", "sqlite"},
+                                      {"name", "123"},
+                                      {"metadata", "{\"a\":1}"},
+                                      {"billingPlanId", "free"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  Json sent = Json::parse(partner_.requests()[0].body);
+  EXPECT_EQ(sent["name"], "123");  // a name stays a name
+  EXPECT_EQ(sent["metadata"], (Json{{"a", 1}}));
+  partner_.clear();
+  r = driver_->run(
+      "repl",
+      {{"installationId", icfg}, {"resourceId", "db_7"}, {"input", "123"}, {"readOnly", "true"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  sent = Json::parse(partner_.requests()[0].body);
+  EXPECT_EQ(sent["input"], "123");
+  EXPECT_EQ(sent["readOnly"], true);
+  partner_.clear();
+
+  // A decimal amount stays the decimal string a purchase takes; quoted text is taken as typed
+  // and refused by the amount's own check.
+  partner_.script([](const net::Request&) {
+    return json(200, {{"timestamp", "2030-01-01T00:00:00.000Z"}, {"balances", Json::array()}});
+  });
+  r = driver_->run("purchase", {{"installationId", icfg}, {"amount", "25.00"}, {"planId", "p"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["invoice"]["total"], "25.00");
+  partner_.clear();
+  try {
+    driver_->run("purchase", {{"installationId", icfg}, {"amount", "\"25.00\""}, {"planId", "p"}});
+    FAIL() << "expected a 400";
+  } catch (const ApiError& e) {
+    ASSERT_EQ(e.fields.size(), 1u);
+    EXPECT_EQ(e.fields[0].key, "amount");
+  }
+  try {
+    driver_->run("transfer-create",
+                 {{"installationId", icfg}, {"resourceIds", "[\"db_7\"]"}, {"expiresAt", "5.5"}});
+    FAIL() << "expected a 400";
+  } catch (const ApiError& e) {
+    ASSERT_EQ(e.fields.size(), 1u);
+    EXPECT_EQ(e.fields[0].key, "expiresAt");
+  }
+  EXPECT_TRUE(partner_.requests().empty());
 }
 
 }  // namespace
