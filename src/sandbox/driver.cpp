@@ -244,7 +244,8 @@ UserIdentity DriverImpl::pick_user(const std::string& icfg, const Json& inst,
       Json u = {{"role", *role},
                 {"email", "member-" + chosen.substr(0, 6) + "@example.com"},
                 {"name", *role == "USER" ? "Sandbox Viewer" : "Sandbox Admin"}};
-      ctx.state.mutate([&](Json& doc) { doc["installations"][icfg]["users"][chosen] = u; });
+      ctx.state.mutate_in({"installations"},
+                          [&](Json& doc) { doc["installations"][icfg]["users"][chosen] = u; });
       users[chosen] = u;
     }
   } else {
@@ -299,7 +300,7 @@ CallResult DriverImpl::get_resource_call(const std::string& flow, const std::str
   CallResult r = call(s);
   if (r.ok() && r.response.is_object()) {
     std::string now = now_iso();
-    ctx.state.mutate([&](Json& doc) {
+    ctx.state.mutate_in({"resources"}, [&](Json& doc) {
       Json& in = doc["resources"][icfg];
       if (!in.is_object() || !in.contains(rid)) return;
       apply_resource(in[rid], r.response, now);
@@ -322,7 +323,7 @@ CallResult DriverImpl::get_installation_call(const std::string& flow, const std:
              conformance_for(inst)};
   CallResult r = call(s);
   if (r.ok() && r.response.is_object()) {
-    ctx.state.mutate([&](Json& doc) {
+    ctx.state.mutate_in({"installations"}, [&](Json& doc) {
       Json& all = doc["installations"];
       if (all.is_object() && all.contains(icfg)) apply_installation_state(all[icfg], r.response);
     });
@@ -360,7 +361,7 @@ Json DriverImpl::patch_resource(const std::string& flow, const std::string& icfg
             user_token(icfg, user), body, key, "application/json", conformance_for(inst)});
   if (r.ok() && r.response.is_object()) {
     std::string now = now_iso();
-    ctx.state.mutate([&](Json& doc) {
+    ctx.state.mutate_in({"resources"}, [&](Json& doc) {
       Json& in = doc["resources"][icfg];
       if (in.is_object() && in.contains(rid)) apply_resource(in[rid], r.response, now);
     });

@@ -86,7 +86,7 @@ Delivery WebhookDeliverer::new_delivery(const std::string& flow, const std::stri
               {"badSignature", bad_signature},
               {"flow", flow},
               {"body", d.body}};
-  ctx_.state.mutate([&](Json& doc) {
+  ctx_.state.mutate_in({"webhooks"}, [&](Json& doc) {
     Json& list = doc["webhooks"];
     if (!list.is_array()) list = Json::array();
     list.push_back(rec);
@@ -155,7 +155,7 @@ bool WebhookDeliverer::settle(Delivery& d, const Attempt& at) {
   bool retry = !at.delivered && !d.bad_signature && d.attempts < ctx_.config.webhook_max_attempts;
   std::string status = at.delivered ? "delivered" : retry ? "pending" : "failed";
   std::string now = now_iso(ctx_);
-  ctx_.state.mutate([&](Json& doc) {
+  ctx_.state.mutate_in({"webhooks"}, [&](Json& doc) {
     Json& list = doc["webhooks"];
     if (!list.is_array()) return;
     for (auto& rec : list) {
@@ -210,7 +210,7 @@ Json WebhookDeliverer::deliver_now(const std::string& flow, const std::string& t
 int WebhookDeliverer::finalize_expired() {
   int64_t now = ctx_.clock.now_ms();
   std::string now_text = util::format_iso8601_ms(now);
-  return ctx_.state.mutate([&](Json& doc) {
+  return ctx_.state.mutate_in({"installations"}, [&](Json& doc) {
     int count = 0;
     Json& all = doc["installations"];
     if (!all.is_object()) return 0;
