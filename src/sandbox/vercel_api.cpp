@@ -381,6 +381,7 @@ void add_vercel_api_routes(Routes& routes, Context& ctx, Driver& driver) {
   vercel_api::add_installation_routes(r);
   vercel_api::add_resource_routes(r);
   vercel_api::add_billing_routes(r);
+  vercel_api::add_deployment_routes(r);
 
   // Vercel's identity documents. PostHog fetches .../jwks.json, so both names answer.
   auto jwks = [](vercel_api::Call& c) { return json_reply(200, c.ctx.identity.jwks()); };

@@ -114,5 +114,6 @@ const Json* find_live_resource(const Json& doc, const std::string& icfg, const s
 void add_installation_routes(Registrar& r);
 void add_resource_routes(Registrar& r);
 void add_billing_routes(Registrar& r);
+void add_deployment_routes(Registrar& r);
 
 }  // namespace wharf::sandbox::vercel_api
