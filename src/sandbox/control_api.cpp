@@ -7,6 +7,7 @@
 #include "sandbox/faults.h"
 #include "sandbox/inspector.h"
 #include "sandbox/vercel_api.h"
+#include "util/crypto.h"
 
 namespace wharf::sandbox {
 namespace {
@@ -109,6 +110,49 @@ Json move_clock(Context& ctx, Driver& driver, const Json& body) {
   // Webhook retries and the finalization window are due on this clock: look again now.
   driver.clock_moved();
   return clock_view(ctx);
+}
+
+// POST /_sandbox/oauth/codes: a connectable-account code (vercel-api.md §8.2) for an
+// installation, as Vercel hands one to the partner's Redirect URL; spent by
+// POST /v2/oauth/access_token. Made for the installer (or the first member).
+Json make_oauth_code(Context& ctx, const Json& body) {
+  model::Checker check;
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (it.key() != "installationId" && it.key() != "redirectUri")
+      check.add(it.key(), "is not allowed (send installationId and optionally redirectUri)");
+  auto icfg = check.string(body, "installationId", "", true, true);
+  auto redirect = check.string(body, "redirectUri", "", false, true);
+  check.throw_if_failed("OAuth code request");
+  std::string code = util::random_token(24);
+  int64_t now = ctx.clock.now_ms();
+  int64_t expires = now + ctx.config.sso_code_ttl_ms;
+  ctx.state.mutate([&](Json& doc) {
+    auto inst = doc.value("/installations"_json_pointer / *icfg, Json());
+    if (!inst.is_object()) throw ApiError::not_found("unknown installation " + *icfg);
+    std::string status = inst.value("status", "");
+    if (status == "finalized" || status == "pending_deletion")
+      throw ApiError(409, "conflict", "installation " + *icfg + " is " + status,
+                     {{"installationId", "is " + status}});
+    std::string user = inst.value("installedBy", "");
+    if (user.empty() && inst.contains("users") && inst["users"].is_object() &&
+        !inst["users"].empty())
+      user = inst["users"].begin().key();
+    Json& codes = doc["oauthCodes"];
+    if (!codes.is_object()) codes = Json::object();
+    // Spent and long-expired codes are of no further use; keep the map small.
+    for (auto it = codes.begin(); it != codes.end();) {
+      bool dead = it->value("used", false) || it->value("expiresAt", int64_t{0}) < now - 3600000;
+      it = dead && codes.size() > 100 ? codes.erase(it) : std::next(it);
+    }
+    Json rec = {{"installationId", *icfg},
+                {"userHex", user},
+                {"createdAt", now},
+                {"expiresAt", expires},
+                {"used", false}};
+    if (redirect) rec["redirectUri"] = *redirect;
+    codes[code] = rec;
+  });
+  return Json{{"code", code}, {"expiresAt", expires}};
 }
 
 // Only the listed members; each problem named.
@@ -250,6 +294,11 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
                  return json_reply(200, result);
                });
              });
+
+  // Connectable-account install codes (see make_oauth_code).
+  routes.add("POST", "/_sandbox/oauth/codes", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] { return json_reply(200, make_oauth_code(ctx, body_object(req))); });
+  });
 
   // Projects and deployments (sandbox/deployments.h), for tests and the CLI. These record
   // only: they send no webhook (the driver's flows do when they play a deployment).

@@ -33,6 +33,9 @@
 //                name, blocking, rerequestable, path?, detailsUrl?, externalId?, status
 //                (registered | running | completed), conclusion?, output?, createdAt,
 //                updatedAt, rerequestedAt?}
+//   oauthCodes   code -> {installationId, userHex, redirectUri?, createdAt, expiresAt,
+//                used, usedAt?} — connectable-account codes (§8.2) made by
+//                POST /_sandbox/oauth/codes and spent by POST /v2/oauth/access_token.
 //
 // Every function takes the State lock itself: call none of them from inside
 // ctx.state.mutate/read. Bad arguments throw model::ApiError (404 unknown

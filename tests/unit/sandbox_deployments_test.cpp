@@ -1,6 +1,6 @@
 // The sandbox's projects/deployments model (sandbox/deployments.h), the general REST
 // endpoints that use it (Checks v2 and v1, deployment and project lookups), deployment-action
-// recording and the judges, and the control routes — called
+// recording and the judges, connectable-account OAuth codes, and the control routes — called
 // through the route table with hand-built requests, as in sandbox_vercel_api_test.cpp.
 #include <gtest/gtest.h>
 
@@ -528,6 +528,94 @@ TEST_F(DeploymentsTest, ActionUpdatesAreRecordedOnTheModelledDeploymentAndJudged
   EXPECT_EQ(payload["resourceId"], "res_a");
   EXPECT_EQ(payload["action"], "branch-db");
   EXPECT_EQ(payload["deployment"]["id"], did());
+}
+
+// ---- connectable-account OAuth codes
+// ----------------------------------------------------------------
+
+class OAuthTest : public DeploymentsTest {
+ protected:
+  Json new_code(const Json& body) {
+    auto r = call_json("POST", "/_sandbox/oauth/codes", body, std::nullopt);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return body_of(r);
+  }
+  std::string form(const std::string& code, const std::string& redirect = "https://p.example/cb",
+                   const std::string& secret = "") const {
+    return "client_id=" + config_.client_id +
+           "&client_secret=" + (secret.empty() ? config_.client_secret : secret) + "&code=" + code +
+           "&redirect_uri=" + redirect;
+  }
+  net::Response exchange(const std::string& body) {
+    return call("POST", "/v2/oauth/access_token", body, std::nullopt,
+                "application/x-www-form-urlencoded");
+  }
+  static std::string oauth_error(const net::Response& r) {
+    Json j = body_of(r);
+    return j.is_object() && j.contains("error") && j["error"].is_string()
+               ? j["error"].get<std::string>()
+               : "<" + r.body + ">";
+  }
+};
+
+TEST_F(OAuthTest, CodesAreExchangedOnceForAWorkingToken) {
+  Json c = new_code({{"installationId", "icfg_a"}, {"redirectUri", "https://p.example/cb"}});
+  std::string code = c["code"];
+  EXPECT_EQ(c["expiresAt"], at(kNow) + config_.sso_code_ttl_ms);
+
+  auto wrong_secret = exchange(form(code, "https://p.example/cb", "nope"));
+  EXPECT_EQ(wrong_secret.status, 401);
+  EXPECT_EQ(oauth_error(wrong_secret), "invalid_client");
+  auto wrong_redirect = exchange(form(code, "https://evil.example/cb"));
+  EXPECT_EQ(wrong_redirect.status, 400);
+  EXPECT_EQ(oauth_error(wrong_redirect), "invalid_grant");
+  EXPECT_NE(body_of(wrong_redirect)["error_description"].get<std::string>().find("redirect_uri"),
+            std::string::npos);
+  auto missing = exchange("client_id=" + config_.client_id + "&code=" + code);
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_EQ(oauth_error(missing), "invalid_request");
+
+  auto r = exchange(form(code));
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json b = body_of(r);
+  EXPECT_EQ(b["token_type"], "Bearer");
+  EXPECT_EQ(b["installation_id"], "icfg_a");
+  EXPECT_EQ(b["user_id"], "ua");
+  EXPECT_EQ(b["team_id"], "team_a1b2c3a");
+  std::string token = b["access_token"];
+  EXPECT_EQ(call("GET", "/v1/installations/icfg_a", "", token).status, 200);
+  EXPECT_EQ(call("GET", "/v1/installations/icfg_b", "", token).status, 403);
+  EXPECT_EQ(call("GET", "/v1/installations/icfg_a", "", "tok_a").status, 200);  // old one too
+  // The token never reaches the exchange log.
+  for (const auto& ex : log_.list(0, 1000))
+    EXPECT_EQ(ex.response_body.find(token), std::string::npos);
+
+  auto reused = exchange(form(code));
+  EXPECT_EQ(reused.status, 400);
+  EXPECT_EQ(oauth_error(reused), "invalid_grant");
+  EXPECT_NE(body_of(reused)["error_description"].get<std::string>().find("already used"),
+            std::string::npos);
+  EXPECT_EQ(oauth_error(exchange(form("never-issued"))), "invalid_grant");
+}
+
+TEST_F(OAuthTest, CodesExpireAndNeedALiveInstallation) {
+  std::string code = new_code({{"installationId", "icfg_b"}})["code"];
+  clock_->advance_ms(config_.sso_code_ttl_ms + 1);
+  auto expired = exchange(form(code, "https://any.example/cb"));
+  EXPECT_EQ(expired.status, 400);
+  EXPECT_NE(body_of(expired)["error_description"].get<std::string>().find("expired"),
+            std::string::npos);
+  // Without a redirectUri at creation any redirect_uri is accepted.
+  std::string fresh = new_code({{"installationId", "icfg_b"}})["code"];
+  EXPECT_EQ(exchange(form(fresh, "https://any.example/cb")).status, 200);
+
+  EXPECT_EQ(call_json("POST", "/_sandbox/oauth/codes", {{"installationId", "icfg_zzz"}}).status,
+            404);
+  EXPECT_EQ(call_json("POST", "/_sandbox/oauth/codes", {{"redirectUri", 3}}).status, 400);
+  std::string doomed = new_code({{"installationId", "icfg_b"}})["code"];
+  state_->mutate([](Json& d) { d["installations"]["icfg_b"]["status"] = "finalized"; });
+  EXPECT_EQ(oauth_error(exchange(form(doomed, "https://any.example/cb"))), "invalid_grant");
+  EXPECT_EQ(call_json("POST", "/_sandbox/oauth/codes", {{"installationId", "icfg_b"}}).status, 409);
 }
 
 // ---- control routes

@@ -858,11 +858,13 @@ TEST_F(SsoTest, FormEncodedExchangeWorks) {
   EXPECT_EQ(last_exchange().request_body.find(config_.client_secret), std::string::npos);
   EXPECT_EQ(call("POST", "/v1/integrations/sso/token", form, std::nullopt, "text/plain").status,
             400);
-  // Connectable-account codes are never issued by the sandbox.
+  // An SSO code is no connectable-account code: refused OAuth-style.
   auto oauth =
       call("POST", "/v2/oauth/access_token", form + "&redirect_uri=https%3A%2F%2Fp.example%2Fcb",
            std::nullopt, "application/x-www-form-urlencoded");
   EXPECT_EQ(oauth.status, 400);
+  EXPECT_EQ(body_of(oauth)["error"], "invalid_grant");
+  EXPECT_TRUE(body_of(oauth)["error_description"].is_string());
 }
 
 // ---- experimentation ----------------------------------------------------------------------------
