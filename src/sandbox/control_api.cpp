@@ -1,10 +1,13 @@
 #include "sandbox/control_api.h"
 
+#include <algorithm>
 #include <limits>
 
+#include "sandbox/deployments.h"
 #include "sandbox/faults.h"
 #include "sandbox/inspector.h"
 #include "sandbox/vercel_api.h"
+#include "util/crypto.h"
 
 namespace wharf::sandbox {
 namespace {
@@ -107,6 +110,57 @@ Json move_clock(Context& ctx, Driver& driver, const Json& body) {
   // Webhook retries and the finalization window are due on this clock: look again now.
   driver.clock_moved();
   return clock_view(ctx);
+}
+
+// POST /_sandbox/oauth/codes: a connectable-account code (vercel-api.md §8.2) for an
+// installation, as Vercel hands one to the partner's Redirect URL; spent by
+// POST /v2/oauth/access_token. Made for the installer (or the first member).
+Json make_oauth_code(Context& ctx, const Json& body) {
+  model::Checker check;
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (it.key() != "installationId" && it.key() != "redirectUri")
+      check.add(it.key(), "is not allowed (send installationId and optionally redirectUri)");
+  auto icfg = check.string(body, "installationId", "", true, true);
+  auto redirect = check.string(body, "redirectUri", "", false, true);
+  check.throw_if_failed("OAuth code request");
+  std::string code = util::random_token(24);
+  int64_t now = ctx.clock.now_ms();
+  int64_t expires = now + ctx.config.sso_code_ttl_ms;
+  ctx.state.mutate([&](Json& doc) {
+    auto inst = doc.value("/installations"_json_pointer / *icfg, Json());
+    if (!inst.is_object()) throw ApiError::not_found("unknown installation " + *icfg);
+    std::string status = inst.value("status", "");
+    if (status == "finalized" || status == "pending_deletion")
+      throw ApiError(409, "conflict", "installation " + *icfg + " is " + status,
+                     {{"installationId", "is " + status}});
+    std::string user = inst.value("installedBy", "");
+    if (user.empty() && inst.contains("users") && inst["users"].is_object() &&
+        !inst["users"].empty())
+      user = inst["users"].begin().key();
+    Json& codes = doc["oauthCodes"];
+    if (!codes.is_object()) codes = Json::object();
+    // Spent and long-expired codes are of no further use; keep the map small.
+    for (auto it = codes.begin(); it != codes.end();) {
+      bool dead = it->value("used", false) || it->value("expiresAt", int64_t{0}) < now - 3600000;
+      it = dead && codes.size() > 100 ? codes.erase(it) : std::next(it);
+    }
+    Json rec = {{"installationId", *icfg},
+                {"userHex", user},
+                {"createdAt", now},
+                {"expiresAt", expires},
+                {"used", false}};
+    if (redirect) rec["redirectUri"] = *redirect;
+    codes[code] = rec;
+  });
+  return Json{{"code", code}, {"expiresAt", expires}};
+}
+
+// Only the listed members; each problem named.
+void only_members(model::Checker& check, const Json& body,
+                  std::initializer_list<std::string_view> allowed) {
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end())
+      check.add(it.key(), "is not allowed");
 }
 
 }  // namespace
@@ -240,6 +294,104 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
                  return json_reply(200, result);
                });
              });
+
+  // Connectable-account install codes (see make_oauth_code).
+  routes.add("POST", "/_sandbox/oauth/codes", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] { return json_reply(200, make_oauth_code(ctx, body_object(req))); });
+  });
+
+  // Projects and deployments (sandbox/deployments.h), for tests and the CLI. These record
+  // only: they send no webhook (the driver's flows do when they play a deployment).
+  routes.add("POST", "/_sandbox/projects", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] {
+      Json body = body_object(req);
+      model::Checker check;
+      only_members(check, body, {"installationId", "name"});
+      auto icfg = check.string(body, "installationId", "", true, true);
+      auto name = check.string(body, "name", "", true, true);
+      check.throw_if_failed("project");
+      return json_reply(200, deployments::create_project(ctx, *icfg, *name));
+    });
+  });
+  routes.add("POST", "/_sandbox/projects/{projectId}/connect",
+             [&ctx](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 Json body = body_object(req);
+                 model::Checker check;
+                 only_members(check, body, {"resourceId"});
+                 auto rid = check.string(body, "resourceId", "", true, true);
+                 check.throw_if_failed("project connection");
+                 return json_reply(
+                     200, deployments::connect_resource(ctx, path_param(p, "projectId"), *rid));
+               });
+             });
+  routes.add("POST", "/_sandbox/projects/{projectId}/deployments",
+             [&ctx](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 Json body = body_object(req);
+                 model::Checker check;
+                 only_members(check, body, {"target", "meta"});
+                 auto target = check.one_of(body, "target", "", false, {"preview", "production"});
+                 check.get(body, "meta", "", model::Kind::kObject, false);
+                 check.throw_if_failed("deployment");
+                 return json_reply(
+                     200, deployments::create_deployment(ctx, path_param(p, "projectId"),
+                                                         target.value_or("preview"),
+                                                         body.value("meta", Json::object())));
+               });
+             });
+  routes.add("GET", "/_sandbox/deployments/{deploymentId}",
+             [&ctx](net::Request&, const net::PathParams& p) {
+               return guarded([&] {
+                 std::string id = path_param(p, "deploymentId");
+                 Json d = ctx.state.read([&](const Json& doc) {
+                   return doc.value("/deployments"_json_pointer / id, Json());
+                 });
+                 if (!d.is_object()) throw ApiError::not_found("deployment " + id + " not found");
+                 return json_reply(200, d);
+               });
+             });
+  // Records that action.start was sent for a resource's action (no webhook is sent).
+  routes.add("POST", "/_sandbox/deployments/{deploymentId}/actions",
+             [&ctx](net::Request& req, const net::PathParams& p) {
+               return guarded([&] {
+                 Json body = body_object(req);
+                 model::Checker check;
+                 only_members(check, body, {"resourceId", "action"});
+                 auto rid = check.string(body, "resourceId", "", true, true);
+                 auto action = check.string(body, "action", "", true, true);
+                 check.throw_if_failed("deployment action");
+                 return json_reply(200, deployments::start_action(
+                                            ctx, path_param(p, "deploymentId"), *rid, *action));
+               });
+             });
+  // Opens the check runs of the project's Checks v2 checks (no webhook is sent).
+  routes.add("POST", "/_sandbox/deployments/{deploymentId}/check-runs",
+             [&ctx](net::Request&, const net::PathParams& p) {
+               return guarded([&] {
+                 return json_reply(200,
+                                   Json{{"checkRuns", deployments::start_check_runs(
+                                                          ctx, path_param(p, "deploymentId"))}});
+               });
+             });
+  // The judges' findings: ?resourceId=&action= for an action, ?checkRunId= for a check run.
+  routes.add(
+      "GET", "/_sandbox/deployments/{deploymentId}/judge",
+      [&ctx](net::Request& req, const net::PathParams& p) {
+        return guarded([&] {
+          std::string id = path_param(p, "deploymentId");
+          if (auto run = req.query_param("checkRunId"))
+            return json_reply(200, Json{{"findings", deployments::judge_check_run(
+                                                         ctx, id, *run, ctx.clock.now_ms())}});
+          auto rid = req.query_param("resourceId");
+          auto action = req.query_param("action");
+          if (!rid || !action)
+            throw ApiError::validation("send checkRunId, or resourceId and action",
+                                       {{"checkRunId", "or resourceId and action are required"}});
+          return json_reply(200,
+                            Json{{"findings", deployments::judge_action(ctx, id, *rid, *action)}});
+        });
+      });
 
   // Mints a token in Vercel's shape, for providers testing their own endpoints by hand.
   routes.add("POST", "/_sandbox/tokens", [&ctx](net::Request& req, const net::PathParams&) {

@@ -109,7 +109,9 @@ std::string redact_body(const std::string& body) {
 }
 
 // Installation token check (vercel-api.md §1.3). Runs before the handler touches anything.
-void authenticate(Context& ctx, const net::Request& req, const std::string& icfg) {
+// With `icfg` empty (Auth::kToken) any installation's token is accepted; returns the
+// installation the token belongs to.
+std::string authenticate(Context& ctx, const net::Request& req, const std::string& icfg) {
   auto header = req.header("authorization");
   if (!header)
     throw model::ApiError::unauthorized(
@@ -119,7 +121,7 @@ void authenticate(Context& ctx, const net::Request& req, const std::string& icfg
   if (token.empty())
     throw model::ApiError::unauthorized(
         "Authorization must use the Bearer scheme with the installation access token");
-  ctx.state.read([&](const Json& doc) {
+  return ctx.state.read([&](const Json& doc) {
     std::string owner;
     std::string owner_status;
     if (auto insts = doc.find("installations"); insts != doc.end() && insts->is_object()) {
@@ -141,11 +143,23 @@ void authenticate(Context& ctx, const net::Request& req, const std::string& icfg
     if (owner_status == "finalized")
       throw model::ApiError::unauthorized("installation " + owner +
                                           " is finalized; its access token no longer works");
+    if (icfg.empty()) {
+      // General REST endpoints: the installation is the token's; `teamId` may name its team.
+      if (auto team = req.query_param("teamId")) {
+        std::string account = get_str(doc["installations"][owner], "accountId");
+        if (*team != account)
+          throw model::ApiError::forbidden("teamId " + *team +
+                                           " is not the team of this access token's installation " +
+                                           owner + (account.empty() ? "" : " (" + account + ")"));
+      }
+      return owner;
+    }
     bool exists = doc.contains("installations") && doc["installations"].contains(icfg);
     if (!exists) throw model::ApiError::not_found("installation " + icfg + " not found");
     if (owner != icfg)
       throw model::ApiError::forbidden("this access token belongs to installation " + owner +
                                        ", not to " + icfg);
+    return owner;
   });
 }
 
@@ -160,16 +174,19 @@ net::Response render_error(const model::ApiError& e, std::vector<std::string>* f
   return vercel_error(e.status, code, e.message);
 }
 
-net::Response handle(Context& ctx, Driver& driver, Background& background, bool auth,
+net::Response handle(Context& ctx, Driver& driver, Background& background, Auth auth,
                      const Endpoint& fn, net::Request& req, const net::PathParams& params,
                      std::vector<std::string>* findings) {
   net::Response resp;
   Call call{ctx, driver, background, req, params, {}, {}};
   try {
-    if (auth) {
+    if (auth == Auth::kInstallation) {
       call.icfg = path_param(params, "icfg");
       req.log_fields.emplace_back("installationId", call.icfg);
       authenticate(ctx, req, call.icfg);
+    } else if (auth == Auth::kToken) {
+      call.icfg = authenticate(ctx, req, "");
+      req.log_fields.emplace_back("installationId", call.icfg);
     }
     resp = fn(call);
     *findings = std::move(call.findings);
@@ -193,7 +210,7 @@ void sleep_ms(int64_t ms) {
   if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
-net::Response dispatch(Context& ctx, Driver& driver, Background& background, bool auth,
+net::Response dispatch(Context& ctx, Driver& driver, Background& background, Auth auth,
                        const Endpoint& fn, net::Request& req, const net::PathParams& params) {
   auto started = std::chrono::steady_clock::now();
   int64_t arrived_ms = ctx.clock.now_ms();
@@ -279,7 +296,15 @@ std::string Call::now_iso() const {
   return util::format_iso8601_ms(ctx.clock.now_ms());
 }
 
-void Registrar::add(const std::string& method, const std::string& pattern, bool auth, Endpoint fn) {
+void Registrar::add(const std::string& method, const std::string& pattern, Auth auth, Endpoint fn) {
+  // The identity documents live at the issuer, not under the REST API: only /v<n>/… paths
+  // get the /api twin.
+  if (pattern.rfind("/v", 0) == 0) add_one(method, "/api" + pattern, auth, fn);
+  add_one(method, pattern, auth, std::move(fn));
+}
+
+void Registrar::add_one(const std::string& method, const std::string& pattern, Auth auth,
+                        Endpoint fn) {
   routes_.add(method, pattern,
               [&ctx = ctx_, &driver = driver_, background = background_, auth, fn = std::move(fn)](
                   net::Request& req, const net::PathParams& params) {
@@ -288,16 +313,21 @@ void Registrar::add(const std::string& method, const std::string& pattern, bool 
 }
 
 void Registrar::installation(const std::string& method, const std::string& suffix, Endpoint fn) {
-  add(method, "/v1/installations/{icfg}" + suffix, true, fn);
-  add(method, "/v1/integrations/marketplace/installations/{icfg}" + suffix, true, std::move(fn));
+  add(method, "/v1/installations/{icfg}" + suffix, Auth::kInstallation, fn);
+  add(method, "/v1/integrations/marketplace/installations/{icfg}" + suffix, Auth::kInstallation,
+      std::move(fn));
 }
 
 void Registrar::scoped(const std::string& method, const std::string& pattern, Endpoint fn) {
-  add(method, pattern, true, std::move(fn));
+  add(method, pattern, Auth::kInstallation, std::move(fn));
+}
+
+void Registrar::token(const std::string& method, const std::string& pattern, Endpoint fn) {
+  add(method, pattern, Auth::kToken, std::move(fn));
 }
 
 void Registrar::open(const std::string& method, const std::string& pattern, Endpoint fn) {
-  add(method, pattern, false, std::move(fn));
+  add(method, pattern, Auth::kNone, std::move(fn));
 }
 
 void require_valid(const schema::Errors& errors, const std::string& what) {
@@ -351,6 +381,7 @@ void add_vercel_api_routes(Routes& routes, Context& ctx, Driver& driver) {
   vercel_api::add_installation_routes(r);
   vercel_api::add_resource_routes(r);
   vercel_api::add_billing_routes(r);
+  vercel_api::add_deployment_routes(r);
 
   // Vercel's identity documents. PostHog fetches .../jwks.json, so both names answer.
   auto jwks = [](vercel_api::Call& c) { return json_reply(200, c.ctx.identity.jwks()); };

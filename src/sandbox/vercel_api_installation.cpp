@@ -266,15 +266,85 @@ net::Response sso_token(Call& c) {
                           {"expires_in", kIdTokenTtlS}});
 }
 
-// Connectable-account installs (F1b) are not simulated: no such code is ever issued, so every
-// code is answered as Vercel answers an unknown one — after the client is authenticated.
+// OAuth 2.0 error answer (RFC 6749 §5.2), the shape OAuth clients of §8.2 parse: a 400 (401
+// for a client that failed to authenticate) {"error": <code>, "error_description": …}. The
+// problem is also a finding of the call in the exchange log.
+net::Response oauth_error(Call& c, int status, const std::string& error,
+                          const std::string& description) {
+  c.findings.push_back(error + ": " + description);
+  return json_reply(status, {{"error", error}, {"error_description", description}});
+}
+
+// OAuth code exchange for connectable-account installs (§8.2, flows.md F1b). Codes come from
+// POST /_sandbox/oauth/codes (state oauthCodes, see sandbox/deployments.h): single-use,
+// expiring after config.sso_code_ttl_ms, bound to a redirect URI when one was given. Success
+// issues a fresh access token of the code's installation, which the sandbox then accepts like
+// the one delivered with Upsert Installation.
 net::Response oauth_token(Call& c) {
-  Json body = client_body(c);
-  require_valid(schema::oauth_token(body), "OAuth code exchange");
-  check_client(c, body);
-  throw bad_code(
-      "is not valid (the sandbox does not simulate connectable-account installs; native "
-      "installations receive their token in Upsert Installation)");
+  Json body;
+  try {
+    body = client_body(c);
+  } catch (const model::ApiError& e) {
+    return oauth_error(c, 400, "invalid_request", e.message);
+  }
+  schema::Errors errors = schema::oauth_token(body);
+  if (!errors.empty()) return oauth_error(c, 400, "invalid_request", schema::describe(errors));
+  if (body.contains("grant_type") && body["grant_type"] != "authorization_code")
+    return oauth_error(
+        c, 400, "unsupported_grant_type",
+        "grant_type: must be authorization_code (got " + body["grant_type"].dump() + ")");
+  try {
+    check_client(c, body);
+  } catch (const model::ApiError& e) {
+    return oauth_error(c, 401, "invalid_client", e.message);
+  }
+  std::string code = body["code"].get<std::string>();
+  std::string redirect_uri = body["redirect_uri"].get<std::string>();
+  int64_t now = c.ctx.clock.now_ms();
+  std::string token = "vat_" + util::random_token(24);
+  struct Grant {
+    std::string problem;  // empty: granted
+    std::string icfg, user, team;
+  };
+  Grant g = c.ctx.state.mutate([&](Json& doc) {
+    Json& codes = doc["oauthCodes"];
+    if (!codes.is_object() || !codes.contains(code) || !codes[code].is_object())
+      return Grant{
+          "code: is unknown (it was not issued by this sandbox: POST /_sandbox/oauth/codes "
+          "makes one)",
+          "", "", ""};
+    Json& rec = codes[code];
+    if (rec.value("used", false))
+      return Grant{"code: was already used (codes are single-use)", "", "", ""};
+    int64_t expires = rec.value("expiresAt", int64_t{0});
+    if (now > expires)
+      return Grant{"code: has expired (at " + util::format_iso8601_ms(expires) + ")", "", "", ""};
+    std::string expected = get_str(rec, "redirectUri");
+    if (!expected.empty() && redirect_uri != expected)
+      return Grant{"redirect_uri: does not match the redirect URI the code was issued for (" +
+                       expected + ")",
+                   "", "", ""};
+    std::string icfg = get_str(rec, "installationId");
+    auto& insts = doc["installations"];
+    if (!insts.is_object() || !insts.contains(icfg) || !insts[icfg].is_object())
+      return Grant{"code: belongs to an installation that no longer exists", "", "", ""};
+    Json& inst = insts[icfg];
+    std::string status = get_str(inst, "status");
+    if (status == "finalized" || status == "pending_deletion")
+      return Grant{"code: belongs to an installation that was uninstalled (" + status + ")", "", "",
+                   ""};
+    rec["used"] = true;
+    rec["usedAt"] = now;
+    if (!inst["accessTokens"].is_array()) inst["accessTokens"] = Json::array();
+    inst["accessTokens"].push_back(token);
+    return Grant{"", icfg, get_str(rec, "userHex"), get_str(inst, "accountId")};
+  });
+  if (!g.problem.empty()) return oauth_error(c, 400, "invalid_grant", g.problem);
+  return json_reply(200, {{"token_type", "Bearer"},
+                          {"access_token", token},
+                          {"installation_id", g.icfg},
+                          {"user_id", g.user},
+                          {"team_id", g.team.empty() ? Json(nullptr) : Json(g.team)}});
 }
 
 }  // namespace

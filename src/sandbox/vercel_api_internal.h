@@ -58,6 +58,16 @@ struct Call {
 
 using Endpoint = std::function<net::Response(Call&)>;
 
+// How an endpoint authenticates its caller.
+enum class Auth {
+  kNone,          // client credentials in the body, or public
+  kInstallation,  // bearer = an access token of the {icfg} named in the path
+  kToken,         // bearer = any installation's access token; that installation is Call::icfg
+};
+
+// Every pattern is registered twice: as given and under the `/api` prefix, because
+// https://vercel.com/api + path is the base the reference implementation (and integrations
+// copied from it) hard-code (vercel-api.md §1.1, §13 Q14). Both forms answer identically.
 class Registrar {
  public:
   Registrar(Routes& routes, Context& ctx, Driver& driver, std::shared_ptr<Background> background)
@@ -69,11 +79,18 @@ class Registrar {
   void installation(const std::string& method, const std::string& suffix, Endpoint fn);
   // An endpoint whose pattern names {icfg} elsewhere (deployment actions); bearer as above.
   void scoped(const std::string& method, const std::string& pattern, Endpoint fn);
+  // A general REST endpoint whose path names no installation (projects, deployments, checks;
+  // §10.2–10.4): the bearer must be an access token of an installation, which becomes
+  // Call::icfg. A `teamId` query parameter is optional (§13 Q7: the reference implementation
+  // omits it, others send it); when given it must be that installation's team (accountId),
+  // else 403.
+  void token(const std::string& method, const std::string& pattern, Endpoint fn);
   // An endpoint without bearer authentication (client credentials in the body, or public).
   void open(const std::string& method, const std::string& pattern, Endpoint fn);
 
  private:
-  void add(const std::string& method, const std::string& pattern, bool auth, Endpoint fn);
+  void add(const std::string& method, const std::string& pattern, Auth auth, Endpoint fn);
+  void add_one(const std::string& method, const std::string& pattern, Auth auth, Endpoint fn);
   Routes& routes_;
   Context& ctx_;
   Driver& driver_;
@@ -97,5 +114,6 @@ const Json* find_live_resource(const Json& doc, const std::string& icfg, const s
 void add_installation_routes(Registrar& r);
 void add_resource_routes(Registrar& r);
 void add_billing_routes(Registrar& r);
+void add_deployment_routes(Registrar& r);
 
 }  // namespace wharf::sandbox::vercel_api

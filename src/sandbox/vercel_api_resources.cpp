@@ -1,7 +1,9 @@
 // Resource endpoints (vercel-api.md §5), secrets (§6), experimentation items and Global
 // Config (§9) and deployment-action updates (§10.1).
+#include <algorithm>
 #include <cctype>
 
+#include "sandbox/deployments.h"
 #include "sandbox/vercel_api.h"
 #include "sandbox/vercel_api_internal.h"
 #include "util/crypto.h"
@@ -325,12 +327,49 @@ net::Response put_global_config(Call& c) {
 
 // ---- deployment actions -----------------------------------------------------------------------
 
+// When the deployment is one the sandbox modelled (sandbox/deployments.h), the update is also
+// recorded on it, under actions["<resourceId>/<action>"], for deployments::judge_action; a
+// modelled deployment of another installation is not found. Updates about deployments the
+// sandbox does not know are only listed in deploymentActions.
+void record_on_deployment(Call& c, Json& doc, const std::string& rid, const Json& body) {
+  std::string did = c.param("deploymentId");
+  auto all = doc.find("deployments");
+  if (all == doc.end() || !all->is_object()) return;
+  auto it = all->find(did);
+  if (it == all->end() || !it->is_object()) return;
+  Json& d = *it;
+  if (get_str(d, "installationId") != c.icfg)
+    throw model::ApiError::not_found("deployment " + did + " not found");
+  std::string action = c.param("action");
+  Json& actions = d["actions"];
+  if (!actions.is_object()) actions = Json::object();
+  Json& rec = actions[deployments::action_key(rid, action)];
+  if (!rec.is_object()) {
+    // Reported without the sandbox having started it: kept, and judged as such.
+    rec = {{"resourceId", rid}, {"action", action}, {"status", "pending"}};
+    c.findings.push_back("deployment " + did + " never started action " + action +
+                         " for resource " + rid);
+  }
+  if (!rec["updates"].is_array()) rec["updates"] = Json::array();
+  rec["updates"].push_back({{"receivedAt", c.ctx.clock.now_ms()}, {"body", body}});
+  if (body.contains("status")) rec["status"] = body["status"];
+  auto projects = doc.find("projects");
+  std::string pid = get_str(d, "projectId");
+  if (projects != doc.end() && projects->is_object() && projects->contains(pid)) {
+    const Json& connected = (*projects)[pid].value("connectedResources", Json::array());
+    if (std::find(connected.begin(), connected.end(), Json(rid)) == connected.end())
+      c.findings.push_back("resource " + rid + " is not connected to project " + pid +
+                           " of deployment " + did);
+  }
+}
+
 net::Response update_deployment_action(Call& c) {
   std::string rid = c.param("resourceId");
   Json body = c.body();
   require_valid(schema::deployment_action(body), "deployment action update");
   c.ctx.state.mutate([&](Json& doc) {
     live_resource(doc, c.icfg, rid);
+    record_on_deployment(c, doc, rid, body);
     Json& list = doc["deploymentActions"];
     if (!list.is_array()) list = Json::array();
     list.push_back({{"receivedAt", c.now_iso()},

@@ -750,6 +750,88 @@ Errors deployment_action(const Json& body) {
   return check.errors();
 }
 
+Errors create_check(const Json& body) {
+  Checker check;
+  if (!object_body(check, body)) return check.errors();
+  check_no_extra(check, body, "",
+                 {"name", "isRerequestable", "requires", "targets", "blocks", "timeout", "source"});
+  str(check, body, "name", "", true, 100, true);
+  boolean(check, body, "isRerequestable", "", false);
+  enum_of(check, body, "requires", "", false, {"build-ready", "deployment-url", "none"});
+  each(check, body, "targets", "", false, [&](const Json& t, const std::string& p) {
+    if (!t.is_string() || t.get_ref<const std::string&>().empty())
+      check.add(p, "must be a non-empty string (an environment such as \"production\"), got " +
+                       (t.is_string() ? std::string("an empty string") : kind_of(t)));
+  });
+  enum_of(check, body, "blocks", "", false,
+          {"build-start", "deployment-start", "deployment-alias", "deployment-promotion", "none"});
+  if (const Json* t = field(check, body, "timeout", "", Kind::kInteger, false);
+      t && t->get<int64_t>() <= 0)
+    check.add("timeout", "must be a positive number of milliseconds (got " + t->dump() + ")");
+  if (const Json* src = field(check, body, "source", "", Kind::kObject, false)) {
+    check_no_extra(check, *src, "source", {"kind", "externalResourceId"});
+    enum_of(check, *src, "kind", "source", true, {"integration"});
+    str(check, *src, "externalResourceId", "source", false, 0, true);
+  }
+  return check.errors();
+}
+
+Errors update_check_run(const Json& body) {
+  Checker check;
+  if (!object_body(check, body)) return check.errors();
+  check_no_extra(check, body, "",
+                 {"status", "conclusion", "conclusionText", "externalId", "externalUrl", "output",
+                  "completedAt"});
+  auto status = enum_of(check, body, "status", "", false, {"queued", "running", "completed"});
+  enum_of(check, body, "conclusion", "", false,
+          {"canceled", "skipped", "timeout", "failed", "neutral", "succeeded"});
+  str(check, body, "conclusionText", "", false);
+  str(check, body, "externalId", "", false);
+  if (auto url = str(check, body, "externalUrl", "", false);
+      url && url->rfind("https://", 0) != 0 && url->rfind("http://", 0) != 0)
+    check.add("externalUrl", "must be an absolute http(s) URL (got \"" + *url + "\")");
+  field(check, body, "output", "", Kind::kObject, false);
+  if (const Json* at = field(check, body, "completedAt", "", Kind::kNumber, false);
+      at && at->get<double>() < 0)
+    check.add("completedAt", "must be a time in epoch milliseconds, not negative");
+  if (status == "completed" && !body.contains("conclusion"))
+    check.add("conclusion", "is required when status is \"completed\"");
+  if (status && *status != "completed" && body.contains("conclusion"))
+    check.add("conclusion",
+              "is only allowed with status \"completed\" (got status \"" + *status + "\")");
+  return check.errors();
+}
+
+Errors create_check_v1(const Json& body) {
+  Checker check;
+  if (!object_body(check, body)) return check.errors();
+  check_no_extra(check, body, "",
+                 {"name", "path", "blocking", "detailsUrl", "externalId", "rerequestable"});
+  str(check, body, "name", "", true, 100, true);
+  str(check, body, "path", "", false, 255);
+  boolean(check, body, "blocking", "", true);
+  str(check, body, "detailsUrl", "", false);
+  str(check, body, "externalId", "", false);
+  boolean(check, body, "rerequestable", "", false);
+  return check.errors();
+}
+
+Errors update_check_v1(const Json& body) {
+  Checker check;
+  if (!object_body(check, body)) return check.errors();
+  check_no_extra(check, body, "",
+                 {"name", "path", "status", "conclusion", "detailsUrl", "output", "externalId"});
+  str(check, body, "name", "", false, 100, true);
+  str(check, body, "path", "", false, 255);
+  enum_of(check, body, "status", "", false, {"running", "completed"});
+  enum_of(check, body, "conclusion", "", false,
+          {"canceled", "failed", "neutral", "succeeded", "skipped"});
+  str(check, body, "detailsUrl", "", false);
+  field(check, body, "output", "", Kind::kObject, false);
+  str(check, body, "externalId", "", false);
+  return check.errors();
+}
+
 // ---- Money ----------------------------------------------------------------------------------
 
 namespace {

@@ -86,6 +86,18 @@ Errors experimentation_items(const model::Json& body);  // §9.1
 Errors experimentation_patch(const model::Json& body);  // §9.2
 Errors global_config_put(const model::Json& body);      // §9.4
 Errors deployment_action(const model::Json& body);      // §10.1
+// §10.2 Create Check: name (req), isRerequestable, requires, targets, blocks, timeout (ms, a
+// positive integer), source {kind: "integration" (req), externalResourceId?}; nothing else.
+Errors create_check(const model::Json& body);
+// §10.2 Update Check Run: status, conclusion, conclusionText, externalId, externalUrl, output,
+// completedAt; nothing else. status "completed" needs a conclusion and "queued"/"running"
+// refuse one (a body without status is judged against the run's state by the caller).
+Errors update_check_run(const model::Json& body);
+// §10.3 legacy Checks v1: create {name (req, ≤100), blocking (req), path?, detailsUrl?,
+// externalId?, rerequestable?} and update {name?, path?, status? (running|completed),
+// conclusion?, detailsUrl?, output?, externalId?}; nothing else.
+Errors create_check_v1(const model::Json& body);
+Errors update_check_v1(const model::Json& body);
 
 // Exact decimal arithmetic for money strings: invoice totals are sums of decimal strings and
 // must not pick up binary floating-point error. Arbitrary precision (digits + scale).

@@ -225,6 +225,32 @@ TEST_F(VercelApiTest, InstallationTokenIsCheckedAgainstThePathInstallation) {
             std::string::npos);
 }
 
+// https://vercel.com/api + path is a base integrations hard-code: every REST route answers
+// under /api exactly as without it (the Registrar registers both).
+TEST_F(VercelApiTest, EveryRouteIsAlsoServedUnderTheApiPrefix) {
+  for (const std::string path : {"/v1/installations/icfg_a/account",
+                                 "/v1/integrations/marketplace/installations/icfg_a/account",
+                                 "/v1/installations/icfg_a/resources/res_1"}) {
+    auto plain = call("GET", path);
+    auto proxied = call("GET", "/api" + path);
+    EXPECT_EQ(proxied.status, 200) << path << " " << proxied.body;
+    EXPECT_EQ(proxied.body, plain.body) << path;
+    EXPECT_EQ(call("GET", "/api" + path, "", "tok_b").status, 403) << path;
+  }
+  auto billed = call_json("POST", "/api/v1/installations/icfg_a/billing", billing_body());
+  EXPECT_EQ(billed.status, 201) << billed.body;
+  EXPECT_EQ(doc()["billing"]["icfg_a"].size(), 1u);
+  Json bad = {{"status", "paused"}};
+  auto a = call_json("PATCH", "/v1/installations/icfg_a", bad);
+  auto b = call_json("PATCH", "/api/v1/installations/icfg_a", bad);
+  EXPECT_EQ(b.status, 400);
+  EXPECT_EQ(a.body, b.body);
+  // Open routes too; the identity documents stay at the issuer only.
+  EXPECT_EQ(call("POST", "/api/v1/integrations/sso/token", "{}", std::nullopt).status, 400);
+  EXPECT_TRUE(routes_->match("POST", "/api/v2/oauth/access_token").route);
+  EXPECT_FALSE(routes_->match("GET", "/api/.well-known/jwks").route);
+}
+
 TEST_F(VercelApiTest, FinalizedInstallationTokenStopsWorking) {
   state_->mutate([](Json& d) { d["installations"]["icfg_a"]["status"] = "finalized"; });
   auto r = call("GET", "/v1/installations/icfg_a");
@@ -832,11 +858,13 @@ TEST_F(SsoTest, FormEncodedExchangeWorks) {
   EXPECT_EQ(last_exchange().request_body.find(config_.client_secret), std::string::npos);
   EXPECT_EQ(call("POST", "/v1/integrations/sso/token", form, std::nullopt, "text/plain").status,
             400);
-  // Connectable-account codes are never issued by the sandbox.
+  // An SSO code is no connectable-account code: refused OAuth-style.
   auto oauth =
       call("POST", "/v2/oauth/access_token", form + "&redirect_uri=https%3A%2F%2Fp.example%2Fcb",
            std::nullopt, "application/x-www-form-urlencoded");
   EXPECT_EQ(oauth.status, 400);
+  EXPECT_EQ(body_of(oauth)["error"], "invalid_grant");
+  EXPECT_TRUE(body_of(oauth)["error_description"].is_string());
 }
 
 // ---- experimentation ----------------------------------------------------------------------------
