@@ -51,6 +51,12 @@ const std::vector<CheckInfo>& check_catalog() {
       {"webhook.delivery", kRequired, "A signed webhook delivery is acknowledged with 2xx"},
       {"webhook.signature", kRequired,
        "A delivery with a wrong x-vercel-signature is refused (401/403), not processed"},
+      {"deployment.action", kAdvice,
+       "A deployment integration action (--action SLUG) started for a preview deployment "
+       "reports running, then succeeded or failed, with well-formed outcomes"},
+      {"deployment.checks", kAdvice,
+       "A check the partner registers when the resource is connected to a project runs on "
+       "deployment.checkrun.start and completes (with a conclusion) within its timeout"},
       {"transfer", kAdvice,
        "A resource moves to another installation: create, verify, accept; the target then "
        "lists it"},
@@ -96,9 +102,10 @@ class Runner {
         take(r, flow("get-installation", {{"installationId", icfg_}}));
       });
       if (options_.products.empty()) {
-        for (const char* id : {"provision", "resource.get", "resource.list", "resource.update",
-                               "resource.plans", "resource.change-plan", "resource.rotate-secrets",
-                               "resource.repl", "transfer", "resource.delete"})
+        for (const char* id :
+             {"provision", "resource.get", "resource.list", "resource.update", "resource.plans",
+              "resource.change-plan", "resource.rotate-secrets", "resource.repl",
+              "deployment.action", "deployment.checks", "transfer", "resource.delete"})
           skip(id, "", "no product given (--product)");
       }
       for (const auto& product : options_.products) resource_checks(product);
@@ -261,9 +268,10 @@ class Runner {
     if (!step("provision", product,
               [&](CheckResult& r) { rid = provision(r, icfg_, product, "conformance"); }) ||
         rid.empty()) {
-      for (const char* id : {"resource.get", "resource.list", "resource.update", "resource.plans",
-                             "resource.change-plan", "resource.rotate-secrets", "resource.repl",
-                             "transfer", "resource.delete"})
+      for (const char* id :
+           {"resource.get", "resource.list", "resource.update", "resource.plans",
+            "resource.change-plan", "resource.rotate-secrets", "resource.repl", "deployment.action",
+            "deployment.checks", "transfer", "resource.delete"})
         skip(id, product, "needs a successful provision");
       return;
     }
@@ -325,6 +333,7 @@ class Runner {
           take(r, flow("repl", params));
         },
         false);
+    deployment_checks(product, rid);
     step(
         "transfer", product, [&](CheckResult& r) { transfer(r, product); }, false);
     step(
@@ -360,6 +369,59 @@ class Runner {
     r.findings.push_back("the partner answered 202 but did not send the new secrets (PUT " +
                          std::string("/v1/installations/{id}/resources/{id}/secrets) within ") +
                          std::to_string(kAsyncWaitMs / 1000) + " s");
+  }
+
+  // One preview deployment of a project the resource is connected to (the `deploy` flow):
+  // the action named by --action, and every check run the partner's registered checks open.
+  void deployment_checks(const std::string& product, const std::string& rid) {
+    if (!selected("deployment.action") && !selected("deployment.checks")) return;
+    Json params = {{"installationId", icfg_}, {"resourceId", rid}, {"target", "preview"}};
+    if (!options_.action.empty()) params["action"] = options_.action;
+    Json res;
+    std::string error;
+    try {
+      res = flow("deploy", params);
+    } catch (const std::exception& e) {
+      error = std::string("the sandbox could not run the deployment: ") + e.what();
+    }
+    // What went wrong around the deployment itself (a webhook refused) belongs to both.
+    auto common = [&](CheckResult& r) {
+      if (!error.empty()) r.findings.push_back(error);
+      for (const auto& f : strings_of(res.value("findings", Json::array())))
+        r.findings.push_back(f);
+      if (res.contains("exchanges") && res["exchanges"].is_array())
+        for (const auto& e : res["exchanges"])
+          if (e.is_number_integer()) r.exchanges.push_back(e.get<int64_t>());
+    };
+    if (options_.action.empty()) {
+      skip("deployment.action", product, "no action slug given (--action)");
+    } else {
+      step(
+          "deployment.action", product,
+          [&](CheckResult& r) {
+            common(r);
+            for (const auto& a : res.value("actions", Json::array()))
+              for (const auto& f : strings_of(a.value("findings", Json::array())))
+                r.findings.push_back(f);
+          },
+          false);
+    }
+    const Json runs = res.value("checkRuns", Json::array());
+    if (error.empty() && runs.empty()) {
+      skip("deployment.checks", product,
+           "the partner registered no check for the project (POST /v2/projects/{id}/checks on "
+           "integration-resource.project-connected)");
+      return;
+    }
+    step(
+        "deployment.checks", product,
+        [&](CheckResult& r) {
+          common(r);
+          for (const auto& run : runs)
+            for (const auto& f : strings_of(run.value("findings", Json::array())))
+              r.findings.push_back(f);
+        },
+        false);
   }
 
   void transfer(CheckResult& r, const std::string& product) {

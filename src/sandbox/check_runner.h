@@ -2,7 +2,7 @@
 // Vercel through every flow the sandbox knows (install, plans, provision, read, update, plan
 // change, rotation, REPL, SSO, webhooks, transfer, delete, uninstall) against a partner's Base
 // URL, in order, each flow using what the previous ones created, and reports one named check
-// per step with its severity:
+// per step with its severity (deployments: an action and the partner's registered checks):
 //
 //   required  what the Marketplace needs from every native integration (partner-api.md): a
 //             failure is a conformance error and makes the runner exit non-zero;
@@ -39,6 +39,9 @@ struct CheckOptions {
   // Check ids (or prefixes ending in '.') to run; empty runs all. Checks a selected check
   // needs (install before provision) still run, as prerequisites.
   std::vector<std::string> only;
+  // A deployment integration action slug the product declares (deployment.action check);
+  // empty: that check is skipped.
+  std::string action;
 };
 
 struct CheckResult {

@@ -34,6 +34,8 @@
   FLOW("sso", sso, "Issue an SSO code and the partner's Redirect Login URL")                  \
   /* webhooks: driver_webhook_flow.cpp */                                                    \
   FLOW("webhook", webhook, "Send a signed webhook (built from the sandbox's state or given)") \
+  /* deployments: driver_deployments.cpp */                                                  \
+  FLOW("deploy", deploy, "A deployment of a project the resource is connected to: action, check runs, judged") \
   /* installations: driver_installations.cpp */                                              \
   FLOW("get-installation", get_installation, "Get Installation; refreshes the sandbox's copy")
 // clang-format on

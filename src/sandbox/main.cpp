@@ -332,6 +332,8 @@ int check(const std::vector<std::string>& args) {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
+    } else if (name == "action") {
+      options.action = value;
     } else if (name == "junit") {
       junit = value;
     } else if (name == "json") {
@@ -417,8 +419,9 @@ void usage(FILE* out) {
       out,
       "usage: wharf-sandbox serve [--flag value ...]\n"
       "       wharf-sandbox check --partner-url URL --client-secret S [--product ID ...]\n"
-      "             [--metadata JSON] [--only ID,ID] [--junit FILE] [--json FILE] [--list]\n"
-      "             [--verbose]   (plus any serve flag; see docs/sandbox.md)\n"
+      "             [--metadata JSON] [--action SLUG] [--only ID,ID] [--junit FILE]\n"
+      "             [--json FILE] [--list] [--verbose]   (plus any serve flag; see "
+      "docs/sandbox.md)\n"
       "       wharf-sandbox <flow> [--sandbox URL] [--param value ...]\n"
       "       wharf-sandbox state | log | config | flows [--sandbox URL]\n"
       "       wharf-sandbox clock [--advanceMs MS | --setMs EPOCH_MS | --set ISO-8601]\n"

@@ -42,6 +42,10 @@ constexpr Collection kCollections[] = {
     {"deploymentActions", Shape::kArray, model::Kind::kObject},
     {"transfers", Shape::kObject, model::Kind::kObject},
     {"webhooks", Shape::kArray, model::Kind::kObject},
+    {"projects", Shape::kObject, model::Kind::kObject},
+    {"deployments", Shape::kObject, model::Kind::kObject},
+    {"checks", Shape::kObject, model::Kind::kObject},
+    {"oauthCodes", Shape::kObject, model::Kind::kObject},
 };
 
 // How far ahead the array diff looks for a deleted or inserted run before it settles for a

@@ -52,6 +52,9 @@
 //                      resourceIds, expiresAt, status, verifiedBy, …}                (driver)
 //   webhooks           array:  [{id, type, status, attempts, lastStatus, createdAt,
 //                      badSignature, flow, body (while pending), exchanges, …}]      (driver)
+//   projects, deployments, checks, oauthCodes
+//                      object: id -> entry; entries documented in sandbox/deployments.h
+//                                                    (deployments, vercel_api, driver)
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lib.backend_example import ExampleBackend
-from lib.partner_proxy import BrokenPartner
+from lib.partner_proxy import BrokenPartner, DeployPartner
 from lib.sandbox import sandbox_bin
 from lib.wharf import CLIENT_ID, CLIENT_SECRET, Wharf, base_env, free_port
 
@@ -96,8 +96,12 @@ def test_wharf_with_sqlite_is_conformant(tmp_path, wharf_bin):
     assert "conformant" in r.stdout and "NOT conformant" not in r.stdout
     assert report["ok"] is True
     s = report["summary"]
-    assert s["failed"] == 0 and s["warning"] == 0 and s["skipped"] == 0, report
+    assert s["failed"] == 0 and s["warning"] == 0 and s["skipped"] == 2, report
     by_id = checks_by_id(report)
+    # Wharf declares no deployment action and registers no check: those two are skipped,
+    # each saying why.
+    assert "--action" in by_id[("deployment.action", "sqlite-db")]["reason"]
+    assert "registered no check" in by_id[("deployment.checks", "sqlite-db")]["reason"]
     for cid in ("install", "install.get", "sso", "webhook.delivery", "webhook.signature",
                 "uninstall"):
         assert by_id[(cid, "")]["status"] == "passed", by_id[(cid, "")]
@@ -186,3 +190,29 @@ def test_only_runs_the_named_checks(tmp_path, wharf_bin):
     assert ran == {"install", "webhook.delivery", "webhook.signature"}, report["checks"]
     # A required check that fails is the only reason for the non-zero exit.
     assert [c["id"] for c in report["checks"] if c["status"] == "failed"] == ["webhook.signature"]
+
+
+@pytest.mark.parametrize("mode", ["good", "bad-order"])
+def test_deployment_checks_judge_the_partners_reports(tmp_path, wharf_bin, mode):
+    p = Partner(tmp_path, wharf_bin)
+    partner = DeployPartner(p.url, f"http://127.0.0.1:{p.sandbox_port}", CLIENT_SECRET, mode=mode)
+    try:
+        r, report, tree = p.check(tmp_path, "--product", "sqlite-db", "--action", "branch-db",
+                                  "--only", "deployment.", partner_url=partner.url)
+    finally:
+        partner.stop()
+        p.stop()
+    by_id = checks_by_id(report)
+    checks = by_id[("deployment.checks", "sqlite-db")]
+    assert checks["status"] == "passed", checks
+    action = by_id[("deployment.action", "sqlite-db")]
+    if mode == "good":
+        assert action["status"] == "passed", action
+        assert r.returncode == 0, r.stdout
+    else:
+        # Advice: named as a warning, in JUnit's system-err, and the run still passes.
+        assert action["status"] == "warning", action
+        assert any("action.status-order" in f for f in action["findings"]), action
+        assert r.returncode == 0, r.stdout
+        case = junit_cases(tree)["deployment.action [sqlite-db]"]
+        assert case.find("failure") is None and "status-order" in case.find("system-err").text

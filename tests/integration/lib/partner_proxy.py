@@ -136,8 +136,9 @@ class DeployPartner(PartnerProxy):
       silent          acknowledges the webhooks and never reports anything
     """
 
-    def __init__(self, upstream, sandbox_url, client_secret, mode="good"):
-        self.sandbox_url = sandbox_url.rstrip("/")
+    def __init__(self, upstream, sandbox_url, client_secret, mode="good", api_base="/"):
+        # api_base "/api/": the `https://vercel.com/api` base some integrations hard-code.
+        self.sandbox_url = sandbox_url.rstrip("/") + api_base.rstrip("/")
         self.client_secret = client_secret
         self.mode = mode
         self.tokens = {}    # installation id -> access token
