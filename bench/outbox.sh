@@ -76,7 +76,9 @@ fetch_log() {  # file: the sandbox's exchanges since the previous fetch
   LAST_ID=$($PY -c 'import json,sys; e=json.load(open(sys.argv[1]))["exchanges"]; print(e[-1]["id"] if e else sys.argv[2])' "$1" "${LAST_ID:-0}")
 }
 fetch_log "$TMPD/log.json"
-ls -l "$TMPD/run/sandbox/sandbox-state.json" | awk '{print $5}' >"$OUT/outbox-state-bytes.txt"
+# The sandbox's state on disk: its snapshot plus the journal of changes since.
+cat "$TMPD/run/sandbox/sandbox-state.json" "$TMPD/run/sandbox/sandbox-state.json.journal" \
+  2>/dev/null | wc -c >"$OUT/outbox-state-bytes.txt"
 
 say "raw: wrk -t1 -c1 -d$DURATION, same requests (keep-alive)"
 REQUESTS="$TMPD/run/requests.tsv" wrk -t1 -c1 -d"$DURATION" -s "$ROOT/bench/outbox.lua" \

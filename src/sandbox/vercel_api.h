@@ -1,6 +1,8 @@
-// The Vercel Marketplace REST API (spec/vercel-api.md §3 rows 1–27 and 34) as wharf-sandbox
-// serves it to a partner, plus Vercel's identity documents (/.well-known/jwks,
-// /.well-known/openid-configuration). Behaviour follows the spec strictly so that a partner
+// The Vercel Marketplace REST API (spec/vercel-api.md §3 rows 1–34: the Marketplace
+// endpoints, deployment actions, Checks v2 and legacy v1, the deployment and project lookups,
+// the OAuth code exchange) as wharf-sandbox serves it to a partner — every route also under
+// the /api prefix (the https://vercel.com/api base) — plus Vercel's identity documents
+// (/.well-known/jwks, /.well-known/openid-configuration). Behaviour follows the spec strictly so that a partner
 // that passes against the sandbox is close to passing against Vercel:
 //   * every installation-scoped call needs `Authorization: Bearer <installation access
 //     token>` (state installations[icfg].accessTokens): missing/unknown token → 401, a token

@@ -135,3 +135,27 @@ def test_bad_parameters_are_refused_and_change_nothing(stack_of):
     status, body = s.sb.flow("deploy", installationId=s.icfg, resourceId="nope")
     assert status == 404, body
     assert s.sb.state().get("deployments", {}) == before
+
+
+def test_connectable_account_code_is_exchanged_once_for_a_working_token(stack_of):
+    # External-OAuth installs: the sandbox issues a code, the partner exchanges it at
+    # /v2/oauth/access_token with its client credentials, exactly once.
+    s = stack_of()
+    r = requests.post(f"{s.sb.base}/_sandbox/oauth/codes",
+                      json={"installationId": s.icfg, "redirectUri": "https://partner.example/cb"},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    code = r.json()["code"]
+    form = {"code": code, "client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET,
+            "redirect_uri": "https://partner.example/cb", "grant_type": "authorization_code"}
+    wrong = dict(form, client_secret="not-the-secret")
+    got = requests.post(f"{s.sb.base}/v2/oauth/access_token", data=wrong, timeout=10)
+    assert got.status_code == 401 and got.json()["error"] == "invalid_client"
+    got = requests.post(f"{s.sb.base}/api/v2/oauth/access_token", data=form, timeout=10)
+    assert got.status_code == 200, got.text
+    token = got.json()["access_token"]
+    assert got.json()["installation_id"] == s.icfg
+    # The token works on the installation's API; the code does not work twice.
+    assert s.sb.vercel("GET", f"/v1/installations/{s.icfg}/account", token=token).status_code == 200
+    again = requests.post(f"{s.sb.base}/v2/oauth/access_token", data=form, timeout=10)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
