@@ -2,8 +2,9 @@
 // endpoints, deployment actions, Checks v2 and legacy v1, the deployment and project lookups,
 // the OAuth code exchange) as wharf-sandbox serves it to a partner — every route also under
 // the /api prefix (the https://vercel.com/api base) — plus Vercel's identity documents
-// (/.well-known/jwks, /.well-known/openid-configuration). Behaviour follows the spec strictly so that a partner
-// that passes against the sandbox is close to passing against Vercel:
+// (/.well-known/jwks, /.well-known/openid-configuration). Behaviour follows the spec
+// strictly so that a partner that passes against the sandbox is close to passing against
+// Vercel:
 //   * every installation-scoped call needs `Authorization: Bearer <installation access
 //     token>` (state installations[icfg].accessTokens): missing/unknown token → 401, a token
 //     of another installation → 403, unknown installation → 404, finalized installation →
