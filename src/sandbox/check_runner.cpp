@@ -10,6 +10,7 @@
 
 #include "sandbox/conformance.h"
 #include "util/clock.h"
+#include "util/markup.h"
 
 namespace wharf::sandbox {
 
@@ -531,37 +532,6 @@ class Runner {
   std::string sso_resource_;
 };
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        // XML 1.0 allows no control characters but tab, LF and CR.
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-          out += "?";
-        else
-          out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 std::string seconds_text(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", s);
@@ -617,24 +587,24 @@ std::string CheckReport::to_junit() const {
                        std::to_string(skipped) + "\" time=\"" + seconds_text(seconds) + "\"";
   x += "<testsuites name=\"wharf-sandbox check\"" + counts + ">\n";
   x += "  <testsuite name=\"vercel-marketplace-conformance\"" + counts + " timestamp=\"" +
-       xml_escape(started_at) + "\">\n";
-  x += "    <properties><property name=\"partnerUrl\" value=\"" + xml_escape(partner_url) +
+       util::markup_escape(started_at) + "\">\n";
+  x += "    <properties><property name=\"partnerUrl\" value=\"" + util::markup_escape(partner_url) +
        "\"/></properties>\n";
   for (const auto& r : results) {
-    x += "    <testcase classname=\"" + xml_escape(r.level) + "\" name=\"" +
-         xml_escape(name_of(r)) + "\" time=\"" + seconds_text(r.seconds) + "\">\n";
+    x += "    <testcase classname=\"" + util::markup_escape(r.level) + "\" name=\"" +
+         util::markup_escape(name_of(r)) + "\" time=\"" + seconds_text(r.seconds) + "\">\n";
     std::string text;
     for (const auto& f : r.findings) text += f + "\n";
     if (r.status == "failed") {
       x += "      <failure type=\"conformance\" message=\"" +
-           xml_escape(r.findings.empty() ? r.title : r.findings.front()) + "\">" +
-           xml_escape(r.title + "\n" + text) + "</failure>\n";
+           util::markup_escape(r.findings.empty() ? r.title : r.findings.front()) + "\">" +
+           util::markup_escape(r.title + "\n" + text) + "</failure>\n";
     } else if (r.status == "skipped") {
-      x += "      <skipped message=\"" + xml_escape(r.reason) + "\"/>\n";
+      x += "      <skipped message=\"" + util::markup_escape(r.reason) + "\"/>\n";
     } else if (r.status == "warning") {
       // Advice: visible in the report, never a failure of the build.
-      x += "      <system-err>" + xml_escape("warning (advice): " + r.title + "\n" + text) +
-           "</system-err>\n";
+      x += "      <system-err>" +
+           util::markup_escape("warning (advice): " + r.title + "\n" + text) + "</system-err>\n";
     }
     x += "    </testcase>\n";
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "util/clock.h"
+#include "util/markup.h"
 
 namespace wharf::api::dashboard {
 namespace {
@@ -49,30 +50,7 @@ bool loopback_http(const std::string& url) {
 }
 
 std::string esc(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return util::markup_escape(s);
 }
 
 net::Response html_page(int status, std::string_view title, const service::Session* session,
