@@ -134,7 +134,7 @@ net::Response submit_billing_data(Call& c) {
   // `eod` is the end of the usage day: an instant at or just before the next day starts, so
   // the day is the UTC date of the last millisecond it covers.
   std::string day = util::format_iso8601_ms(eod - 1).substr(0, 10);
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"installations", "billing"}, [&](Json& doc) {
     installation_of(doc, c.icfg);
     Json& list = doc["billing"][c.icfg];
     if (!list.is_array()) list = Json::array();
@@ -343,7 +343,7 @@ net::Response submit_balances(Call& c) {
   require_valid(schema::balances(body), "Submit Prepayment Balances body");
   int64_t ts = 0;
   schema::parse_date_time(body["timestamp"].get<std::string>(), &ts);
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"installations", "balances"}, [&](Json& doc) {
     installation_of(doc, c.icfg);
     Json& b = doc["balances"][c.icfg];
     int64_t old_ts = 0;

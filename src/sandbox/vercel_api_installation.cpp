@@ -115,7 +115,7 @@ net::Response create_event(Call& c) {
   std::string type = event["type"].get<std::string>();
   std::string rid = get_str(event, "resourceId");
   std::string id = util::new_id("evt");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"installations", "resources", "events"}, [&](Json& doc) {
     installation_of(doc, c.icfg);
     if (type == "resource.updated") live_resource(doc, c.icfg, rid);
     Json& events = doc["events"];

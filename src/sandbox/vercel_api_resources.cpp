@@ -150,7 +150,7 @@ net::Response update_resource(Call& c) {
 
 net::Response delete_resource(Call& c) {
   std::string rid = c.param("resourceId");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"resources"}, [&](Json& doc) {
     Json& rec = live_resource(doc, c.icfg, rid);
     rec["deleted"] = true;
     rec["deletedAt"] = c.now_iso();
@@ -162,7 +162,7 @@ net::Response put_secrets(Call& c) {
   std::string rid = c.param("resourceId");
   Json body = c.body();
   require_valid(schema::update_secrets(body), "Update Resource Secrets body");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"resources"}, [&](Json& doc) {
     Json& rec = live_resource(doc, c.icfg, rid);
     apply_secrets(rec, body["secrets"], body.value("partial", false), c.now_iso());
     // The secrets of an asynchronous rotation (202, then this call): the rotation is done.
@@ -187,7 +187,7 @@ net::Response create_items(Call& c) {
   std::string rid = c.param("resourceId");
   Json body = c.body();
   require_valid(schema::experimentation_items(body), "experimentation items body");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"resources", "experimentation"}, [&](Json& doc) {
     live_resource(doc, c.icfg, rid);
     Json& items = experimentation_of(doc, c.icfg, rid)["items"];
     // Create is an upsert by id: the spec lists no 409, and PostHog/GrowthBook re-send items.
@@ -201,7 +201,7 @@ net::Response patch_item(Call& c) {
   std::string item_id = c.param("itemId");
   Json body = c.body();
   require_valid(schema::experimentation_patch(body), "experimentation item patch");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"resources", "experimentation"}, [&](Json& doc) {
     live_resource(doc, c.icfg, rid);
     Json& items = experimentation_of(doc, c.icfg, rid)["items"];
     if (!items.contains(item_id))
@@ -216,7 +216,7 @@ net::Response patch_item(Call& c) {
 net::Response delete_item(Call& c) {
   std::string rid = c.param("resourceId");
   std::string item_id = c.param("itemId");
-  c.ctx.state.mutate([&](Json& doc) {
+  c.ctx.state.mutate_in({"resources", "experimentation"}, [&](Json& doc) {
     live_resource(doc, c.icfg, rid);
     Json& items = experimentation_of(doc, c.icfg, rid)["items"];
     if (!items.contains(item_id))
