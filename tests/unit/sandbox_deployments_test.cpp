@@ -13,6 +13,7 @@
 #include "sandbox/deployments.h"
 #include "sandbox/driver.h"
 #include "sandbox/vercel_api.h"
+#include "sandbox_api_fixture.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 
@@ -22,92 +23,23 @@ namespace {
 using model::Json;
 namespace dep = deployments;
 
-int64_t at(const std::string& iso) {
-  int64_t ms = 0;
-  EXPECT_TRUE(util::parse_iso8601(iso, &ms)) << iso;
-  return ms;
-}
+using testing_support::at;
+using testing_support::kNow;
 
-const std::string kNow = "2025-03-15T12:00:00Z";
-
-class DeploymentsTest : public ::testing::Test {
+class DeploymentsTest : public testing_support::SandboxApiFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wharf_deployments_test_" + util::to_hex(util::random_bytes(6)));
-    std::filesystem::create_directories(dir_);
-    config_.data_dir = dir_.string();
-    config_.base_url = "http://sandbox.test";
-    config_.issuer = "http://sandbox.test";
-    config_.client_secret = "client-secret-0123456789";
-    config_.partner_url = "http://127.0.0.1:1";
-    clock_ = std::make_unique<util::ManualClock>(at(kNow));
-    state_ = std::make_unique<State>((dir_ / "sandbox-state.json").string());
-    identity_ =
-        std::make_unique<Identity>(dir_.string(), config_.issuer, config_.client_id, *clock_);
-    ctx_ = std::make_unique<Context>(Context{config_, *state_, log_, *identity_, http_, *clock_});
-    driver_ = std::make_unique<Driver>(*ctx_);
-    routes_ = std::make_unique<Routes>();
-    add_vercel_api_routes(*routes_, *ctx_, *driver_);
-    add_control_routes(*routes_, *ctx_, *driver_);
+    start("wharf_deployments_test", true);
     state_->mutate([](Json& doc) {
       for (const char* id : {"icfg_a", "icfg_b"}) {
         std::string suffix = std::string(id).substr(5);
-        doc["installations"][id] = {
-            {"id", id},
-            {"accountHex", "a1b2c3" + suffix},
-            {"accountId", "team_a1b2c3" + suffix},
-            {"status", "active"},
-            {"accessTokens", {"tok_" + suffix}},
-            {"installedBy", "u" + suffix},
-            {"users", {{"u" + suffix, {{"role", "ADMIN"}, {"email", "ann@example.com"}}}}}};
+        doc["installations"][id] = installation_record(id);
         doc["resources"][id]["res_" + suffix] = {
             {"id", "res_" + suffix}, {"name", "db " + suffix}, {"deleted", false}};
       }
     });
   }
 
-  void TearDown() override {
-    routes_.reset();
-    driver_.reset();
-    ctx_.reset();
-    identity_.reset();
-    state_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  net::Response call(const std::string& method, const std::string& target,
-                     const std::string& body = "", std::optional<std::string> token = "tok_a",
-                     const std::string& content_type = "application/json") {
-    net::Request req;
-    req.method = method;
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    if (token) req.headers.emplace_back("authorization", "Bearer " + *token);
-    if (!body.empty() && !content_type.empty())
-      req.headers.emplace_back("content-type", content_type);
-    req.body = body;
-    auto m = routes_->match(method, req.path);
-    if (!m.route) {
-      ADD_FAILURE() << "no route for " << method << " " << target;
-      return net::Response::empty(0);
-    }
-    return (*m.route)(req, m.params);
-  }
-  net::Response call_json(const std::string& method, const std::string& target, const Json& body,
-                          std::optional<std::string> token = "tok_a") {
-    return call(method, target, body.dump(), std::move(token));
-  }
-  static Json body_of(const net::Response& r) { return Json::parse(r.body, nullptr, false); }
-  static std::string message_of(const net::Response& r) {
-    Json j = body_of(r);
-    if (!j.is_object() || !j.contains("error") || !j["error"].is_object())
-      return "<no error envelope: " + r.body + ">";
-    return j["error"].value("message", "");
-  }
-  Json doc() const { return state_->snapshot(); }
   static std::vector<std::string> rules(const Json& findings, const std::string& severity) {
     std::vector<std::string> out;
     for (const auto& f : findings)
@@ -125,16 +57,6 @@ class DeploymentsTest : public ::testing::Test {
   std::string pid() const { return project_["id"]; }
   std::string did() const { return deployment_["id"]; }
 
-  std::filesystem::path dir_;
-  SandboxConfig config_;
-  std::unique_ptr<util::ManualClock> clock_;
-  std::unique_ptr<State> state_;
-  ExchangeLog log_;
-  std::unique_ptr<Identity> identity_;
-  net::HttpClient http_;
-  std::unique_ptr<Context> ctx_;
-  std::unique_ptr<Driver> driver_;
-  std::unique_ptr<Routes> routes_;
   Json project_, deployment_;
 };
 

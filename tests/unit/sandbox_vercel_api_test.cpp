@@ -13,6 +13,7 @@
 #include "sandbox/driver.h"
 #include "sandbox/vercel_api.h"
 #include "sandbox/vercel_schema.h"
+#include "sandbox_api_fixture.h"
 #include "util/base64.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -22,48 +23,16 @@ namespace {
 
 using model::Json;
 
-int64_t at(const std::string& iso) {
-  int64_t ms = 0;
-  EXPECT_TRUE(util::parse_iso8601(iso, &ms)) << iso;
-  return ms;
-}
+using testing_support::at;
+using testing_support::kNow;
 
-const std::string kNow = "2025-03-15T12:00:00Z";
-
-class VercelApiTest : public ::testing::Test {
+class VercelApiTest : public testing_support::SandboxApiFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("wharf_vercel_api_test_" + util::to_hex(util::random_bytes(6)));
-    std::filesystem::create_directories(dir_);
-    config_.data_dir = dir_.string();
-    config_.base_url = "http://sandbox.test";
-    config_.issuer = "http://sandbox.test";
-    config_.client_secret = "client-secret-0123456789";
-    config_.partner_url = "http://127.0.0.1:1";  // nothing listens: refreshes fail fast
-    clock_ = std::make_unique<util::ManualClock>(at(kNow));
-    state_ = std::make_unique<State>((dir_ / "sandbox-state.json").string());
-    identity_ =
-        std::make_unique<Identity>(dir_.string(), config_.issuer, config_.client_id, *clock_);
-    ctx_ = std::make_unique<Context>(Context{config_, *state_, log_, *identity_, http_, *clock_});
-    driver_ = std::make_unique<Driver>(*ctx_);
-    routes_ = std::make_unique<Routes>();
-    add_vercel_api_routes(*routes_, *ctx_, *driver_);
+    start("wharf_vercel_api_test", false);
     state_->mutate([](Json& doc) {
-      for (const char* id : {"icfg_a", "icfg_b"}) {
-        std::string suffix = std::string(id).substr(5);
-        doc["installations"][id] = {
-            {"id", id},
-            {"accountHex", "a1b2c3" + suffix},
-            {"accountId", "team_a1b2c3" + suffix},
-            {"status", "active"},
-            {"accessTokens", {"tok_" + suffix}},
-            {"tokenRotations", Json::array()},
-            {"scopes", {"read-write:integration-resource"}},
-            {"users", {{"u" + suffix, {{"role", "ADMIN"}, {"email", "ann@example.com"}}}}},
-            {"account",
-             {{"name", "Team"}, {"url", "https://vercel.com/team"}, {"contact", nullptr}}}};
-      }
+      for (const char* id : {"icfg_a", "icfg_b"})
+        doc["installations"][id] = installation_record(id);
       doc["resources"]["icfg_a"]["res_1"] = {
           {"id", "res_1"},
           {"internalId", "ir_1"},
@@ -77,57 +46,10 @@ class VercelApiTest : public ::testing::Test {
     });
   }
 
-  void TearDown() override {
-    routes_.reset();  // joins the API's background worker before what it uses goes away
-    driver_.reset();
-    ctx_.reset();
-    identity_.reset();
-    state_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  net::Response call(const std::string& method, const std::string& target,
-                     const std::string& body = "", std::optional<std::string> token = "tok_a",
-                     const std::string& content_type = "application/json",
-                     const net::Headers& extra = {}) {
-    net::Request req;
-    req.method = method;
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    if (token) req.headers.emplace_back("authorization", "Bearer " + *token);
-    if (!body.empty() && !content_type.empty())
-      req.headers.emplace_back("content-type", content_type);
-    for (const auto& h : extra) req.headers.push_back(h);
-    req.body = body;
-    auto m = routes_->match(method, req.path);
-    if (!m.route) {
-      ADD_FAILURE() << "no route for " << method << " " << target;
-      return net::Response::empty(0);
-    }
-    return (*m.route)(req, m.params);
-  }
-  net::Response call_json(const std::string& method, const std::string& target, const Json& body,
-                          std::optional<std::string> token = "tok_a") {
-    return call(method, target, body.dump(), std::move(token));
-  }
-
-  static Json body_of(const net::Response& r) { return Json::parse(r.body, nullptr, false); }
-  static std::string message_of(const net::Response& r) {
-    Json j = body_of(r);
-    if (!j.is_object() || !j.contains("error")) return "<no error envelope: " + r.body + ">";
-    return j["error"].value("message", "");
-  }
-  static std::string code_of(const net::Response& r) {
-    Json j = body_of(r);
-    return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
-  }
   Exchange last_exchange() const {
     auto all = log_.list(0, 100000);
     return all.empty() ? Exchange{} : all.back();
   }
-  Json doc() const { return state_->snapshot(); }
 
   // A valid Submit Billing Data body for the day ending at kNow's day end.
   static Json billing_body() {
@@ -182,17 +104,6 @@ class VercelApiTest : public ::testing::Test {
       for (const auto& w : d["webhooks"]) out.push_back(w.value("type", ""));
     return out;
   }
-
-  std::filesystem::path dir_;
-  SandboxConfig config_;
-  std::unique_ptr<util::ManualClock> clock_;
-  std::unique_ptr<State> state_;
-  ExchangeLog log_;
-  std::unique_ptr<Identity> identity_;
-  net::HttpClient http_;
-  std::unique_ptr<Context> ctx_;
-  std::unique_ptr<Driver> driver_;
-  std::unique_ptr<Routes> routes_;
 };
 
 // ---- authentication --------------------------------------------------------------------------
