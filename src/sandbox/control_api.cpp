@@ -344,9 +344,7 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
              [&ctx](net::Request&, const net::PathParams& p) {
                return guarded([&] {
                  std::string id = path_param(p, "deploymentId");
-                 Json d = ctx.state.read([&](const Json& doc) {
-                   return doc.value("/deployments"_json_pointer / id, Json());
-                 });
+                 Json d = deployments::stored_deployment(ctx, id);
                  if (!d.is_object()) throw ApiError::not_found("deployment " + id + " not found");
                  return json_reply(200, d);
                });

@@ -12,8 +12,6 @@ namespace {
 
 using model::ApiError;
 
-constexpr int64_t kDefaultCheckTimeoutMs = 5 * 60 * 1000;  // reference implementation's 5 min
-
 std::string str_of(const Json& obj, const char* key) {
   if (!obj.is_object()) return "";
   auto it = obj.find(key);
@@ -73,10 +71,6 @@ const Json& deployment_ref(const Json& doc, const std::string& deployment_id) {
   const Json* d = all ? member(*all, deployment_id) : nullptr;
   if (!d) throw ApiError::not_found("deployment " + deployment_id + " not found");
   return *d;
-}
-
-std::string random_hex(size_t bytes) {
-  return util::to_hex(util::random_bytes(bytes));
 }
 
 // A DNS label from a project name: lowercase letters, digits and '-'.
@@ -153,6 +147,22 @@ const Json* find_deployment(const Json& doc, const std::string& installation_id,
     if (d.is_object() && str_of(d, "installationId") == installation_id && str_of(d, "url") == url)
       return &d;
   return nullptr;
+}
+
+Json stored_project(const Context& ctx, const std::string& project_id) {
+  return ctx.state.read([&](const Json& doc) {
+    const Json* all = member(doc, "projects");
+    const Json* p = all ? member(*all, project_id) : nullptr;
+    return p ? *p : Json();
+  });
+}
+
+Json stored_deployment(const Context& ctx, const std::string& deployment_id) {
+  return ctx.state.read([&](const Json& doc) {
+    const Json* all = member(doc, "deployments");
+    const Json* d = all ? member(*all, deployment_id) : nullptr;
+    return d ? *d : Json();
+  });
 }
 
 std::string action_key(const std::string& resource_id, const std::string& action) {
@@ -273,7 +283,7 @@ Json create_deployment(Context& ctx, const std::string& project_id, const std::s
     std::string id = util::new_id("dpl");
     std::string name = str_of(p, "name");
     Json m = meta.is_object() ? meta : Json::object();
-    if (!m.contains("githubCommitSha")) m["githubCommitSha"] = random_hex(20);
+    if (!m.contains("githubCommitSha")) m["githubCommitSha"] = util::to_hex(util::random_bytes(20));
     if (!m.contains("githubCommitRef"))
       m["githubCommitRef"] = target == "production" ? "main" : "sandbox-preview";
     Json d = {{"id", id},

@@ -50,6 +50,13 @@ namespace wharf::sandbox::deployments {
 
 using model::Json;
 
+// A check's timeout when its registration gives none (the reference implementation's 5 min).
+constexpr int64_t kDefaultCheckTimeoutMs = 5 * 60 * 1000;
+
+// Copies of a stored project / deployment (any installation's), or null when there is none.
+Json stored_project(const Context& ctx, const std::string& project_id);
+Json stored_deployment(const Context& ctx, const std::string& deployment_id);
+
 // ---- what the driver does ----------------------------------------------------------------
 
 // A project of installation `installation_id`'s team named `name` (non-empty, unique in the

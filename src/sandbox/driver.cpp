@@ -285,19 +285,25 @@ std::pair<std::string, std::string> DriverImpl::auth_for(Params& a, const std::s
   return {mode, user_token(icfg, pick_user(icfg, inst, user_hex, role))};
 }
 
+CallSpec DriverImpl::system_get(const std::string& flow, const std::string& endpoint,
+                                std::string path, const std::string& icfg, const Json& inst) const {
+  return CallSpec{flow,
+                  endpoint,
+                  "GET",
+                  std::move(path),
+                  "system",
+                  system_token(icfg, inst),
+                  std::nullopt,
+                  "",
+                  "application/json",
+                  conformance_for(inst)};
+}
+
 CallResult DriverImpl::get_resource_call(const std::string& flow, const std::string& icfg,
                                          const std::string& rid, const Json& inst) {
-  CallSpec s{flow,
-             "get-resource",
-             "GET",
-             "/v1/installations/" + pct_encode(icfg) + "/resources/" + pct_encode(rid),
-             "system",
-             system_token(icfg, inst),
-             std::nullopt,
-             "",
-             "application/json",
-             conformance_for(inst)};
-  CallResult r = call(s);
+  CallResult r = call(system_get(
+      flow, "get-resource",
+      "/v1/installations/" + pct_encode(icfg) + "/resources/" + pct_encode(rid), icfg, inst));
   if (r.ok() && r.response.is_object()) {
     std::string now = now_iso();
     ctx.state.mutate_in({"resources"}, [&](Json& doc) {
@@ -311,17 +317,8 @@ CallResult DriverImpl::get_resource_call(const std::string& flow, const std::str
 
 CallResult DriverImpl::get_installation_call(const std::string& flow, const std::string& icfg,
                                              const Json& inst) {
-  CallSpec s{flow,
-             "get-installation",
-             "GET",
-             "/v1/installations/" + pct_encode(icfg),
-             "system",
-             system_token(icfg, inst),
-             std::nullopt,
-             "",
-             "application/json",
-             conformance_for(inst)};
-  CallResult r = call(s);
+  CallResult r = call(
+      system_get(flow, "get-installation", "/v1/installations/" + pct_encode(icfg), icfg, inst));
   if (r.ok() && r.response.is_object()) {
     ctx.state.mutate_in({"installations"}, [&](Json& doc) {
       Json& all = doc["installations"];

@@ -44,22 +44,6 @@ bool add_judged(const Json& judged, const std::string& prefix, std::vector<std::
   return error;
 }
 
-Json project_record(Context& ctx, const std::string& project_id) {
-  return ctx.state.read([&](const Json& doc) -> Json {
-    const Json* all = member(doc, "projects");
-    const Json* p = all ? member(*all, project_id) : nullptr;
-    return p ? *p : Json();
-  });
-}
-
-Json deployment_record(Context& ctx, const std::string& deployment_id) {
-  return ctx.state.read([&](const Json& doc) -> Json {
-    const Json* all = member(doc, "deployments");
-    const Json* dep = all ? member(*all, deployment_id) : nullptr;
-    return dep ? *dep : Json();
-  });
-}
-
 size_t project_checks(Context& ctx, const std::string& project_id) {
   return ctx.state.read([&](const Json& doc) {
     size_t n = 0;
@@ -122,7 +106,7 @@ Json deploy(DriverImpl& d, const Json& params) {
   Json project;
   bool connected_before = false;
   if (project_id) {
-    project = project_record(ctx, *project_id);
+    project = deployments::stored_project(ctx, *project_id);
     if (!project.is_object() || project.value("installationId", "") != *icfg)
       throw ApiError(404, "not_found", "no project " + *project_id + " in " + *icfg,
                      {{"projectId", "is not a project of the installation"}});
@@ -184,7 +168,7 @@ Json deploy(DriverImpl& d, const Json& params) {
 
   // 4. The partner's reports: until the action is terminal and every run completed.
   auto settled = [&] {
-    Json rec = deployment_record(ctx, did);
+    Json rec = deployments::stored_deployment(ctx, did);
     if (action_sent) {
       const Json* acts = member(rec, "actions");
       const Json* act = acts ? member(*acts, key) : nullptr;
@@ -200,12 +184,14 @@ Json deploy(DriverImpl& d, const Json& params) {
   };
   wait_until(wait_ms.value_or(kDefaultWaitMs), settled);
 
+  // What the partner reported, as of now (reports arriving later are not judged).
+  int64_t now = ctx.clock.now_ms();
+  Json rec = deployments::stored_deployment(ctx, did);
   Json actions = Json::array();
   if (action) {
     Json judged = deployments::judge_action(ctx, did, *rid, *action);
     std::vector<std::string> findings;
     if (add_judged(judged, "action " + *action + ": ", findings)) ok = false;
-    Json rec = deployment_record(ctx, did);
     const Json* acts = member(rec, "actions");
     const Json* act = acts ? member(*acts, key) : nullptr;
     actions.push_back({{"resourceId", *rid},
@@ -216,8 +202,6 @@ Json deploy(DriverImpl& d, const Json& params) {
                        {"judged", judged}});
   }
   Json check_runs = Json::array();
-  int64_t now = ctx.clock.now_ms();
-  Json rec = deployment_record(ctx, did);
   for (const auto& run : runs) {
     std::string run_id = run.value("id", "");
     Json judged = deployments::judge_check_run(ctx, did, run_id, now);
@@ -234,7 +218,7 @@ Json deploy(DriverImpl& d, const Json& params) {
   }
   bool runs_passed = true;
   for (const auto& r : check_runs) runs_passed = runs_passed && r["conclusion"] == "succeeded";
-  deployments::set_ready_state(ctx, did, runs_passed ? "READY" : "ERROR");
+  Json deployment = deployments::set_ready_state(ctx, did, runs_passed ? "READY" : "ERROR");
 
   // 5. What happens to the action afterwards, when asked.
   if (action && cancel.value_or(false))
@@ -247,7 +231,7 @@ Json deploy(DriverImpl& d, const Json& params) {
   o.out["ok"] = ok;
   o.out["projectId"] = pid;
   o.out["deploymentId"] = did;
-  o.out["deployment"] = deployments::deployment_view(deployment_record(ctx, did));
+  o.out["deployment"] = deployments::deployment_view(deployment);
   o.out["actions"] = actions;
   o.out["checkRuns"] = check_runs;
   return o.finish();

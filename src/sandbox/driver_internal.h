@@ -240,6 +240,9 @@ struct DriverImpl {
   std::pair<std::string, std::string> auth_for(Params& a, const std::string& icfg, const Json& inst,
                                                const std::string& def);
 
+  // A GET Vercel makes with a system token (reads and refreshes).
+  CallSpec system_get(const std::string& flow, const std::string& endpoint, std::string path,
+                      const std::string& icfg, const Json& inst) const;
   // Calls shared by several flows (and Vercel's own refreshes after Create Event).
   CallResult get_resource_call(const std::string& flow, const std::string& icfg,
                                const std::string& rid, const Json& inst);

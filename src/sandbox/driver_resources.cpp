@@ -90,10 +90,9 @@ Json list_resources(DriverImpl& d, const Json& params) {
   std::string query;
   for (const auto& id : ids) query += (query.empty() ? "?ids=" : "&ids=") + pct_encode(id);
   Outcome o;
-  o.primary(d.call({"list-resources", "list-resources", "GET",
-                    "/v1/installations/" + pct_encode(*icfg) + "/resources" + query, "system",
-                    d.system_token(*icfg, inst), std::nullopt, "", "application/json",
-                    conformance_for(inst)}));
+  o.primary(d.call(d.system_get("list-resources", "list-resources",
+                                "/v1/installations/" + pct_encode(*icfg) + "/resources" + query,
+                                *icfg, inst)));
   return o.finish();
 }
 

@@ -152,10 +152,9 @@ Json transfer_step(DriverImpl& d, const Json& params, bool accept) {
     // What Vercel relies on after an accept: the target installation now lists what moved
     // (a partner that answers 204 but keeps the resources under the source is caught here).
     if (!moved.empty()) {
-      CallResult listed = d.call({flow, "list-resources", "GET",
-                                  "/v1/installations/" + pct_encode(*icfg) + "/resources", "system",
-                                  d.system_token(*icfg, target), std::nullopt, "",
-                                  "application/json", conformance_for(target)});
+      CallResult listed = d.call(
+          d.system_get(flow, "list-resources",
+                       "/v1/installations/" + pct_encode(*icfg) + "/resources", *icfg, target));
       o.follow_up("targetResources", "list-resources", listed);
       std::set<std::string> ids;
       if (listed.ok() && listed.response.is_object() && listed.response.contains("resources") &&

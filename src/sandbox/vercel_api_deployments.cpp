@@ -18,7 +18,6 @@ using deployments::find_project;
 
 // A check timeout under a second is almost certainly seconds sent where Vercel wants ms.
 constexpr int64_t kSuspiciousTimeoutMs = 1000;
-constexpr int64_t kDefaultCheckTimeoutMs = 5 * 60 * 1000;
 
 const Json& project_or_404(const Json& doc, const Call& c, const std::string& id_or_name) {
   const Json* p = find_project(doc, c.icfg, id_or_name);
@@ -79,7 +78,7 @@ net::Response create_check(Call& c) {
                              " is not connected to project " + project_id);
       source["externalResourceId"] = rid;
     }
-    int64_t timeout = body.value("timeout", kDefaultCheckTimeoutMs);
+    int64_t timeout = body.value("timeout", deployments::kDefaultCheckTimeoutMs);
     if (timeout < kSuspiciousTimeoutMs)
       c.findings.push_back("timeout: " + std::to_string(timeout) +
                            " ms is under a second; Vercel's check timeout is in milliseconds");
