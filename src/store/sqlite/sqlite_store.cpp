@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1046,21 +1048,33 @@ class SqliteStore final : public Store {
     fn(tx);
   }
 
+  // Group commit (see sqlite_store.h): queue, then either lead a batch or wait for the
+  // leader that took this operation to finish it.
   void write(const std::function<void(WriteTx&)>& fn) override {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    writer_->exec("BEGIN IMMEDIATE");
-    try {
-      Tx tx(*writer_);
-      fn(tx);
-      writer_->exec("COMMIT");
-    } catch (...) {
-      try {
-        writer_->exec("ROLLBACK");
-      } catch (const std::exception&) {
-        // The transaction may already be rolled back by SQLite (e.g. after SQLITE_FULL).
+    PendingWrite me;
+    me.fn = &fn;
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (leading_) {
+        queue_cv_.wait(lock);
+        continue;
       }
-      throw;
+      leading_ = true;
+      size_t n = std::min(queue_.size(), std::max<size_t>(options_.max_group, 1));
+      std::vector<PendingWrite*> batch(queue_.begin(), queue_.begin() + static_cast<long>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
+      lock.unlock();
+      {
+        std::lock_guard<std::mutex> wl(write_mu_);
+        run_batch(batch);
+      }
+      lock.lock();
+      for (auto* p : batch) p->done = true;
+      leading_ = false;
+      queue_cv_.notify_all();
     }
+    if (me.error) std::rethrow_exception(me.error);
   }
 
   bool healthy() override {
@@ -1133,8 +1147,89 @@ class SqliteStore final : public Store {
     return *raw;
   }
 
+  struct PendingWrite {
+    const std::function<void(WriteTx&)>* fn = nullptr;
+    std::exception_ptr error;
+    bool done = false;
+  };
+
+  void rollback_quietly() {
+    try {
+      writer_->exec("ROLLBACK");
+    } catch (const std::exception&) {
+      // The transaction may already be rolled back by SQLite (e.g. after SQLITE_FULL).
+    }
+  }
+
+  // Writes a batch in one transaction and commits it; each operation's outcome lands in its
+  // PendingWrite. A lone operation runs without a savepoint, as a plain transaction.
+  void run_batch(const std::vector<PendingWrite*>& batch) {
+    size_t next = 0;
+    while (next < batch.size()) {
+      size_t begun = next;
+      std::vector<PendingWrite*> ran;  // succeeded in this transaction, not yet committed
+      try {
+        writer_->exec("BEGIN IMMEDIATE");
+      } catch (...) {
+        for (size_t i = next; i < batch.size(); ++i) batch[i]->error = std::current_exception();
+        return;
+      }
+      bool aborted = false;
+      for (; next < batch.size() && !aborted; ++next) {
+        PendingWrite* p = batch[next];
+        const bool alone = batch.size() - begun == 1;
+        try {
+          if (!alone) writer_->exec("SAVEPOINT w");
+          Tx tx(*writer_);
+          (*p->fn)(tx);
+          if (!alone) writer_->exec("RELEASE w");
+          ran.push_back(p);
+        } catch (...) {
+          p->error = std::current_exception();
+          if (alone) {
+            aborted = true;  // nothing else in this transaction: roll it all back
+          } else if (sqlite3_get_autocommit(writer_->db())) {
+            // SQLite ended the whole transaction (e.g. SQLITE_FULL): the operations that ran
+            // before this one in it are lost; run the rest in a new transaction.
+            aborted = true;
+          } else {
+            try {
+              writer_->exec("ROLLBACK TO w");
+              writer_->exec("RELEASE w");
+            } catch (...) {
+              aborted = true;
+            }
+          }
+        }
+      }
+      if (aborted) {
+        rollback_quietly();
+        for (auto* p : ran) p->error = lost_error();
+        continue;
+      }
+      try {
+        writer_->exec("COMMIT");
+      } catch (...) {
+        auto e = std::current_exception();
+        rollback_quietly();
+        for (auto* p : ran) p->error = e;
+        continue;
+      }
+      if (options_.on_commit) options_.on_commit(batch.size() - begun);
+    }
+  }
+
+  static std::exception_ptr lost_error() {
+    return std::make_exception_ptr(
+        SqliteError("SQLite: the transaction was rolled back by another operation's failure"));
+  }
+
   Options options_;
-  std::mutex write_mu_;
+  std::mutex write_mu_;  // the writer connection (batches, migrations)
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<PendingWrite*> queue_;
+  bool leading_ = false;
   std::unique_ptr<Connection> writer_;
   static inline std::atomic<uint64_t> next_serial_{1};
   const uint64_t serial_ = next_serial_.fetch_add(1);
