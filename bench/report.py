@@ -96,9 +96,11 @@ node = runs[0][2]
 verdicts = []
 P("| check | value | target | result |")
 P("|---|---:|---:|---|")
-for label, _k, w, s in runs[1:]:
+query_run = ("wharf          POST /v1/databases/<id>/query", "wharf", parse_wrk(read("wrk-wharf-query.txt")),
+             sample("sample-wharf-query.json"))
+for label, _k, w, s in runs[1:] + [query_run]:
     name = label.split()[-1].replace("…/", "")
-    if node and w and node["rps"] and w["rps"]:
+    if node and w and node["rps"] and w["rps"] and "query" not in label:
         ratio = w["rps"] / node["rps"]
         ok = ratio >= RATIO_TARGET
         verdicts.append(ok)
@@ -136,6 +138,47 @@ if verify:
     P("")
     P("wrk shares the same cores, so 100% of the ceiling is out of reach by construction; the "
       "per-CPU-second figure shows what the server itself spends per request.")
+    # Issue 12's CPU floor: server CPU per request (utime and stime from /proc, separately)
+    # against one RSA-2048 verify, and requests per server CPU-second against node's.
+    verify_us = 1e6 / verify
+    node_s = runs[0][3]
+    node_per_cpu = (node["requests"] / node_s["cpu_seconds"]
+                    if node and node_s and node.get("requests") and node_s.get("cpu_seconds") else None)
+    P("")
+    P(f"Server CPU per request (one RSA-2048 verify = {verify_us:.1f} µs in this run):")
+    P("")
+    P("| run | user µs/req | kernel µs/req | user ÷ verify | (user+kernel) ÷ verify | req per server CPU-s | ÷ node |")
+    P("|---|---:|---:|---:|---:|---:|---:|")
+    cpu_rows = []
+    for label, k, w, s in runs:
+        if not w or not w.get("requests") or not s or "user_seconds" not in s:
+            continue
+        n = w["requests"]
+        u = s["user_seconds"] * 1e6 / n
+        kern = s["kernel_seconds"] * 1e6 / n
+        per_cpu = n / s["cpu_seconds"] if s["cpu_seconds"] else 0
+        vs_node = f"{per_cpu / node_per_cpu:.2f}×" if node_per_cpu and k == "wharf" else ""
+        P(f"| {label} | {u:.1f} | {kern:.1f} | {u / verify_us:.2f}× | {(u + kern) / verify_us:.2f}× | "
+          f"{per_cpu:,.0f} | {vs_node} |")
+        cpu_rows.append((label, k, u, kern, per_cpu))
+    P("")
+    P("| check (fresh-token Get Installation, issue 12) | value | target | result |")
+    P("|---|---:|---:|---|")
+    for label, k, u, kern, per_cpu in cpu_rows:
+        if not label.endswith("icfg_bench"):
+            continue
+        ok = u / verify_us <= 1.5
+        verdicts.append(ok)
+        P(f"| server user CPU per request | {u / verify_us:.2f}× one verify | ≤ 1.5× | {'PASS' if ok else 'FAIL'} |")
+        ok = (u + kern) / verify_us <= 2.5
+        verdicts.append(ok)
+        P(f"| server user+kernel CPU per request | {(u + kern) / verify_us:.2f}× one verify | ≤ 2.5× | "
+          f"{'PASS' if ok else 'FAIL'} |")
+        if node_per_cpu:
+            ok = per_cpu >= 5 * node_per_cpu
+            verdicts.append(ok)
+            P(f"| requests per server CPU-second vs node | {per_cpu / node_per_cpu:.2f}× | ≥ 5× | "
+              f"{'PASS' if ok else 'FAIL'} |")
 prov = json.loads(read("provision.json") or "null")
 query = parse_wrk(read("wrk-wharf-query.txt"))
 if prov or query:

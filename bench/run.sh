@@ -5,7 +5,9 @@
 # Knobs (env): WHARF_BIN, SHARED_DIR, DURATION (10s), WARMUP (3s), CONNS (32),
 #   NODE_TOKENS (150000), WHARF_TOKENS (300000), WHARF_THREADS (unset = wharf's default),
 #   (the data plane's abuse limits are turned off: the point is the server's ceiling),
-#   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint).
+#   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint), PERF=1 (profile wharf during the
+#   fresh-token Get Installation run with `perf record -g`: bench/out/perf-wharf-inst.txt lists
+#   the top symbols, self time; the profile's overhead makes that run's figures not comparable).
 # `bench/run.sh billing`, `bench/run.sh outbox`, `bench/run.sh soak`, `bench/run.sh libsql` and
 # `bench/run.sh flags` run bench/billing.sh, bench/outbox.sh, bench/soak.sh, bench/libsql.py and
 # bench/flags.py instead (their own knobs: see those scripts).
@@ -174,7 +176,22 @@ with urllib.request.urlopen(req, timeout=30) as r:
 EOF
 
 run_wrk wharf-plans "http://127.0.0.1:$WPORT" "/v1/installations/$INST/plans" "$OUT/wharf/tokens.txt" "$WPID"
+if [ "${PERF:-0}" = 1 ]; then
+  command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+  perf record -F 999 -g -p "$WPID" -o "$OUT/perf-wharf-inst.data" 2>"$OUT/perf-record.log" &
+  PERFPID=$!
+fi
 run_wrk wharf-inst "http://127.0.0.1:$WPORT" "/v1/installations/$INST" "$OUT/wharf/tokens.txt" "$WPID"
+if [ "${PERF:-0}" = 1 ]; then
+  kill -INT "$PERFPID"; wait "$PERFPID" 2>/dev/null || true
+  perf report -i "$OUT/perf-wharf-inst.data" --no-children -g none --sort dso,symbol --percent-limit 0.5 \
+    --stdio 2>/dev/null | grep -E "^ +[0-9]" | sed -E "s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//" >"$OUT/perf-wharf-inst.txt" || true
+  perf report -i "$OUT/perf-wharf-inst.data" --no-children -g none --sort dso --stdio 2>/dev/null |
+    grep -E "^ +[0-9]" | sed -E "s/[[:space:]]+$//" >"$OUT/perf-wharf-inst-dso.txt" || true
+  say "perf: share of each library, then top symbols (self) of the Get Installation run"
+  cat "$OUT/perf-wharf-inst-dso.txt" >&2
+  head -40 "$OUT/perf-wharf-inst.txt" >&2
+fi
 
 # Resources: provision latency, then Get Resource (same route shape as node's) and
 # data-plane point queries.

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Sample a process (and its descendants) while a load test runs; on SIGTERM/SIGINT write a
-JSON summary: peak summed VmRSS, peak VmHWM, CPU seconds used while sampling.
+JSON summary: peak summed VmRSS, peak VmHWM, CPU seconds used while sampling (user and
+kernel separately, from utime and stime in /proc/PID/stat).
 
 usage: sample.py PID OUT_JSON [INTERVAL_S]
 """
@@ -30,13 +31,14 @@ def status_kb(p, field):
 
 
 def cpu_s(p):
+    """(utime, stime) in seconds."""
     try:
         with open(f"/proc/{p}/stat") as f:
             s = f.read()
         fields = s[s.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / TICK   # utime + stime
+        return (int(fields[11]) / TICK, int(fields[12]) / TICK)
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return (0.0, 0.0)
 
 
 stop = False
@@ -66,8 +68,11 @@ while not stop:
     samples += 1
     time.sleep(interval)
 elapsed = time.monotonic() - t0
-cpu = sum(last_cpu[p] - cpu0.get(p, 0.0) for p in last_cpu)
+user = sum(last_cpu[p][0] - cpu0.get(p, (0.0, 0.0))[0] for p in last_cpu)
+kernel = sum(last_cpu[p][1] - cpu0.get(p, (0.0, 0.0))[1] for p in last_cpu)
+cpu = user + kernel
 with open(out, "w") as f:
     json.dump({"pid": pid, "processes": len(last_cpu), "peak_rss_kb": peak_rss,
                "peak_hwm_kb": peak_hwm, "cpu_seconds": round(cpu, 2),
+               "user_seconds": round(user, 2), "kernel_seconds": round(kernel, 2),
                "wall_seconds": round(elapsed, 2), "samples": samples}, f)

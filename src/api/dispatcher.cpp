@@ -36,6 +36,11 @@ net::Response Dispatcher::handle(net::Request& req) const {
   }
 }
 
+bool Dispatcher::quick(const net::Request& req) const {
+  auto match = routes_.match(req.method, req.path);
+  return match.route && match.route->quick;
+}
+
 net::Response Dispatcher::run(net::Request& req) const {
   auto match = routes_.match(req.method, req.path);
   req.route = match.pattern;
@@ -49,14 +54,21 @@ net::Response Dispatcher::run(net::Request& req) const {
   }
   if (!match.route) throw model::ApiError::not_found("no route for " + req.method + " " + req.path);
   const Route& route = *match.route;
+  net::Response defer;
+  defer.defer_to_pool = true;
+  if (req.on_io_thread && !route.quick) return defer;
 
   Context ctx{req, match.params, std::nullopt};
   std::string installation_id(ctx.param("installationId"));
   if (!installation_id.empty()) add_log_field(req, "installation", installation_id);
   if (route.authenticated) {
-    ctx.claims = authenticator_.authenticate(req.header("authorization").value_or(""),
-                                             req.header("x-vercel-auth").value_or(""), route.policy,
-                                             installation_id);
+    try {
+      ctx.claims = authenticator_.authenticate(req.header("authorization").value_or(""),
+                                               req.header("x-vercel-auth").value_or(""),
+                                               route.policy, installation_id, !req.on_io_thread);
+    } catch (const auth::KeyNotCached&) {
+      return defer;  // a JWKS fetch may be needed: not on an I/O thread
+    }
     add_log_field(req, "auth", ctx.claims->mode == auth::AuthMode::kUser ? "user" : "system");
   }
 

@@ -17,6 +17,8 @@ class Dispatcher {
              service::IdempotencyService& idempotency, Metrics& metrics);
 
   net::Response handle(net::Request& req) const;
+  // Whether the request's route is quick (Route::quick): net::Server's run_inline.
+  bool quick(const net::Request& req) const;
   // For net::Server's observer: metrics + one access-log line per request.
   void observe(const net::Request& req, const net::Response& res, double elapsed_ms) const;
 

@@ -36,6 +36,10 @@ struct Route {
   auth::EndpointPolicy policy;
   bool mutating = false;  // honours Idempotency-Key
   HandlerFn handler;
+  // Answers from memory and store reads only (no commit, no product, Vercel or backend
+  // call): runs on the I/O thread, where the hop to the handler pool and back would cost
+  // more than the answer (docs/decisions.md, "Handler threads").
+  bool quick = false;
 };
 
 using RouteTable = net::Router<Route>;

@@ -1,6 +1,7 @@
 #include "app/serve.h"
 
 #include <malloc.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -393,6 +394,17 @@ int serve(const Config& config) {
                        [&rate_limits] { return static_cast<double>(rate_limits.refused()); });
   metrics.add_external("wharf_jwks_keys", "Usable keys in the current JWKS.", "gauge",
                        [&jwks] { return static_cast<double>(jwks.key_count()); });
+  // Where resident memory goes (the soak benchmark samples these): what the program holds
+  // on the heap, what the allocator keeps free (fragmentation, not yet trimmed), and what
+  // SQLite holds of it (every state-store and product-database connection: page caches,
+  // schemas, statements).
+  metrics.add_external("wharf_heap_in_use_bytes", "Heap bytes allocated and not freed (malloc).",
+                       "gauge", [] { return static_cast<double>(::mallinfo2().uordblks); });
+  metrics.add_external("wharf_heap_free_bytes",
+                       "Heap bytes freed but kept by the allocator (malloc arenas).", "gauge",
+                       [] { return static_cast<double>(::mallinfo2().fordblks); });
+  metrics.add_external("wharf_sqlite_memory_bytes", "Memory SQLite holds (sqlite3_memory_used).",
+                       "gauge", [] { return static_cast<double>(::sqlite3_memory_used()); });
 
   api::RouteTable routes;
   service::TransferService transfers(*store, catalog, installations, clock);
@@ -511,7 +523,11 @@ int serve(const Config& config) {
   // Handlers wait (store commits, product queries, the REPL, calls to Vercel): they run on
   // their own pool so an I/O thread only parses, writes and answers /healthz.
   server_options.handler_threads = config.handler_threads;
-  server_options.run_inline = [](const net::Request& req) { return req.path == "/healthz"; };
+  // Quick routes (store reads and memory only: Get Installation, List Resources, Get Resource,
+  // the plan listings) stay on the I/O thread too; the hop costs more than they do.
+  server_options.run_inline = [&dispatcher](const net::Request& req) {
+    return req.path == "/healthz" || dispatcher.quick(req);
+  };
   server_options.max_body_bytes = config.max_body_bytes;
   server_options.read_timeout_ms = config.read_timeout_ms;
   server_options.idle_timeout_ms = config.idle_timeout_ms;

@@ -86,13 +86,14 @@ Claims Authenticator::verify_id_token(std::string_view token) const {
 
 Claims Authenticator::authenticate(std::string_view authorization_header,
                                    std::string_view x_vercel_auth, const EndpointPolicy& policy,
-                                   std::string_view path_installation_id) const {
+                                   std::string_view path_installation_id, bool may_fetch) const {
   const std::string_view token = bearer_token(authorization_header);
   if (token.empty()) throw AuthFailure(401, "missing_token", "missing bearer token");
 
   // 401s: the token does not prove who is calling.
   DecodedJws jws = decode_jws(token);
-  std::shared_ptr<const Jwk> key = jwks_.find(jws.kid);
+  std::shared_ptr<const Jwk> key = may_fetch ? jwks_.find(jws.kid) : jwks_.find_cached(jws.kid);
+  if (!key && !may_fetch) throw KeyNotCached{};
   if (!key) throw AuthFailure(401, "unknown_kid", "token is signed with an unknown key");
   verify_signature(jws, *key);
   check_registered_claims(jws.payload, jwt_options_, clock_.now_s());

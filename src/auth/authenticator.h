@@ -22,6 +22,10 @@ struct EndpointPolicy {
   bool bind_installation = false;  // path installationId must equal claims.installation_id
 };
 
+// authenticate(…, may_fetch=false) met a kid the cached key set does not have: the caller
+// should retry where it may wait for a JWKS fetch.
+struct KeyNotCached {};
+
 class Authenticator {
  public:
   struct Options {
@@ -35,9 +39,12 @@ class Authenticator {
 
   // `authorization_header` and `x_vercel_auth` are the raw header values (empty when
   // absent); `path_installation_id` is empty when the route has no {installationId}.
-  // Returns the verified claims or throws AuthFailure. Thread-safe.
+  // Returns the verified claims or throws AuthFailure. Thread-safe. With `may_fetch` false
+  // (a caller that must not wait, e.g. on an I/O thread) a token signed with a key not in the
+  // cached key set throws KeyNotCached instead of fetching the JWKS.
   Claims authenticate(std::string_view authorization_header, std::string_view x_vercel_auth,
-                      const EndpointPolicy& policy, std::string_view path_installation_id) const;
+                      const EndpointPolicy& policy, std::string_view path_installation_id,
+                      bool may_fetch = true) const;
 
   // The SSO id_token from the code exchange (flows.md §2.1 step 4): verified exactly like a
   // user token — signature, iss, aud, exp/nbf/iat, the user claim schema — and it must carry

@@ -23,6 +23,10 @@ struct Request {
   std::string remote;      // peer address
   std::string request_id;  // assigned by the server, echoed as X-Request-Id
   int64_t received_ms = 0;
+  // True while the handler runs on an I/O thread although the server has a handler pool
+  // (ServerOptions::run_inline chose it): it must not wait on anything; if it finds it has to
+  // (e.g. a key set to fetch), it answers with Response::defer_to_pool instead.
+  bool on_io_thread = false;
   // Filled in by the application for the access log: the matched route pattern and extra
   // fields (e.g. the installation id). Never put secrets here.
   std::string route;
@@ -41,6 +45,9 @@ using ChunkWriter = std::function<bool(std::string_view)>;
 
 struct Response {
   int status = 200;
+  // From a handler running on an I/O thread (Request::on_io_thread): "this request needs to
+  // wait; run it again on the handler pool". Nothing of this response is sent.
+  bool defer_to_pool = false;
   std::string content_type;  // empty => no Content-Type (e.g. 204)
   Headers headers;
   std::string body;

@@ -277,8 +277,13 @@ class Session : public std::enable_shared_from_this<Session> {
     bool keep_alive = msg.keep_alive() && !server_.draining;
 
     if (!server_.pool || (server_.options.run_inline && server_.options.run_inline(req))) {
+      req.on_io_thread = server_.pool != nullptr;
       Response res = server_.run_handler(req);
-      return write(req, std::move(res), keep_alive);
+      if (!res.defer_to_pool || !server_.pool) return write(req, std::move(res), keep_alive);
+      // It has to wait after all: start again on the pool, as if it had gone there first.
+      req.on_io_thread = false;
+      req.route.clear();
+      req.log_fields.clear();
     }
     // On the pool; the answer is written back on this connection's own context. A streamed
     // answer is produced (and written) on the pool thread: producing it is the handler's

@@ -26,7 +26,10 @@ struct ServerOptions {
   // accepting or serving other connections.
   int handler_threads = 0;
   // With a handler pool: requests for which this returns true still run on the I/O thread
-  // (cheap answers that must stay available however busy the pool is, e.g. /healthz).
+  // (cheap answers that must stay available however busy the pool is, e.g. /healthz, and
+  // answers that never wait: a hop to the pool and back costs more than they do). Such a
+  // handler sees Request::on_io_thread and may answer Response::defer_to_pool to move the
+  // request to the pool after all.
   std::function<bool(const Request&)> run_inline;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_header_bytes = 16 * 1024;

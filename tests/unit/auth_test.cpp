@@ -628,6 +628,24 @@ TEST_F(AuthenticatorTest, UnknownKidThenRotation) {
   EXPECT_EQ(fetches_, 3);
 }
 
+TEST_F(AuthenticatorTest, WithoutFetchingAnUncachedKeyAsksToRetryElsewhere) {
+  // An I/O thread must not wait for a JWKS fetch: an unknown kid throws KeyNotCached and no
+  // fetch happens; a cached key verifies as usual; the same token with fetching allowed
+  // then refreshes once (and, B being unknown to Vercel's set too, is refused).
+  const std::string token_a = TestKey::a().token(system_claims(kNow, kInst));
+  Claims c = auth_.authenticate("Bearer " + token_a, "", kSystemBound, kInst, /*may_fetch=*/false);
+  EXPECT_EQ(c.mode, AuthMode::kSystem);
+  const std::string token_b = TestKey::b().token(system_claims(kNow, kInst));
+  EXPECT_THROW(auth_.authenticate("Bearer " + token_b, "", kSystemBound, kInst, false),
+               KeyNotCached);
+  EXPECT_EQ(fetches_, 0);
+  // Bad tokens are still refused outright, not deferred.
+  expect_failure([&] { auth_.authenticate("Bearer a.b", "", kSystemBound, kInst, false); }, 401,
+                 "malformed_token");
+  expect_denied(token_b, "", kSystemBound, 401, "unknown_kid");
+  EXPECT_EQ(fetches_, 1);
+}
+
 TEST_F(AuthenticatorTest, BadTokensNeverFetch) {
   // alg none / HS256 / malformed tokens are rejected before any key lookup, so they cannot
   // be used to drive JWKS traffic.

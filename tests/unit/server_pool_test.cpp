@@ -5,7 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "net/http_client.h"
 #include "net/server.h"
@@ -50,6 +53,49 @@ TEST(ServerPoolTest, ABlockedHandlerDoesNotHoldUpOtherConnections) {
   EXPECT_EQ(r.body, "{\"path\":\"/slow\"}");
   server.stop();
   runner.join();
+}
+
+TEST(ServerPoolTest, InlineHandlersRunOnTheIoThreadAndCanDeferToThePool) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.threads = 1;
+  options.handler_threads = 2;
+  options.handle_signals = false;
+  options.run_inline = [](const Request& req) { return req.path != "/pool"; };
+  std::mutex mu;
+  std::vector<std::string> seen;  // path + where it ran, in order
+  Server server(
+      options,
+      [&](Request& req) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          seen.push_back(req.path + (req.on_io_thread ? "@io" : "@pool"));
+        }
+        Response res = Response::json(
+            200, "{\"io\":" + std::string(req.on_io_thread ? "true" : "false") + "}");
+        if (req.path == "/defer" && req.on_io_thread) {
+          req.log_fields.emplace_back("tried", "io");
+          res.defer_to_pool = true;  // must not be sent
+          res.body = "{\"sent\":\"by mistake\"}";
+        }
+        return res;
+      },
+      [](int status, std::string_view, std::string_view) { return Response::json(status, "{}"); },
+      nullptr);
+  server.bind();
+  std::thread runner([&server] { server.run(); });
+  std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  HttpClient http;
+  EXPECT_EQ(http.get(base + "/quick").body, "{\"io\":true}");
+  EXPECT_EQ(http.get(base + "/pool").body, "{\"io\":false}");
+  auto r = http.get(base + "/defer");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"io\":false}");
+  server.stop();
+  runner.join();
+  std::vector<std::string> want = {"/quick@io", "/pool@pool", "/defer@io", "/defer@pool"};
+  EXPECT_EQ(seen, want);
 }
 
 }  // namespace

@@ -24,11 +24,13 @@ void add_installation_routes(RouteTable& routes, Services& s) {
                              return json_response(200, state.to_json());
                            }});
 
-  routes.add("GET", path, {true, system_read(), false, [&s](Context& ctx) {
-                             auto state =
-                                 s.installations.get(std::string(ctx.param("installationId")));
-                             return json_response(200, state.to_json());
-                           }});
+  routes.add("GET", path,
+             {true, system_read(), false,
+              [&s](Context& ctx) {
+                auto state = s.installations.get(std::string(ctx.param("installationId")));
+                return json_response(200, state.to_json());
+              },
+              /*quick=*/true});
 
   routes.add("PATCH", path, {true, user_write(), true, [&s](Context& ctx) {
                                auto req = model::UpdateInstallationRequest::parse(ctx.json_body());

@@ -10,18 +10,22 @@ void add_plan_routes(RouteTable& routes, Services& s) {
   unbound.bind_installation = false;
 
   routes.add("GET", "/v1/products/{productSlug}/plans",
-             {true, unbound, false, [&s](Context& ctx) {
+             {true, unbound, false,
+              [&s](Context& ctx) {
                 return net::Response::json(
                     200, s.plans.product_plans(std::string(ctx.param("productSlug")),
                                                ctx.req.query_param("metadata")));
-              }});
+              },
+              /*quick=*/true});
 
   routes.add("GET", "/v1/installations/{installationId}/plans",
-             {true, system_read(), false, [&s](Context& ctx) {
+             {true, system_read(), false,
+              [&s](Context& ctx) {
                 return net::Response::json(
                     200, s.plans.installation_plans(std::string(ctx.param("installationId")),
                                                     ctx.req.query_param("metadata")));
-              }});
+              },
+              /*quick=*/true});
 }
 
 }  // namespace wharf::api::partner

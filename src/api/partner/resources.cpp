@@ -34,16 +34,21 @@ void add_resource_routes(RouteTable& routes, Services& s) {
               }});
 
   // Deprecated, still served (§5.6); `ids` restricts the list.
-  routes.add("GET", collection, {true, system_read(), false, [&s](Context& ctx) {
-                                   return json_response(
-                                       200, s.resources.list(param(ctx, "installationId"),
-                                                             ctx.req.query_params("ids")));
-                                 }});
+  routes.add("GET", collection,
+             {true, system_read(), false,
+              [&s](Context& ctx) {
+                return json_response(200, s.resources.list(param(ctx, "installationId"),
+                                                           ctx.req.query_params("ids")));
+              },
+              /*quick=*/true});
 
-  routes.add("GET", item, {true, system_read(), false, [&s](Context& ctx) {
-                             return json_response(200, s.resources.get(param(ctx, "installationId"),
-                                                                       param(ctx, "resourceId")));
-                           }});
+  routes.add("GET", item,
+             {true, system_read(), false,
+              [&s](Context& ctx) {
+                return json_response(
+                    200, s.resources.get(param(ctx, "installationId"), param(ctx, "resourceId")));
+              },
+              /*quick=*/true});
 
   routes.add("PATCH", item, {true, user_write(), true, [&s](Context& ctx) {
                                auto req = model::UpdateResourceRequest::parse(ctx.json_body());
@@ -100,11 +105,13 @@ void add_resource_routes(RouteTable& routes, Services& s) {
 
   routes.add(
       "GET", item + "/plans",
-      {true, system_read(), false, [&s](Context& ctx) {
+      {true, system_read(), false,
+       [&s](Context& ctx) {
          auto metadata = service::PlanService::parse_metadata(ctx.req.query_param("metadata"));
          return net::Response::json(200, s.resources.plans(param(ctx, "installationId"),
                                                            param(ctx, "resourceId"), metadata));
-       }});
+       },
+       /*quick=*/true});
 }
 
 }  // namespace wharf::api::partner
