@@ -603,6 +603,11 @@ def sampler(ctx, samples, t0, end):
         row["outbox_pending"] = m.get("wharf_outbox_pending", -1)
         row["outbox_dead"] = m.get("wharf_outbox_dead_letters", -1)
         row["outbox_delivered"] = m.get("wharf_outbox_delivered_total", -1)
+        # Where the memory is (the last scrape, at most a few seconds old): heap the program
+        # holds, heap the allocator keeps free, and SQLite's share of the heap.
+        row["heap_used_kb"] = int(m.get("wharf_heap_in_use_bytes", -1024) // 1024)
+        row["heap_free_kb"] = int(m.get("wharf_heap_free_bytes", -1024) // 1024)
+        row["sqlite_kb"] = int(m.get("wharf_sqlite_memory_bytes", -1024) // 1024)
         samples.append(row)
         k += 1
 
@@ -714,7 +719,8 @@ def report(a, ctx, samples, wall0, server_counts, census0, census1):
         row["max_ms"] = round(lat[-1], 2) if lat else ""
     cols = ["second", "requests", "errors", "p50_ms", "p99_ms", "max_ms", "fds", "rss_kb",
             "anon_kb", "file_kb", "shmem_kb", "hwm_kb", "threads", "cpu_s", "live_resources", "db_files", "state_kb", "sandbox_rss_kb",
-            "outbox_pending", "outbox_dead", "outbox_delivered"]
+            "outbox_pending", "outbox_dead", "outbox_delivered", "heap_used_kb", "heap_free_kb",
+            "sqlite_kb"]
     csv_path = os.path.join(a.out, "soak-samples.csv")
     with open(csv_path, "w") as f:
         f.write(",".join(cols) + "\n")
@@ -785,7 +791,7 @@ def report(a, ctx, samples, wall0, server_counts, census0, census1):
     if samples:
         p("RSS parts, median first -> last window (kB): " + ", ".join(
             f"{k} {median_of(samples, k, a_lo, a_hi)} -> {median_of(samples, k, b_lo, b_hi)}"
-            for k in ("anon_kb", "file_kb", "shmem_kb")))
+            for k in ("anon_kb", "file_kb", "shmem_kb", "heap_used_kb", "heap_free_kb", "sqlite_kb")))
     if samples:
         s0, s1 = samples[0], samples[-1]
         p(f"threads {s0['threads']} -> {s1['threads']}; db files {s0['db_files']} -> {s1['db_files']}; "
