@@ -1,5 +1,5 @@
-// The SQLite store's group commit: concurrent writers share commits, each operation keeps
-// its own outcome, and nothing is acknowledged before its commit.
+// The SQLite store: group commit (concurrent writers share commits, each operation keeps
+// its own outcome, nothing is acknowledged before its commit) and the shared reader pool.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class GroupCommitTest : public ::testing::Test {
+class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -59,7 +59,7 @@ class GroupCommitTest : public ::testing::Test {
   std::vector<size_t> commits_;
 };
 
-TEST_F(GroupCommitTest, ConcurrentWritersShareCommitsAndEveryWriteLands) {
+TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndEveryWriteLands) {
   auto s = open();
   const int threads = 8, per_thread = 40;
   std::vector<std::thread> ts;
@@ -83,7 +83,7 @@ TEST_F(GroupCommitTest, ConcurrentWritersShareCommitsAndEveryWriteLands) {
   EXPECT_LT(c.size(), static_cast<size_t>(threads * per_thread));
 }
 
-TEST_F(GroupCommitTest, AFailingOperationRollsBackAloneAndOnlyItsCallerSeesTheError) {
+TEST_F(SqliteStoreTest, AFailingOperationRollsBackAloneAndOnlyItsCallerSeesTheError) {
   auto s = open();
   std::atomic<bool> first_running{false};
   std::thread first([&] {
@@ -126,7 +126,7 @@ TEST_F(GroupCommitTest, AFailingOperationRollsBackAloneAndOnlyItsCallerSeesTheEr
   EXPECT_EQ(c[1], 4u);
 }
 
-TEST_F(GroupCommitTest, ALoneFailingOperationWritesNothing) {
+TEST_F(SqliteStoreTest, ALoneFailingOperationWritesNothing) {
   auto s = open();
   EXPECT_THROW(s->write([&](store::WriteTx& tx) {
     tx.add_usage("res_a", "2025-03-01", "writes", 7);
@@ -139,7 +139,7 @@ TEST_F(GroupCommitTest, ALoneFailingOperationWritesNothing) {
   EXPECT_EQ(usage(*s, "res_a"), 2);
 }
 
-TEST_F(GroupCommitTest, MaxGroupOneCommitsEachOperationAlone) {
+TEST_F(SqliteStoreTest, MaxGroupOneCommitsEachOperationAlone) {
   auto s = open(/*max_group=*/1);
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t)
@@ -153,6 +153,39 @@ TEST_F(GroupCommitTest, MaxGroupOneCommitsEachOperationAlone) {
   auto c = commits();
   EXPECT_EQ(c.size(), 40u);
   for (size_t n : c) EXPECT_EQ(n, 1u);
+}
+
+// Descriptors open on the store's database file (the writer's and each reader's).
+int open_on(const fs::path& file) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec) == file) ++n;
+  }
+  return n;
+}
+
+TEST_F(SqliteStoreTest, ReadersAreSharedAcrossThreadsNotOnePerThread) {
+  auto s = open();
+  s->write([&](store::WriteTx& tx) { tx.add_usage("res_a", "2025-03-01", "writes", 1); });
+  const fs::path db = fs::canonical(dir_ / "state.db");
+  // Sixteen threads reading one after another: one reader connection serves them all.
+  for (int t = 0; t < 16; ++t) std::thread([&] { EXPECT_EQ(usage(*s, "res_a"), 1); }).join();
+  EXPECT_EQ(open_on(db), 2);  // the writer and one reader
+  // Reads at the same time need more, and they are kept (up to a bound) for the next ones.
+  std::atomic<int> inside{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      s->read([&](store::ReadTx&) {
+        ++inside;
+        while (inside < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      });
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(open_on(db), 5);
+  for (int t = 0; t < 16; ++t) std::thread([&] { EXPECT_EQ(usage(*s, "res_a"), 1); }).join();
+  EXPECT_EQ(open_on(db), 5);
 }
 
 }  // namespace
