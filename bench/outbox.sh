@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
-# Outbox delivery benchmark: the Outbox worker draining ITEMS Submit Billing Data calls into a
-# real `wharf-sandbox serve`, against the sandbox's raw capacity for the same requests
-# measured with wrk at concurrency 1 in the same run. See bench/README.md ("Outbox delivery").
-# Raw outputs land in bench/out/outbox-*.
+# Outbox delivery benchmark. See bench/README.md ("Outbox delivery"). Raw outputs land in
+# bench/out/outbox-*.
 #
-# Knobs (env): INSTALLATIONS (10), RESOURCES (10), ITEMS (20000), DURATION (10s, each wrk
-#   run), BUILD_DIR (build).
+# MODE=sandbox (default): the Outbox worker draining ITEMS Submit Billing Data calls into a
+#   real `wharf-sandbox serve`, against the sandbox's raw capacity for the same requests
+#   measured with wrk at concurrency 1 in the same run.
+# MODE=standin: the Outbox worker draining ITEMS calls (billing data and events, all distinct)
+#   into `wharf-bench-outbox standin`, a minimal fast Vercel in its own process that checks
+#   each bearer and records per installation what it accepted: items/s against the
+#   >= 1,000 items/s target, the order per installation against the enqueue order, and the
+#   CPU of both processes.
+#
+# Knobs (env): MODE (sandbox), INSTALLATIONS (10; standin 100), RESOURCES (10), ITEMS (20000),
+#   DURATION (10s, each wrk run; standin 5s), BUILD_DIR (build); standin only:
+#   CONCURRENCY (8, the outbox's senders), KEEPALIVE (1; 0: a new connection per call),
+#   STANDIN_THREADS (1), TIMEOUT (600 s), TARGET (1000), DELIVER_BIN (the deliver step's binary,
+#   for comparing builds; default the one built here).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build}"
 OUT="$ROOT/bench/out"
 PY=/usr/bin/python3
-K="${INSTALLATIONS:-10}"
+MODE="${MODE:-sandbox}"
+if [ "$MODE" = standin ]; then K="${INSTALLATIONS:-100}"; else K="${INSTALLATIONS:-10}"; fi
 M="${RESOURCES:-10}"
 N="${ITEMS:-20000}"
-DURATION="${DURATION:-10s}"
+if [ "$MODE" = standin ]; then DURATION="${DURATION:-5s}"; else DURATION="${DURATION:-10s}"; fi
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
+case "$MODE" in sandbox | standin) ;; *) die "MODE is sandbox or standin, not $MODE" ;; esac
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 [ -f "$BUILD/CMakeCache.txt" ] || die "$BUILD not configured (make build)"
 mkdir -p "$OUT"
@@ -35,6 +47,83 @@ cleanup() {
 }
 trap cleanup EXIT
 TMPD="$(mktemp -d /tmp/wharf-bench-outbox.XXXXXX)"
+
+if [ "$MODE" = standin ]; then
+  C="${CONCURRENCY:-8}"
+  say "building wharf-bench-outbox"
+  cmake --build "$BUILD" -j"$(nproc)" --target wharf-bench-outbox >&2
+
+  say "prepare: $K installations x $M resources, $N outbox items (billing data and events)"
+  "$BUILD/wharf-bench-outbox" prepare --dir "$TMPD/run" --installations "$K" --resources "$M" \
+    --items "$N" --mix 2>"$OUT/outbox-prepare.log" | tee "$OUT/outbox-prepare.json" >&2
+
+  say "starting the stand-in (${STANDIN_THREADS:-1} I/O thread)"
+  setsid "$BUILD/wharf-bench-outbox" standin --installations "$K" --port 0 \
+    --threads "${STANDIN_THREADS:-1}" >"$TMPD/standin.port" 2>"$OUT/outbox-standin.log" &
+  SBPID=$!
+  for _ in $(seq 100); do [ -s "$TMPD/standin.port" ] && break; sleep 0.1; done
+  PORT=$(head -n1 "$TMPD/standin.port")
+  [ -n "$PORT" ] || die "the stand-in did not start (see bench/out/outbox-standin.log)"
+
+  say "outbox: delivering $N items ($C senders) to the stand-in on :$PORT"
+  "${DELIVER_BIN:-$BUILD/wharf-bench-outbox}" deliver --dir "$TMPD/run" \
+    --url "http://127.0.0.1:$PORT" --standin --concurrency "$C" --timeout "${TIMEOUT:-600}" \
+    $([ "${KEEPALIVE:-1}" = 0 ] && echo --no-keepalive) \
+    2>"$OUT/outbox-deliver.log" | tee "$OUT/outbox-deliver.json" >&2 || true
+
+  # The stand-in's own ceiling for the same requests (keep-alive, as many connections as the
+  # outbox has senders): shows whether the stand-in, not Wharf, is what limits the figure.
+  say "raw: wrk -t1 -c$C -d$DURATION against the stand-in, same requests (keep-alive)"
+  REQUESTS="$TMPD/run/requests.tsv" wrk -t1 -c"$C" -d"$DURATION" -s "$ROOT/bench/outbox.lua" \
+    --latency "http://127.0.0.1:$PORT" | tee "$OUT/outbox-wrk.txt" >&2
+
+  CONCURRENCY="$C" $PY - "$OUT" "${TARGET:-1000}" <<'EOF' | tee "$OUT/outbox-report.txt"
+import json, os, re, sys
+
+out, target = sys.argv[1], float(sys.argv[2])
+prep = json.load(open(os.path.join(out, "outbox-prepare.json")))
+text = open(os.path.join(out, "outbox-deliver.json")).read().strip()
+if not text:
+    print("INVALID RUN: the delivery printed nothing (see bench/out/outbox-deliver.log)")
+    sys.exit(1)
+d = json.loads(text)
+w = open(os.path.join(out, "outbox-wrk.txt")).read()
+m = re.search(r"Requests/sec:\s+([0-9.]+)", w)
+wrk_rps = float(m.group(1)) if m else None
+m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", w)
+wrk_non2xx = int(m.group(1)) if m else 0
+
+n = max(1, d["delivered"])
+secs = d["seconds"]
+wharf_cpu = d["cpu_user_s"] + d["cpu_sys_s"]
+sti_cpu = d["standin_cpu_user_s"] + d["standin_cpu_sys_s"]
+print(f"\nWharf outbox delivery to the stand-in: {d['items']:,} items (billing data and events) "
+      f"of {d['installations']} installations, {os.environ['CONCURRENCY']} senders; billing bodies "
+      f"of mean {prep['mean_body_bytes']:,.0f} B\n")
+print(f"delivered        {d['delivered']:,} in {secs:.2f} s = {d['items_per_s']:,.1f} items/s "
+      f"(dead {d['dead']}, left pending {d['left_pending']}, duplicates {d['duplicates']})")
+print(f"wharf CPU        user {d['cpu_user_s']:.2f} s + system {d['cpu_sys_s']:.2f} s "
+      f"= {wharf_cpu / secs:.2f} cores, {wharf_cpu * 1e6 / n:,.0f} us/item")
+print(f"stand-in CPU     user {d['standin_cpu_user_s']:.2f} s + system {d['standin_cpu_sys_s']:.2f} s "
+      f"= {sti_cpu / secs:.2f} cores, {sti_cpu * 1e6 / n:,.0f} us/item")
+print(f"stand-in alone   wrk -t1 -c{os.environ['CONCURRENCY']} keep-alive, same requests: "
+      f"{'n/a' if wrk_rps is None else f'{wrk_rps:,.0f}'} req/s (non-2xx {wrk_non2xx})")
+print(f"stand-in         accepted {d['standin_accepted']:,}, rejected {d['standin_rejected']}")
+valid = d["dead"] == 0 and d["left_pending"] == 0 and d["standin_rejected"] == 0
+if not valid:
+    print("INVALID RUN: items dead, left pending or rejected by the stand-in (see bench/out/outbox-*)")
+fast = d["items_per_s"] >= target
+print(f"{'PASS' if fast and valid else 'FAIL'}: >= {target:,.0f} items/s ({d['items_per_s']:,.1f})")
+bad = d["order_bad_installations"]
+print(f"{'PASS' if d['order_ok'] and valid else 'FAIL'}: order per installation kept "
+      f"({d['installations'] - bad}/{d['installations']} installations exactly in enqueue order"
+      + (f"; first bad {d['order_first_bad']}" if d["order_first_bad"] else "") + ")")
+print(json.dumps({"bench": "outbox", "mode": "standin", "prepare": prep, "outbox": d,
+                  "standin_wrk_rps": wrk_rps, "valid": valid, "target_met": fast and valid,
+                  "order_kept": bool(d["order_ok"]) and valid}))
+EOF
+  exit 0
+fi
 
 say "building wharf-sandbox and wharf-bench-outbox"
 cmake --build "$BUILD" -j"$(nproc)" --target wharf-sandbox wharf-bench-outbox >&2

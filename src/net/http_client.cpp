@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 namespace wharf::net {
 namespace {
@@ -78,9 +79,39 @@ bool has_crlf(std::string_view s) {
 
 }  // namespace
 
-HttpClient::HttpClient(Options options) : options_(std::move(options)) {
+// Idle easy handles, most recently used last (its connections are the likeliest still open).
+struct HttpClient::Pool {
+  std::mutex mu;
+  std::vector<EasyHandle> idle;
+
+  EasyHandle take() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!idle.empty()) {
+        EasyHandle h = std::move(idle.back());
+        idle.pop_back();
+        return h;
+      }
+    }
+    return EasyHandle(curl_easy_init());
+  }
+  // curl_easy_reset forgets every option (and so every pointer into the finished call) but
+  // keeps the handle's open connections.
+  void give_back(EasyHandle h, size_t max_idle) {
+    if (!h) return;
+    curl_easy_reset(h.get());
+    std::lock_guard<std::mutex> lock(mu);
+    if (idle.size() < max_idle) idle.push_back(std::move(h));
+  }
+};
+
+HttpClient::HttpClient(Options options)
+    : options_(std::move(options)), pool_(std::make_unique<Pool>()) {
   global_init_once();
 }
+HttpClient::~HttpClient() = default;
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 HttpResult HttpClient::request(const std::string& method, const std::string& url,
                                const std::vector<std::pair<std::string, std::string>>& headers,
@@ -91,12 +122,19 @@ HttpResult HttpClient::request(const std::string& method, const std::string& url
     return result;
   }
 
-  EasyHandle curl(curl_easy_init());
-  if (!curl) {
+  // Back to the pool when this call returns, however it returns (the handle is reset, so
+  // nothing below outlives the call in it).
+  struct Lease {
+    Pool& pool;
+    size_t max_idle;
+    EasyHandle handle;
+    ~Lease() { pool.give_back(std::move(handle), max_idle); }
+  } lease{*pool_, options_.max_idle_handles, pool_->take()};
+  if (!lease.handle) {
     result.error = "curl_easy_init failed";
     return result;
   }
-  CURL* h = curl.get();
+  CURL* h = lease.handle.get();
 
   Slist header_list;
   for (const auto& [name, value] : headers) {

@@ -98,7 +98,7 @@ int64_t Outbox::backoff_ms(const store::OutboxRow& item, const net::HttpResult& 
   return std::min(delay, options_.max_backoff_ms);
 }
 
-void Outbox::deliver(store::OutboxRow item) {
+Outbox::Attempt Outbox::attempt(store::OutboxRow item) const {
   int64_t now = clock_.now_ms();
   item.attempts += 1;
   const bool product_call = item.kind.rfind("product.", 0) == 0;
@@ -115,7 +115,9 @@ void Outbox::deliver(store::OutboxRow item) {
     result = handler != handlers_.end() ? handler->second(item, client_, *token)
                                         : client_.request(item.method, item.path, item.body, token);
   }
-  std::string vercel_id = vercel_id_of(result);
+  Attempt a;
+  a.now_ms = now;
+  a.vercel_id = vercel_id_of(result);
   item.last_status = result.status;
   item.last_error = token ? result.error : "the installation has no access token (finalized)";
 
@@ -125,7 +127,6 @@ void Outbox::deliver(store::OutboxRow item) {
                          (s == 409 && policy.conflict_is_retried));
   // Already there (an earlier attempt's answer got lost): delivered, and not sent twice.
   bool already = token && result.error.empty() && s == 409 && policy.conflict_is_delivered;
-  bool gone = false;
   if (already || (token && result.error.empty() && s >= 200 && s < 300)) {
     item.state = "delivered";
     item.done_ms = now;
@@ -138,14 +139,67 @@ void Outbox::deliver(store::OutboxRow item) {
     if (!product_call &&
         (s == 401 || s == 403 || s == 410 || (s == 404 && policy.installation_scoped))) {
       item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
-      gone = true;
+      a.gone = true;
     }
   }
-  store_.write([&](store::WriteTx& tx) {
-    tx.update_outbox(item);
-    if (item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, item, result.body);
-    if (gone && hooks_.gone) hooks_.gone(tx, item, now);
-  });
+  a.item = std::move(item);
+  a.response = std::move(result.body);
+  return a;
+}
+
+std::optional<Outbox::Attempt> Outbox::attempt_logged(store::OutboxRow item) const {
+  std::string id = item.id;
+  try {
+    return attempt(std::move(item));
+  } catch (const std::exception& e) {
+    // Nothing to record: the call stays pending and is tried again.
+    util::log_error("vercel outbox delivery failed").str("id", id).str("error", e.what());
+    return std::nullopt;
+  }
+}
+
+void Outbox::record_in(store::WriteTx& tx, const Attempt& a) {
+  tx.update_outbox(a.item);
+  if (a.item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, a.item, a.response);
+  if (a.gone && hooks_.gone) hooks_.gone(tx, a.item, a.now_ms);
+}
+
+std::vector<bool> Outbox::record(const std::vector<Attempt>& batch) {
+  std::vector<bool> recorded(batch.size(), false);
+  if (batch.empty()) return recorded;
+  try {
+    store_.write([&](store::WriteTx& tx) {
+      for (const auto& a : batch) record_in(tx, a);
+    });
+    recorded.assign(batch.size(), true);
+    return recorded;
+  } catch (const std::exception& e) {
+    if (batch.size() == 1) {
+      util::log_error("vercel outbox delivery failed")
+          .str("id", batch[0].item.id)
+          .str("error", e.what());
+      return recorded;
+    }
+    util::log_warn("vercel outbox: recording outcomes together failed, recording one by one")
+        .num("outcomes", static_cast<int64_t>(batch.size()))
+        .str("error", e.what());
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    try {
+      store_.write([&](store::WriteTx& tx) { record_in(tx, batch[i]); });
+      recorded[i] = true;
+    } catch (const std::exception& e) {
+      // Not recorded: the call stays pending and is sent again.
+      util::log_error("vercel outbox delivery failed")
+          .str("id", batch[i].item.id)
+          .str("error", e.what());
+    }
+  }
+  return recorded;
+}
+
+void Outbox::finish(const Attempt& a) {
+  const store::OutboxRow& item = a.item;
   // Counted once recorded: a reader of delivered_total() then sees the row delivered too.
   if (item.state == "delivered") delivered_.fetch_add(1);
   if (hooks_.after_commit) {
@@ -161,21 +215,11 @@ void Outbox::deliver(store::OutboxRow item) {
       .str("installation", item.installation_id)
       .str("kind", item.kind)
       .str("path", item.path)
-      .num("status", s)
+      .num("status", item.last_status)
       .num("attempt", item.attempts)
       .str("state", item.state)
-      .str("x_vercel_id", vercel_id)
+      .str("x_vercel_id", a.vercel_id)
       .str("error", item.last_error);
-}
-
-void Outbox::deliver_logged(store::OutboxRow item) {
-  std::string id = item.id;
-  try {
-    deliver(std::move(item));
-  } catch (const std::exception& e) {
-    // Its outcome was not recorded: the call stays pending and is tried again.
-    util::log_error("vercel outbox delivery failed").str("id", id).str("error", e.what());
-  }
 }
 
 int Outbox::deliver_due() {
@@ -183,16 +227,25 @@ int Outbox::deliver_due() {
   int64_t now = clock_.now_ms();
   store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
   int64_t before = delivered_.load();
-  // Heads are of distinct lanes: delivered side by side, max_in_flight at a time.
+  // Heads are of distinct lanes: sent side by side, max_in_flight at a time, and their
+  // outcomes recorded together once all are answered.
+  std::vector<std::optional<Attempt>> answers(heads.size());
   size_t width = std::max<size_t>(1, options_.max_in_flight);
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i = next++; i < heads.size(); i = next++) deliver_logged(std::move(heads[i]));
+    for (size_t i = next++; i < heads.size(); i = next++)
+      answers[i] = attempt_logged(std::move(heads[i]));
   };
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < std::min(width, heads.size()); ++t) helpers.emplace_back(work);
   work();
   for (auto& t : helpers) t.join();
+  std::vector<Attempt> batch;
+  for (auto& a : answers)
+    if (a) batch.push_back(std::move(*a));
+  auto recorded = record(batch);
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (recorded[i]) finish(batch[i]);
   return static_cast<int>(delivered_.load() - before);
 }
 
@@ -206,47 +259,102 @@ void Outbox::run_sender() {
     lock.unlock();
     std::string lane = item.ordering_key();
     std::string id = item.id;
-    deliver_logged(std::move(item));
+    std::optional<Attempt> answer = attempt_logged(std::move(item));
     lock.lock();
-    busy_.erase(lane);
-    finished_.insert(id);
-    woken_ = true;
+    --sending_;
+    if (answer) {
+      answered_.push_back(std::move(*answer));
+      record_cv_.notify_one();
+    } else {
+      busy_.erase(lane);  // nothing to record: the call stays pending
+      finished_.insert(id);
+    }
+    cv_.notify_one();  // a sender is free
+  }
+}
+
+void Outbox::run_recorder() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    record_cv_.wait(lock, [this] { return senders_done_ || !answered_.empty(); });
+    if (answered_.empty()) return;  // the senders are done and everything is recorded
+    // Everything answered since the last commit goes in the next one.
+    std::vector<Attempt> batch;
+    batch.swap(answered_);
+    lock.unlock();
+    auto recorded = record(batch);
+    lock.lock();
+    // Lanes free again only now: their next call goes out after this one's outcome committed
+    // (or, if it could not be recorded, the same call goes out again).
+    for (const auto& a : batch) {
+      busy_.erase(a.item.ordering_key());
+      finished_.insert(a.item.id);
+    }
     cv_.notify_one();
+    lock.unlock();
+    for (size_t i = 0; i < batch.size(); ++i)
+      if (recorded[i]) finish(batch[i]);
+    lock.lock();
   }
 }
 
 void Outbox::run_dispatcher() {
+  using Steady = std::chrono::steady_clock;
   const size_t width = std::max<size_t>(1, options_.max_in_flight);
+  // A read of the due heads costs about the same however few heads it finds (the store
+  // looks at every pending row), so once a read's heads are handed out the dispatcher reads
+  // again only when that pays: at once when woken (an enqueue) or at the poll; when lanes came
+  // free since the last read, at once if they are at least `width` (enough to fill every
+  // sender) or nothing is out any more, and otherwise once 4 times the last read's duration
+  // has passed since it (so reads take at most about a fifth of the dispatcher's time).
+  Steady::time_point last_read_end{};
+  Steady::duration last_read_cost{};
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    if (busy_.size() >= width) {
-      cv_.wait(lock, [&] { return stop_ || busy_.size() < width; });
+    // Hand out the heads of the last read whose lanes are free.
+    while (sending_ < width && !ready_.empty()) {
+      store::OutboxRow head = std::move(ready_.front());
+      ready_.pop_front();
+      // A lane still busy: its head was read while its call was out (or, committed by now,
+      // is a newer head the next read finds again).
+      if (busy_.count(head.ordering_key()) || finished_.count(head.id)) continue;
+      busy_.insert(head.ordering_key());
+      queue_.push_back(std::move(head));
+      ++sending_;
+      work_cv_.notify_one();
+    }
+    if (sending_ >= width) {
+      cv_.wait(lock, [&] { return stop_ || sending_ < width; });
+      continue;
+    }
+    // ready_ is empty and a sender is free.
+    const auto now = Steady::now();
+    const auto poll_at = last_read_end + std::chrono::milliseconds(options_.poll_ms);
+    const auto paced_at = last_read_end + 4 * last_read_cost;
+    const bool read_now =
+        woken_ || now >= poll_at ||
+        (!finished_.empty() && (finished_.size() >= width || busy_.empty() || now >= paced_at));
+    if (!read_now) {
+      // Until a call finishes or is recorded, an enqueue wakes us, or the pacing or poll ends.
+      auto until = finished_.empty() ? poll_at : std::min(poll_at, paced_at);
+      cv_.wait_until(lock, until);
       continue;
     }
     finished_.clear();  // from here on, a call that finishes is one the read may predate
     woken_ = false;
     lock.unlock();
     std::vector<store::OutboxRow> heads;
+    const auto read_start = Steady::now();
     try {
-      int64_t now = clock_.now_ms();
-      store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
+      int64_t now_ms = clock_.now_ms();
+      store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now_ms); });
     } catch (const std::exception& e) {
       util::log_error("vercel outbox pass failed").str("error", e.what());
     }
+    last_read_end = Steady::now();
+    last_read_cost = last_read_end - read_start;
     lock.lock();
-    size_t dispatched = 0;
-    for (auto& head : heads) {
-      if (busy_.size() >= width) break;
-      if (busy_.count(head.ordering_key()) || finished_.count(head.id)) continue;
-      busy_.insert(head.ordering_key());
-      queue_.push_back(std::move(head));
-      ++dispatched;
-    }
-    if (dispatched) work_cv_.notify_all();
-    // Nothing new to send: sleep until a call finishes, an enqueue wakes us, or the poll.
-    if (!dispatched || busy_.size() >= width)
-      cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
-                   [this] { return stop_ || woken_; });
+    ready_.assign(std::make_move_iterator(heads.begin()), std::make_move_iterator(heads.end()));
   }
 }
 
@@ -254,6 +362,7 @@ void Outbox::start() {
   if (worker_.joinable()) return;
   size_t width = std::max<size_t>(1, options_.max_in_flight);
   for (size_t i = 0; i < width; ++i) senders_.emplace_back([this] { run_sender(); });
+  recorder_ = std::thread([this] { run_recorder(); });
   worker_ = std::thread([this] { run_dispatcher(); });
 }
 
@@ -286,10 +395,16 @@ void Outbox::stop() {
   cv_.notify_all();
   work_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  // Calls already handed out are finished (each is a bounded HTTP call), never abandoned
-  // half-recorded.
+  // Calls already handed out are finished (each is a bounded HTTP call) and their outcomes
+  // recorded, never abandoned half-recorded.
   for (auto& t : senders_) t.join();
   senders_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    senders_done_ = true;
+  }
+  record_cv_.notify_all();
+  if (recorder_.joinable()) recorder_.join();
 }
 
 }  // namespace wharf::vercel

@@ -12,6 +12,14 @@
 // calls finish, so one slow installation only occupies its own slot. An installation's calls
 // to Vercel share its lane.
 //
+// Recording: the outcomes of calls answered at about the same time are recorded together, in
+// one transaction (one commit, one fsync), by a recorder thread; a lane stays busy until its
+// call's outcome has committed, so its next call never goes out before that (a crash in
+// between only sends the answered call again: at least once, and still in order). The
+// senders go on with other lanes' calls meanwhile. The due heads are read again when the
+// last read's are handed out and lanes have come free, not after every call: a read costs
+// the same however many heads it finds.
+//
 // Product calls: an item whose kind starts with "product." is a call on a product (a
 // provider's backend: provision, change, delete) that must be retried until the product
 // confirms it. It goes to the ProductCallFn, not to Vercel, in a lane of its own per
@@ -92,7 +100,8 @@ class Outbox {
   void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 
   // One delivery pass over the due items (the head of each installation, delivered in
-  // parallel up to max_in_flight), waiting for all; returns how many were delivered.
+  // parallel up to max_in_flight, their outcomes recorded together), waiting for all; returns
+  // how many were delivered.
   int deliver_due();
   void start();  // background worker
   void stop();
@@ -102,8 +111,26 @@ class Outbox {
   int64_t delivered_total() const { return delivered_.load(); }
 
  private:
-  void deliver(store::OutboxRow item);
-  void deliver_logged(store::OutboxRow item);  // deliver(); a failure is logged, not thrown
+  // One call made and its answer judged, not yet recorded: `item` carries the new state,
+  // attempts, next attempt and last status/error.
+  struct Attempt {
+    store::OutboxRow item;
+    std::string response;  // the answer's body (the delivered hook reads it)
+    std::string vercel_id;
+    bool gone = false;  // "installation gone": the gone hook runs with the outcome
+    int64_t now_ms = 0;
+  };
+  Attempt attempt(store::OutboxRow item) const;
+  // attempt(); a failure (e.g. the token could not be read) is logged, nothing is returned and
+  // the call stays pending.
+  std::optional<Attempt> attempt_logged(store::OutboxRow item) const;
+  // Records the outcomes in one transaction, each with its hooks; if that fails, each in a
+  // transaction of its own, so one that cannot be recorded (it stays pending, and is sent
+  // again) holds up no other. Returns, per attempt, whether its outcome committed.
+  std::vector<bool> record(const std::vector<Attempt>& batch);
+  void record_in(store::WriteTx& tx, const Attempt& a);
+  // After the commit: the delivered count, the after-commit hook and the log line.
+  void finish(const Attempt& a);
   int64_t backoff_ms(const store::OutboxRow& item, const net::HttpResult& result) const;
 
   store::Store& store_;
@@ -120,16 +147,27 @@ class Outbox {
   bool stop_ = false;
   bool woken_ = false;
   std::thread worker_;
-  // The background worker's pipeline (guarded by mu_): calls handed to the senders, the
-  // lanes with a call out, and the ids of calls finished since the worker last began
-  // reading the due heads (a head read before such a call committed must not go out again).
+  // The background worker's pipeline (guarded by mu_): the dispatcher hands the due heads
+  // of its last read (ready_) to the senders (queue_); a sender makes the call and passes the
+  // answer to the recorder (answered_), which records what has accumulated in one
+  // transaction and frees those lanes. busy_: lanes with a call out or its outcome not yet
+  // committed; finished_: the ids recorded since the dispatcher last began reading the due
+  // heads (a head read before its outcome committed must not go out again; their number is
+  // also how many lanes a new read may find work in).
   void run_dispatcher();
   void run_sender();
+  void run_recorder();
   std::vector<std::thread> senders_;
+  std::thread recorder_;
+  std::deque<store::OutboxRow> ready_;
   std::deque<store::OutboxRow> queue_;
+  size_t sending_ = 0;  // calls handed to the senders and not yet answered
+  std::vector<Attempt> answered_;
+  bool senders_done_ = false;
   std::set<std::string> busy_;
   std::set<std::string> finished_;
   std::condition_variable work_cv_;
+  std::condition_variable record_cv_;
 };
 
 }  // namespace wharf::vercel

@@ -528,5 +528,82 @@ TEST(JwksHttpClientTest, CacheFetchesOverHttp) {
   EXPECT_NE(cache.find_cached("key-a"), nullptr);
 }
 
+// A keep-alive HTTP server on 127.0.0.1 that counts the connections it accepts: answers every
+// request (head only, no body) with a 200 and keeps the connection for the next, one
+// connection at a time.
+class CountingServer {
+ public:
+  CountingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~CountingServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void serve() {
+    while (true) {
+      const int conn = ::accept(fd_, nullptr, nullptr);
+      if (conn < 0) return;
+      ++connections_;
+      std::string buffered;
+      char buf[4096];
+      while (true) {  // requests on this connection until the client closes it
+        size_t end;
+        while ((end = buffered.find("\r\n\r\n")) == std::string::npos) {
+          const ssize_t n = ::recv(conn, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          buffered.append(buf, static_cast<size_t>(n));
+        }
+        if (end == std::string::npos) break;
+        buffered.erase(0, end + 4);
+        const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if (::send(conn, response.data(), response.size(), MSG_NOSIGNAL) <= 0) break;
+      }
+      ::close(conn);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+};
+
+TEST(JwksHttpClientTest, KeepsItsConnectionForTheNextCall) {
+  CountingServer server;
+  {
+    net::HttpClient http;
+    for (int i = 0; i < 3; ++i) {
+      auto r = http.get(server.url("/a"));
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body, "ok");
+    }
+  }  // the client closes its connections
+  EXPECT_EQ(server.connections(), 1);
+  {
+    net::HttpClient::Options o;
+    o.max_idle_handles = 0;  // a new connection per call
+    net::HttpClient http(o);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(http.get(server.url("/b")).status, 200);
+  }
+  EXPECT_EQ(server.connections(), 4);
+}
+
 }  // namespace
 }  // namespace wharf::auth

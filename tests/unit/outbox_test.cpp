@@ -3,11 +3,14 @@
 // order, and nothing lost across a restart of the worker.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "scripted_server.h"
@@ -386,6 +389,173 @@ TEST_F(OutboxTest, ProductCallsHaveALanePerResourceAndAreRetriedUntilDone) {
   EXPECT_EQ(stats().dead, 1);
   enqueue("icfg_a", "res_after");
   EXPECT_EQ(outbox.deliver_due(), 1);  // the installation still delivers
+}
+
+// A store that counts what the outbox asks of it and can hold its writes (commits) back.
+class GatedStore final : public store::Store {
+ public:
+  explicit GatedStore(store::Store& inner) : inner_(inner) {}
+  void read(const std::function<void(store::ReadTx&)>& fn) override {
+    ++reads;
+    inner_.read(fn);
+  }
+  void write(const std::function<void(store::WriteTx&)>& fn) override {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return open_; });
+    }
+    if (write_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(write_delay_ms));
+    ++writes;
+    inner_.write(fn);
+  }
+  bool healthy() override { return inner_.healthy(); }
+  std::string describe() const override { return inner_.describe(); }
+  void hold() {
+    std::lock_guard lock(mu_);
+    open_ = false;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  std::atomic<int> reads{0};
+  std::atomic<int> writes{0};
+  int write_delay_ms = 0;
+
+ private:
+  store::Store& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+};
+
+// What each installation's events named, in the order Vercel received them.
+std::map<std::string, std::vector<std::string>> received_by_installation(
+    const std::vector<net::Request>& requests) {
+  std::map<std::string, std::vector<std::string>> seen;
+  for (const auto& req : requests) {
+    std::string inst = req.path.substr(std::string("/v1/installations/").size());
+    inst = inst.substr(0, inst.find('/'));
+    seen[inst].push_back(Json::parse(req.body)["event"]["resourceId"]);
+  }
+  return seen;
+}
+
+TEST_F(OutboxTest, OutcomesOfAPassAreRecordedInOneTransaction) {
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  GatedStore gated(*store_);
+  Outbox outbox(gated, http_, vercel_.url(),
+                [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; },
+                clock_, {});
+  for (int i = 0; i < 5; ++i) enqueue("icfg_" + std::to_string(i), "res_" + std::to_string(i));
+  EXPECT_EQ(outbox.deliver_due(), 5);
+  EXPECT_EQ(gated.writes, 1);  // five outcomes, one commit
+  EXPECT_EQ(stats().pending, 0);
+}
+
+TEST_F(OutboxTest, AnOutcomeThatCannotBeRecordedHoldsUpNoOther) {
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  GatedStore gated(*store_);
+  Outbox outbox(gated, http_, vercel_.url(),
+                [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; },
+                clock_, {});
+  Outbox::Hooks hooks;
+  hooks.delivered = [](store::WriteTx&, const store::OutboxRow& item, const std::string&) {
+    if (item.installation_id == "icfg_bad") throw std::runtime_error("hook failed");
+  };
+  outbox.set_hooks(hooks);
+  enqueue("icfg_a", "res_a");
+  enqueue("icfg_bad", "res_bad");
+  enqueue("icfg_c", "res_c");
+  EXPECT_EQ(outbox.deliver_due(), 2);
+  EXPECT_EQ(gated.writes, 4);  // the three together (rolled back), then one by one
+  EXPECT_EQ(stats().pending, 1);
+  std::vector<store::OutboxRow> pending;
+  store_->read([&](store::ReadTx& tx) { pending = tx.outbox_list("pending", 10); });
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].installation_id, "icfg_bad");
+  EXPECT_EQ(pending[0].attempts, 0);  // nothing of that attempt was recorded
+  // Still pending, so sent again (at least once) and recorded once it can be.
+  outbox.set_hooks({});
+  EXPECT_EQ(outbox.deliver_due(), 1);
+  EXPECT_EQ(stats().pending, 0);
+  EXPECT_EQ(vercel_.requests().size(), 4u);
+}
+
+TEST_F(OutboxTest, ALaneWaitsForItsOutcomeToCommit) {
+  // icfg_a's second call must not go out while the outcome of its first is not committed:
+  // a crash then would have Vercel see the second before the first's resend.
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  GatedStore gated(*store_);
+  Outbox::Options options;
+  options.max_in_flight = 4;
+  options.poll_ms = 20;
+  Outbox outbox(
+      gated, http_, vercel_.url(),
+      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
+      options);
+  enqueue("icfg_a", "res_a1");
+  enqueue("icfg_a", "res_a2");
+  enqueue("icfg_b", "res_b1");
+  gated.hold();
+  outbox.start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (vercel_.requests().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // dispatcher polls meanwhile
+  // a1 and b1 only: icfg_a stays busy until a1's outcome commits (freed earlier, its head,
+  // still a1 in the store, would go out again; a2 must wait too).
+  EXPECT_EQ(vercel_.requests().size(), 2u);
+  EXPECT_EQ(outbox.delivered_total(), 0);
+  gated.release();
+  EXPECT_TRUE(outbox.wait_idle(10000));
+  outbox.stop();
+  EXPECT_EQ(outbox.delivered_total(), 3);
+  auto seen = received_by_installation(vercel_.requests());
+  EXPECT_EQ(seen["icfg_a"], (std::vector<std::string>{"res_a1", "res_a2"}));
+  EXPECT_EQ(seen["icfg_b"], (std::vector<std::string>{"res_b1"}));
+}
+
+TEST_F(OutboxTest, TheWorkerRecordsOutcomesTogetherAndKeepsEachInstallationsOrder) {
+  // Commits are slow (20 ms): the calls answered meanwhile go in the next one, not one each.
+  vercel_.script([](const net::Request&) { return net::Response::empty(201); });
+  GatedStore gated(*store_);
+  gated.write_delay_ms = 20;
+  Outbox::Options options;
+  options.max_in_flight = 4;
+  options.poll_ms = 20;
+  Outbox outbox(
+      gated, http_, vercel_.url(),
+      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
+      options);
+  constexpr int kInstallations = 20, kEach = 5;
+  for (int n = 0; n < kEach; ++n)
+    for (int i = 0; i < kInstallations; ++i)
+      enqueue("icfg_" + std::to_string(i), "res_" + std::to_string(i) + "_" + std::to_string(n));
+  outbox.start();
+  // Watched through the counter, not wait_idle(): its reads and wake-ups would count too.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (outbox.delivered_total() < kInstallations * kEach &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  outbox.stop();
+  EXPECT_EQ(outbox.delivered_total(), kInstallations * kEach);
+  EXPECT_EQ(stats().pending, 0);
+  EXPECT_LT(gated.writes, kInstallations * kEach / 2);
+  // The due heads are read once per handful of calls, not once per call.
+  EXPECT_LT(gated.reads, kInstallations * kEach / 2);
+  auto seen = received_by_installation(vercel_.requests());
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kInstallations));
+  for (int i = 0; i < kInstallations; ++i) {
+    std::vector<std::string> want;
+    for (int n = 0; n < kEach; ++n)
+      want.push_back("res_" + std::to_string(i) + "_" + std::to_string(n));
+    EXPECT_EQ(seen["icfg_" + std::to_string(i)], want);  // in order, each exactly once
+  }
 }
 
 }  // namespace

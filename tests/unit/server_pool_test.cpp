@@ -36,7 +36,9 @@ TEST(ServerPoolTest, ABlockedHandlerDoesNotHoldUpOtherConnections) {
   server.bind();
   std::thread runner([&server] { server.run(); });
   std::string base = "http://127.0.0.1:" + std::to_string(server.port());
-  HttpClient http;
+  HttpClient::Options client_options;
+  client_options.max_idle_handles = 0;  // a new connection per call: accepting is tested too
+  HttpClient http(client_options);
   auto slow = std::async(std::launch::async, [&] { return http.get(base + "/slow"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto t0 = std::chrono::steady_clock::now();

@@ -242,6 +242,17 @@ CREATE TABLE flag_sets (
   updated_ms {INT64} NOT NULL
 )
 )sql"},
+      // The outbox's due-heads read (outbox_heads) from indexes alone: the oldest pending call
+      // of each lane straight from an index on the lane expression it groups by (the same
+      // expression, or the index is not used), then those calls by (state, seq). Without them
+      // it read every pending row, and `lane`, added last, lies past the body: every pending
+      // call's whole body was read for each read of the heads (docs/decisions.md, "Concurrent
+      // outbox delivery").
+      {11, "outbox: due heads read from indexes", R"sql(
+CREATE INDEX outbox_lane_heads ON outbox
+  (state, (CASE lane WHEN '' THEN installation_id ELSE lane END), seq);
+CREATE INDEX outbox_state_seq ON outbox (state, seq)
+)sql"},
   };
   return kMigrations;
 }
