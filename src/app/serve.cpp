@@ -562,8 +562,15 @@ int serve(const Config& config) {
   // Abandoned libSQL streams: their open transactions roll back and free their connection.
   Periodic stream_expiry(std::chrono::seconds(1), [&sql_streams] { sql_streams.expire_idle(); });
   // Peaks (a billing pass builds whole billing bodies) are freed but glibc keeps the pages
-  // of every thread's arena; give them back so resident memory follows the live heap.
-  Periodic memory_trimmer(std::chrono::seconds(30), [] { ::malloc_trim(0); });
+  // of every thread's arena; give them back so resident memory follows the live heap. Idle
+  // SQLite connections drop their page caches first (the state store's and the products'):
+  // they fill again from the OS page cache, while left alone they grow with the data until
+  // each reaches its cap (the soak benchmark). Every 10 s, so a pass's peak is short-lived.
+  Periodic memory_trimmer(std::chrono::seconds(10), [&store, &product_instances] {
+    store->release_memory();
+    for (auto& [id, instance] : product_instances) instance->release_memory();
+    ::malloc_trim(0);
+  });
 
   util::log_info("wharf listening")
       .str("address", config.listen_host + ":" + std::to_string(server.port()))

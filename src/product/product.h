@@ -285,6 +285,9 @@ class Product {
   // What this instance offers (the kind's Descriptor in the Registry, narrowed or widened by
   // the catalog product's own configuration for kinds configured per product).
   virtual const Descriptor& descriptor() const = 0;
+  // Gives back memory that idle resources hold and can rebuild cheaply (e.g. the page caches
+  // of pooled connections); serve calls it every few seconds, before malloc_trim.
+  virtual void release_memory() {}
 
   // ---- a local kind's resource (sqlite): the lifecycle below is made of these ----
   // Idempotent: an existing resource (and its data) is kept; limits and metadata are

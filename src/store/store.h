@@ -392,6 +392,9 @@ class Store {
   // Cheap liveness probe for /readyz.
   virtual bool healthy() = 0;
   virtual std::string describe() const = 0;  // e.g. "sqlite:/data/state.db" (no secrets)
+  // Gives back memory idle connections hold (page caches: the OS page cache still has the
+  // pages); serve calls it every few seconds, before malloc_trim.
+  virtual void release_memory() {}
 };
 
 // Backends register a factory for their URL scheme ("sqlite", "postgres"); app/ does the

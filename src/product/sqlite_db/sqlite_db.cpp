@@ -350,6 +350,14 @@ void SqliteDb::destroy(const std::string& resource_id) {
   if (it != databases_.end() && it->second == db) databases_.erase(it);
 }
 
+void SqliteDb::release_memory() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, db] : databases_) {
+    std::lock_guard db_lock(db->mu);
+    for (auto& conn : db->idle) sqlite3_db_release_memory(conn->db());
+  }
+}
+
 size_t SqliteDb::idle_connections() const {
   std::lock_guard lock(mu_);
   return idle_total_;

@@ -1090,6 +1090,16 @@ class SqliteStore final : public Store {
 
   std::string describe() const override { return "sqlite:" + options_.path; }
 
+  void release_memory() override {
+    {
+      std::lock_guard<std::mutex> lock(readers_mu_);
+      for (auto& conn : idle_readers_) sqlite3_db_release_memory(conn->db());
+    }
+    // The writer only when no batch is being written (never wait for one).
+    std::unique_lock<std::mutex> lock(write_mu_, std::try_to_lock);
+    if (lock.owns_lock()) sqlite3_db_release_memory(writer_->db());
+  }
+
  private:
   void migrate() {
     std::lock_guard<std::mutex> lock(write_mu_);
