@@ -65,14 +65,39 @@ int invoice_state_rank(const std::string& s) {
 BillingService::Computed BillingService::compute(store::ReadTx& tx,
                                                  const store::InstallationRow& inst, Period period,
                                                  int64_t cutoff, int64_t report_day) const {
+  Ledger ledger;
+  return compute(tx, ledger, inst, period, cutoff, report_day, Detail::kAll);
+}
+
+BillingService::Ledger::Month& BillingService::month_of(store::ReadTx& tx, Ledger& ledger,
+                                                        const std::string& installation_id,
+                                                        Period period) const {
+  auto [it, fresh] = ledger.months.try_emplace({period.start, period.end});
+  Ledger::Month& month = it->second;
+  if (fresh) {
+    month.spans = tx.plan_periods(installation_id, period.start, period.end);
+    for (int64_t ds = period.start; ds < period.end; ds += kDayMs)
+      month.days.push_back(day_key(ds));
+  }
+  return month;
+}
+
+BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledger,
+                                                 const store::InstallationRow& inst, Period period,
+                                                 int64_t cutoff, int64_t report_day,
+                                                 Detail detail) const {
   Computed out;
   cutoff = std::min(cutoff, period.end);
   if (cutoff <= period.start) return out;
   const int64_t period_ms = period.end - period.start;
   const int64_t period_days = period_ms / kDayMs;
+  // The spans and the ledger are read for the whole period once; a computation up to an
+  // earlier cutoff takes the part before it.
+  Ledger::Month& month = month_of(tx, ledger, inst.id, period);
 
   std::map<std::pair<std::string, std::string>, size_t> index;
-  for (const auto& span : tx.plan_periods(inst.id, period.start, cutoff)) {
+  for (const auto& span : month.spans) {
+    if (span.start_ms >= cutoff) continue;
     int64_t s = std::max(span.start_ms, period.start);
     int64_t e = std::min(span.end_ms.value_or(cutoff), cutoff);
     if (e <= s) continue;
@@ -98,24 +123,32 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
   for (const auto& g : out.groups)
     if (!g.resource_id.empty()) resources.insert(g.resource_id);
   // group index -> metric -> sum of daily values
-  std::map<size_t, std::map<std::string, int64_t>> sums;
-  const std::string first_day = day_key(period.start);
-  const std::string last_day = day_key(cutoff - 1);
-  const std::string report_key = day_key(report_day);
+  std::vector<std::map<std::string, int64_t>> sums(out.groups.size());
+  const std::string& first_day = month.days.front();
+  const bool report = detail == Detail::kAll;
+  const std::string report_key = report ? day_key(report_day) : std::string();
   struct Reported {
     std::map<std::string, int64_t> day, period;
   };
   std::map<std::string, Reported> reported;  // resource -> values for the usage report
   // The product kind of each resource (what its metrics are), from one read of the
   // installation's resources (deleted ones included: they are billed for their days).
-  std::map<std::string, const product::Descriptor*> kind_of;
-  for (const auto& row : tx.resources_of(inst.id)) kind_of[row.id] = descriptor_of(row.product_id);
+  if (!ledger.kinds_read) {
+    for (const auto& row : tx.resources_of(inst.id))
+      ledger.kind_of[row.id] = descriptor_of(row.product_id);
+    ledger.kinds_read = true;
+  }
+  auto& kind_of = ledger.kind_of;
+  std::vector<std::pair<const std::string*, int64_t>> today;  // metric -> the day's value
   for (const auto& rid : resources) {
     // A resource transferred away since is billed here for its days but listed elsewhere.
     if (!kind_of.count(rid))
       if (auto row = tx.resource(rid)) kind_of[rid] = descriptor_of(row->product_id);
     const product::Descriptor* kind = kind_of[rid];
-    auto is_level = [kind](const std::string& m) { return product::metric_spec(kind, m).level; };
+    auto is_level = [kind](const std::string& m) {
+      const product::MetricSpec* spec = kind ? kind->metric(m) : nullptr;
+      return spec && spec->level;
+    };
     std::vector<size_t> mine;
     for (size_t i = 0; i < out.groups.size(); ++i)
       if (out.groups[i].resource_id == rid) mine.push_back(i);
@@ -127,42 +160,50 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
           if (s < ds + kDayMs && e > ds && (!best || s < best_start)) best = i, best_start = s;
       return best;
     };
-    // Level metrics (storage) only get an entry on days with activity: a day without one
-    // keeps the last known level.
-    std::map<std::string, int64_t> level;
-    if (kind)
-      for (const auto& m : kind->metrics)
-        if (m.level)
-          if (auto v = tx.usage_before(rid, m.name, first_day)) level[m.name] = *v;
-    auto entries = tx.usage_between(rid, first_day, last_day);
+    // The resource's ledger for the whole period, read on its first computation. Level
+    // metrics (storage) only get an entry on days with activity: a day without one keeps
+    // the last known level.
+    auto [uit, unread] = month.usage.try_emplace(rid);
+    Ledger::Usage& usage = uit->second;
+    if (unread) {
+      if (kind)
+        for (const auto& m : kind->metrics)
+          if (m.level)
+            if (auto v = tx.usage_before(rid, m.name, first_day)) usage.level_before[m.name] = *v;
+      usage.entries = tx.usage_between(rid, first_day, month.days.back());
+    }
+    std::map<std::string, int64_t> level = usage.level_before;
+    const auto& entries = usage.entries;
     size_t k = 0;
-    Reported& rep = reported[rid];
-    for (int64_t ds = period.start; ds < cutoff; ds += kDayMs) {
-      std::string key = day_key(ds);
-      std::map<std::string, int64_t> today;
+    Reported* rep = report ? &reported[rid] : nullptr;
+    size_t day_index = 0;
+    for (int64_t ds = period.start; ds < cutoff; ds += kDayMs, ++day_index) {
+      const std::string& key = month.days[day_index];
+      today.clear();
       for (; k < entries.size() && entries[k].day == key; ++k)
-        today[entries[k].metric] = entries[k].value;
+        today.emplace_back(&entries[k].metric, entries[k].value);
       for (const auto& [m, v] : today)
-        if (is_level(m)) level[m] = v;
+        if (is_level(*m)) level[*m] = v;
       auto g = group_for_day(ds);
       if (g) {
         for (const auto& [m, v] : today)
-          if (!is_level(m)) sums[*g][m] += v;
+          if (!is_level(*m)) sums[*g][*m] += v;
         for (const auto& [m, v] : level) sums[*g][m] += v;
       }
-      if (key <= report_key) {
+      if (rep && key <= report_key) {
         for (const auto& [m, v] : today)
-          if (!is_level(m)) rep.period[m] += v;
-        for (const auto& [m, v] : level) rep.period[m] = v;
+          if (!is_level(*m)) rep->period[*m] += v;
+        for (const auto& [m, v] : level) rep->period[m] = v;
         if (key == report_key) {
-          for (const auto& [m, v] : today) rep.day[m] = v;
-          for (const auto& [m, v] : level) rep.day[m] = v;
+          for (const auto& [m, v] : today) rep->day[*m] = v;
+          for (const auto& [m, v] : level) rep->day[m] = v;
         }
       }
     }
   }
 
-  // Lines.
+  // Lines (totals only when the caller needs no more).
+  const bool lines = detail != Detail::kTotals;
   for (size_t gi = 0; gi < out.groups.size(); ++gi) {
     auto& g = out.groups[gi];
     if (!g.plan) continue;  // a plan removed from the catalog bills nothing
@@ -175,6 +216,8 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
     if (pricing.base_fee > Money()) {
       for (const auto& [s, e] : g.spans) {
         Money total = Money::charge(pricing.base_fee, e - s, period_ms);
+        g.total += total;
+        if (!lines) continue;
         Json item = line({{"name", g.plan->public_json.value("name", g.plan_id) + " plan"},
                           {"details", (s == period.start && e == period.end)
                                           ? "base fee"
@@ -185,14 +228,16 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
                           {"total", total.str_cents()}});
         if (s != period.start || e != period.end) item["start"] = iso(s), item["end"] = iso(e);
         g.items.push_back(item);
-        g.total += total;
       }
     }
     int64_t first = g.spans.front().first, last = g.spans.back().second;
     for (const auto& m : pricing.metrics) {
-      int64_t sum = sums[gi][m.ledger_metric];
+      auto sum_it = sums[gi].find(m.ledger_metric);
+      int64_t sum = sum_it == sums[gi].end() ? 0 : sum_it->second;
       int64_t den = m.type == "total" ? m.per * period_days : m.per;
       Money total = Money::charge(m.unit_price, sum, den);
+      g.total += total;
+      if (!lines) continue;
       Json item = line({{"name", m.name},
                         {"details", m.type == "total" ? "average level over the period"
                                                       : "consumed in the period"},
@@ -203,21 +248,23 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx,
       if (first != period.start || last != period.end)
         item["start"] = iso(first), item["end"] = iso(last);
       g.items.push_back(item);
-      g.total += total;
     }
   }
+  if (!report) return out;
 
   // Usage report: per resource, then installation-wide aggregates.
   std::map<std::string, std::pair<int64_t, int64_t>> totals;  // metric -> (day, period)
   std::map<std::string, product::MetricSpec> specs;           // metric -> as declared
+  std::map<const model::Plan*, int64_t> storage_limits;       // plan -> its storage limit
   for (const auto& rid : resources) {
     const Reported& rep = reported[rid];
     const product::Descriptor* kind = kind_of[rid];
     std::optional<int64_t> storage_limit;
     for (const auto& g : out.groups)
       if (g.resource_id == rid && g.plan) {
-        int64_t limit = product::Limits::from_json(g.plan->limits).storage_bytes;
-        if (limit > 0) storage_limit = limit;
+        auto [lit, fresh] = storage_limits.try_emplace(g.plan, 0);
+        if (fresh) lit->second = product::Limits::from_json(g.plan->limits).storage_bytes;
+        if (lit->second > 0) storage_limit = lit->second;
       }
     // Every metric the kind records (zero when unused), and any other one recorded.
     std::vector<std::string> metrics;
@@ -274,20 +321,22 @@ BillingService::~BillingService() {
   stop();
 }
 
-void BillingService::enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst,
-                                          int64_t now, int64_t report_day, int64_t cutoff) {
+void BillingService::enqueue_billing_data(store::WriteTx& tx, Ledger& ledger,
+                                          const store::InstallationRow& inst, int64_t now,
+                                          int64_t report_day, int64_t cutoff) {
   Period period{month_start_ms(report_day), next_month_start_ms(report_day)};
-  vercel::Outbox::enqueue(
-      tx, inst.id,
-      vercel::api::submit_billing_data(
-          inst.id, billing_data_body(compute(tx, inst, period, cutoff, report_day), period, now,
-                                     report_day)),
-      now);
+  vercel::Outbox::enqueue(tx, inst.id,
+                          vercel::api::submit_billing_data(
+                              inst.id, billing_data_body(compute(tx, ledger, inst, period, cutoff,
+                                                                 report_day, Detail::kAll),
+                                                         period, now, report_day)),
+                          now);
 }
 
-int BillingService::invoice_period(store::WriteTx& tx, const store::InstallationRow& inst,
-                                   Period period, int64_t cutoff, bool final, int64_t now) {
-  Computed c = compute(tx, inst, period, cutoff, period.start);
+int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
+                                   const store::InstallationRow& inst, Period period,
+                                   int64_t cutoff, bool final, int64_t now) {
+  Computed c = compute(tx, ledger, inst, period, cutoff, period.start, Detail::kItems);
   std::vector<store::InvoiceRow> carried;
   for (auto& inv : tx.invoices_of(inst.id))
     if (inv.state == "carried" && !inv.carried_into) carried.push_back(std::move(inv));
@@ -394,13 +443,14 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   const bool uninstalled = inst.status != "active";
   const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
   const int64_t today = day_start_ms(now);
+  Ledger ledger;  // what the computations below read, read once
 
   // Yesterday's final figures (Vercel keeps the newest data per day; data for a day older
   // than 24 h is refused, so this is the one day a restart can still catch up).
   if (!uninstalled && st.final_through_ms < today) {
     int64_t yesterday = today - kDayMs;
     if (yesterday + kDayMs > inst.created_ms) {
-      enqueue_billing_data(tx, inst, now, yesterday, next_month_start_ms(yesterday));
+      enqueue_billing_data(tx, ledger, inst, now, yesterday, next_month_start_ms(yesterday));
       ++stats.billing_data;
     }
     st.final_through_ms = today;
@@ -408,12 +458,12 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   // Invoices for every period that ended (before the one the service ended in).
   while (st.invoiced_through_ms < month_start_ms(end_of_service)) {
     Period p{st.invoiced_through_ms, next_month_start_ms(st.invoiced_through_ms)};
-    stats.invoices += invoice_period(tx, inst, p, p.end, false, now);
+    stats.invoices += invoice_period(tx, ledger, inst, p, p.end, false, now);
     st.invoiced_through_ms = p.end;
   }
   // Interim data for today.
   if (!uninstalled && now - st.last_data_ms >= options_.interval_ms) {
-    enqueue_billing_data(tx, inst, now, today, next_month_start_ms(today));
+    enqueue_billing_data(tx, ledger, inst, now, today, next_month_start_ms(today));
     st.last_data_ms = now;
     ++stats.billing_data;
   }
@@ -421,7 +471,8 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   // The previous period's usage is final once a pass has run well into this one (the usage
   // ledger is flushed every second): from then on only this period can still be debited.
   bool previous_settled = before.last_data_ms >= month_start_ms(now) + kSettleMs;
-  bool balances_changed = prepaid(tx, inst, std::min(now, end_of_service), previous_settled);
+  bool balances_changed =
+      prepaid(tx, ledger, inst, std::min(now, end_of_service), previous_settled);
   if (balances_changed || (now - st.last_balance_ms >= options_.balance_interval_ms &&
                            !tx.balances_of(inst.id).empty())) {
     enqueue_balances(tx, inst.id, now);
@@ -437,9 +488,9 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
       int64_t last_day = day_start_ms(end_of_service - 1);
       Period p{month_start_ms(end_of_service - 1), next_month_start_ms(end_of_service - 1)};
       if (end_of_service > inst.created_ms) {
-        enqueue_billing_data(tx, inst, now, last_day, end_of_service);
+        enqueue_billing_data(tx, ledger, inst, now, last_day, end_of_service);
         ++stats.billing_data;
-        stats.invoices += invoice_period(tx, inst, p, end_of_service, true, now);
+        stats.invoices += invoice_period(tx, ledger, inst, p, end_of_service, true, now);
       }
       st.final_submitted = true;
       st.invoiced_through_ms = std::max(st.invoiced_through_ms, p.end);
@@ -459,8 +510,8 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   return changed;
 }
 
-bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
-                             bool previous_settled) {
+bool BillingService::prepaid(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                             int64_t now, bool previous_settled) {
   Period current{month_start_ms(now), next_month_start_ms(now)};
   Period previous{month_start_ms(current.start - 1), current.start};
   bool any = false;
@@ -482,7 +533,7 @@ bool BillingService::prepaid(store::WriteTx& tx, const store::InstallationRow& i
   std::set<std::string> prepaid_resources;
   for (Period p : {previous, current}) {
     if (p.end <= inst.created_ms || (previous_settled && p.end == previous.end)) continue;
-    Computed c = compute(tx, inst, p, std::min(now, p.end), p.start);
+    Computed c = compute(tx, ledger, inst, p, std::min(now, p.end), p.start, Detail::kTotals);
     std::map<std::string, Money> cost;
     for (const auto& g : c.groups)
       if (g.plan && g.plan->type == "prepayment") {

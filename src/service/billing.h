@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -141,19 +142,44 @@ class BillingService {
     std::vector<Group> groups;
     model::Json usage = model::Json::array();  // Usage[]
   };
+  // What compute() reads of one installation (its resources' kinds, a period's plan spans
+  // and usage ledger), read once and shared by every computation of the installation in a
+  // pass: final data, invoices, interim data and prepaid debits price the same days.
+  // Billing writes none of it, so it holds for the whole transaction.
+  struct Ledger {
+    struct Usage {
+      std::vector<store::UsageEntry> entries;       // the period's days, ordered by day
+      std::map<std::string, int64_t> level_before;  // level metrics' last value before it
+    };
+    struct Month {
+      std::vector<store::PlanPeriodRow> spans;  // overlapping the period, by start
+      std::vector<std::string> days;            // key of each day of the period
+      std::map<std::string, Usage> usage;       // by resource, read when first priced
+    };
+    bool kinds_read = false;
+    std::map<std::string, const product::Descriptor*> kind_of;  // by resource
+    std::map<std::pair<int64_t, int64_t>, Month> months;        // by period
+  };
+  // How much of a computation the caller uses: group totals only (prepaid debits, what is
+  // owed), also the BillingItem[] lines (invoices), also the usage report (billing data).
+  enum class Detail { kTotals, kItems, kAll };
   Computed compute(store::ReadTx& tx, const store::InstallationRow& inst, Period period,
                    int64_t cutoff_ms, int64_t report_day_ms) const;
+  Computed compute(store::ReadTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                   Period period, int64_t cutoff_ms, int64_t report_day_ms, Detail detail) const;
+  Ledger::Month& month_of(store::ReadTx& tx, Ledger& ledger, const std::string& installation_id,
+                          Period period) const;
   // Consumes `c` (its items and usage are moved into the body, not copied).
   model::Json billing_data_body(Computed&& c, Period period, int64_t now_ms,
                                 int64_t report_day_ms) const;
   bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
                          PassStats& stats);
-  void enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
-                            int64_t report_day_ms, int64_t cutoff_ms);
-  int invoice_period(store::WriteTx& tx, const store::InstallationRow& inst, Period period,
-                     int64_t cutoff_ms, bool final, int64_t now);
+  void enqueue_billing_data(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                            int64_t now, int64_t report_day_ms, int64_t cutoff_ms);
+  int invoice_period(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                     Period period, int64_t cutoff_ms, bool final, int64_t now);
   // Debits prepaid usage; `previous_settled`: the previous period needs no second look.
-  bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+  bool prepaid(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst, int64_t now,
                bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // Tells a remote product (capabilities.async_provisioning) that the resource is now

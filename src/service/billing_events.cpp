@@ -49,9 +49,10 @@ bool BillingService::owes(store::ReadTx& tx, const store::InstallationRow& inst,
   auto st = tx.billing_state(inst.id);
   int64_t from = st ? st->invoiced_through_ms : month_start_ms(inst.created_ms);
   Money due = carried;
+  Ledger ledger;
   for (int64_t ps = from; ps < now; ps = next_month_start_ms(ps)) {
     Period p{ps, next_month_start_ms(ps)};
-    Computed c = compute(tx, inst, p, std::min(now, p.end), p.start);
+    Computed c = compute(tx, ledger, inst, p, std::min(now, p.end), p.start, Detail::kTotals);
     for (const auto& g : c.groups)
       if (g.plan && g.plan->type == "subscription") due += g.total;
   }
