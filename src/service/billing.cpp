@@ -1,6 +1,7 @@
 #include "service/billing.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <set>
@@ -29,8 +30,96 @@ std::string month_key(int64_t ms) {
   return iso(ms).substr(0, 7);
 }
 
-Json quantity_json(int64_t num, int64_t den, int digits = 6) {
-  return Json::parse(util::ratio_str(num, den, digits));
+// A quantity as dump() prints the number parsed from its exact decimal: integers as they
+// are, fractions as the double they parse to (e.g. 0.00001 prints 1e-05).
+std::string quantity_text(int64_t num, int64_t den, int digits = 6) {
+  std::string s = util::ratio_str(num, den, digits);
+  if (s.find('.') == std::string::npos && s.size() < 20) return s;
+  return Json::parse(s).dump();
+}
+
+// JSON text written exactly as nlohmann::json::dump() writes the same values (compact, keys
+// in sorted order, which the writers below keep by hand).
+void put_str(std::string& out, const std::string& s) {
+  bool plain = std::all_of(s.begin(), s.end(),
+                           [](char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; });
+  if (!plain) {
+    out += Json(s).dump();  // escapes, multi-byte UTF-8 (and rejects invalid UTF-8) as before
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void put_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+// A BillingItem (BillingService::Computed::Line, private: deduced).
+template <typename Line>
+void put_line(std::string& out, const Line& l) {
+  out += "{\"billingPlanId\":";
+  put_str(out, l.plan_id);
+  out += ",\"details\":";
+  put_str(out, l.details);
+  if (l.span) {
+    out += ",\"end\":";
+    put_str(out, iso(l.span->second));
+  }
+  out += ",\"name\":";
+  put_str(out, l.name);
+  out += ",\"price\":";
+  put_str(out, l.price);
+  out += ",\"quantity\":";
+  out += l.quantity;
+  if (!l.resource_id.empty()) {
+    out += ",\"resourceId\":";
+    put_str(out, l.resource_id);
+  }
+  if (l.span) {
+    out += ",\"start\":";
+    put_str(out, iso(l.span->first));
+  }
+  out += ",\"total\":";
+  put_str(out, l.total_text);
+  out += ",\"units\":";
+  put_str(out, l.units);
+  out += '}';
+}
+
+// One Usage entry; `resource_id` null for the installation-wide aggregates.
+void put_usage(std::string& out, const std::string* resource_id, const std::string& name,
+               bool level, const std::string& units, int64_t day, int64_t period,
+               std::optional<int64_t> plan_value) {
+  out += "{\"dayValue\":";
+  put_int(out, day);
+  out += ",\"name\":";
+  put_str(out, name);
+  out += ",\"periodValue\":";
+  put_int(out, period);
+  if (plan_value) {
+    out += ",\"planValue\":";
+    put_int(out, *plan_value);
+  }
+  if (resource_id) {
+    out += ",\"resourceId\":";
+    put_str(out, *resource_id);
+  }
+  out += level ? ",\"type\":\"total\"" : ",\"type\":\"interval\"";
+  out += ",\"units\":";
+  put_str(out, units);
+  out += '}';
+}
+
+void put_period(std::string& out, int64_t start, int64_t end) {
+  out += "{\"end\":";
+  put_str(out, iso(end));
+  out += ",\"start\":";
+  put_str(out, iso(start));
+  out += '}';
 }
 
 std::string invoice_id_of(const std::string& resource_id, const std::string& plan_id,
@@ -89,6 +178,14 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
   Computed out;
   cutoff = std::min(cutoff, period.end);
   if (cutoff <= period.start) return out;
+  const auto priced_key = std::make_tuple(period.start, period.end, cutoff);
+  if (detail != Detail::kAll) {
+    auto it = ledger.priced.find(priced_key);
+    if (it != ledger.priced.end()) {
+      out.groups = it->second;
+      return out;
+    }
+  }
   const int64_t period_ms = period.end - period.start;
   const int64_t period_days = period_ms / kDayMs;
   // The spans and the ledger are read for the whole period once; a computation up to an
@@ -207,10 +304,15 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
   for (size_t gi = 0; gi < out.groups.size(); ++gi) {
     auto& g = out.groups[gi];
     if (!g.plan) continue;  // a plan removed from the catalog bills nothing
-    auto line = [&](Json item) {
-      item["billingPlanId"] = g.plan_id;
-      if (!g.resource_id.empty()) item["resourceId"] = g.resource_id;
-      return item;
+    auto line = [&](std::string name, std::string details, std::string price, std::string quantity,
+                    std::string units, Money total,
+                    std::optional<std::pair<int64_t, int64_t>> span) {
+      Computed::Line l{g.plan_id,         g.resource_id,
+                       std::move(name),   std::move(details),
+                       std::move(price),  std::move(quantity),
+                       std::move(units),  total,
+                       total.str_cents(), span};
+      g.items.push_back(std::move(l));
     };
     const model::Pricing& pricing = g.plan->prices;
     if (pricing.base_fee > Money()) {
@@ -218,16 +320,11 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
         Money total = Money::charge(pricing.base_fee, e - s, period_ms);
         g.total += total;
         if (!lines) continue;
-        Json item = line({{"name", g.plan->public_json.value("name", g.plan_id) + " plan"},
-                          {"details", (s == period.start && e == period.end)
-                                          ? "base fee"
-                                          : "base fee, prorated for the time on the plan"},
-                          {"price", pricing.base_fee.str_cents()},
-                          {"quantity", quantity_json(e - s, period_ms, 4)},
-                          {"units", "month"},
-                          {"total", total.str_cents()}});
-        if (s != period.start || e != period.end) item["start"] = iso(s), item["end"] = iso(e);
-        g.items.push_back(item);
+        const bool whole = s == period.start && e == period.end;
+        line(g.plan->public_json.value("name", g.plan_id) + " plan",
+             whole ? "base fee" : "base fee, prorated for the time on the plan",
+             pricing.base_fee.str_cents(), quantity_text(e - s, period_ms, 4), "month", total,
+             whole ? std::nullopt : std::optional(std::make_pair(s, e)));
       }
     }
     int64_t first = g.spans.front().first, last = g.spans.back().second;
@@ -238,24 +335,21 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
       Money total = Money::charge(m.unit_price, sum, den);
       g.total += total;
       if (!lines) continue;
-      Json item = line({{"name", m.name},
-                        {"details", m.type == "total" ? "average level over the period"
-                                                      : "consumed in the period"},
-                        {"price", m.unit_price.str()},
-                        {"quantity", quantity_json(sum, den)},
-                        {"units", m.unit},
-                        {"total", total.str_cents()}});
-      if (first != period.start || last != period.end)
-        item["start"] = iso(first), item["end"] = iso(last);
-      g.items.push_back(item);
+      line(m.name, m.type == "total" ? "average level over the period" : "consumed in the period",
+           m.unit_price.str(), quantity_text(sum, den), m.unit, total,
+           first != period.start || last != period.end ? std::optional(std::make_pair(first, last))
+                                                       : std::nullopt);
     }
   }
+  if (lines) ledger.priced[priced_key] = out.groups;
   if (!report) return out;
 
   // Usage report: per resource, then installation-wide aggregates.
   std::map<std::string, std::pair<int64_t, int64_t>> totals;  // metric -> (day, period)
   std::map<std::string, product::MetricSpec> specs;           // metric -> as declared
   std::map<const model::Plan*, int64_t> storage_limits;       // plan -> its storage limit
+  std::string& usage = out.usage;
+  usage = "[";
   for (const auto& rid : resources) {
     const Reported& rep = reported[rid];
     const product::Descriptor* kind = kind_of[rid];
@@ -275,39 +369,45 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
     for (const auto& m : metrics) {
       product::MetricSpec spec = product::metric_spec(kind, m);
       specs.emplace(m, spec);
-      int64_t day = rep.day.count(m) ? rep.day.at(m) : 0;
-      int64_t per = rep.period.count(m) ? rep.period.at(m) : 0;
-      Json u = {
-          {"resourceId", rid},   {"name", m},       {"type", spec.level ? "total" : "interval"},
-          {"units", spec.units}, {"dayValue", day}, {"periodValue", per}};
-      if (kind && m == kind->storage_metric && storage_limit) u["planValue"] = *storage_limit;
-      out.usage.push_back(u);
+      auto day_it = rep.day.find(m);
+      auto per_it = rep.period.find(m);
+      int64_t day = day_it == rep.day.end() ? 0 : day_it->second;
+      int64_t per = per_it == rep.period.end() ? 0 : per_it->second;
+      if (usage.size() > 1) usage += ',';
+      put_usage(usage, &rid, m, spec.level, spec.units, day, per,
+                kind && m == kind->storage_metric ? storage_limit : std::nullopt);
       totals[m].first += day;
       totals[m].second += per;
     }
   }
-  for (const auto& [m, v] : totals)
-    out.usage.push_back({{"name", m},
-                         {"type", specs.at(m).level ? "total" : "interval"},
-                         {"units", specs.at(m).units},
-                         {"dayValue", v.first},
-                         {"periodValue", v.second}});
+  for (const auto& [m, v] : totals) {
+    if (usage.size() > 1) usage += ',';
+    put_usage(usage, nullptr, m, specs.at(m).level, specs.at(m).units, v.first, v.second,
+              std::nullopt);
+  }
+  usage += ']';
   return out;
 }
 
-Json BillingService::billing_data_body(Computed&& c, Period period, int64_t now,
-                                       int64_t report_day) const {
-  Json items = Json::array();
-  for (auto& g : c.groups)
-    for (auto& item : g.items) items.push_back(std::move(item));
-  Json body = Json::object();
-  body["timestamp"] = iso(now);
-  body["eod"] = iso(std::min(report_day + kDayMs, period.end));
-  body["period"] = {{"start", iso(period.start)}, {"end", iso(period.end)}};
-  body["billing"] = Json::object();
-  body["billing"]["items"] = std::move(items);
-  // Moved: a billing pass holds one copy of every resource's usage lines, not three.
-  body["usage"] = std::move(c.usage);
+std::string BillingService::billing_data_body(const Computed& c, Period period, int64_t now,
+                                              int64_t report_day) const {
+  std::string body = "{\"billing\":{\"items\":[";
+  bool first = true;
+  for (const auto& g : c.groups)
+    for (const auto& item : g.items) {
+      if (!first) body += ',';
+      first = false;
+      put_line(body, item);
+    }
+  body += "]},\"eod\":";
+  put_str(body, iso(std::min(report_day + kDayMs, period.end)));
+  body += ",\"period\":";
+  put_period(body, period.start, period.end);
+  body += ",\"timestamp\":";
+  put_str(body, iso(now));
+  body += ",\"usage\":";
+  body += c.usage;
+  body += '}';
   return body;
 }
 
@@ -325,12 +425,9 @@ void BillingService::enqueue_billing_data(store::WriteTx& tx, Ledger& ledger,
                                           const store::InstallationRow& inst, int64_t now,
                                           int64_t report_day, int64_t cutoff) {
   Period period{month_start_ms(report_day), next_month_start_ms(report_day)};
-  vercel::Outbox::enqueue(tx, inst.id,
-                          vercel::api::submit_billing_data(
-                              inst.id, billing_data_body(compute(tx, ledger, inst, period, cutoff,
-                                                                 report_day, Detail::kAll),
-                                                         period, now, report_day)),
-                          now);
+  Computed c = compute(tx, ledger, inst, period, cutoff, report_day, Detail::kAll);
+  vercel::Outbox::enqueue(tx, inst.id, vercel::api::submit_billing_data(inst.id, nullptr),
+                          billing_data_body(c, period, now, report_day), now);
 }
 
 int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
@@ -343,15 +440,14 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
 
   struct Draft {
     std::string resource_id, plan_id;
-    Json items = Json::array();
+    std::vector<Computed::Line> items;
   };
   std::vector<Draft> drafts;
-  for (const auto& g : c.groups) {
+  for (auto& g : c.groups) {
     if (!g.plan || g.plan->type != "subscription") continue;  // prepayment: never invoiced
-    Draft d{g.resource_id, g.plan_id};
-    for (const auto& item : g.items)
-      if (Money::parse(item["total"].get<std::string>()).value_or(Money()) != Money())
-        d.items.push_back(item);
+    Draft d{g.resource_id, g.plan_id, {}};
+    for (auto& item : g.items)
+      if (item.total != Money()) d.items.push_back(std::move(item));
     drafts.push_back(std::move(d));
   }
   // The final invoice also takes carried amounts whose resource and plan bill nothing more.
@@ -360,7 +456,7 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
       if (std::none_of(drafts.begin(), drafts.end(), [&](const Draft& d) {
             return d.resource_id == cinv.resource_id && d.plan_id == cinv.plan_id;
           }))
-        drafts.push_back({cinv.resource_id, cinv.plan_id});
+        drafts.push_back({cinv.resource_id, cinv.plan_id, {}});
 
   int submitted = 0;
   for (auto& d : drafts) {
@@ -371,26 +467,27 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
     for (auto& cinv : carried) {
       if (cinv.resource_id != d.resource_id || cinv.plan_id != d.plan_id || cinv.carried_into)
         continue;
-      Json item = {{"billingPlanId", d.plan_id},
-                   {"name", "Carried from " + month_key(cinv.period_start_ms)},
-                   {"details", "amount under $0.50 carried over from invoice " + cinv.id},
-                   {"price", cinv.total},
-                   {"quantity", 1},
-                   {"units", "invoice"},
-                   {"total", cinv.total}};
-      if (!d.resource_id.empty()) item["resourceId"] = d.resource_id;
-      d.items.push_back(item);
+      d.items.push_back({d.plan_id, d.resource_id,
+                         "Carried from " + month_key(cinv.period_start_ms),
+                         "amount under $0.50 carried over from invoice " + cinv.id, cinv.total, "1",
+                         "invoice", *Money::parse(cinv.total), cinv.total, std::nullopt});
       taken.push_back(&cinv);
     }
     if (d.items.empty()) continue;
     Money total;
-    for (const auto& item : d.items) total += *Money::parse(item["total"].get<std::string>());
+    for (const auto& item : d.items) total += item.total;
+    std::string items = "[";
+    for (const auto& item : d.items) {
+      if (items.size() > 1) items += ',';
+      put_line(items, item);
+    }
+    items += ']';
     row.installation_id = inst.id;
     row.resource_id = d.resource_id;
     row.plan_id = d.plan_id;
     row.period_start_ms = period.start;
     row.period_end_ms = period.end;
-    row.items_json = d.items.dump();
+    row.items_json = items;
     row.total = total.str_cents();
     row.final = final;
     row.test = !options_.invoice_test_result.empty();
@@ -400,16 +497,25 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
     } else {
       row.state = "submitting";
       int64_t invoice_date = std::min(final ? cutoff : period.end, period.end) - 1000;
-      Json body = {{"externalId", row.id},
-                   {"invoiceDate", iso(std::max(invoice_date, period.start))},
-                   {"memo", std::string(final ? "Final invoice" : "Invoice") + " for " +
-                                month_key(period.start) +
-                                (d.resource_id.empty() ? "" : " — resource " + d.resource_id)},
-                   {"period", {{"start", iso(period.start)}, {"end", iso(period.end)}}},
-                   {"items", d.items}};
-      if (final) body["final"] = true;
-      if (row.test) body["test"] = {{"validate", true}, {"result", options_.invoice_test_result}};
-      vercel::Outbox::enqueue(tx, inst.id, vercel::api::submit_invoice(inst.id, body), now);
+      std::string body = "{\"externalId\":";
+      put_str(body, row.id);
+      if (final) body += ",\"final\":true";
+      body += ",\"invoiceDate\":";
+      put_str(body, iso(std::max(invoice_date, period.start)));
+      body += ",\"items\":" + items + ",\"memo\":";
+      put_str(body, std::string(final ? "Final invoice" : "Invoice") + " for " +
+                        month_key(period.start) +
+                        (d.resource_id.empty() ? "" : " — resource " + d.resource_id));
+      body += ",\"period\":";
+      put_period(body, period.start, period.end);
+      if (row.test) {
+        body += ",\"test\":{\"result\":";
+        put_str(body, options_.invoice_test_result);
+        body += ",\"validate\":true}";
+      }
+      body += '}';
+      vercel::Outbox::enqueue(tx, inst.id, vercel::api::submit_invoice(inst.id, nullptr),
+                              std::move(body), now);
       ++submitted;
     }
     for (auto* cinv : taken) {
@@ -514,11 +620,17 @@ bool BillingService::prepaid(store::WriteTx& tx, Ledger& ledger, const store::In
                              int64_t now, bool previous_settled) {
   Period current{month_start_ms(now), next_month_start_ms(now)};
   Period previous{month_start_ms(current.start - 1), current.start};
-  bool any = false;
-  for (const auto& span : tx.plan_periods(inst.id, previous.start, now + 1)) {
+  // Any span on a prepayment plan in [previous.start, now]: the previous period's spans and
+  // the current one's that began by now.
+  auto prepayment = [&](const store::PlanPeriodRow& span) {
     const model::Plan* plan = catalog_->plan(span.plan_id);
-    any = any || (plan && plan->type == "prepayment");
-  }
+    return plan && plan->type == "prepayment";
+  };
+  bool any = false;
+  for (const auto& span : month_of(tx, ledger, inst.id, previous).spans)
+    any = any || prepayment(span);
+  for (const auto& span : month_of(tx, ledger, inst.id, current).spans)
+    any = any || (span.start_ms <= now && prepayment(span));
   if (!any) return false;
 
   std::map<std::string, store::BalanceRow> balances;

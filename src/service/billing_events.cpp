@@ -66,8 +66,8 @@ Json BillingService::statement(const std::string& installation_id, int64_t at) {
     if (!inst) throw ApiError::not_found("installation " + installation_id + " not found");
     Period p{month_start_ms(at), next_month_start_ms(at)};
     int64_t cutoff = inst->status == "active" ? p.end : inst->deleted_ms.value_or(p.end);
-    out =
-        billing_data_body(compute(tx, *inst, p, cutoff, day_start_ms(at)), p, at, day_start_ms(at));
+    out = Json::parse(billing_data_body(compute(tx, *inst, p, cutoff, day_start_ms(at)), p, at,
+                                        day_start_ms(at)));
   });
   return out;
 }
