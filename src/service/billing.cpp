@@ -828,17 +828,27 @@ BillingService::PassStats BillingService::run(int64_t now) {
   });
   // Installations are billed in batches of one transaction each (a commit per installation
   // would be an fsync per installation); a batch that fails is retried one by one so one
-  // bad installation cannot hold back the others.
-  constexpr size_t kBatch = 64;
-  auto bill = [&](size_t from, size_t to) {
+  // bad installation cannot hold back the others. A batch ends after kBatch installations or
+  // once it has held the write lock for kBatchMs, whichever comes first: fewer commits (each
+  // an fsync, 157 of them for 10,000 installations in batches of 64) while other writers
+  // still wait at most about as long as one batch of 64 took before the pass got faster.
+  constexpr size_t kBatch = 256;
+  constexpr auto kBatchMs = std::chrono::milliseconds(50);
+  // Bills ids[from, to) in one transaction, stopping early once the batch is old enough
+  // (`timed`); returns the index it stopped at.
+  auto bill = [&](size_t from, size_t to, bool timed) {
     PassStats local;
+    size_t end = from;
     store_.write([&](store::WriteTx& tx) {
       local = PassStats();
-      for (size_t i = from; i < to; ++i) {
-        auto inst = tx.installation(ids[i]);
-        if (!inst || inst->finalized) continue;
-        bill_installation(tx, *inst, now, local);
-        ++local.installations;
+      const auto started = std::chrono::steady_clock::now();
+      for (end = from; end < to;) {
+        auto inst = tx.installation(ids[end++]);
+        if (inst && !inst->finalized) {
+          bill_installation(tx, *inst, now, local);
+          ++local.installations;
+        }
+        if (timed && std::chrono::steady_clock::now() - started >= kBatchMs) break;
       }
     });
     stats.installations += local.installations;
@@ -847,21 +857,24 @@ BillingService::PassStats BillingService::run(int64_t now) {
     stats.balances += local.balances;
     stats.suspended += local.suspended;
     stats.finalizing += local.finalizing;
+    return end;
   };
-  for (size_t from = 0; from < ids.size(); from += kBatch) {
+  for (size_t from = 0; from < ids.size();) {
     size_t to = std::min(ids.size(), from + kBatch);
     try {
-      bill(from, to);
+      from = bill(from, to, true);
     } catch (const std::exception&) {
+      // Where the failed batch stopped is unknown: the whole range goes one by one.
       for (size_t i = from; i < to; ++i) {
         try {
-          bill(i, i + 1);
+          bill(i, i + 1, false);
         } catch (const std::exception& e) {
           util::log_error("billing pass failed for an installation")
               .str("installation", ids[i])
               .str("error", e.what());
         }
       }
+      from = to;
     }
   }
   if (stats.billing_data || stats.invoices || stats.balances || stats.suspended ||
