@@ -171,6 +171,54 @@ BillingService::Ledger::Month& BillingService::month_of(store::ReadTx& tx, Ledge
   return month;
 }
 
+const BillingService::Ledger::Usage& BillingService::usage_of(
+    store::ReadTx& tx, Ledger::Month& month, const std::string& resource_id,
+    const product::Descriptor* kind) const {
+  auto [it, unread] = month.usage.try_emplace(resource_id);
+  Ledger::Usage& usage = it->second;
+  if (!unread) return usage;
+  auto entries = tx.usage_between(resource_id, month.days.front(), month.days.back());
+  // Each entry's day, walking the days in order as the entries come (ordered by day).
+  std::vector<size_t> taken;  // entries matched to a day, in order
+  size_t k = 0;
+  usage.day_end.resize(month.days.size());
+  for (size_t d = 0; d < month.days.size(); ++d) {
+    for (; k < entries.size() && entries[k].day == month.days[d]; ++k) taken.push_back(k);
+    usage.day_end[d] = taken.size();
+  }
+  auto is_level = [kind](const std::string& m) {
+    const product::MetricSpec* spec = kind ? kind->metric(m) : nullptr;
+    return spec && spec->level;
+  };
+  for (size_t i : taken) usage.metrics.push_back(entries[i].metric);
+  if (kind)
+    for (const auto& m : kind->metrics)
+      if (m.level) usage.metrics.push_back(m.name);
+  std::sort(usage.metrics.begin(), usage.metrics.end());
+  usage.metrics.erase(std::unique(usage.metrics.begin(), usage.metrics.end()), usage.metrics.end());
+  auto index = [&](const std::string& m) {
+    return static_cast<size_t>(std::lower_bound(usage.metrics.begin(), usage.metrics.end(), m) -
+                               usage.metrics.begin());
+  };
+  for (size_t i : taken) usage.values.emplace_back(index(entries[i].metric), entries[i].value);
+  usage.level.resize(usage.metrics.size());
+  usage.before.resize(usage.metrics.size());
+  for (size_t m = 0; m < usage.metrics.size(); ++m) usage.level[m] = is_level(usage.metrics[m]);
+  // A level's value before the period matters only until its first entry: not read when the
+  // first day has one.
+  if (kind)
+    for (const auto& m : kind->metrics) {
+      if (!m.level) continue;
+      size_t mi = index(m.name);
+      bool first_day_has = false;
+      for (size_t i = 0; i < usage.day_end.front(); ++i)
+        first_day_has = first_day_has || usage.values[i].first == mi;
+      if (!first_day_has)
+        usage.before[mi] = tx.usage_before(resource_id, m.name, month.days.front());
+    }
+  return usage;
+}
+
 BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledger,
                                                  const store::InstallationRow& inst, Period period,
                                                  int64_t cutoff, int64_t report_day,
@@ -221,7 +269,6 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
     if (!g.resource_id.empty()) resources.insert(g.resource_id);
   // group index -> metric -> sum of daily values
   std::vector<std::map<std::string, int64_t>> sums(out.groups.size());
-  const std::string& first_day = month.days.front();
   const bool report = detail == Detail::kAll;
   const std::string report_key = report ? day_key(report_day) : std::string();
   struct Reported {
@@ -236,65 +283,74 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
     ledger.kinds_read = true;
   }
   auto& kind_of = ledger.kind_of;
-  std::vector<std::pair<const std::string*, int64_t>> today;  // metric -> the day's value
   for (const auto& rid : resources) {
     // A resource transferred away since is billed here for its days but listed elsewhere.
     if (!kind_of.count(rid))
       if (auto row = tx.resource(rid)) kind_of[rid] = descriptor_of(row->product_id);
     const product::Descriptor* kind = kind_of[rid];
-    auto is_level = [kind](const std::string& m) {
-      const product::MetricSpec* spec = kind ? kind->metric(m) : nullptr;
-      return spec && spec->level;
-    };
     std::vector<size_t> mine;
     for (size_t i = 0; i < out.groups.size(); ++i)
       if (out.groups[i].resource_id == rid) mine.push_back(i);
+    // The position in `mine` of the group a day is billed to.
     auto group_for_day = [&](int64_t ds) -> std::optional<size_t> {
       std::optional<size_t> best;
       int64_t best_start = 0;
-      for (size_t i : mine)
-        for (const auto& [s, e] : out.groups[i].spans)
-          if (s < ds + kDayMs && e > ds && (!best || s < best_start)) best = i, best_start = s;
+      for (size_t p = 0; p < mine.size(); ++p)
+        for (const auto& [s, e] : out.groups[mine[p]].spans)
+          if (s < ds + kDayMs && e > ds && (!best || s < best_start)) best = p, best_start = s;
       return best;
     };
-    // The resource's ledger for the whole period, read on its first computation. Level
-    // metrics (storage) only get an entry on days with activity: a day without one keeps
-    // the last known level.
-    auto [uit, unread] = month.usage.try_emplace(rid);
-    Ledger::Usage& usage = uit->second;
-    if (unread) {
-      if (kind)
-        for (const auto& m : kind->metrics)
-          if (m.level)
-            if (auto v = tx.usage_before(rid, m.name, first_day)) usage.level_before[m.name] = *v;
-      usage.entries = tx.usage_between(rid, first_day, month.days.back());
-    }
-    std::map<std::string, int64_t> level = usage.level_before;
-    const auto& entries = usage.entries;
-    size_t k = 0;
-    Reported* rep = report ? &reported[rid] : nullptr;
+    const Ledger::Usage& usage = usage_of(tx, month, rid, kind);
+    const size_t n = usage.metrics.size();
+    // Level metrics (storage) only get an entry on days with activity: a day without one
+    // keeps the last known level.
+    std::vector<std::optional<int64_t>> level = usage.before;
+    std::vector<std::vector<int64_t>> group_sums(mine.size(), std::vector<int64_t>(n));
+    std::vector<int64_t> rep_day(n), rep_period(n);
+    std::vector<char> day_set(n), period_set(n);
+    size_t from = 0;
     size_t day_index = 0;
     for (int64_t ds = period.start; ds < cutoff; ds += kDayMs, ++day_index) {
-      const std::string& key = month.days[day_index];
-      today.clear();
-      for (; k < entries.size() && entries[k].day == key; ++k)
-        today.emplace_back(&entries[k].metric, entries[k].value);
-      for (const auto& [m, v] : today)
-        if (is_level(*m)) level[*m] = v;
-      auto g = group_for_day(ds);
-      if (g) {
-        for (const auto& [m, v] : today)
-          if (!is_level(*m)) sums[*g][*m] += v;
-        for (const auto& [m, v] : level) sums[*g][m] += v;
+      const size_t to = usage.day_end[day_index];
+      for (size_t i = from; i < to; ++i)
+        if (usage.level[usage.values[i].first])
+          level[usage.values[i].first] = usage.values[i].second;
+      if (auto g = group_for_day(ds)) {
+        std::vector<int64_t>& sum = group_sums[*g];
+        for (size_t i = from; i < to; ++i)
+          if (!usage.level[usage.values[i].first])
+            sum[usage.values[i].first] += usage.values[i].second;
+        for (size_t m = 0; m < n; ++m)
+          if (level[m]) sum[m] += *level[m];
       }
-      if (rep && key <= report_key) {
-        for (const auto& [m, v] : today)
-          if (!is_level(*m)) rep->period[*m] += v;
-        for (const auto& [m, v] : level) rep->period[m] = v;
+      const std::string& key = month.days[day_index];
+      if (report && key <= report_key) {
+        for (size_t i = from; i < to; ++i)
+          if (!usage.level[usage.values[i].first]) {
+            rep_period[usage.values[i].first] += usage.values[i].second;
+            period_set[usage.values[i].first] = 1;
+          }
+        for (size_t m = 0; m < n; ++m)
+          if (level[m]) rep_period[m] = *level[m], period_set[m] = 1;
         if (key == report_key) {
-          for (const auto& [m, v] : today) rep->day[*m] = v;
-          for (const auto& [m, v] : level) rep->day[m] = v;
+          for (size_t i = from; i < to; ++i) {
+            rep_day[usage.values[i].first] = usage.values[i].second;
+            day_set[usage.values[i].first] = 1;
+          }
+          for (size_t m = 0; m < n; ++m)
+            if (level[m]) rep_day[m] = *level[m], day_set[m] = 1;
         }
+      }
+      from = to;
+    }
+    for (size_t p = 0; p < mine.size(); ++p)
+      for (size_t m = 0; m < n; ++m)
+        if (group_sums[p][m]) sums[mine[p]][usage.metrics[m]] += group_sums[p][m];
+    if (report) {
+      Reported& rep = reported[rid];
+      for (size_t m = 0; m < n; ++m) {
+        if (period_set[m]) rep.period[usage.metrics[m]] = rep_period[m];
+        if (day_set[m]) rep.day[usage.metrics[m]] = rep_day[m];
       }
     }
   }

@@ -162,9 +162,14 @@ class BillingService {
   // pass: final data, invoices, interim data and prepaid debits price the same days.
   // Billing writes none of it, so it holds for the whole transaction.
   struct Ledger {
+    // A resource's ledger for the period, by metric index (metrics sorted by name).
     struct Usage {
-      std::vector<store::UsageEntry> entries;       // the period's days, ordered by day
-      std::map<std::string, int64_t> level_before;  // level metrics' last value before it
+      std::vector<std::string> metrics;
+      std::vector<char> level;  // by metric: a level (storage), else counted per day
+      // By metric: a level's last value before the period (unread when the first day has one).
+      std::vector<std::optional<int64_t>> before;
+      std::vector<std::pair<size_t, int64_t>> values;  // (metric, value), in day order
+      std::vector<size_t> day_end;                     // by day: end of its values
     };
     struct Month {
       std::vector<store::PlanPeriodRow> spans;  // overlapping the period, by start
@@ -187,6 +192,9 @@ class BillingService {
                    Period period, int64_t cutoff_ms, int64_t report_day_ms, Detail detail) const;
   Ledger::Month& month_of(store::ReadTx& tx, Ledger& ledger, const std::string& installation_id,
                           Period period) const;
+  const Ledger::Usage& usage_of(store::ReadTx& tx, Ledger::Month& month,
+                                const std::string& resource_id,
+                                const product::Descriptor* kind) const;
   // Submit Billing Data's body as JSON text.
   std::string billing_data_body(const Computed& c, Period period, int64_t now_ms,
                                 int64_t report_day_ms) const;
