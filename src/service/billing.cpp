@@ -190,12 +190,16 @@ const BillingService::Ledger::Usage& BillingService::usage_of(
     const product::MetricSpec* spec = kind ? kind->metric(m) : nullptr;
     return spec && spec->level;
   };
-  for (size_t i : taken) usage.metrics.push_back(entries[i].metric);
+  // A resource has a handful of metrics: a linear look-up beats sorting a copy per entry.
+  auto add_metric = [&](const std::string& m) {
+    if (std::find(usage.metrics.begin(), usage.metrics.end(), m) == usage.metrics.end())
+      usage.metrics.push_back(m);
+  };
+  for (size_t i : taken) add_metric(entries[i].metric);
   if (kind)
     for (const auto& m : kind->metrics)
-      if (m.level) usage.metrics.push_back(m.name);
+      if (m.level) add_metric(m.name);
   std::sort(usage.metrics.begin(), usage.metrics.end());
-  usage.metrics.erase(std::unique(usage.metrics.begin(), usage.metrics.end()), usage.metrics.end());
   auto index = [&](const std::string& m) {
     return static_cast<size_t>(std::lower_bound(usage.metrics.begin(), usage.metrics.end(), m) -
                                usage.metrics.begin());
