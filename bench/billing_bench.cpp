@@ -43,6 +43,11 @@ using Json = model::Json;
 constexpr int64_t kHourMs = 3600LL * 1000;
 constexpr int64_t kDayMs = 24 * kHourMs;
 
+// Issue 12's targets for the default size (10,000 installations x 10 resources, 15 days).
+constexpr double kHourlyTargetS = 5.0;
+constexpr double kMonthEndTargetS = 10.0;
+constexpr double kPeakRssTargetMiB = 64.0;
+
 struct Args {
   int installations = 10000;
   int resources = 10;
@@ -109,6 +114,15 @@ int64_t rss_kib() {
   while (std::getline(in, line))
     if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
   return -1;
+}
+
+// CPU time (user + system) of the process so far, in seconds: on a shared machine the
+// passes' wall time includes waiting for a core, their CPU time does not.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 // Peak resident set over the process life (ru_maxrss, KiB on Linux).
@@ -216,6 +230,7 @@ Populated populate(store::Store& st, const Args& a, int64_t created_ms, int64_t 
 // plan spans for the period, and the usage ledger of every resource in them.
 struct FloorStats {
   double seconds = 0;
+  double cpu_seconds = 0;
   int64_t installations = 0;
   int64_t resources = 0;
   int64_t entries = 0;
@@ -225,6 +240,7 @@ struct FloorStats {
 FloorStats read_floor(store::Store& st, int64_t now) {
   FloorStats f;
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
   const int64_t start = service::month_start_ms(now);
   const int64_t end = service::next_month_start_ms(now);
   const std::string first_day = service::day_key(start);
@@ -255,6 +271,7 @@ FloorStats read_floor(store::Store& st, int64_t now) {
     });
   }
   f.seconds = seconds_since(t0);
+  f.cpu_seconds = cpu_seconds() - cpu0;
   return f;
 }
 
@@ -262,6 +279,7 @@ struct PassResult {
   std::string name;
   int64_t now = 0;
   double seconds = 0;
+  double cpu_seconds = 0;
   service::BillingService::PassStats stats;
   int64_t outbox_items = 0;
   int64_t rss_before_kib = 0;
@@ -284,8 +302,10 @@ PassResult timed_pass(const std::string& name, store::Store& st, service::Billin
   int64_t pending_before = outbox_pending(st);
   r.rss_before_kib = rss_kib();
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
   r.stats = billing.run(now);
   r.seconds = seconds_since(t0);
+  r.cpu_seconds = cpu_seconds() - cpu0;
   r.rss_after_kib = rss_kib();
   r.peak_rss_kib = peak_rss_kib();
   r.outbox_items = outbox_pending(st) - pending_before;
@@ -295,6 +315,7 @@ PassResult timed_pass(const std::string& name, store::Store& st, service::Billin
 Json pass_json(const PassResult& r) {
   return {{"at", util::format_iso8601_ms(r.now)},
           {"seconds", r.seconds},
+          {"cpu_seconds", r.cpu_seconds},
           {"installations", r.stats.installations},
           {"installations_per_s", r.stats.installations / r.seconds},
           {"billing_data", r.stats.billing_data},
@@ -379,21 +400,24 @@ int main(int argc, char** argv) {
   for (const auto& [plan, n] : pop.per_plan)
     std::printf("%s %lld  ", plan.c_str(), static_cast<long long>(n));
   std::printf("\nusage ledger rows: %lld\n\n", static_cast<long long>(pop.usage_rows));
-  std::printf("%-28s %10s %14s %10s %9s %9s %12s\n", "run", "seconds", "installs/s", "outbox+",
-              "data", "invoices", "RSS after");
-  std::printf("%-28s %10.2f %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-", "-",
-              "-", mib(rss_after_setup).c_str());
-  std::printf("%-28s %10.2f %14.0f %10s %9s %9s %12s\n", "read floor (before)", floor1.seconds,
+  std::printf("%-28s %10s %8s %14s %10s %9s %9s %12s\n", "run", "seconds", "cpu s", "installs/s",
+              "outbox+", "data", "invoices", "RSS after");
+  std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-",
+              "-", "-", "-", mib(rss_after_setup).c_str());
+  std::printf("%-28s %10.2f %8.2f %14.0f %10s %9s %9s %12s\n", "read floor (before)",
+              floor1.seconds, floor1.cpu_seconds,
               static_cast<double>(floor1.installations) / floor1.seconds, "-", "-", "-", "-");
   for (const PassResult* p : {&p_first, &p_hourly}) {
-    std::printf("%-28s %10.2f %14.0f %10lld %9d %9d %12s\n", p->name.c_str(), p->seconds,
-                p->stats.installations / p->seconds, static_cast<long long>(p->outbox_items),
-                p->stats.billing_data, p->stats.invoices, mib(p->rss_after_kib).c_str());
+    std::printf("%-28s %10.2f %8.2f %14.0f %10lld %9d %9d %12s\n", p->name.c_str(), p->seconds,
+                p->cpu_seconds, p->stats.installations / p->seconds,
+                static_cast<long long>(p->outbox_items), p->stats.billing_data, p->stats.invoices,
+                mib(p->rss_after_kib).c_str());
   }
-  std::printf("%-28s %10.2f %14.0f %10s %9s %9s %12s\n", "read floor (after)", floor2.seconds,
-              static_cast<double>(floor2.installations) / floor2.seconds, "-", "-", "-", "-");
-  std::printf("%-28s %10.2f %14.0f %10lld %9d %9d %12s\n", p_month.name.c_str(), p_month.seconds,
-              p_month.stats.installations / p_month.seconds,
+  std::printf("%-28s %10.2f %8.2f %14.0f %10s %9s %9s %12s\n", "read floor (after)", floor2.seconds,
+              floor2.cpu_seconds, static_cast<double>(floor2.installations) / floor2.seconds, "-",
+              "-", "-", "-");
+  std::printf("%-28s %10.2f %8.2f %14.0f %10lld %9d %9d %12s\n", p_month.name.c_str(),
+              p_month.seconds, p_month.cpu_seconds, p_month.stats.installations / p_month.seconds,
               static_cast<long long>(p_month.outbox_items), p_month.stats.billing_data,
               p_month.stats.invoices, mib(p_month.rss_after_kib).c_str());
   std::printf("\nfloor reads: %lld installations, %lld resources, %lld ledger entries\n",
@@ -409,6 +433,32 @@ int main(int argc, char** argv) {
   std::printf("store size (db + wal + shm): after setup %.1f MiB, at the end %.1f MiB\n\n",
               static_cast<double>(size_after_setup) / 1048576.0,
               static_cast<double>(size_end) / 1048576.0);
+
+  // Issue 12's targets (wall time, so a busy machine can fail them; the cpu column says how
+  // much of the time was the pass's own).
+  const bool default_size = a.installations == 10000 && a.resources == 10 && a.days == 15;
+  struct Target {
+    const char* key;
+    const char* label;
+    double value, limit;
+    bool strict;  // value < limit, else value <= limit
+    const char* unit;
+  };
+  const Target targets[] = {
+      {"hourly_pass", "hourly pass <= 5 s", p_hourly.seconds, kHourlyTargetS, false, "s"},
+      {"month_end_pass", "month-end pass <= 10 s", p_month.seconds, kMonthEndTargetS, false, "s"},
+      {"peak_rss", "peak RSS < 64 MiB", static_cast<double>(peak) / 1024.0, kPeakRssTargetMiB, true,
+       "MiB"},
+  };
+  std::printf("targets (issue 12; set for 10000 x 10 x 15 days%s):\n",
+              default_size ? "" : ", NOT this run's size: indicative only");
+  Json target_json = Json::object();
+  for (const Target& t : targets) {
+    const bool pass = t.strict ? t.value < t.limit : t.value <= t.limit;
+    std::printf("  %-26s %8.2f %-4s %s\n", t.label, t.value, t.unit, pass ? "PASS" : "FAIL");
+    target_json[t.key] = {{"value", t.value}, {"limit", t.limit}, {"unit", t.unit}, {"pass", pass}};
+  }
+  std::printf("\n");
 
   Json out = {{"bench", "billing"},
               {"installations", a.installations},
@@ -428,6 +478,9 @@ int main(int argc, char** argv) {
               {"rss_start_kib", rss_start},
               {"rss_after_setup_kib", rss_after_setup},
               {"peak_rss_kib", peak},
+              {"read_floor_cpu_seconds", {floor1.cpu_seconds, floor2.cpu_seconds}},
+              {"targets", target_json},
+              {"targets_apply", default_size},
               {"store_bytes_after_setup", size_after_setup},
               {"store_bytes_end", size_end}};
   std::printf("%s\n", out.dump().c_str());

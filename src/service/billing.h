@@ -18,11 +18,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -129,31 +131,81 @@ class BillingService {
     int64_t end = 0;
   };
   // What an installation's plans and usage cost over (part of) a period.
+  // Lines and the usage report are kept as values and rendered straight to JSON text (the
+  // bodies a pass enqueues are most of its work; a DOM per body only to dump it cost more
+  // than the pricing).
   struct Computed {
+    // One BillingItem.
+    struct Line {
+      std::string plan_id;
+      std::string resource_id;  // "" = installation-level
+      std::string name, details, price;
+      std::string quantity;  // JSON number text
+      std::string units;
+      util::Money total;
+      std::string total_text;
+      std::optional<std::pair<int64_t, int64_t>> span;  // start, end: not the whole period
+    };
     struct Group {
       std::string resource_id;  // "" = the installation's plan
       std::string plan_id;
       const model::Plan* plan = nullptr;
       std::vector<std::pair<int64_t, int64_t>> spans;  // clipped to [period start, cutoff)
-      model::Json items = model::Json::array();        // BillingItem[]
+      std::vector<Line> items;                         // BillingItem[]
       util::Money total;
     };
     std::vector<Group> groups;
-    model::Json usage = model::Json::array();  // Usage[]
+    std::string usage = "[]";  // Usage[] as JSON text
   };
+  // What compute() reads of one installation (its resources' kinds, a period's plan spans
+  // and usage ledger), read once and shared by every computation of the installation in a
+  // pass: final data, invoices, interim data and prepaid debits price the same days.
+  // Billing writes none of it, so it holds for the whole transaction.
+  struct Ledger {
+    // A resource's ledger for the period, by metric index (metrics sorted by name).
+    struct Usage {
+      std::vector<std::string> metrics;
+      std::vector<char> level;  // by metric: a level (storage), else counted per day
+      // By metric: a level's last value before the period (unread when the first day has one).
+      std::vector<std::optional<int64_t>> before;
+      std::vector<std::pair<size_t, int64_t>> values;  // (metric, value), in day order
+      std::vector<size_t> day_end;                     // by day: end of its values
+    };
+    struct Month {
+      std::vector<store::PlanPeriodRow> spans;  // overlapping the period, by start
+      std::vector<std::string> days;            // key of each day of the period
+      std::map<std::string, Usage> usage;       // by resource, read when first priced
+    };
+    bool kinds_read = false;
+    std::map<std::string, const product::Descriptor*> kind_of;  // by resource
+    std::map<std::pair<int64_t, int64_t>, Month> months;        // by period
+    // Groups priced with their lines, by (period start, end, cutoff): at a month's end the
+    // final data, the invoices and the prepaid debits all price the month that ended.
+    std::map<std::tuple<int64_t, int64_t, int64_t>, std::vector<Computed::Group>> priced;
+  };
+  // How much of a computation the caller uses: group totals only (prepaid debits, what is
+  // owed), also the BillingItem[] lines (invoices), also the usage report (billing data).
+  enum class Detail { kTotals, kItems, kAll };
   Computed compute(store::ReadTx& tx, const store::InstallationRow& inst, Period period,
                    int64_t cutoff_ms, int64_t report_day_ms) const;
-  // Consumes `c` (its items and usage are moved into the body, not copied).
-  model::Json billing_data_body(Computed&& c, Period period, int64_t now_ms,
+  Computed compute(store::ReadTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                   Period period, int64_t cutoff_ms, int64_t report_day_ms, Detail detail) const;
+  Ledger::Month& month_of(store::ReadTx& tx, Ledger& ledger, const std::string& installation_id,
+                          Period period) const;
+  const Ledger::Usage& usage_of(store::ReadTx& tx, Ledger::Month& month,
+                                const std::string& resource_id,
+                                const product::Descriptor* kind) const;
+  // Submit Billing Data's body as JSON text.
+  std::string billing_data_body(const Computed& c, Period period, int64_t now_ms,
                                 int64_t report_day_ms) const;
   bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
                          PassStats& stats);
-  void enqueue_billing_data(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
-                            int64_t report_day_ms, int64_t cutoff_ms);
-  int invoice_period(store::WriteTx& tx, const store::InstallationRow& inst, Period period,
-                     int64_t cutoff_ms, bool final, int64_t now);
+  void enqueue_billing_data(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                            int64_t now, int64_t report_day_ms, int64_t cutoff_ms);
+  int invoice_period(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
+                     Period period, int64_t cutoff_ms, bool final, int64_t now);
   // Debits prepaid usage; `previous_settled`: the previous period needs no second look.
-  bool prepaid(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
+  bool prepaid(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst, int64_t now,
                bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // Tells a remote product (capabilities.async_provisioning) that the resource is now

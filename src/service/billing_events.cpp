@@ -49,9 +49,10 @@ bool BillingService::owes(store::ReadTx& tx, const store::InstallationRow& inst,
   auto st = tx.billing_state(inst.id);
   int64_t from = st ? st->invoiced_through_ms : month_start_ms(inst.created_ms);
   Money due = carried;
+  Ledger ledger;
   for (int64_t ps = from; ps < now; ps = next_month_start_ms(ps)) {
     Period p{ps, next_month_start_ms(ps)};
-    Computed c = compute(tx, inst, p, std::min(now, p.end), p.start);
+    Computed c = compute(tx, ledger, inst, p, std::min(now, p.end), p.start, Detail::kTotals);
     for (const auto& g : c.groups)
       if (g.plan && g.plan->type == "subscription") due += g.total;
   }
@@ -65,8 +66,8 @@ Json BillingService::statement(const std::string& installation_id, int64_t at) {
     if (!inst) throw ApiError::not_found("installation " + installation_id + " not found");
     Period p{month_start_ms(at), next_month_start_ms(at)};
     int64_t cutoff = inst->status == "active" ? p.end : inst->deleted_ms.value_or(p.end);
-    out =
-        billing_data_body(compute(tx, *inst, p, cutoff, day_start_ms(at)), p, at, day_start_ms(at));
+    out = Json::parse(billing_data_body(compute(tx, *inst, p, cutoff, day_start_ms(at)), p, at,
+                                        day_start_ms(at)));
   });
   return out;
 }

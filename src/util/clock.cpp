@@ -28,9 +28,21 @@ bool digits(const std::string& s, size_t pos, size_t n, int* out) {
   return true;
 }
 
-}  // namespace
+// y-m-d of a day count from 1970-01-01 (H. Hinnant's civil_from_days).
+void civil_from_days(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
 
-std::string format_iso8601_ms(int64_t epoch_ms) {
+// gmtime_r and snprintf: any year.
+std::string format_iso8601_ms_slow(int64_t epoch_ms) {
   int64_t secs = epoch_ms / 1000;
   int64_t ms = epoch_ms % 1000;
   if (ms < 0) {
@@ -44,6 +56,38 @@ std::string format_iso8601_ms(int64_t epoch_ms) {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
+}
+
+void put_digits(char* out, unsigned v, int n) {
+  for (int i = n - 1; i >= 0; --i, v /= 10) out[i] = static_cast<char>('0' + v % 10);
+}
+
+}  // namespace
+
+// Billing formats a timestamp or a day key for every day of every resource it prices: the
+// common case (years 0000-9999) is plain arithmetic, without gmtime_r and snprintf.
+std::string format_iso8601_ms(int64_t epoch_ms) {
+  constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+  int64_t days = epoch_ms / kDayMs;
+  int64_t in_day = epoch_ms % kDayMs;
+  if (in_day < 0) {
+    in_day += kDayMs;
+    --days;
+  }
+  int64_t y = 0;
+  unsigned m = 0, d = 0;
+  civil_from_days(days, &y, &m, &d);
+  if (y < 0 || y > 9999) return format_iso8601_ms_slow(epoch_ms);
+  std::string out = "0000-00-00T00:00:00.000Z";
+  put_digits(&out[0], static_cast<unsigned>(y), 4);
+  put_digits(&out[5], m, 2);
+  put_digits(&out[8], d, 2);
+  const auto ms = static_cast<unsigned>(in_day);
+  put_digits(&out[11], ms / 3600000, 2);
+  put_digits(&out[14], ms / 60000 % 60, 2);
+  put_digits(&out[17], ms / 1000 % 60, 2);
+  put_digits(&out[20], ms % 1000, 3);
+  return out;
 }
 
 bool parse_iso8601(const std::string& s, int64_t* epoch_ms) {
@@ -113,7 +157,9 @@ int64_t next_month_start_ms(int64_t ms) {
 }
 
 std::string day_key(int64_t ms) {
-  return format_iso8601_ms(ms).substr(0, 10);
+  std::string key = format_iso8601_ms(ms);
+  key.resize(10);
+  return key;
 }
 
 }  // namespace wharf::util

@@ -39,6 +39,20 @@ void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id, con
   tx.insert_outbox(row);
 }
 
+void Outbox::enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
+                     std::string body_json, int64_t now_ms) {
+  store::OutboxRow row;
+  row.id = util::new_id("obx");
+  row.installation_id = installation_id;
+  row.kind = call.kind;
+  row.method = call.method;
+  row.path = call.path;
+  row.body = std::move(body_json);
+  row.next_attempt_ms = now_ms;
+  row.created_ms = now_ms;
+  tx.insert_outbox(row);
+}
+
 void Outbox::enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                            const Json& event, int64_t now_ms) {
   enqueue(tx, installation_id, api::create_event(installation_id, event), now_ms);

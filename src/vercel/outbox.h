@@ -66,6 +66,10 @@ class Outbox {
   // own lane (see OutboxRow::lane).
   static void enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
                       int64_t now_ms, const std::string& lane = "");
+  // The same with the body already rendered as JSON text (`call.body` unused): the billing
+  // pass writes its large bodies straight to text instead of building a DOM to dump.
+  static void enqueue(store::WriteTx& tx, const std::string& installation_id, const Call& call,
+                      std::string body_json, int64_t now_ms);
   // POST /v1/installations/{id}/events {event} (vercel-api.md §4.5).
   static void enqueue_event(store::WriteTx& tx, const std::string& installation_id,
                             const model::Json& event, int64_t now_ms);

@@ -455,17 +455,25 @@ class Tx : public WriteTx {
   }
 
   void insert_outbox(OutboxRow& r) override {
-    {
+    // After this transaction's own insert the next number is known: a write transaction
+    // holds the database's write lock, so no one else adds rows meanwhile (a billing pass
+    // inserts thousands in one transaction).
+    if (next_seq_) {
+      r.seq = *next_seq_;
+    } else {
       Stmt s(c_, "SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox");
       r.seq = s.step() ? s.int64(0) : 1;
     }
     Stmt s(c_, "INSERT INTO outbox (" WHARF_OUTBOX_COLUMNS
                ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
     bind_outbox(s, r);
+    next_seq_.reset();
     s.step();
+    next_seq_ = r.seq + 1;
   }
 
   void update_outbox(const OutboxRow& r) override {
+    next_seq_.reset();  // may renumber a row
     Stmt s(c_,
            "UPDATE outbox SET seq=?2, installation_id=?3, kind=?4, method=?5, path=?6, body=?7, "
            "state=?8, attempts=?9, next_attempt_ms=?10, last_status=?11, last_error=?12, "
@@ -1032,6 +1040,7 @@ class Tx : public WriteTx {
         .bind(12, r.owner);
   }
   Connection& c_;
+  std::optional<int64_t> next_seq_;  // outbox seq after this transaction's last insert
 };
 
 class SqliteStore final : public Store {
