@@ -42,7 +42,7 @@ test: unit-test integration-test browser-test crash-test
 SAN_BUILD_DIR ?= build-san
 TSAN_BUILD_DIR ?= build-tsan
 FUZZ_SECONDS ?= 300
-FUZZ_CI_SECONDS ?= 20
+FUZZ_CI_SECONDS ?= 10
 
 $(SAN_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(SAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_CXX_COMPILER=clang++ \
