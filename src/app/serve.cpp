@@ -526,7 +526,7 @@ int serve(const Config& config) {
   // Quick routes (store reads and memory only: Get Installation, List Resources, Get Resource,
   // the plan listings) stay on the I/O thread too; the hop costs more than they do.
   server_options.run_inline = [&dispatcher](const net::Request& req) {
-    return req.path == "/healthz" || dispatcher.quick(req);
+    return dispatcher.quick(req);
   };
   server_options.max_body_bytes = config.max_body_bytes;
   server_options.read_timeout_ms = config.read_timeout_ms;

@@ -106,6 +106,44 @@ HEAVY = [
 ]
 
 
+def test_health_and_quick_reads_answer_while_every_handler_thread_is_busy(make_wharf, tokens):
+    # One handler thread, held by a query that runs to its 2 s statement timeout: /healthz and
+    # the quick Partner API reads (store reads only) run on the I/O thread and still answer
+    # at once.
+    w = make_wharf(env={"WHARF_HANDLER_THREADS": "1"})
+    iid = api.new_installation_id()
+    install(w, tokens, iid)
+    rid, secrets = provision(w, tokens, iid, name="busy")
+    done = threading.Event()
+    held = []
+
+    def hold_the_pool():
+        t0 = time.monotonic()
+        r = q(secrets, {"sql": HEAVY[3]})
+        held.append((r.status_code, r.text[:200], time.monotonic() - t0))
+        done.set()
+
+    holder = threading.Thread(target=hold_the_pool)
+    holder.start()
+    time.sleep(0.3)  # the query holds the only handler thread
+    s = requests.Session()
+    timings = {}
+    for name, path in (("healthz", "/healthz"), ("get installation", inst_path(iid)),
+                       ("get resource", inst_path(iid) + "/resources/" + rid),
+                       ("list plans", inst_path(iid) + "/plans")):
+        t0 = time.monotonic()
+        if name == "healthz":
+            r = s.get(w.url(path), timeout=10)
+        else:
+            r = w.request("GET", path, tokens.system(iid))
+        timings[name] = round(time.monotonic() - t0, 3)
+        assert r.status_code == 200, (name, r.text)
+    assert not done.is_set(), f"the query ended before the reads did: {held} {timings}"
+    holder.join(30)
+    slow = {k: v for k, v in timings.items() if v > 0.5 * TIME_SCALE}
+    assert not slow, f"answers waited for the busy handler pool: {slow}"
+
+
 def test_heavy_queries_do_not_stall_health_or_other_tenants(make_wharf, tokens):
     w = make_wharf()
     iid = api.new_installation_id()

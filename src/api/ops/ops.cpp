@@ -5,9 +5,15 @@
 namespace wharf::api::ops {
 
 void add_routes(RouteTable& routes, Metrics& metrics, Probes probes) {
-  routes.add("GET", "/healthz", {false, {}, false, [](Context&) {
-                                   return json_response(200, model::Json{{"status", "ok"}});
-                                 }});
+  // Quick: answered on the I/O thread however busy the handler pool is.
+  routes.add("GET", "/healthz",
+             {false,
+              {},
+              false,
+              [](Context&) {
+                return json_response(200, model::Json{{"status", "ok"}});
+              },
+              /*quick=*/true});
 
   routes.add("GET", "/readyz", {false, {}, false, [probes](Context&) {
                                   bool store = probes.store_ready();
