@@ -36,11 +36,6 @@ net::Response Dispatcher::handle(net::Request& req) const {
   }
 }
 
-bool Dispatcher::quick(const net::Request& req) const {
-  auto match = routes_.match(req.method, req.path);
-  return match.route && match.route->quick;
-}
-
 net::Response Dispatcher::run(net::Request& req) const {
   auto match = routes_.match(req.method, req.path);
   req.route = match.pattern;

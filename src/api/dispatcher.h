@@ -16,9 +16,9 @@ class Dispatcher {
   Dispatcher(RouteTable routes, const auth::Authenticator& authenticator,
              service::IdempotencyService& idempotency, Metrics& metrics);
 
+  // On an I/O thread (Request::on_io_thread) only quick routes run; any other request is
+  // answered Response::defer_to_pool right after its route is matched.
   net::Response handle(net::Request& req) const;
-  // Whether the request's route is quick (Route::quick): net::Server's run_inline.
-  bool quick(const net::Request& req) const;
   // For net::Server's observer: metrics + one access-log line per request.
   void observe(const net::Request& req, const net::Response& res, double elapsed_ms) const;
 

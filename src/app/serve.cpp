@@ -521,13 +521,13 @@ int serve(const Config& config) {
   server_options.port = config.listen_port;
   server_options.threads = config.threads;
   // Handlers wait (store commits, product queries, the REPL, calls to Vercel): they run on
-  // their own pool so an I/O thread only parses, writes and answers /healthz.
+  // their own pool so an I/O thread only parses, writes and answers the quick routes.
   server_options.handler_threads = config.handler_threads;
-  // Quick routes (store reads and memory only: Get Installation, List Resources, Get Resource,
-  // the plan listings) stay on the I/O thread too; the hop costs more than they do.
-  server_options.run_inline = [&dispatcher](const net::Request& req) {
-    return dispatcher.quick(req);
-  };
+  // Every request starts on its I/O thread: the dispatcher matches its route once and answers
+  // quick ones there (/healthz, Get Installation, List Resources, Get Resource, the plan
+  // listings: memory and store reads only; the hop costs more than they do) and defers the
+  // rest to the pool.
+  server_options.run_inline = [](const net::Request&) { return true; };
   server_options.max_body_bytes = config.max_body_bytes;
   server_options.read_timeout_ms = config.read_timeout_ms;
   server_options.idle_timeout_ms = config.idle_timeout_ms;
