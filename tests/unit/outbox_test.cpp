@@ -37,13 +37,23 @@ class OutboxTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  Outbox make_outbox() {
-    return Outbox(*store_, http_, vercel_.url(),
-                  [](const std::string& id) -> std::optional<std::string> {
-                    if (id == "icfg_gone") return std::nullopt;
-                    return "tok_" + id;
-                  },
-                  clock_, {});
+  // An outbox on `store` (the test's own by default) whose tokens are "tok_<installation>"
+  // (none for icfg_gone).
+  Outbox make_outbox(store::Store* store = nullptr, Outbox::Options options = {}) {
+    return Outbox(
+        *(store ? store : store_.get()), http_, vercel_.url(),
+        [](const std::string& id) -> std::optional<std::string> {
+          if (id == "icfg_gone") return std::nullopt;
+          return "tok_" + id;
+        },
+        clock_, options);
+  }
+  // Four calls in flight, a fast dispatcher poll.
+  static Outbox::Options concurrent() {
+    Outbox::Options options;
+    options.max_in_flight = 4;
+    options.poll_ms = 20;
+    return options;
   }
 
   void enqueue(const std::string& inst, const std::string& resource) {
@@ -283,13 +293,8 @@ TEST_F(OutboxTest, ASlowInstallationDoesNotHoldUpTheOthers) {
     }
     return net::Response::empty(201);
   });
-  Outbox::Options options;
-  options.max_in_flight = 4;
-  options.poll_ms = 20;
-  Outbox outbox(
-      *store_, http_, vercel_.url(),
-      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
-      options);
+  Outbox::Options options = concurrent();
+  Outbox outbox = make_outbox(nullptr, options);
   enqueue("icfg_slow", "res_s1");
   enqueue("icfg_slow", "res_s2");
   for (int i = 0; i < 5; ++i)
@@ -448,9 +453,7 @@ std::map<std::string, std::vector<std::string>> received_by_installation(
 TEST_F(OutboxTest, OutcomesOfAPassAreRecordedInOneTransaction) {
   vercel_.script([](const net::Request&) { return net::Response::empty(201); });
   GatedStore gated(*store_);
-  Outbox outbox(gated, http_, vercel_.url(),
-                [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; },
-                clock_, {});
+  Outbox outbox = make_outbox(&gated);
   for (int i = 0; i < 5; ++i) enqueue("icfg_" + std::to_string(i), "res_" + std::to_string(i));
   EXPECT_EQ(outbox.deliver_due(), 5);
   EXPECT_EQ(gated.writes, 1);  // five outcomes, one commit
@@ -460,9 +463,7 @@ TEST_F(OutboxTest, OutcomesOfAPassAreRecordedInOneTransaction) {
 TEST_F(OutboxTest, AnOutcomeThatCannotBeRecordedHoldsUpNoOther) {
   vercel_.script([](const net::Request&) { return net::Response::empty(201); });
   GatedStore gated(*store_);
-  Outbox outbox(gated, http_, vercel_.url(),
-                [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; },
-                clock_, {});
+  Outbox outbox = make_outbox(&gated);
   Outbox::Hooks hooks;
   hooks.delivered = [](store::WriteTx&, const store::OutboxRow& item, const std::string&) {
     if (item.installation_id == "icfg_bad") throw std::runtime_error("hook failed");
@@ -491,13 +492,8 @@ TEST_F(OutboxTest, ALaneWaitsForItsOutcomeToCommit) {
   // a crash then would have Vercel see the second before the first's resend.
   vercel_.script([](const net::Request&) { return net::Response::empty(201); });
   GatedStore gated(*store_);
-  Outbox::Options options;
-  options.max_in_flight = 4;
-  options.poll_ms = 20;
-  Outbox outbox(
-      gated, http_, vercel_.url(),
-      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
-      options);
+  Outbox::Options options = concurrent();
+  Outbox outbox = make_outbox(&gated, options);
   enqueue("icfg_a", "res_a1");
   enqueue("icfg_a", "res_a2");
   enqueue("icfg_b", "res_b1");
@@ -525,13 +521,8 @@ TEST_F(OutboxTest, TheWorkerRecordsOutcomesTogetherAndKeepsEachInstallationsOrde
   vercel_.script([](const net::Request&) { return net::Response::empty(201); });
   GatedStore gated(*store_);
   gated.write_delay_ms = 20;
-  Outbox::Options options;
-  options.max_in_flight = 4;
-  options.poll_ms = 20;
-  Outbox outbox(
-      gated, http_, vercel_.url(),
-      [](const std::string& id) -> std::optional<std::string> { return "tok_" + id; }, clock_,
-      options);
+  Outbox::Options options = concurrent();
+  Outbox outbox = make_outbox(&gated, options);
   constexpr int kInstallations = 20, kEach = 5;
   for (int n = 0; n < kEach; ++n)
     for (int i = 0; i < kInstallations; ++i)
