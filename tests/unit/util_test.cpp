@@ -3,6 +3,7 @@
 #include "util/base64.h"
 #include "util/clock.h"
 #include "util/crypto.h"
+#include "util/idle_low_water.h"
 #include "util/ids.h"
 
 namespace wharf::util {
@@ -67,6 +68,25 @@ TEST(Ids, PrefixedAndDistinct) {
   EXPECT_EQ(a.rfind("res_", 0), 0u);
   EXPECT_EQ(a.size(), 24u);
   EXPECT_NE(a, b);
+}
+
+TEST(IdleLowWaterTest, ClosesOnlyWhatSatIdleThroughAWholePeriodKeepingSome) {
+  using namespace std::chrono_literals;
+  IdleLowWater w;
+  auto t = IdleLowWater::Clock::time_point{} + 1h;
+  EXPECT_EQ(w.surplus(5, 1, t, 60s), 0u);  // the first call starts a period
+  w.taken(4);
+  w.taken(2);  // at most 3 were in use at once: 2 never left the pool
+  EXPECT_EQ(w.surplus(5, 1, t + 59s, 60s), 0u);  // not a whole period yet
+  EXPECT_EQ(w.surplus(5, 1, t + 60s, 60s), 2u);
+  // Next period: nothing taken, 3 idle: all but `keep` go.
+  EXPECT_EQ(w.surplus(3, 1, t + 120s, 60s), 2u);
+  EXPECT_EQ(w.surplus(1, 1, t + 180s, 60s), 0u);
+  EXPECT_EQ(w.surplus(0, 1, t + 240s, 60s), 0u);
+  // Everything taken at some point: nothing to close, whatever sits idle now.
+  w.taken(0);
+  EXPECT_EQ(w.surplus(6, 1, t + 300s, 60s), 0u);
+  EXPECT_EQ(w.surplus(6, 2, t + 360s, 60s), 4u);
 }
 
 }  // namespace wharf::util

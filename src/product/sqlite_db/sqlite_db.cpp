@@ -3,9 +3,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
@@ -16,6 +18,7 @@
 #include "product/sqlite_db/repl.h"
 #include "product/sqlite_db/sql_guard.h"
 #include "product/sqlite_db/statement_runner.h"
+#include "util/idle_low_water.h"
 #include "util/log.h"
 
 namespace wharf::product {
@@ -99,6 +102,7 @@ struct SqliteDb::Database {
   Limits limits;  // the resource's own (create / set_limits)
   bool full_sync = true;
   uint64_t last_used = 0;
+  util::IdleLowWater low_water;  // idle connections no call needed (release_memory)
 };
 
 // A connection checked out of a Database's pool for one call; returns it on destruction.
@@ -230,6 +234,7 @@ SqliteDb::Lease SqliteDb::acquire(const std::string& resource_id, bool read_only
     if (!db->idle.empty()) {
       conn = std::move(db->idle.back());
       db->idle.pop_back();
+      db->low_water.taken(db->idle.size());
       --idle_total_;
       if (db->idle.empty()) idle_order_.erase({db->last_used, db.get()});
       db->active.insert(conn.get());
@@ -351,11 +356,25 @@ void SqliteDb::destroy(const std::string& resource_id) {
 }
 
 void SqliteDb::release_memory() {
-  std::lock_guard lock(mu_);
-  for (auto& [id, db] : databases_) {
-    std::lock_guard db_lock(db->mu);
-    for (auto& conn : db->idle) sqlite3_db_release_memory(conn->db());
+  // A database's idle connections that no call needed for a whole period (a minute) are closed (the
+  // least recently used first), keeping one: the pools follow recent concurrency, not the
+  // highest ever seen (each connection holds its schema, statement cache and 3 fds; the
+  // soak benchmark's RSS). The rest drop their page caches.
+  auto now = util::IdleLowWater::Clock::now();
+  std::vector<std::unique_ptr<Connection>> to_close;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, db] : databases_) {
+      std::lock_guard db_lock(db->mu);
+      size_t close = db->low_water.surplus(db->idle.size(), 1, now, options_.idle_close_after);
+      auto first = db->idle.begin();
+      std::move(first, first + static_cast<long>(close), std::back_inserter(to_close));
+      db->idle.erase(first, first + static_cast<long>(close));
+      idle_total_ -= close;
+      for (auto& conn : db->idle) sqlite3_db_release_memory(conn->db());
+    }
   }
+  to_close.clear();  // closed outside the locks: closing may checkpoint the WAL
 }
 
 size_t SqliteDb::idle_connections() const {

@@ -22,6 +22,7 @@
 //   BEGIN/COMMIT/SAVEPOINT (the server owns the transaction) and VACUUM.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -47,6 +48,9 @@ class SqliteDb final : public Product {
     size_t max_idle_total = 64;
     // Client transactions (sessions) open at once on one database; each holds a connection.
     size_t max_open_transactions_per_database = 8;
+    // release_memory closes a database's idle connections (all but one) that no call took
+    // for this long.
+    std::chrono::milliseconds idle_close_after{60000};
   };
 
   // Creates `databases_dir` if it does not exist.

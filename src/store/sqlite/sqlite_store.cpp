@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -14,6 +16,7 @@
 
 #include "store/migrations/migrations.h"
 #include "util/clock.h"
+#include "util/idle_low_water.h"
 #include "util/log.h"
 
 namespace wharf::store::sqlite {
@@ -63,8 +66,7 @@ class Connection {
   sqlite3_stmt* prepare(const char* sql) {
     auto it = cache_.find(sql);
     if (it != cache_.end()) {
-      sqlite3_reset(it->second);
-      sqlite3_clear_bindings(it->second);
+      sqlite3_reset(it->second);  // ~Stmt did (and cleared the bindings); cheap when done
       return it->second;
     }
     sqlite3_stmt* stmt = nullptr;
@@ -81,11 +83,17 @@ class Connection {
   std::map<const char*, sqlite3_stmt*> cache_;
 };
 
-// A prepared statement in use; resets on destruction so the cached handle is reusable.
+// A prepared statement in use; resets on destruction so the cached handle is reusable, and
+// drops its bound values: a cached statement otherwise keeps its last parameters' copies
+// until its next use (the outbox insert kept the last billing body, which grows with the
+// period: the soak benchmark's RSS).
 class Stmt {
  public:
   Stmt(Connection& c, const char* sql) : conn_(c), stmt_(c.prepare(sql)) {}
-  ~Stmt() { sqlite3_reset(stmt_); }
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -1100,10 +1108,20 @@ class SqliteStore final : public Store {
   std::string describe() const override { return "sqlite:" + options_.path; }
 
   void release_memory() override {
+    std::vector<std::unique_ptr<Connection>> to_close;
     {
       std::lock_guard<std::mutex> lock(readers_mu_);
+      // Readers idle for a whole period were not needed: close them (the least recently
+      // used, at the front), keeping one.
+      size_t close =
+          readers_low_water_.surplus(idle_readers_.size(), 1, util::IdleLowWater::Clock::now(),
+                                     options_.reader_idle_close_after);
+      auto first = idle_readers_.begin();
+      std::move(first, first + static_cast<long>(close), std::back_inserter(to_close));
+      idle_readers_.erase(first, first + static_cast<long>(close));
       for (auto& conn : idle_readers_) sqlite3_db_release_memory(conn->db());
     }
+    to_close.clear();
     // The writer only when no batch is being written (never wait for one).
     std::unique_lock<std::mutex> lock(write_mu_, std::try_to_lock);
     if (lock.owns_lock()) sqlite3_db_release_memory(writer_->db());
@@ -1155,7 +1173,9 @@ class SqliteStore final : public Store {
   // needs stay warm and the rest are never opened, so descriptors and page caches follow
   // how many reads run at once, not how many threads ever read (30 threads held 19
   // connections, slowly opened one by one, in the soak benchmark). At most kMaxIdleReaders
-  // wait idle; a connection beyond that is closed when given back.
+  // wait idle; a connection beyond that is closed when given back, and release_memory closes
+  // those no read needed for Options::reader_idle_close_after (the soak benchmark's RSS:
+  // every connection brings its schema and caches).
   static constexpr size_t kMaxIdleReaders = 8;
 
   struct Reader {
@@ -1165,6 +1185,7 @@ class SqliteStore final : public Store {
         if (!s.idle_readers_.empty()) {
           conn = std::move(s.idle_readers_.back());
           s.idle_readers_.pop_back();
+          s.readers_low_water_.taken(s.idle_readers_.size());
           return;
         }
       }
@@ -1267,6 +1288,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> writer_;
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;
+  util::IdleLowWater readers_low_water_;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 // commit. A failed commit fails every operation of the batch. Callers still answer only after
 // their commit: write() returns once the batch holding its operation is on disk.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -27,6 +28,9 @@ struct Options {
   // Called after each successful commit with the number of operations it carried
   // (tests and metrics).
   std::function<void(size_t)> on_commit;
+  // release_memory closes the idle reader connections (all but one) that no read took for
+  // this long.
+  std::chrono::milliseconds reader_idle_close_after{60000};
 };
 
 std::unique_ptr<Store> open(const Options& options);
