@@ -40,6 +40,9 @@ constexpr Setting kSettings[] = {
     {"WHARF_POSTGRES_URL", "postgres-url",
      "admin connection of the PostgreSQL server the postgres product kind uses (CREATEDB, "
      "CREATEROLE); adds the postgres-db product to the built-in catalog"},
+    {"WHARF_CREDENTIAL_ROTATION_DAYS", "credential-rotation-days",
+     "rotate each installation's Vercel access token once it is this many days old (default 0: "
+     "only a week before a known expiry)"},
     {"WHARF_USAGE_SAMPLE_S", "usage-sample-s",
      "seconds between samples of usage products measure themselves (default 60)"},
     {"WHARF_PUBLIC_URL", "public-url", "public base URL of this server"},
@@ -263,6 +266,8 @@ Config load_config(const std::map<std::string, std::string>& env,
   rate("WHARF_RATE_LIMIT_SSO", c.rate_limits.sso);
   if (auto v = get("WHARF_OUTBOX_CONCURRENCY"))
     c.outbox_concurrency = parse_int("WHARF_OUTBOX_CONCURRENCY", *v, 1, 256);
+  if (auto v = get("WHARF_CREDENTIAL_ROTATION_DAYS"); v && !v->empty())
+    c.credential_rotation_days = parse_int("WHARF_CREDENTIAL_ROTATION_DAYS", *v, 0, 3650);
   if (auto v = get("WHARF_USAGE_SAMPLE_S"); v && !v->empty())
     c.usage_sample_s = parse_int("WHARF_USAGE_SAMPLE_S", *v, 1, 3600);
   if (auto v = get("WHARF_RETAIN_OUTBOX_DAYS"))

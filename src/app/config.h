@@ -62,6 +62,9 @@ struct Config {
   std::string invoice_test_mode;      // WHARF_INVOICE_TEST_MODE: "", paid, notpaid, overdue
   bool test_clock = false;            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
   int64_t vercel_timeout_ms = 10000;  // WHARF_VERCEL_TIMEOUT_MS: one call to Vercel
+  // WHARF_CREDENTIAL_ROTATION_DAYS: rotate installation tokens older than this (0: only
+  // tokens near their known expiry).
+  int64_t credential_rotation_days = 0;
   // ---- SSO and the dashboard ----
   std::string sso_callback_path = "/sso/callback";                     // WHARF_SSO_CALLBACK_PATH
   std::string url_slug;                                                // WHARF_URL_SLUG

@@ -26,6 +26,7 @@ void usage(FILE* out) {
       "       wharf billing show|statement --installation ID [--flag value ...]\n"
       "       wharf billing refund --installation ID --invoice ID --total 5.00 "
       "--reason TEXT\n"
+      "       wharf credentials rotate <installationId>|--due [--flag value ...]\n"
       "       wharf sso-link <installationId> [resource_id=… path=… …] [--flag value ...]\n"
       "       wharf catalog [--flag value ...]   (the catalog served, as JSON)\n"
       "       wharf help\n\n"
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing" && args[0] != "sso-link" &&
-      args[0] != "catalog") {
+      args[0] != "catalog" && args[0] != "credentials") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -71,6 +72,17 @@ int main(int argc, char** argv) {
                        rest.begin() + static_cast<long>(i) + 2);
             break;
           }
+    }
+    std::string credentials_target;
+    if (args[0] == "credentials") {
+      if (rest.size() < 2 || rest[0] != "rotate" ||
+          (rest[1].rfind("--", 0) == 0 && rest[1] != "--due")) {
+        std::fprintf(stderr, "usage: wharf credentials rotate <installationId>|--due\n");
+        return 2;
+      }
+      action = rest[0];
+      credentials_target = rest[1];
+      rest.erase(rest.begin(), rest.begin() + 2);
     }
     std::string outbox_id;
     if (args[0] == "outbox" && !rest.empty() && (rest[0] == "retry" || rest[0] == "drop")) {
@@ -127,6 +139,8 @@ int main(int argc, char** argv) {
     if (args[0] == "outbox") return wharf::app::print_outbox(config, state);
     if (args[0] == "catalog") return wharf::app::print_catalog(config);
     if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
+    if (args[0] == "credentials")
+      return wharf::app::credentials_admin(config, action, credentials_target);
     if (args[0] == "sso-link") {
       if (config.url_slug.empty())
         throw wharf::app::ConfigError("WHARF_URL_SLUG", "is required for sso-link");

@@ -28,6 +28,7 @@
 #include "net/server.h"
 #include "product/registry.h"
 #include "service/billing.h"
+#include "service/credentials.h"
 #include "service/flags.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
@@ -182,7 +183,66 @@ class Periodic {
   std::thread thread_;
 };
 
+// The HTTP client settings of every call to Vercel (serve, and admin commands that call it).
+net::HttpClient::Options vercel_http_options(const Config& config) {
+  net::HttpClient::Options o;
+  o.user_agent = "wharf/0.1 (" + config.client_id + ")";
+  o.timeout_ms = static_cast<long>(config.vercel_timeout_ms);
+  o.connect_timeout_ms = static_cast<long>(std::min<int64_t>(3000, config.vercel_timeout_ms));
+  return o;
+}
+
+service::CredentialRotation::Options rotation_options(const Config& config) {
+  service::CredentialRotation::Options o;
+  o.client_id = config.client_id;
+  o.client_secret = config.client_secret;
+  o.max_age_ms = config.credential_rotation_days * 24 * 3600 * 1000;
+  return o;
+}
+
+service::CredentialRotation::Send rotation_send(const vercel::Client& client) {
+  return [&client](const vercel::Call& call, const std::string& bearer,
+                   const std::string& installation_id) {
+    return client.send(call, bearer, installation_id);
+  };
+}
+
 }  // namespace
+
+int credentials_admin(const Config& config, const std::string& action,
+                      const std::string& installation_id) {
+  if (action != "rotate")
+    throw ConfigError("wharf credentials " + action, "unknown action (rotate)");
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  auto catalog = load_catalog(config);
+  util::SecretBox box(load_or_create_encryption_key(config));
+  util::SystemClock clock;
+  service::InstallationService installations(*store, catalog, box, clock);
+  net::HttpClient http(vercel_http_options(config));
+  vercel::Client client(http, config.vercel_api_url);
+  service::CredentialRotation rotation(*store, installations, clock, rotation_options(config),
+                                       rotation_send(client));
+  model::Json out = model::Json::array();
+  std::vector<std::pair<std::string, service::CredentialRotation::Result>> results;
+  if (installation_id == "--due")
+    results = rotation.rotate_due();
+  else
+    results.emplace_back(installation_id, rotation.rotate(installation_id));
+  int failed = 0;
+  for (const auto& [id, r] : results) {
+    model::Json j = {{"installation", id}, {"rotated", r.ok}};
+    if (r.expires_ms) j["expiresAt"] = util::format_iso8601_ms(*r.expires_ms);
+    if (!r.ok) {
+      j["error"] = r.error;
+      if (r.status) j["status"] = r.status;
+      ++failed;
+    }
+    out.push_back(std::move(j));
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+  return failed ? 1 : 0;
+}
 
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options) {
@@ -302,12 +362,7 @@ int serve(const Config& config) {
 
   // The system clock; test deployments (WHARF_TEST_CLOCK=1) may move it forward.
   util::OffsetClock clock;
-  net::HttpClient::Options http_options;
-  http_options.user_agent = "wharf/0.1 (" + config.client_id + ")";
-  http_options.timeout_ms = static_cast<long>(config.vercel_timeout_ms);
-  http_options.connect_timeout_ms =
-      static_cast<long>(std::min<int64_t>(3000, config.vercel_timeout_ms));
-  net::HttpClient http(http_options);
+  net::HttpClient http(vercel_http_options(config));
 
   auth::JwksCache::Options jwks_options;
   jwks_options.url = config.jwks_url;
@@ -449,6 +504,8 @@ int serve(const Config& config) {
                                    [&billing] { billing.wake(); }});
   // Vercel's Get Invoice, synchronous: Provision Purchase must see the invoice paid first.
   vercel::Client vercel_client(http, config.vercel_api_url);
+  service::CredentialRotation credentials(*store, installations, clock, rotation_options(config),
+                                          rotation_send(vercel_client));
   auto get_invoice = [&vercel_client, &installations](const std::string& installation_id,
                                                       const std::string& invoice_id) {
     auto token = installations.access_token(installation_id);
@@ -514,8 +571,11 @@ int serve(const Config& config) {
     api::ops::add_test_clock_routes(routes, clock, [&](int64_t now) {
       resources.flush_usage();
       auto stats = billing.run(now);
+      int rotated = 0;
+      for (const auto& [id, r] : credentials.rotate_due()) rotated += r.ok ? 1 : 0;
       bool drained = outbox.wait_idle(20000);
-      return model::Json{{"billing",
+      return model::Json{{"credentialsRotated", rotated},
+                         {"billing",
                           {{"installations", stats.installations},
                            {"billingData", stats.billing_data},
                            {"invoices", stats.invoices},
@@ -566,6 +626,10 @@ int serve(const Config& config) {
   outbox.start();
   billing.start();
   Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
+  // Installation tokens due for rotation (WHARF_CREDENTIAL_ROTATION_DAYS, or near their
+  // expiry), checked hourly and once at start-up.
+  Periodic credential_rotator(
+      std::chrono::hours(1), [&credentials] { credentials.rotate_due(); }, true);
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
   // Usage the products measure themselves (a PostgreSQL server's counters), once a minute.
   Periodic usage_sampler(std::chrono::seconds(config.usage_sample_s),

@@ -22,6 +22,11 @@ int outbox_action(const Config& config, const std::string& action, const std::st
 // `wharf billing show|statement|refund --installation ID [--invoice ID --total 5.00
 // --reason "…"]`: an installation's invoices and balances, its current statement, or a
 // refund request (queued to Vercel's Invoice Actions through the outbox).
+// `wharf credentials rotate <installation>|--due`: a new Vercel access token for one
+// installation (or every one due under the rotation schedule), stored in place of the old
+// one (flows.md F18). Prints one result per installation; exit 1 when any failed.
+int credentials_admin(const Config& config, const std::string& action,
+                      const std::string& installation_id);
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options);
 

@@ -40,6 +40,8 @@ model::InstallationState InstallationService::upsert(const std::string& id, cons
     if (req.account) row.account_json = req.account->dump();
     row.token_type = req.token_type;
     row.access_token_sealed = box_.seal(req.access_token, token_aad(id));
+    row.token_issued_ms = now;
+    row.token_expires_ms.reset();
     if (!row.billing_plan_id && catalog_->default_installation_plan())
       row.billing_plan_id = catalog_->default_installation_plan()->id;
     row.updated_ms = now;
@@ -135,6 +137,24 @@ std::optional<std::string> InstallationService::access_token(const std::string& 
       token = box_.open(*row->access_token_sealed, token_aad(id));
   });
   return token;
+}
+
+bool InstallationService::replace_access_token(const std::string& id, const std::string& token,
+                                               std::optional<int64_t> expires_ms) {
+  bool replaced = false;
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.installation(id);
+    // Uninstalled meanwhile: the token has no further use (finalization clears it).
+    if (!row || row->status != "active" || !row->access_token_sealed) return;
+    int64_t now = clock_.now_ms();
+    row->access_token_sealed = box_.seal(token, token_aad(id));
+    row->token_issued_ms = now;
+    row->token_expires_ms = expires_ms;
+    row->updated_ms = now;
+    tx.put_installation(*row);
+    replaced = true;
+  });
+  return replaced;
 }
 
 model::InstallationState InstallationService::state_of(const store::InstallationRow& row) const {

@@ -45,6 +45,11 @@ class InstallationService {
   store::InstallationRow require_active(store::ReadTx& tx, const std::string& id) const;
   // The decrypted Vercel access token of an installation (for the Vercel API client).
   std::optional<std::string> access_token(const std::string& id);
+  // Stores a rotated access token in place of the current one, in one transaction: calls
+  // sent before keep the old token (still valid at Vercel), calls sent after read the new
+  // one. False (nothing written) when the installation is no longer active.
+  bool replace_access_token(const std::string& id, const std::string& token,
+                            std::optional<int64_t> expires_ms);
 
  private:
   model::InstallationState state_of(const store::InstallationRow& row) const;

@@ -32,6 +32,10 @@ struct InstallationRow {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   std::optional<int64_t> deleted_ms;
+  // When the access token was received (Upsert Installation or a credential rotation), and
+  // when Vercel said it expires (rotation answers carry expires_in; Upsert's do not).
+  int64_t token_issued_ms = 0;
+  std::optional<int64_t> token_expires_ms;
 };
 
 struct IdempotencyKey {

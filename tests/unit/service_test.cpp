@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "model/api_error.h"
+#include "service/credentials.h"
 #include "service/idempotency.h"
 #include "service/installations.h"
 #include "service/plans.h"
@@ -201,6 +202,104 @@ TEST_F(ServiceTest, IdempotencyRecordsExpire) {
   EXPECT_EQ(executions, 2);
   clock.advance_ms(25 * 3600 * 1000);
   EXPECT_EQ(idem.purge(), 1);
+}
+
+// Credential rotation (flows.md F18): the token Vercel answers replaces the stored one in one
+// transaction; refusals change nothing; the schedule's rules (age, known expiry).
+TEST_F(ServiceTest, CredentialRotationReplacesTheTokenAndFollowsTheSchedule) {
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  util::ManualClock clock(1'700'000'000'000);
+  InstallationService svc(*store_, catalog(false), box_, clock);
+  svc.upsert("icfg_r", Actor{"team_1", "u1"}, upsert_request("tok_original"));
+  std::vector<std::string> bearers;
+  std::vector<Json> bodies;
+  int status = 200;
+  int64_t expires_in_s = 90 * 24 * 3600;
+  int n = 0;
+  CredentialRotation::Options options;
+  options.client_id = "oac_x";
+  options.client_secret = "secret";
+  options.max_age_ms = 30 * kDay;
+  CredentialRotation rotation(
+      *store_, svc, clock, options,
+      [&](const vercel::Call& call, const std::string& bearer, const std::string& icfg) {
+        EXPECT_EQ(call.path, "/v1/installations/icfg_r/credentials/rotate");
+        EXPECT_EQ(icfg, "icfg_r");
+        bearers.push_back(bearer);
+        bodies.push_back(*call.body);
+        net::HttpResult r;
+        r.status = status;
+        r.body = status == 200 ? Json{{"access_token", "tok_rotated_" + std::to_string(++n)},
+                                      {"token_type", "oauth2-token"},
+                                      {"expires_in", expires_in_s}}
+                                     .dump()
+                               : R"({"error":{"code":"forbidden","message":"no"}})";
+        return r;
+      });
+  auto row = [&] {
+    std::optional<store::InstallationRow> r;
+    store_->read([&](store::ReadTx& tx) { r = tx.installation("icfg_r"); });
+    return *r;
+  };
+
+  // A refusal: nothing changes.
+  status = 403;
+  auto refused = rotation.rotate("icfg_r");
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_NE(refused.error.find("HTTP 403"), std::string::npos);
+  EXPECT_EQ(svc.access_token("icfg_r"), "tok_original");
+  EXPECT_FALSE(row().token_expires_ms);
+
+  status = 200;
+  auto ok = rotation.rotate("icfg_r");
+  ASSERT_TRUE(ok.ok) << ok.error;
+  EXPECT_EQ(bearers.back(), "tok_original");  // the current token authorises the rotation
+  EXPECT_EQ(bodies.back(), (Json{{"client_secret", "secret"}, {"client_id", "oac_x"}}));
+  EXPECT_EQ(svc.access_token("icfg_r"), "tok_rotated_1");
+  EXPECT_EQ(row().token_issued_ms, clock.now_ms());
+  EXPECT_EQ(row().token_expires_ms, clock.now_ms() + 90 * kDay);
+
+  // Age: due at 30 days, not before.
+  clock.advance_ms(30 * kDay - 1);
+  EXPECT_FALSE(rotation.due(row(), clock.now_ms()));
+  EXPECT_TRUE(rotation.rotate_due().empty());
+  clock.advance_ms(1);
+  auto due = rotation.rotate_due();
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_TRUE(due[0].second.ok);
+  EXPECT_EQ(bearers.back(), "tok_rotated_1");
+  EXPECT_EQ(svc.access_token("icfg_r"), "tok_rotated_2");
+
+  // Expiry: with no age rule, a 20-day token is renewed in its last tenth (2 days), a
+  // 90-day one a week before it expires.
+  options.max_age_ms = 0;
+  CredentialRotation by_expiry(*store_, svc, clock, options,
+                               [](const vercel::Call&, const std::string&, const std::string&) {
+                                 net::HttpResult down;
+                                 down.error = "Connection refused";
+                                 return down;
+                               });
+  store::InstallationRow r = row();
+  r.token_issued_ms = clock.now_ms();
+  r.token_expires_ms = clock.now_ms() + 20 * kDay;
+  EXPECT_FALSE(by_expiry.due(r, clock.now_ms() + 18 * kDay - 1));
+  EXPECT_TRUE(by_expiry.due(r, clock.now_ms() + 18 * kDay));
+  r.token_expires_ms = clock.now_ms() + 90 * kDay;
+  EXPECT_FALSE(by_expiry.due(r, clock.now_ms() + 83 * kDay - 1));
+  EXPECT_TRUE(by_expiry.due(r, clock.now_ms() + 83 * kDay));
+  r.token_expires_ms.reset();  // no known expiry, no age rule: never due
+  EXPECT_FALSE(by_expiry.due(r, clock.now_ms() + 3650 * kDay));
+  // Unreachable Vercel: an error, nothing stored.
+  auto down = by_expiry.rotate("icfg_r");
+  EXPECT_FALSE(down.ok);
+  EXPECT_NE(down.error.find("could not be reached"), std::string::npos);
+  EXPECT_EQ(svc.access_token("icfg_r"), "tok_rotated_2");
+
+  // Uninstalled: not rotated, never due.
+  svc.remove("icfg_r", model::DeleteInstallationRequest{});
+  EXPECT_FALSE(rotation.rotate("icfg_r").ok);
+  EXPECT_FALSE(rotation.due(row(), clock.now_ms() + 365 * kDay));
 }
 
 }  // namespace

@@ -253,6 +253,14 @@ CREATE INDEX outbox_lane_heads ON outbox
   (state, (CASE lane WHEN '' THEN installation_id ELSE lane END), seq);
 CREATE INDEX outbox_state_seq ON outbox (state, seq)
 )sql"},
+      // Installation credential rotation (flows.md F18): when the access token was received
+      // and when it expires, for scheduled rotation. Tokens received before this migration
+      // count from the installation's creation.
+      {12, "installations: access token issue and expiry times", R"sql(
+ALTER TABLE installations ADD COLUMN token_issued_ms {INT64} NOT NULL DEFAULT 0;
+ALTER TABLE installations ADD COLUMN token_expires_ms {INT64};
+UPDATE installations SET token_issued_ms = created_ms
+)sql"},
   };
   return kMigrations;
 }

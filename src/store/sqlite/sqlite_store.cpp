@@ -162,7 +162,7 @@ class Stmt {
 #define WHARF_INSTALLATION_COLUMNS                                                       \
   "id, account_id, installer_user_id, scopes, accepted_policies, account, token_type, "  \
   "access_token, billing_plan_id, notification, status, delete_reason, cascade_delete, " \
-  "finalized, created_ms, updated_ms, deleted_ms"
+  "finalized, created_ms, updated_ms, deleted_ms, token_issued_ms, token_expires_ms"
 
 #define WHARF_RESOURCE_COLUMNS                                                                     \
   "id, installation_id, product_id, name, metadata, status, billing_plan_id, notification, "       \
@@ -271,6 +271,8 @@ class Tx : public WriteTx {
     r.created_ms = s.int64(14);
     r.updated_ms = s.int64(15);
     r.deleted_ms = s.opt_int64(16);
+    r.token_issued_ms = s.int64(17);
+    r.token_expires_ms = s.opt_int64(18);
     return r;
   }
 
@@ -280,7 +282,7 @@ class Tx : public WriteTx {
                before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
                r.deleted_ms.has_value(), r.deleted_ms.value_or(r.updated_ms));
     Stmt s(c_, "INSERT OR REPLACE INTO installations (" WHARF_INSTALLATION_COLUMNS
-               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)");
     s.bind(1, r.id)
         .bind(2, r.account_id)
         .bind(3, r.installer_user_id)
@@ -297,7 +299,9 @@ class Tx : public WriteTx {
         .bind(14, int64_t{r.finalized})
         .bind(15, r.created_ms)
         .bind(16, r.updated_ms)
-        .bind(17, r.deleted_ms);
+        .bind(17, r.deleted_ms)
+        .bind(18, r.token_issued_ms)
+        .bind(19, r.token_expires_ms);
     s.step();
   }
 
