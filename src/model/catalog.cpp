@@ -120,7 +120,7 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
   }
   p.id = check.string(j, "id", path, true, true).value_or("");
   p.type = check.one_of(j, "type", path, true, {"prepayment", "subscription"}).value_or("");
-  check.string(j, "name", path, true, true);
+  p.name = check.string(j, "name", path, true, true).value_or("");
   check.string(j, "description", path, true);
   p.scope =
       check.one_of(j, "scope", path, false, {"installation", "resource"}).value_or("resource");

@@ -40,6 +40,7 @@ struct Pricing {
 
 struct Plan {
   std::string id;
+  std::string name;   // as shown to users, e.g. "Hobby"
   std::string type;   // subscription | prepayment
   std::string scope;  // resource | installation
   bool payment_method_required = true;

@@ -67,8 +67,8 @@ const model::Product& ResourceService::require_product(const std::string& produc
 product::Product& ResourceService::product_of(const model::Product& p) const {
   auto it = products_.find(p.id);
   if (it == products_.end() || !it->second)
-    throw ApiError(409, "conflict",
-                   "product kind '" + p.kind + "' is not available on this server");
+    throw ApiError(409, "conflict", "product kind '" + p.kind + "' is not available on this server")
+        .with_user(p.name + " is not available right now. Please contact the provider.");
   return *it->second;
 }
 
@@ -662,10 +662,14 @@ store::ResourceRow ResourceService::check_repl(const std::string& installation_i
     throw err;
   }
   if (row.status == "suspended")
-    throw ApiError::conflict("resource " + resource_id +
-                             " is suspended; resume it to run commands");
+    throw ApiError::conflict("resource " + resource_id + " is suspended; resume it to run commands")
+        .with_user("This resource is suspended. Resume it to run commands.");
   if (row.status == "pending" || row.status == "error")
-    throw ApiError::conflict("resource " + resource_id + " is not ready (" + row.status + ")");
+    throw ApiError::conflict("resource " + resource_id + " is not ready (" + row.status + ")")
+        .with_user(row.status == "pending"
+                       ? "This resource is still being set up. Try again in a moment."
+                       : "This resource is in an error state and cannot run commands. "
+                         "Please contact the provider.");
   return row;
 }
 
@@ -796,7 +800,10 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
     if (caller.out_of_credits && e.code == product::error_code::kReadOnly)
       throw ApiError(402, "credits_exhausted",
                      "database " + resource_id +
-                         " is out of prepaid credits: reads only until more credits are bought");
+                         " is out of prepaid credits: reads only until more credits are bought")
+          .with_user(
+              "This database has used up its prepaid credits, so it only accepts reads. "
+              "Buy more credits in Vercel to write again.");
     throw query_error(e);
   }
   record_usage(row, usage);
