@@ -65,6 +65,18 @@ net::Response Dispatcher::run(net::Request& req) const {
       return defer;  // a JWKS fetch may be needed: not on an I/O thread
     }
     add_log_field(req, "auth", ctx.claims->mode == auth::AuthMode::kUser ? "user" : "system");
+    if (!auth::mode_documented(route.policy, ctx.claims->mode)) {
+      // Accepted leniently (partner-api.md §2.6, §10 q13): every such request says so in its
+      // access-log line; the first per route and mode also gets a warning of its own.
+      const std::string_view mode = auth::auth_mode_name(ctx.claims->mode);
+      add_log_field(req, "auth_undocumented_mode", std::string(mode));
+      if (metrics_.auth_undocumented_mode(match.pattern, req.method, mode))
+        util::log_warn("accepted an auth mode this endpoint does not document")
+            .str("route", match.pattern)
+            .str("method", req.method)
+            .str("mode", mode)
+            .str("role", auth::role_name(ctx.claims->role));
+    }
   }
 
   auto key = req.header("idempotency-key");

@@ -43,6 +43,15 @@ void Metrics::auth_failure(const std::string& reason) {
   ++auth_failures_[reason];
 }
 
+bool Metrics::auth_undocumented_mode(const std::string& route, const std::string& method,
+                                     std::string_view mode) {
+  const std::string labels = "route=\"" + label_value(route) + "\",method=\"" +
+                             label_value(method) + "\",mode=\"" + label_value(std::string(mode)) +
+                             "\"";
+  std::lock_guard<std::mutex> lock(mu_);
+  return ++auth_undocumented_[labels] == 1;
+}
+
 void Metrics::add_external(const std::string& name, const std::string& help,
                            const std::string& type, std::function<double()> read) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -54,11 +63,13 @@ std::string Metrics::render() const {
   // to count itself, and external gauges may read the store.
   std::map<std::string, uint64_t> requests;
   std::map<std::string, uint64_t> auth_failures;
+  std::map<std::string, uint64_t> auth_undocumented;
   std::vector<External> externals;
   {
     std::lock_guard<std::mutex> lock(mu_);
     requests = requests_;
     auth_failures = auth_failures_;
+    auth_undocumented = auth_undocumented_;
     externals = externals_;
   }
   std::string out;
@@ -88,6 +99,13 @@ std::string Metrics::render() const {
   for (const auto& [reason, n] : auth_failures)
     out += "wharf_auth_failures_total{reason=\"" + label_value(reason) + "\"} " +
            std::to_string(n) + "\n";
+
+  out +=
+      "# HELP wharf_auth_undocumented_mode_total Partner API requests accepted with an auth mode "
+      "the endpoint's documentation does not list (lenient reads).\n";
+  out += "# TYPE wharf_auth_undocumented_mode_total counter\n";
+  for (const auto& [labels, n] : auth_undocumented)
+    out += "wharf_auth_undocumented_mode_total{" + labels + "} " + std::to_string(n) + "\n";
 
   out +=
       "# HELP wharf_idempotent_replays_total Responses replayed for a repeated Idempotency-Key.\n";

@@ -48,8 +48,16 @@ using RouteTable = net::Router<Route>;
 inline auth::EndpointPolicy user_write() {
   return {true, false, true, true};
 }
+// The reads §2.6 documents as System-only (Get Installation, Get/List Resources, the three
+// plan listings). A user token — ADMIN or USER — is accepted too, still bound to its
+// installation, and logged: the table has drifted before (§10 q13) and reading grants no
+// more than the user can already see in Vercel.
 inline auth::EndpointPolicy system_read() {
-  return {false, true, false, true};
+  return {.allow_user = true,
+          .allow_system = true,
+          .admin_required = false,
+          .bind_installation = true,
+          .user_undocumented = true};
 }
 inline auth::EndpointPolicy user_or_system_write() {
   return {true, true, true, true};

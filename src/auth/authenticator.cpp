@@ -60,6 +60,11 @@ std::string_view bearer_token(std::string_view header) {
   return trim(header.substr(kScheme.size()));
 }
 
+bool mode_documented(const EndpointPolicy& policy, AuthMode mode) {
+  return mode == AuthMode::kUser ? policy.allow_user && !policy.user_undocumented
+                                 : policy.allow_system && !policy.system_undocumented;
+}
+
 Authenticator::Authenticator(Options options, JwksCache& jwks, const util::Clock& clock)
     : options_(std::move(options)),
       jwt_options_{options_.issuer, options_.audience, options_.leeway_s, options_.max_lifetime_s},

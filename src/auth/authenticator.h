@@ -20,7 +20,16 @@ struct EndpointPolicy {
   bool allow_system = false;
   bool admin_required = false;     // user mode: the token's role must be ADMIN
   bool bind_installation = false;  // path installationId must equal claims.installation_id
+  // An allowed mode that §2.6's table does not list for this endpoint: accepted because the
+  // table has drifted at Vercel before (§2.6 robustness note, §10 q13), but worth a log line
+  // when it happens. Only set where the mode grants nothing more (reads).
+  bool user_undocumented = false;
+  bool system_undocumented = false;
 };
+
+// Whether `mode` is one the endpoint's documentation lists (false for a mode accepted only
+// leniently, or not allowed at all).
+bool mode_documented(const EndpointPolicy& policy, AuthMode mode);
 
 // authenticate(…, may_fetch=false) met a kid the cached key set does not have: the caller
 // should retry where it may wait for a JWKS fetch.

@@ -32,6 +32,20 @@ class ApiError : public std::runtime_error {
   std::optional<std::string> user_url;      // error.user.url
   std::optional<int64_t> retry_after_s;     // a Retry-After header (429, 503)
 
+  // Adds what a Vercel user reads (error.user, partner-api.md §3): `user_text` written for an
+  // end user (no ids, no jargon), `url` a page where they can resolve the problem. Chains on
+  // a temporary: throw ApiError::conflict("…").with_user("…");
+  ApiError&& with_user(std::string user_text, std::optional<std::string> url = std::nullopt) && {
+    user_message = std::move(user_text);
+    if (url) user_url = std::move(url);
+    return std::move(*this);
+  }
+  ApiError& with_user(std::string user_text, std::optional<std::string> url = std::nullopt) & {
+    user_message = std::move(user_text);
+    if (url) user_url = std::move(url);
+    return *this;
+  }
+
   static ApiError validation(std::string message, std::vector<FieldError> fields) {
     return ApiError(400, "validation_error", std::move(message), std::move(fields));
   }

@@ -8,7 +8,8 @@
 namespace wharf::model {
 namespace {
 
-constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "match"};
+constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "match",
+                                               "maxResources"};
 
 // The limits a plan may set (product::Limits reads them). A key outside this list is refused
 // at start-up: a typo such as `storage_bytes` would otherwise leave the plan unlimited.
@@ -120,7 +121,7 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
   }
   p.id = check.string(j, "id", path, true, true).value_or("");
   p.type = check.one_of(j, "type", path, true, {"prepayment", "subscription"}).value_or("");
-  check.string(j, "name", path, true, true);
+  p.name = check.string(j, "name", path, true, true).value_or("");
   check.string(j, "description", path, true);
   p.scope =
       check.one_of(j, "scope", path, false, {"installation", "resource"}).value_or("resource");
@@ -163,6 +164,16 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
         check.add(Checker::join(lpath, it.key()), "must be a non-negative number");
     p.limits = *limits;
   }
+  if (const Json* max = check.get(j, "maxResources", path, Kind::kNumber, false)) {
+    if (!max->is_number_integer() || max->get<int64_t>() < 1)
+      check.add(Checker::join(path, "maxResources"),
+                "must be a positive integer (leave it out for no limit)");
+    else
+      p.max_resources = max->get<int64_t>();
+  }
+  // The older name (§9 item 28): refused rather than silently sent to Vercel unenforced.
+  if (j.contains("maxProducts"))
+    check.add(Checker::join(path, "maxProducts"), "was renamed maxResources");
   if (const Json* match = check.get(j, "match", path, Kind::kObject, false)) {
     for (auto it = match->begin(); it != match->end(); ++it) {
       if (!it->is_array()) {

@@ -6,6 +6,10 @@
 //   limits   – per-resource limits (storage bytes, …) enforced by the product
 //   default  – true on the installation-scope plan assigned at Upsert Installation
 //   match    – {"metadataKey": ["allowed", …]}: list the plan only for matching form input
+//   maxResources – the most live resources one installation may hold on this plan (a
+//              positive integer), enforced at Provision Resource and at a plan change. The
+//              spec's historical BillingPlan field (partner-api.md §4.2, §9 items 12 and 28):
+//              no longer in Vercel's schema, so it is not sent to Vercel either.
 #pragma once
 #include <map>
 #include <memory>
@@ -40,6 +44,7 @@ struct Pricing {
 
 struct Plan {
   std::string id;
+  std::string name;   // as shown to users, e.g. "Hobby"
   std::string type;   // subscription | prepayment
   std::string scope;  // resource | installation
   bool payment_method_required = true;
@@ -50,6 +55,7 @@ struct Plan {
   Pricing prices;  // `pricing`, parsed
   Json limits = Json::object();
   std::map<std::string, std::vector<Json>> match;
+  std::optional<int64_t> max_resources;  // `maxResources`; none = no cap
 
   // Free = nothing can ever be owed on this plan.
   bool free() const { return type == "subscription" && !payment_method_required; }

@@ -73,7 +73,7 @@ UpsertInstallationRequest UpsertInstallationRequest::parse(const Json& body) {
 UpdateInstallationRequest UpdateInstallationRequest::parse(const Json& body) {
   Checker check;
   UpdateInstallationRequest r;
-  r.billing_plan_id = check.string(body, "billingPlanId", "", false, true);
+  r.billing_plan_id = request_plan_id(body, check, false);
   check.throw_if_failed("Update Installation request");
   return r;
 }

@@ -88,6 +88,26 @@ std::optional<std::string> Checker::string(const Json& obj, std::string_view key
   return s;
 }
 
+std::optional<std::string> request_plan_id(const Json& body, Checker& check, bool required) {
+  std::optional<std::string> legacy;
+  if (auto it = body.find("billingPlan"); body.is_object() && it != body.end()) {
+    if (it->is_string() && !it->get_ref<const std::string&>().empty())
+      legacy = it->get<std::string>();
+    else if (it->is_object() && it->contains("id") && (*it)["id"].is_string() &&
+             !(*it)["id"].get_ref<const std::string&>().empty())
+      legacy = (*it)["id"].get<std::string>();
+    else if (!it->is_null())
+      check.add("billingPlan", "must be a plan id (the older name of billingPlanId)");
+  }
+  auto id = check.string(body, "billingPlanId", "", required && !legacy, true);
+  if (id && legacy && *id != *legacy) {
+    check.add("billingPlan", "names plan '" + *legacy + "' but billingPlanId names '" + *id +
+                                 "'; send billingPlanId only");
+    return std::nullopt;
+  }
+  return id ? id : legacy;
+}
+
 std::optional<bool> Checker::boolean(const Json& obj, std::string_view key, std::string_view parent,
                                      bool required) {
   const Json* v = get(obj, key, parent, Kind::kBool, required);

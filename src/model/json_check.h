@@ -49,6 +49,13 @@ class Checker {
   std::vector<FieldError> errors_;
 };
 
+// The plan a Provision Resource, Update Resource or Update Installation request names:
+// `billingPlanId`, or `billingPlan`, the field's name before it was renamed (partner-api.md
+// §9 item 27), which older callers still send — as the plan id, or as a BillingPlan object
+// (the shape Resource.billingPlan has now) whose `id` is used. When both are present they
+// must name the same plan. Errors go to `check` under the field that carries them.
+std::optional<std::string> request_plan_id(const Json& body, Checker& check, bool required);
+
 // Parses a request body that must be a JSON object. `content_type` must be
 // application/json (parameters such as charset allowed). Throws ApiError 400.
 Json parse_json_object_body(std::string_view content_type, std::string_view body);

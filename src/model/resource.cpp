@@ -70,7 +70,7 @@ ProvisionResourceRequest ProvisionResourceRequest::parse(const Json& body) {
   r.product_id = check.string(body, "productId", "", true, true).value_or("");
   r.name = check.string(body, "name", "", true, true).value_or("");
   if (const Json* m = check.get(body, "metadata", "", Kind::kObject, true)) r.metadata = *m;
-  r.billing_plan_id = check.string(body, "billingPlanId", "", true, true).value_or("");
+  r.billing_plan_id = request_plan_id(body, check, true).value_or("");
   r.external_id = check.string(body, "externalId", "", false);
   r.protocol_settings = parse_protocol_settings(body, check);
   check.throw_if_failed("Provision Resource request");
@@ -82,7 +82,7 @@ UpdateResourceRequest UpdateResourceRequest::parse(const Json& body) {
   UpdateResourceRequest r;
   r.name = check.string(body, "name", "", false, true);
   if (const Json* m = check.get(body, "metadata", "", Kind::kObject, false)) r.metadata = *m;
-  r.billing_plan_id = check.string(body, "billingPlanId", "", false, true);
+  r.billing_plan_id = request_plan_id(body, check, false);
   if (auto st = check.string(body, "status", "", false)) {
     if (!is_resource_status(*st))
       check.add(

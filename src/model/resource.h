@@ -44,7 +44,7 @@ struct UpdateResourceRequest {
   std::optional<std::string> name;
   std::optional<Json> metadata;
   std::optional<std::string> billing_plan_id;
-  std::optional<std::string> status;  // deprecated; suspended / resumed / ready
+  std::optional<std::string> status;  // deprecated; any ResourceStatus (the service decides)
   std::optional<Json> protocol_settings;
   static UpdateResourceRequest parse(const Json& body);
 };

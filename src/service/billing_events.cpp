@@ -15,6 +15,13 @@ using util::Money;
 
 namespace {
 
+// What a Vercel user reads when a credit purchase is refused (Provision Purchase, 422).
+constexpr const char* kPurchaseNotFoundUser =
+    "This purchase could not be found, so no credits were added. Please contact the provider.";
+constexpr const char* kPurchaseInvalidUser =
+    "This purchase is not a credit purchase for this integration, so no credits were added. "
+    "Please contact the provider.";
+
 Json invoice_json(const store::InvoiceRow& inv) {
   Json j = {{"id", inv.id},
             {"resourceId", inv.resource_id.empty() ? Json(nullptr) : Json(inv.resource_id)},
@@ -271,7 +278,8 @@ Json BillingService::purchase(const std::string& installation_id, const std::str
                        "); retry later");
   if (r.status == 404)
     throw ApiError::unprocessable("invoice " + invoice_id +
-                                  " does not exist in this installation at Vercel");
+                                  " does not exist in this installation at Vercel")
+        .with_user(kPurchaseNotFoundUser);
   if (r.status < 200 || r.status >= 300)
     throw ApiError(502, "vercel_error",
                    "Vercel answered " + std::to_string(r.status) + " for invoice " + invoice_id);
@@ -283,7 +291,10 @@ Json BillingService::purchase(const std::string& installation_id, const std::str
   if (state != "paid")
     throw ApiError::unprocessable("invoice " + invoice_id + " is " +
                                   (state.empty() ? std::string("without a state") : state) +
-                                  ", not paid: nothing is credited");
+                                  ", not paid: nothing is credited")
+        .with_user(
+            "This purchase has not been paid yet, so no credits were added. Credits "
+            "are added once the payment goes through.");
 
   struct Credit {
     std::string resource_id;
@@ -300,12 +311,14 @@ Json BillingService::purchase(const std::string& installation_id, const std::str
     const model::Plan* plan = catalog_->plan(plan_id);
     if (!plan || plan->type != "prepayment")
       throw ApiError::unprocessable(where + ": plan '" + plan_id +
-                                    "' is not a prepayment plan; this is not a credit purchase");
+                                    "' is not a prepayment plan; this is not a credit purchase")
+          .with_user(kPurchaseInvalidUser);
     auto amount = item.value("total", Json()).is_string()
                       ? Money::parse(item["total"].get<std::string>())
                       : std::nullopt;
     if (!amount || *amount <= Money())
-      throw ApiError::unprocessable(where + ": total must be a positive amount");
+      throw ApiError::unprocessable(where + ": total must be a positive amount")
+          .with_user(kPurchaseInvalidUser);
     std::string rid =
         item.value("resourceId", Json()).is_string() ? item["resourceId"].get<std::string>() : "";
     credits.push_back({rid, *amount});
@@ -325,7 +338,10 @@ Json BillingService::purchase(const std::string& installation_id, const std::str
       if (!row || row->installation_id != installation_id || row->deleted_ms)
         throw ApiError::unprocessable("invoice " + invoice_id + " credits resource " +
                                       c.resource_id + ", which is not a resource of " +
-                                      installation_id);
+                                      installation_id)
+            .with_user(
+                "This purchase is for a resource that no longer exists in this team, "
+                "so no credits were added. Please contact the provider.");
     }
     // The purchase row is the once-only guard: a concurrent or repeated purchase of the same
     // invoice finds it and credits nothing.

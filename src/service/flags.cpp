@@ -169,7 +169,10 @@ void FlagService::check_writable(const store::ResourceRow& row) const {
     throw ApiError(402, "credits_exhausted",
                    "flag set " + row.id +
                        " is out of prepaid credits: flags evaluate but cannot change until more "
-                       "credits are bought");
+                       "credits are bought")
+        .with_user(
+            "This flag set has used up its prepaid credits: flags still evaluate but "
+            "cannot be changed. Buy more credits in Vercel to change them.");
 }
 
 int64_t FlagService::max_flags(const store::ResourceRow& row) const {

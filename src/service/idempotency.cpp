@@ -47,7 +47,8 @@ IdempotencyService::Claim IdempotencyService::try_claim(const store::Idempotency
     }
     if (existing->request_hash != hash)
       throw model::ApiError::conflict(
-          "Idempotency-Key was already used for a different request body");
+          "Idempotency-Key was already used for a different request body")
+          .with_user("This request could not be completed. Please try again.");
     if (existing->state == "done") {
       replay->status = existing->status;
       replay->content_type = existing->content_type;
@@ -83,7 +84,8 @@ std::optional<StoredResponse> IdempotencyService::begin(const store::Idempotency
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       throw model::ApiError::conflict(
-          "a request with this Idempotency-Key is still being processed; retry later");
+          "a request with this Idempotency-Key is still being processed; retry later")
+          .with_user("This request is still being processed. Wait a moment and try again.");
     // Sleep until a claim settles here (or, for a first request in another process, until
     // the next look at the store), not on a fixed short poll of the store.
     std::unique_lock lock(wait_mu_);

@@ -23,9 +23,11 @@ model::InstallationState InstallationService::upsert(const std::string& id, cons
     if (existing) {
       if (existing->status != "active")
         throw ApiError::conflict("installation " + id +
-                                 " was uninstalled; a reinstall uses a new installation id");
+                                 " was uninstalled; a reinstall uses a new installation id")
+            .with_user("This installation was removed. Install the integration again to continue.");
       if (!actor.account_id.empty() && existing->account_id != actor.account_id)
-        throw ApiError::conflict("installation " + id + " belongs to another account");
+        throw ApiError::conflict("installation " + id + " belongs to another account")
+            .with_user("This installation belongs to another Vercel team.");
       row = *existing;
     } else {
       row.id = id;
@@ -176,14 +178,18 @@ const model::Plan& InstallationService::require_installation_plan(
   const model::Plan* plan = catalog_->plan(plan_id);
   if (!plan)
     throw ApiError::validation("unknown billing plan '" + plan_id + "'",
-                               {{"billingPlanId", "is not a plan in the catalog"}});
+                               {{"billingPlanId", "is not a plan in the catalog"}})
+        .with_user("This plan does not exist. Choose one of the plans listed.");
   if (plan->scope != "installation")
     throw ApiError::validation(
         "plan '" + plan_id + "' is billed per resource, not per installation",
-        {{"billingPlanId", "is not an installation-scope plan"}});
+        {{"billingPlanId", "is not an installation-scope plan"}})
+        .with_user("The " + plan->name +
+                   " plan applies to a single resource; choose it for a resource instead.");
   if (plan->disabled)
     throw ApiError::validation("plan '" + plan_id + "' is not selectable",
-                               {{"billingPlanId", "is disabled"}});
+                               {{"billingPlanId", "is disabled"}})
+        .with_user("The " + plan->name + " plan is not available. Choose another plan.");
   return *plan;
 }
 

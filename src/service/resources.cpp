@@ -16,6 +16,12 @@ namespace {
 
 constexpr const char* kStorageWarnTitle = "Storage almost full";
 
+// Update Resource statuses Vercel may set; the others only echo the current status.
+bool settable_status(const std::string& status) {
+  return status == "suspended" || status == "resumed" || status == "ready" ||
+         status == "uninstalled";
+}
+
 std::string secrets_aad(const std::string& resource_id) {
   return "resource:" + resource_id + ":secrets";
 }
@@ -67,8 +73,8 @@ const model::Product& ResourceService::require_product(const std::string& produc
 product::Product& ResourceService::product_of(const model::Product& p) const {
   auto it = products_.find(p.id);
   if (it == products_.end() || !it->second)
-    throw ApiError(409, "conflict",
-                   "product kind '" + p.kind + "' is not available on this server");
+    throw ApiError(409, "conflict", "product kind '" + p.kind + "' is not available on this server")
+        .with_user(p.name + " is not available right now. Please contact the provider.");
   return *it->second;
 }
 
@@ -138,11 +144,47 @@ const model::Plan& ResourceService::require_plan(const model::Product& product,
   if (!plan || !of_product)
     throw ApiError::validation(
         "plan '" + plan_id + "' is not a plan of product '" + product.id + "'",
-        {{"billingPlanId", "is not a plan of this product"}});
+        {{"billingPlanId", "is not a plan of this product"}})
+        .with_user("This plan is not offered for " + product.name +
+                   ". Choose one of the plans listed.");
   if (plan->disabled)
     throw ApiError::validation("plan '" + plan_id + "' is not selectable",
-                               {{"billingPlanId", "is disabled"}});
+                               {{"billingPlanId", "is disabled"}})
+        .with_user("The " + plan->name + " plan is not available. Choose another plan.");
   return *plan;
+}
+
+void ResourceService::check_max_resources(store::ReadTx& tx, const std::string& installation_id,
+                                          const model::Plan& plan) const {
+  if (!plan.max_resources) return;
+  int64_t on_plan = 0;
+  for (const auto& r : tx.live_resources_of(installation_id))
+    if (r.billing_plan_id == plan.id) ++on_plan;
+  if (on_plan < *plan.max_resources) return;
+  const std::string cap = std::to_string(*plan.max_resources);
+  const std::string noun = *plan.max_resources == 1 ? " resource" : " resources";
+  throw ApiError(409, "max_resources",
+                 "installation " + installation_id + " already has " + std::to_string(on_plan) +
+                     noun + " on plan '" + plan.id + "', its maxResources is " + cap)
+      .with_user("The " + plan.name + " plan allows " + cap + noun +
+                     ". Delete a resource or choose another plan.",
+                 options_.public_url.empty() ? std::nullopt
+                                             : std::optional(options_.public_url + "/dashboard"));
+}
+
+void ResourceService::adopt_installation_plan(store::WriteTx& tx, store::InstallationRow inst,
+                                              const model::Plan& plan, int64_t now) {
+  if (plan.scope != "installation" || inst.billing_plan_id == plan.id) return;
+  inst.billing_plan_id = plan.id;
+  inst.updated_ms = now;
+  tx.put_installation(inst);
+  // Changed on our side: Vercel learns the installation's new plan (§8.1, F13).
+  vercel::Outbox::enqueue_event(
+      tx, inst.id, Json{{"type", "installation.updated"}, {"billingPlanId", plan.id}}, now);
+  util::log_info("installation plan changed")
+      .str("installation", inst.id)
+      .str("plan", plan.id)
+      .str("by", "resource");
 }
 
 void ResourceService::check_metadata(const model::Product& product, const Json& metadata) const {
@@ -259,12 +301,16 @@ Json ResourceService::provision(const std::string& installation_id,
   std::optional<Json> existing;
   store_.read([&](store::ReadTx& tx) {
     installations_.require_active(tx, installation_id);
-    if (!idempotency_key) return;
-    if (auto row = tx.resource_by_idempotency_key(installation_id, *idempotency_key)) {
-      Json out = render(*row);
-      out["secrets"] = open_secrets(*row);
-      existing = out;
+    if (idempotency_key) {
+      if (auto row = tx.resource_by_idempotency_key(installation_id, *idempotency_key)) {
+        Json out = render(*row);
+        out["secrets"] = open_secrets(*row);
+        existing = out;
+        return;
+      }
     }
+    // Before any product work; checked again in the commit.
+    check_max_resources(tx, installation_id, plan);
   });
   if (existing) return *existing;
 
@@ -292,6 +338,7 @@ Json ResourceService::provision(const std::string& installation_id,
       auto inst = tx.installation(installation_id);
       if (!inst || inst->status != "active")
         throw ApiError::not_found("installation " + installation_id + " not found");
+      check_max_resources(tx, installation_id, plan);
       int64_t now = clock_.now_ms();
       row.created_ms = row.updated_ms = now;
       secrets = seal_secrets(row, issue_secrets(tx, row, now), product_secrets);
@@ -301,16 +348,7 @@ Json ResourceService::provision(const std::string& installation_id,
         // Due once the inline call below has had its chance.
         vercel::Outbox::enqueue_product_call(tx, installation_id, row.id, "provision",
                                              Json::object(), now + kind.provision_wait_ms + 1000);
-      // An installation-scope plan chosen here becomes the installation's plan (§8.1).
-      if (plan.scope == "installation" && inst->billing_plan_id != plan.id) {
-        inst->billing_plan_id = plan.id;
-        inst->updated_ms = now;
-        tx.put_installation(*inst);
-        // Changed on our side: Vercel learns the installation's new plan (§8.1, F13).
-        vercel::Outbox::enqueue_event(
-            tx, installation_id, Json{{"type", "installation.updated"}, {"billingPlanId", plan.id}},
-            now);
-      }
+      adopt_installation_plan(tx, *inst, plan, now);
     });
   };
 
@@ -440,16 +478,38 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
   if (req.metadata) check_metadata(product, *req.metadata);
   const model::Plan* plan =
       req.billing_plan_id ? &require_plan(product, *req.billing_plan_id) : nullptr;
-  if (req.status && *req.status != "suspended" && *req.status != "resumed" &&
-      *req.status != "ready")
-    throw ApiError::validation("status can only be set to suspended, resumed or ready",
-                               {{"status", "must be suspended, resumed or ready"}});
+  // `status` (deprecated, §5.8) takes the values Vercel can ask of a resource: suspended,
+  // resumed and ready (serving again), and uninstalled (deleted, as Delete Resource does).
+  // pending, onboarding and error describe work only the provider does; they are accepted
+  // as they are (a client echoing the resource back) but cannot be set.
+  if (req.status && !settable_status(*req.status) && *req.status != row.status)
+    throw ApiError::validation(
+        "status '" + *req.status +
+            "' is reported by the provider and cannot be set (the resource "
+            "is " +
+            row.status + "); set suspended, resumed, ready or uninstalled",
+        {{"status", "must be suspended, resumed, ready, uninstalled or the current status"}});
+  if (req.status && *req.status == "uninstalled") {
+    if (ours)
+      throw ApiError::validation("delete the resource instead of setting it uninstalled",
+                                 {{"status", "cannot be uninstalled here"}});
+    // Everything else in the request was checked above; none of it matters any more.
+    remove(installation_id, resource_id);
+    Json out;
+    store_.read([&](store::ReadTx& tx) {
+      if (auto gone = tx.resource(resource_id)) out = render(*gone);
+    });
+    return out;
+  }
   product::Product& impl = product_of(product);
   const bool remote = impl.descriptor().capabilities.async_provisioning;
   product::ResourceChange change;
   change.name = req.name;
   change.metadata = req.metadata;
-  change.plan_changed = plan != nullptr;
+  change.plan_changed = plan && plan->id != row.billing_plan_id;
+  // A status to apply (an echoed pending/onboarding/error changes nothing).
+  const std::optional<std::string> new_status =
+      req.status && settable_status(*req.status) ? req.status : std::nullopt;
 
   store_.write([&](store::WriteTx& tx) {
     row = require_resource(tx, installation_id, resource_id);
@@ -457,16 +517,25 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     const std::string old_status = row.status;
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
-    if (plan) row.billing_plan_id = plan->id;
-    if (req.status && *req.status != "suspended" && ours && row.overdue_hold())
+    if (plan && plan->id != row.billing_plan_id) {
+      check_max_resources(tx, installation_id, *plan);
+      row.billing_plan_id = plan->id;
+    }
+    if (plan)
+      adopt_installation_plan(tx, installations_.require_active(tx, installation_id), *plan,
+                              clock_.now_ms());
+    if (new_status && *new_status != "suspended" && ours && row.overdue_hold())
       throw ApiError::conflict("resource " + resource_id +
                                " is suspended for an overdue invoice; it resumes when the "
-                               "invoice is paid");
+                               "invoice is paid")
+          .with_user(
+              "This resource is suspended because an invoice is overdue. It resumes "
+              "as soon as the invoice is paid.");
     // Vercel resuming it settles a billing suspension (Vercel runs the billing).
-    if (req.status && *req.status != "suspended" && !ours && row.overdue_hold())
+    if (new_status && *new_status != "suspended" && !ours && row.overdue_hold())
       row.billing_hold.reset();
-    if (req.status && row.status != "pending" && row.status != "error")
-      row.status = *req.status == "suspended" ? "suspended" : "ready";
+    if (new_status && row.status != "pending" && row.status != "error")
+      row.status = *new_status == "suspended" ? "suspended" : "ready";
     if (row.status != old_status && (row.status == "suspended" || old_status == "suspended"))
       change.status = row.status == "suspended" ? "suspended" : "resumed";
     if (req.protocol_settings) row.protocol_settings_json = req.protocol_settings->dump();
@@ -662,10 +731,14 @@ store::ResourceRow ResourceService::check_repl(const std::string& installation_i
     throw err;
   }
   if (row.status == "suspended")
-    throw ApiError::conflict("resource " + resource_id +
-                             " is suspended; resume it to run commands");
+    throw ApiError::conflict("resource " + resource_id + " is suspended; resume it to run commands")
+        .with_user("This resource is suspended. Resume it to run commands.");
   if (row.status == "pending" || row.status == "error")
-    throw ApiError::conflict("resource " + resource_id + " is not ready (" + row.status + ")");
+    throw ApiError::conflict("resource " + resource_id + " is not ready (" + row.status + ")")
+        .with_user(row.status == "pending"
+                       ? "This resource is still being set up. Try again in a moment."
+                       : "This resource is in an error state and cannot run commands. "
+                         "Please contact the provider.");
   return row;
 }
 
@@ -796,7 +869,10 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
     if (caller.out_of_credits && e.code == product::error_code::kReadOnly)
       throw ApiError(402, "credits_exhausted",
                      "database " + resource_id +
-                         " is out of prepaid credits: reads only until more credits are bought");
+                         " is out of prepaid credits: reads only until more credits are bought")
+          .with_user(
+              "This database has used up its prepaid credits, so it only accepts reads. "
+              "Buy more credits in Vercel to write again.");
     throw query_error(e);
   }
   record_usage(row, usage);

@@ -189,6 +189,16 @@ class ResourceService {
   product::Product& product_of(const model::Product& p) const;
   const model::Plan& require_plan(const model::Product& product, const std::string& plan_id) const;
   void check_metadata(const model::Product& product, const model::Json& metadata) const;
+  // The plan's `maxResources` (catalog): 409 when the installation already holds that many
+  // live resources on it. Called before the product does any work and again in the write
+  // transaction that adds the resource, so concurrent provisions cannot overshoot.
+  void check_max_resources(store::ReadTx& tx, const std::string& installation_id,
+                           const model::Plan& plan) const;
+  // An installation-scope plan chosen for a resource (Provision or Update Resource) becomes
+  // the installation's plan, and Vercel is told with installation.updated (§8.1). Nothing
+  // for a resource-scope plan or the plan the installation already has.
+  void adopt_installation_plan(store::WriteTx& tx, store::InstallationRow inst,
+                               const model::Plan& plan, int64_t now);
   model::Json render(const store::ResourceRow& row) const;
   product::Product& product_of(const store::ResourceRow& row) const;
   // What a product is told about a resource (the row's current name, plan and metadata).

@@ -15,6 +15,10 @@ using model::Json;
 
 namespace {
 
+constexpr const char* kGoneUserMessage =
+    "Some of these resources were deleted or moved since the claim was made, so they cannot be "
+    "transferred.";
+
 bool contains(const Json& arr, const std::string& v) {
   for (const auto& x : arr)
     if (x == v) return true;
@@ -42,11 +46,16 @@ void TransferService::insert(const std::string& id, const std::string& source,
                              bool legacy) {
   store_.write([&](store::WriteTx& tx) {
     installations_.require_active(tx, source);
-    if (tx.transfer_claim(id)) throw ApiError::conflict("transfer " + id + " already exists");
+    if (tx.transfer_claim(id))
+      throw ApiError::conflict("transfer " + id + " already exists")
+          .with_user("This transfer was already requested.");
     auto bad = check_resources(tx, source, resource_ids);
     if (!bad.empty())
       throw ApiError::unprocessable("resources not owned by installation " + source + ": " +
-                                    Json(bad).dump());
+                                    Json(bad).dump())
+          .with_user(
+              "Some of these resources do not exist or do not belong to this team, so "
+              "they cannot be transferred.");
     store::TransferClaimRow row;
     row.id = id;
     row.source_installation_id = source;
@@ -84,12 +93,17 @@ store::TransferClaimRow TransferService::require_open(store::ReadTx& tx,
   if (!claim) throw ApiError::not_found("transfer claim " + claim_id + " not found");
   if (claim->status == "completed") {
     if (allow_winner && claim->target_installation_id == target) return *claim;
-    throw ApiError::conflict("transfer claim " + claim_id + " is already completed");
+    throw ApiError::conflict("transfer claim " + claim_id + " is already completed")
+        .with_user("These resources were already claimed.");
   }
   if (claim->expires_ms <= clock_.now_ms())
-    throw ApiError::conflict("transfer claim " + claim_id + " has expired");
+    throw ApiError::conflict("transfer claim " + claim_id + " has expired")
+        .with_user("This claim link has expired. Ask for a new one.");
   if (claim->source_installation_id == target)
-    throw ApiError::unprocessable("the target installation is the claim's source");
+    throw ApiError::unprocessable("the target installation is the claim's source")
+        .with_user(
+            "These resources already belong to this team. Choose another team to "
+            "claim them into.");
   return *claim;
 }
 
@@ -101,7 +115,8 @@ Json TransferService::verify(const std::string& target, const std::string& claim
     auto gone = check_resources(tx, claim.source_installation_id, ids);
     if (!gone.empty())
       throw ApiError::unprocessable("resources no longer available for transfer: " +
-                                    Json(gone).dump());
+                                    Json(gone).dump())
+          .with_user(kGoneUserMessage);
     Json verified = Json::parse(claim.verified_by_json);
     if (!contains(verified, target)) {
       verified.push_back(target);
@@ -125,12 +140,14 @@ bool TransferService::accept(const std::string& target, const std::string& claim
     legacy = claim.legacy;
     if (claim.status == "completed") return;  // the winner repeating itself
     if (!contains(Json::parse(claim.verified_by_json), target))
-      throw ApiError::conflict("transfer claim " + claim_id + " was not verified for " + target);
+      throw ApiError::conflict("transfer claim " + claim_id + " was not verified for " + target)
+          .with_user("This claim has not been checked for this team yet. Start the claim again.");
     std::vector<std::string> ids = Json::parse(claim.resource_ids_json);
     auto gone = check_resources(tx, claim.source_installation_id, ids);
     if (!gone.empty())
       throw ApiError::unprocessable("resources no longer available for transfer: " +
-                                    Json(gone).dump());
+                                    Json(gone).dump())
+          .with_user(kGoneUserMessage);
     int64_t now = clock_.now_ms();
     for (const auto& id : ids) {
       auto row = tx.resource(id);

@@ -147,8 +147,15 @@ def test_jku_and_x5u_headers_ignored(wharf, tokens, installed):
 
 # --- 403: mode, role, installation binding ----------------------------------------------------
 
-def test_user_token_on_system_route_403(wharf, tokens, installed):
-    assert_error(get_inst(wharf, installed, tokens.user(installed)), 403, "forbidden")
+def test_user_token_on_system_read_accepted_and_still_bound(wharf, tokens, installed):
+    # Lenient reads (§2.6 robustness note, §10 q13): Get Installation is documented System-only,
+    # but a user token of either role reads it too, for its own installation only.
+    for role in ("ADMIN", "USER"):
+        assert_installation_state(get_inst(wharf, installed, tokens.user(installed, role=role)))
+        assert_installation_state(get_inst(wharf, installed, tokens.user(installed, role=role),
+                                           auth_mode="user"))
+        other = api.new_installation_id()
+        assert_error(get_inst(wharf, installed, tokens.user(other, role=role)), 403, "forbidden")
 
 
 def test_system_token_on_user_routes_403(wharf, tokens, installed):
@@ -183,9 +190,9 @@ def test_system_token_without_installation_on_installation_route_403(wharf, toke
     assert_error(get_inst(wharf, installed, tokens.system(None)), 403, "forbidden")
 
 
-def test_user_token_on_product_plans_403(wharf, tokens, iid):
-    r = wharf.request("GET", "/v1/products/sqlite-db/plans", tokens.user(iid))
-    assert_error(r, 403, "forbidden")
+def test_user_token_on_product_plans_accepted(wharf, tokens, iid):
+    r = wharf.request("GET", "/v1/products/sqlite-db/plans", tokens.user(iid, role="USER"))
+    assert r.status_code == 200 and r.json()["plans"], api.describe(r)
 
 
 def test_x_vercel_auth_contradicting_claims_403(wharf, tokens, installed):
@@ -207,7 +214,7 @@ def test_x_vercel_auth_matching_and_case_insensitive(wharf, tokens, installed):
 def test_x_vercel_auth_unknown_value_grants_nothing(wharf, tokens, installed):
     # §1 allows further values of the header; whatever wharf does with one, it must not let a
     # token act outside the modes its claims allow.
-    r = get_inst(wharf, installed, tokens.user(installed), auth_mode="robot")
+    r = wharf.request("PATCH", inst(installed), tokens.system(installed), auth_mode="robot", json_body={})
     assert_error(r, r.status_code)
     assert r.status_code in (400, 401, 403), api.describe(r)
     r = wharf.request("PUT", inst(installed), tokens.system(installed), auth_mode="robot", json_body=upsert_body())

@@ -80,6 +80,12 @@ CATALOG_CASES = [
                                 {"tx": {"unit": "tx", "unitPrice": "1.00", "metric": "transactions"}})),
      ["WHARF_CATALOG", "plans[1].pricing.metrics.tx", "'transactions'", "kind sqlite"]),
     ("plans-not-array", bad_catalog(lambda c: _set(c, ["plans"], {})), ["WHARF_CATALOG", "plans"]),
+    ("max-resources-zero", bad_catalog(lambda c: _set(c, ["plans", 1, "maxResources"], 0)),
+     ["WHARF_CATALOG", "plans[1].maxResources", "positive integer"]),
+    ("max-resources-not-integer", bad_catalog(lambda c: _set(c, ["plans", 1, "maxResources"], "3")),
+     ["WHARF_CATALOG", "plans[1].maxResources"]),
+    ("max-products-old-name", bad_catalog(lambda c: _set(c, ["plans", 1, "maxProducts"], 3)),
+     ["WHARF_CATALOG", "plans[1].maxProducts", "renamed maxResources"]),
 ]
 
 

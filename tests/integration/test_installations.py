@@ -147,7 +147,8 @@ def test_delete_unknown_is_404(wharf, tokens, iid):
 
 def test_upsert_after_delete_is_409_and_new_id_is_new_installation(wharf, tokens, installed):
     assert_status(wharf.request("DELETE", path(installed), tokens.user(installed)), 200)
-    assert_error(put(wharf, tokens, installed, upsert_body()), 409, "conflict")
+    err = assert_error(put(wharf, tokens, installed, upsert_body()), 409, "conflict")
+    assert err["user"]["message"] == "This installation was removed. Install the integration again to continue."
     assert_error(get(wharf, tokens, installed), 404, "not_found")
     fresh = api.new_installation_id()
     assert_installation_state(put(wharf, tokens, fresh, upsert_body()))

@@ -99,8 +99,11 @@ def test_installation_plans_metadata(wharf, tokens, installed):
     assert_error(r, 400, "validation_error", field="metadata")
 
 
-def test_installation_plans_user_token_403(wharf, tokens, installed):
-    r = wharf.request("GET", f"/v1/installations/{installed}/plans", tokens.user(installed))
+def test_installation_plans_user_token_accepted_for_its_installation(wharf, tokens, installed):
+    r = wharf.request("GET", f"/v1/installations/{installed}/plans", tokens.user(installed, role="USER"))
+    assert sorted(p["id"] for p in plans_of(r)) == sorted(INSTALLATION_IDS)
+    other = api.new_installation_id()
+    r = wharf.request("GET", f"/v1/installations/{installed}/plans", tokens.user(other))
     assert_error(r, 403, "forbidden")
 
 
@@ -111,6 +114,10 @@ def test_resource_plans_unknown_resource_404(wharf, tokens, installed):
     assert_error(r, 404, "not_found")
 
 
-def test_resource_plans_user_token_403(wharf, tokens, installed):
+def test_resource_plans_user_token_passes_auth(wharf, tokens, installed):
+    # Accepted (lenient read): the unknown resource is what answers, not the token's mode.
     r = wharf.request("GET", f"/v1/installations/{installed}/resources/res_nope/plans", tokens.user(installed))
+    assert_error(r, 404, "not_found")
+    other = api.new_installation_id()
+    r = wharf.request("GET", f"/v1/installations/{installed}/resources/res_nope/plans", tokens.user(other))
     assert_error(r, 403, "forbidden")

@@ -103,6 +103,7 @@ def test_purchase_is_verified_credited_once_and_debited(ppair):
                   json={"state": "notpaid"}, timeout=10)
     bad = w.request("POST", path, tok, json_body={"invoiceId": "mi_doesnotexist"})
     assert bad.status_code == 422 and "does not exist" in bad.json()["error"]["message"]
+    assert "no credits were added" in bad.json()["error"]["user"]["message"], bad.text
     bad = w.request("POST", path, tok, json_body={"invoiceId": "../x"})
     assert bad.status_code == 400
 
@@ -118,6 +119,7 @@ def test_purchase_is_verified_credited_once_and_debited(ppair):
     advance(sb, w, HOUR)
     r = write(s, 1)
     assert r.status_code == 402 and r.json()["error"]["code"] == "credits_exhausted", r.text
+    assert "Buy more credits" in r.json()["error"]["user"]["message"], r.text
     assert q(s, {"sql": "select count(*) from t"}).status_code == 200
     got = w.get(f"/v1/installations/{iid}/resources/{rid}", token(sb, iid)).json()
     assert got["notification"]["level"] == "error"

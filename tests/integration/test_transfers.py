@@ -62,6 +62,7 @@ def test_only_owned_resources_and_expiry(pair):
     r = w.request("POST", f"/v1/installations/{a}/resource-transfer-requests", token_a,
                   json_body={"resourceIds": [rid_b], "expiresAt": int(time.time() * 1000) + 60000})
     assert r.status_code == 422, r.text
+    assert "cannot be transferred" in r.json()["error"]["user"]["message"], r.text
     rid_a = provision(sb, a)["id"]
     r = w.request("POST", f"/v1/installations/{a}/resource-transfer-requests", token_a,
                   json_body={"resourceIds": [rid_a], "expiresAt": int(time.time() * 1000) + 1500})
@@ -70,6 +71,7 @@ def test_only_owned_resources_and_expiry(pair):
     time.sleep(2)
     v = w.get(f"/v1/installations/{b}/resource-transfer-requests/{claim}/verify", system_token(sb, b))
     assert v.status_code == 409, v.text
+    assert v.json()["error"]["user"]["message"] == "This claim link has expired. Ask for a new one.", v.text
     bad = w.request("POST", f"/v1/installations/{a}/resource-transfer-requests", token_a,
                     json_body={"resourceIds": "nope", "expiresAt": "soon"})
     assert bad.status_code == 400

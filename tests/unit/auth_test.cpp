@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "api/route.h"
 #include "auth/authenticator.h"
 #include "auth/jwks_cache.h"
 #include "auth/jwt.h"
@@ -28,7 +29,7 @@ constexpr const char* kOtherInst = "icfg_000000000000000000000000";
 
 // Policies as the router would declare them (partner-api.md §2.6).
 const EndpointPolicy kUserAdminBound{true, false, true, true};   // e.g. Upsert Installation
-const EndpointPolicy kSystemBound{false, true, false, true};     // e.g. Get Resource
+const EndpointPolicy kSystemBound{false, true, false, true};     // System only, strictly
 const EndpointPolicy kEitherAdminBound{true, true, true, true};  // e.g. Delete Resource
 const EndpointPolicy kUserReadBound{true, false, false, true};   // a read allowing USER
 const EndpointPolicy kSystemUnbound{false, true, false, false};  // product plans
@@ -592,6 +593,40 @@ TEST_F(AuthenticatorTest, ModeInferredWithoutHeader) {
   EXPECT_EQ(
       authenticate(TestKey::a().token(user_claims(kNow, kInst)), "robot", kUserAdminBound).mode,
       AuthMode::kUser);
+}
+
+TEST_F(AuthenticatorTest, LenientReadsAcceptUserTokensBoundToTheirInstallation) {
+  // The reads §2.6 lists as System-only (Get Installation, Get/List Resources, plans) take
+  // a user token of either role as well (§10 q13), flagged as an undocumented mode.
+  const EndpointPolicy read = api::system_read();
+  for (const char* role : {"ADMIN", "USER"}) {
+    const std::string token = TestKey::a().token(user_claims(kNow, kInst, role));
+    for (const char* header : {"user", "", "USER"}) {
+      Claims c = authenticate(token, header, read);
+      EXPECT_EQ(c.mode, AuthMode::kUser) << role << " " << header;
+      EXPECT_EQ(c.installation_id, kInst);
+    }
+    // Still bound to the token's installation, and the header may not contradict the claims.
+    expect_denied(token, "user", read, 403, "installation_mismatch", kOtherInst);
+    expect_denied(token, "", read, 403, "installation_mismatch", kOtherInst);
+    expect_denied(token, "system", read, 403, "mode_mismatch");
+  }
+  EXPECT_FALSE(mode_documented(read, AuthMode::kUser));
+  EXPECT_TRUE(mode_documented(read, AuthMode::kSystem));
+  const std::string sys = TestKey::a().token(system_claims(kNow, kInst));
+  EXPECT_EQ(authenticate(sys, "", read).mode, AuthMode::kSystem);
+  expect_denied(sys, "system", read, 403, "installation_mismatch", kOtherInst);
+
+  // Writes stay strict: no System token where the docs say user, no USER role on them.
+  const EndpointPolicy write = api::user_write();
+  EXPECT_TRUE(mode_documented(write, AuthMode::kUser));
+  EXPECT_FALSE(mode_documented(write, AuthMode::kSystem));
+  expect_denied(sys, "", write, 403, "mode_not_allowed");
+  expect_denied(sys, "system", write, 403, "mode_not_allowed");
+  expect_denied(TestKey::a().token(user_claims(kNow, kInst, "USER")), "", write, 403,
+                "role_forbidden");
+  expect_denied(TestKey::a().token(user_claims(kNow, kInst, "USER")), "",
+                api::user_or_system_write(), 403, "role_forbidden");
 }
 
 TEST_F(AuthenticatorTest, UnknownKidThenRotation) {

@@ -3,6 +3,7 @@
 #include "model/catalog.h"
 #include "model/installation.h"
 #include "model/purchase.h"
+#include "model/resource.h"
 #include "model/transfer.h"
 
 namespace wharf::model {
@@ -299,6 +300,75 @@ TEST(Catalog, KindsAndTheirMetricsAreCheckedAgainstTheServersKinds) {
       << error;
   doc["plans"][0]["pricing"]["metrics"]["transactions"]["metric"] = "rowsWritten";
   EXPECT_EQ(check(doc), "(no error)");
+}
+
+TEST(Catalog, MaxResourcesIsAPositiveIntegerKeptFromVercel) {
+  Json doc = minimal();
+  doc["plans"][0]["maxResources"] = 2;
+  auto cat = Catalog::parse(doc);
+  const Plan* plan = cat->plan("free");
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->max_resources, 2);
+  EXPECT_EQ(plan->name, "Free");
+  // Historical field, no longer in Vercel's BillingPlan: enforced here, not sent.
+  EXPECT_FALSE(plan->public_json.contains("maxResources"));
+  EXPECT_FALSE(Catalog::parse(minimal())->plan("free")->max_resources);
+
+  for (Json bad : {Json(0), Json(-1), Json(1.5), Json("3"), Json(true)}) {
+    doc["plans"][0]["maxResources"] = bad;
+    EXPECT_EQ(error_path(doc), "plans[0].maxResources") << bad.dump();
+  }
+  doc = minimal();
+  doc["plans"][0]["maxProducts"] = 2;  // the name before §9 item 28's rename
+  EXPECT_EQ(error_path(doc), "plans[0].maxProducts");
+}
+
+TEST(ResourceModel, OldBillingPlanFieldNamesThePlan) {
+  // billingPlan was the request field's name before billingPlanId (§9 item 27).
+  Json body = {{"productId", "db"}, {"name", "n"}, {"metadata", Json::object()}};
+  body["billingPlan"] = "free";
+  EXPECT_EQ(ProvisionResourceRequest::parse(body).billing_plan_id, "free");
+  body["billingPlan"] = {{"id", "free"}, {"name", "Free"}};  // the Resource.billingPlan shape
+  EXPECT_EQ(ProvisionResourceRequest::parse(body).billing_plan_id, "free");
+  body["billingPlanId"] = "free";  // both, agreeing
+  EXPECT_EQ(ProvisionResourceRequest::parse(body).billing_plan_id, "free");
+
+  auto field_of = [](const auto& parse) {
+    try {
+      parse();
+    } catch (const ApiError& e) {
+      return e.fields.empty() ? std::string("(no field)") : e.fields[0].key;
+    }
+    return std::string("(no error)");
+  };
+  body["billingPlanId"] = "pro";  // both, disagreeing
+  EXPECT_EQ(field_of([&] { ProvisionResourceRequest::parse(body); }), "billingPlan");
+  body.erase("billingPlanId");
+  body["billingPlan"] = 7;
+  EXPECT_EQ(field_of([&] { ProvisionResourceRequest::parse(body); }), "billingPlan");
+  body.erase("billingPlan");
+  EXPECT_EQ(field_of([&] { ProvisionResourceRequest::parse(body); }), "billingPlanId");
+
+  EXPECT_EQ(UpdateResourceRequest::parse({{"billingPlan", "pro"}}).billing_plan_id, "pro");
+  EXPECT_FALSE(UpdateResourceRequest::parse({{"billingPlan", nullptr}}).billing_plan_id);
+  EXPECT_EQ(field_of([&] { UpdateResourceRequest::parse({{"billingPlan", ""}}); }), "billingPlan");
+  EXPECT_EQ(UpdateInstallationRequest::parse({{"billingPlan", "team"}}).billing_plan_id, "team");
+  // Every documented status parses; what may be set is the service's decision.
+  for (auto st : {"ready", "pending", "onboarding", "suspended", "resumed", "uninstalled", "error"})
+    EXPECT_EQ(UpdateResourceRequest::parse({{"status", st}}).status, st);
+  EXPECT_EQ(field_of([&] { UpdateResourceRequest::parse({{"status", "paused"}}); }), "status");
+}
+
+TEST(ApiErrorModel, WithUserAddsTheUserFacingPart) {
+  ApiError e = ApiError::conflict("dev text").with_user("User text.", "https://help.example/x");
+  EXPECT_EQ(e.status, 409);
+  EXPECT_EQ(e.message, "dev text");
+  EXPECT_EQ(e.user_message, "User text.");
+  EXPECT_EQ(e.user_url, "https://help.example/x");
+  ApiError f = ApiError::unprocessable("dev");
+  f.with_user("Only a message.");
+  EXPECT_EQ(f.user_message, "Only a message.");
+  EXPECT_FALSE(f.user_url);
 }
 
 }  // namespace wharf::model

@@ -25,6 +25,22 @@ TEST(Metrics, RendersCountersAndExternals) {
   EXPECT_NE(out.find("wharf_test_gauge 42"), std::string::npos);
 }
 
+TEST(Metrics, UndocumentedAuthModesAreCountedAndReportedFirstOnce) {
+  Metrics m;
+  EXPECT_TRUE(m.auth_undocumented_mode("/v1/installations/{installationId}", "GET", "user"));
+  EXPECT_FALSE(m.auth_undocumented_mode("/v1/installations/{installationId}", "GET", "user"));
+  EXPECT_TRUE(m.auth_undocumented_mode("/v1/products/{productSlug}/plans", "GET", "user"));
+  std::string out = m.render();
+  EXPECT_NE(out.find("wharf_auth_undocumented_mode_total{route=\"/v1/installations/"
+                     "{installationId}\",method=\"GET\",mode=\"user\"} 2"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("wharf_auth_undocumented_mode_total{route=\"/v1/products/{productSlug}/"
+                     "plans\",method=\"GET\",mode=\"user\"} 1"),
+            std::string::npos)
+      << out;
+}
+
 TEST(Metrics, ASlowGaugeDoesNotHoldUpRequests) {
   Metrics m;
   std::promise<void> reading;

@@ -81,7 +81,7 @@ def assert_installation_state(r):
     return b
 
 
-WHARF_ONLY_KEYS = ("pricing", "limits", "default", "match")
+WHARF_ONLY_KEYS = ("pricing", "limits", "default", "match", "maxResources")
 
 
 def assert_billing_plan(p):
