@@ -487,18 +487,19 @@ int serve(const Config& config) {
   };
   service::BillingService billing(*store, catalog, clock, billing_options);
   billing.on_enqueued([&outbox] { outbox.wake(); });
-  outbox.set_hooks(
-      {[&billing](store::WriteTx& tx, const store::OutboxRow& item, const std::string& response) {
-         billing.delivered(tx, item, response);
-       },
-       [&billing](store::WriteTx& tx, const store::OutboxRow& item, int64_t now) {
-         billing.gone(tx, item, now);
-       },
-       [&resources](const store::OutboxRow& item) {
-         // Finalized: the resources an uninstall left behind go now.
-         if (item.kind == "finalize" && item.state == "delivered")
-           resources.remove_leftovers(item.installation_id);
-       }});
+  outbox.set_hooks({[&billing, &installations](store::WriteTx& tx, const store::OutboxRow& item,
+                                               const std::string& response) {
+                      billing.delivered(tx, item, response);
+                      installations.account_read(tx, item, response);
+                    },
+                    [&billing](store::WriteTx& tx, const store::OutboxRow& item, int64_t now) {
+                      billing.gone(tx, item, now);
+                    },
+                    [&resources](const store::OutboxRow& item) {
+                      // Finalized: the resources an uninstall left behind go now.
+                      if (item.kind == "finalize" && item.state == "delivered")
+                        resources.remove_leftovers(item.installation_id);
+                    }});
   installations.set_billing_hooks({[&billing](store::ReadTx& tx, const store::InstallationRow& row,
                                               int64_t now) { return billing.owes(tx, row, now); },
                                    [&billing] { billing.wake(); }});
@@ -562,6 +563,10 @@ int serve(const Config& config) {
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
+  webhooks.on_transferred([&installations, &outbox](const std::string& installation_id) {
+    installations.request_account_info(installation_id);
+    outbox.wake();
+  });
   webhooks.on_invoice([&billing](const std::string& type, const std::string& installation_id,
                                  const model::Json& payload) {
     billing.invoice_event(type, installation_id, payload);

@@ -2,6 +2,7 @@
 
 #include "model/api_error.h"
 #include "util/log.h"
+#include "vercel/outbox.h"
 
 namespace wharf::service {
 
@@ -48,6 +49,8 @@ model::InstallationState InstallationService::upsert(const std::string& id, cons
       row.billing_plan_id = catalog_->default_installation_plan()->id;
     row.updated_ms = now;
     tx.put_installation(row);
+    // A new installation's account as Vercel has it now (the Upsert's copy may be older).
+    if (!existing) vercel::Outbox::enqueue(tx, id, vercel::api::get_account(id), now);
     state = state_of(row);
     util::log_info(existing ? "installation updated" : "installation created")
         .str("installation", id)
@@ -139,6 +142,54 @@ std::optional<std::string> InstallationService::access_token(const std::string& 
       token = box_.open(*row->access_token_sealed, token_aad(id));
   });
   return token;
+}
+
+std::optional<model::Json> InstallationService::account(const std::string& id) {
+  std::optional<model::Json> out;
+  store_.read([&](store::ReadTx& tx) {
+    auto row = tx.installation(id);
+    if (row && row->account_json) {
+      Json j = Json::parse(*row->account_json, nullptr, false);
+      if (j.is_object()) out = std::move(j);
+    }
+  });
+  return out;
+}
+
+void InstallationService::request_account_info(const std::string& id) {
+  store_.write([&](store::WriteTx& tx) {
+    auto row = tx.installation(id);
+    if (!row || row->status != "active") return;
+    vercel::Outbox::enqueue(tx, id, vercel::api::get_account(id), clock_.now_ms());
+  });
+}
+
+void InstallationService::account_read(store::WriteTx& tx, const store::OutboxRow& item,
+                                       const std::string& response) {
+  if (item.method != "GET" || item.path != vercel::api::get_account(item.installation_id).path)
+    return;
+  // Only what §4.2 defines, each checked: a malformed answer leaves the stored account.
+  Json j = Json::parse(response, nullptr, false);
+  if (!j.is_object()) return;
+  Json account = Json::object();
+  if (j.contains("name") && j["name"].is_string()) account["name"] = j["name"];
+  if (j.contains("url") && j["url"].is_string()) account["url"] = j["url"];
+  if (j.contains("contact") && j["contact"].is_object() && j["contact"].contains("email") &&
+      j["contact"]["email"].is_string()) {
+    account["contact"] = {{"email", j["contact"]["email"]}};
+    if (j["contact"].contains("name") && j["contact"]["name"].is_string())
+      account["contact"]["name"] = j["contact"]["name"];
+  } else {
+    account["contact"] = nullptr;  // required but nullable
+  }
+  auto row = tx.installation(item.installation_id);
+  if (!row || row->status != "active") return;
+  std::string text = account.dump();
+  if (row->account_json == text) return;
+  row->account_json = std::move(text);
+  row->updated_ms = clock_.now_ms();
+  tx.put_installation(*row);
+  util::log_info("installation account information read").str("installation", row->id);
 }
 
 bool InstallationService::replace_access_token(const std::string& id, const std::string& token,

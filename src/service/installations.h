@@ -45,6 +45,14 @@ class InstallationService {
   store::InstallationRow require_active(store::ReadTx& tx, const std::string& id) const;
   // The decrypted Vercel access token of an installation (for the Vercel API client).
   std::optional<std::string> access_token(const std::string& id);
+  // Account information (vercel-api.md §4.2): the team's name, its Vercel URL and the best
+  // contact, as Upsert Installation gave it and Get Account Info last confirmed it; read
+  // again after every first install and on integration-configuration.transferred
+  // (request_account_info queues the read through the outbox).
+  std::optional<model::Json> account(const std::string& id);
+  void request_account_info(const std::string& id);
+  // The outbox's delivered hook: a Get Account Info answer replaces the stored account.
+  void account_read(store::WriteTx& tx, const store::OutboxRow& item, const std::string& response);
   // Stores a rotated access token in place of the current one, in one transaction: calls
   // sent before keep the old token (still valid at Vercel), calls sent after read the new
   // one. False (nothing written) when the installation is no longer active.

@@ -58,6 +58,8 @@ Json WebhookService::receive(const std::string& raw_body, const std::string& sig
 
   // Act, then mark processed: a failure answers 500, so Vercel redelivers and we retry.
   if (*type == "integration-configuration.removed" && installation) uninstall_(*installation);
+  if (*type == "integration-configuration.transferred" && installation && transferred_)
+    transferred_(*installation);
   if (type->rfind("marketplace.invoice.", 0) == 0 && installation && payload && invoice_)
     invoice_(*type, *installation, *payload);
   store_.write([&](store::WriteTx& tx) {

@@ -24,6 +24,9 @@ class WebhookService {
   using InvoiceFn = std::function<void(const std::string& type, const std::string& installation_id,
                                        const model::Json& payload)>;
   void on_invoice(InvoiceFn fn) { invoice_ = std::move(fn); }
+  // integration-configuration.transferred: the installation moved to another team (its
+  // account information is read again).
+  void on_transferred(UninstallFn fn) { transferred_ = std::move(fn); }
 
   // `signature` is the x-vercel-signature header (hex HMAC-SHA1 of `raw_body` keyed with the
   // client secret). Throws ApiError 401 on a missing or wrong signature, 400 on a body that
@@ -36,6 +39,7 @@ class WebhookService {
   const util::Clock& clock_;
   UninstallFn uninstall_;
   InvoiceFn invoice_;
+  UninstallFn transferred_;
 };
 
 }  // namespace wharf::service

@@ -204,6 +204,57 @@ TEST_F(ServiceTest, IdempotencyRecordsExpire) {
   EXPECT_EQ(idem.purge(), 1);
 }
 
+// Get Account Info (vercel-api.md §4.2): queued after a first install only; an answer
+// replaces the stored account with what the spec defines; a malformed one, another call's
+// answer, or an uninstalled installation change nothing.
+TEST_F(ServiceTest, AccountInformationIsReadAfterInstallAndReplacedByTheAnswer) {
+  InstallationService svc(*store_, catalog(false), box_, clock_);
+  svc.upsert("icfg_acc", Actor{"team_1", "u1"}, upsert_request("t"));
+  auto reads = [&] {
+    size_t n = 0;
+    store_->read([&](store::ReadTx& tx) {
+      for (const auto& row : tx.outbox_list("pending", 100))
+        n += row.path == "/v1/installations/icfg_acc/account" && row.method == "GET";
+    });
+    return n;
+  };
+  EXPECT_EQ(reads(), 1u);
+  svc.upsert("icfg_acc", Actor{"team_1", "u1"}, upsert_request("t2"));  // an update: no read
+  EXPECT_EQ(reads(), 1u);
+  EXPECT_EQ((*svc.account("icfg_acc"))["url"], "https://vercel.com/acme");
+
+  store::OutboxRow item;
+  item.installation_id = "icfg_acc";
+  item.method = "GET";
+  item.path = "/v1/installations/icfg_acc/account";
+  auto answer = [&](const store::OutboxRow& it, const std::string& response) {
+    store_->write([&](store::WriteTx& tx) { svc.account_read(tx, it, response); });
+  };
+  answer(item, R"({"name":"Acme Rockets","url":"https://vercel.com/acme-rockets",
+                   "contact":{"email":"ops@acme.test","name":"Ops"},"extra":1})");
+  EXPECT_EQ(*svc.account("icfg_acc"),
+            (Json{{"name", "Acme Rockets"},
+                  {"url", "https://vercel.com/acme-rockets"},
+                  {"contact", {{"email", "ops@acme.test"}, {"name", "Ops"}}}}));
+  answer(item, "not json");
+  answer(item, "[1]");
+  store::OutboxRow other = item;
+  other.path = "/v1/installations/icfg_acc";
+  answer(other, R"({"name":"Wrong","url":"https://x"})");
+  EXPECT_EQ((*svc.account("icfg_acc"))["name"], "Acme Rockets");
+  answer(item, R"({"url":"https://vercel.com/acme-rockets","contact":null})");
+  EXPECT_EQ(*svc.account("icfg_acc"),
+            (Json{{"url", "https://vercel.com/acme-rockets"}, {"contact", nullptr}}));
+  svc.request_account_info("icfg_acc");
+  EXPECT_EQ(reads(), 2u);
+  svc.remove("icfg_acc", model::DeleteInstallationRequest{});
+  svc.request_account_info("icfg_acc");  // uninstalled: nothing queued
+  EXPECT_EQ(reads(), 2u);
+  answer(item, R"({"name":"Late","url":"https://x","contact":null})");
+  EXPECT_EQ(*svc.account("icfg_acc"),
+            (Json{{"url", "https://vercel.com/acme-rockets"}, {"contact", nullptr}}));
+}
+
 // Credential rotation (flows.md F18): the token Vercel answers replaces the stored one in one
 // transaction; refusals change nothing; the schedule's rules (age, known expiry).
 TEST_F(ServiceTest, CredentialRotationReplacesTheTokenAndFollowsTheSchedule) {

@@ -79,6 +79,18 @@ net::Response home(const Deps& d, const service::Session& s) {
   if (state.contains("billingPlan") && state["billingPlan"].is_object())
     h += " · plan " + esc(str(state["billingPlan"], "name"));
   h += "</p>";
+  // The team and its contact as Vercel last gave them (Get Account Info).
+  if (auto account = d.installations.account(inst_id)) {
+    h += "<p class=\"muted\" id=\"account\">Team <strong>" + esc(str(*account, "name")) +
+         "</strong>";
+    const Json contact = account->value("contact", Json());
+    if (contact.is_object() && contact.contains("email") && contact["email"].is_string()) {
+      std::string who = str(contact, "name");
+      h += " · contact " + (who.empty() ? std::string() : esc(who) + " ") + "&lt;" +
+           esc(contact["email"].get<std::string>()) + "&gt;";
+    }
+    h += "</p>";
+  }
   h += resources_table(resources);
   return html_page(200, "Resources", &s, h);
 }
