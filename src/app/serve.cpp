@@ -563,6 +563,16 @@ int serve(const Config& config) {
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
                        {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
+  outbox.set_handler("member", [&sessions](const store::OutboxRow& item,
+                                           const vercel::Client& client, const std::string& token) {
+    return sessions.deliver_member_read(item, client, token);
+  });
+  webhooks.on_member_changed([&sessions, &outbox](const std::string& installation_id,
+                                                  const std::string& member_id,
+                                                  const std::string& role) {
+    sessions.member_changed(installation_id, member_id, role);
+    outbox.wake();
+  });
   webhooks.on_transferred([&installations, &outbox](const std::string& installation_id) {
     installations.request_account_info(installation_id);
     outbox.wake();

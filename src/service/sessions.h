@@ -8,8 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "net/http_client.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "vercel/api.h"
 
 namespace wharf::service {
 
@@ -46,6 +48,17 @@ class SessionService {
   void end(std::string_view cookie_value);
   // Deletes expired sessions; returns how many.
   int64_t purge();
+
+  // marketplace.member.changed (flows.md F20): `role` ADMIN or USER takes effect on the
+  // member's next request; NONE ends their sessions on this installation at once. Any other
+  // role (missing, unknown) is a doubt: Get Member Information is queued through the outbox
+  // and its answer (member_read) decides. Returns the sessions changed.
+  int64_t member_changed(const std::string& installation_id, const std::string& member_id,
+                         const std::string& role);
+  // Delivers a queued Get Member Information (the outbox's handler for kind "member") and
+  // applies its answer to the member's sessions; 404 (not a member any more) ends them.
+  net::HttpResult deliver_member_read(const store::OutboxRow& item, const vercel::Client& client,
+                                      const std::string& token);
 
   // Constant-time check of a submitted CSRF token against the session's.
   static bool csrf_matches(const Session& session, std::string_view submitted);

@@ -60,6 +60,15 @@ Json WebhookService::receive(const std::string& raw_body, const std::string& sig
   if (*type == "integration-configuration.removed" && installation) uninstall_(*installation);
   if (*type == "integration-configuration.transferred" && installation && transferred_)
     transferred_(*installation);
+  if (*type == "marketplace.member.changed" && installation && payload && member_changed_) {
+    auto member = payload->find("memberId");
+    if (member != payload->end() && member->is_string() && !member->get<std::string>().empty()) {
+      auto role = payload->find("role");
+      member_changed_(
+          *installation, member->get<std::string>(),
+          role != payload->end() && role->is_string() ? role->get<std::string>() : std::string());
+    }
+  }
   if (type->rfind("marketplace.invoice.", 0) == 0 && installation && payload && invoice_)
     invoice_(*type, *installation, *payload);
   store_.write([&](store::WriteTx& tx) {

@@ -27,6 +27,11 @@ class WebhookService {
   // integration-configuration.transferred: the installation moved to another team (its
   // account information is read again).
   void on_transferred(UninstallFn fn) { transferred_ = std::move(fn); }
+  // marketplace.member.changed: (installation, memberId, role as sent: ADMIN, USER, NONE, or
+  // anything else when Vercel's payload is not what F20 says).
+  using MemberFn = std::function<void(const std::string& installation_id,
+                                      const std::string& member_id, const std::string& role)>;
+  void on_member_changed(MemberFn fn) { member_changed_ = std::move(fn); }
 
   // `signature` is the x-vercel-signature header (hex HMAC-SHA1 of `raw_body` keyed with the
   // client secret). Throws ApiError 401 on a missing or wrong signature, 400 on a body that
@@ -40,6 +45,7 @@ class WebhookService {
   UninstallFn uninstall_;
   InvoiceFn invoice_;
   UninstallFn transferred_;
+  MemberFn member_changed_;
 };
 
 }  // namespace wharf::service

@@ -365,6 +365,12 @@ class WriteTx : public ReadTx {
   virtual void insert_session(const SessionRow& row) = 0;
   virtual void delete_session(const std::string& id_hash) = 0;
   virtual int64_t purge_sessions(int64_t expired_before_ms) = 0;  // returns rows deleted
+  // A member's sessions on an installation (marketplace.member.changed): their role changed,
+  // or (delete) their access ended. Return the sessions changed.
+  virtual int64_t set_member_sessions_role(const std::string& installation_id,
+                                           const std::string& user_id, const std::string& role) = 0;
+  virtual int64_t delete_member_sessions(const std::string& installation_id,
+                                         const std::string& user_id) = 0;
   // The flags product (migration 10).
   virtual void put_flag(const FlagRow& row) = 0;  // insert or replace (by id)
   virtual void delete_flag(const std::string& id) = 0;

@@ -31,7 +31,7 @@ Call get_account(S icfg) {
   return {"read", "GET", inst(icfg) + "/account", std::nullopt};
 }
 Call get_member(S icfg, S member_id) {
-  return {"read", "GET", inst(icfg) + "/member/" + seg(member_id), std::nullopt};
+  return {"member", "GET", inst(icfg) + "/member/" + seg(member_id), std::nullopt};
 }
 Call rotate_installation_credential(S icfg, const Json& body) {
   return {"credential", "POST", inst(icfg) + "/credentials/rotate", body};
@@ -163,6 +163,8 @@ DeliveryPolicy delivery_policy(const std::string& kind) {
   // Nor does one on a flag's experimentation item or its resource's Global Config (syncing
   // not enabled on Vercel's side, an item Vercel dropped with its resource).
   if (kind == "experimentation" || kind == "flags.sync") p.installation_scoped = false;
+  // Nor one on a member: that member left (the member read's handler ends their sessions).
+  if (kind == "member") p.installation_scoped = false;
   return p;
 }
 

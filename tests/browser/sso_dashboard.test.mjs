@@ -331,6 +331,37 @@ describe('deep links and provider-initiated SSO', () => {
   });
 });
 
+// marketplace.member.changed (flows.md F20), on installation B's own installer: a role change
+// takes effect on the next page without signing in again; NONE ends the session at once.
+describe('Team member changes', () => {
+  test('a demoted ADMIN loses the rotate button without signing out; NONE signs them out', async () => {
+    const { page, context } = await signedIn({ installationId: B, resourceId: ridB });
+    assert.equal(page.url(), `${pair.wharf}/dashboard/resources/${ridB}`);
+    assert.equal(await page.locator('#rotate').count(), 1);
+    const state = await (await fetch(`${pair.sandbox}/_sandbox/state`)).json();
+    const memberId = state.installations[B].installedBy;
+    const changed = (role) => flow(pair.sandbox, 'webhook', {
+      type: 'marketplace.member.changed', installationId: B,
+      payload: { installationId: B, configuration: { id: B }, memberId, role },
+    });
+    await changed('USER');
+    await page.reload();
+    assert.equal(await page.locator('#rotate').count(), 0, 'no rotate button for USER');
+    assert.equal(await page.locator('#read-only').count(), 1);
+    assert.match(await page.locator('.who').innerText(), /USER/);
+    await screenshot(page, 'member-demoted');
+    await changed('ADMIN');
+    await page.reload();
+    assert.equal(await page.locator('#rotate').count(), 1, 'ADMIN again');
+    await changed('NONE');
+    const r = await page.reload();
+    assert.notEqual(r.status(), 200, 'signed out at once');
+    assert.equal(await page.locator('#rotate').count(), 0);
+    clean(context, 'status of 401', 'status of 403');
+    await context.close();
+  });
+});
+
 // Last: it moves both clocks a month ahead (sessions signed in before have expired after it).
 describe('Billing in the dashboard', () => {
   test('shows the invoice of the period and prepaid balances', async () => {

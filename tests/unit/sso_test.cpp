@@ -132,6 +132,44 @@ TEST_F(SessionTest, SignOutEndsOnlyThatSession) {
   EXPECT_FALSE(still->admin());
 }
 
+// marketplace.member.changed (flows.md F20): a role applies to every session of that member on
+// that installation, at their next request; NONE ends them; anything else queues Get Member.
+TEST_F(SessionTest, MemberChangesApplyToThatMembersSessionsOnThatInstallation) {
+  SessionService sessions(*store_, clock_, 3600 * 1000);
+  auto a1 = sessions.start(user(kInstA));
+  auto a2 = sessions.start(user(kInstA));  // the same member in a second browser
+  SessionUser other = user(kInstA);
+  other.user_id = "user_2";
+  auto o = sessions.start(other);
+  auto b = sessions.start(user(kInstB));  // the same member on another installation
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", "USER"), 2);
+  EXPECT_FALSE(sessions.find(a1.cookie_value)->admin());
+  EXPECT_FALSE(sessions.find(a2.cookie_value)->admin());
+  EXPECT_TRUE(sessions.find(o.cookie_value)->admin());
+  EXPECT_TRUE(sessions.find(b.cookie_value)->admin());
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", "USER"), 0);  // a repeat changes nothing
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", "ADMIN"), 2);
+  EXPECT_TRUE(sessions.find(a1.cookie_value)->admin());
+
+  auto queued = [&] {
+    size_t n = 0;
+    store_->read([&](store::ReadTx& tx) {
+      for (const auto& row : tx.outbox_list("pending", 100)) n += row.kind == "member";
+    });
+    return n;
+  };
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", ""), 0);
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", "OWNER"), 0);
+  EXPECT_EQ(queued(), 2u);  // in doubt: Get Member Information, through the outbox
+  EXPECT_TRUE(sessions.find(a1.cookie_value)->admin());
+
+  EXPECT_EQ(sessions.member_changed(kInstA, "user_1", "NONE"), 2);
+  EXPECT_FALSE(sessions.find(a1.cookie_value));
+  EXPECT_FALSE(sessions.find(a2.cookie_value));
+  EXPECT_TRUE(sessions.find(o.cookie_value));
+  EXPECT_TRUE(sessions.find(b.cookie_value));
+}
+
 TEST_F(SessionTest, UninstallingEndsTheInstallationsSessions) {
   SessionService sessions(*store_, clock_, 3600 * 1000);
   auto a = sessions.start(user(kInstA));

@@ -921,6 +921,19 @@ class Tx : public WriteTx {
     return changes("DELETE FROM sessions WHERE expires_ms < ?1", expired_before_ms);
   }
 
+  int64_t set_member_sessions_role(const std::string& installation_id, const std::string& user_id,
+                                   const std::string& role) override {
+    return changes(
+        "UPDATE sessions SET role = ?3 WHERE installation_id = ?1 AND user_id = ?2 AND role <> ?3",
+        installation_id, user_id, role);
+  }
+
+  int64_t delete_member_sessions(const std::string& installation_id,
+                                 const std::string& user_id) override {
+    return changes("DELETE FROM sessions WHERE installation_id = ?1 AND user_id = ?2",
+                   installation_id, user_id);
+  }
+
   // ---- the flags product (migration 10) ----
   static FlagRow read_flag(const Stmt& s) {
     return FlagRow{s.text(0),       s.text(1),  s.text(2), s.text(3),
