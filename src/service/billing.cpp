@@ -760,6 +760,27 @@ bool BillingService::prepaid(store::WriteTx& tx, Ledger& ledger, const store::In
   return changed;
 }
 
+void BillingService::installation_state(store::WriteTx& tx, const std::string& installation_id,
+                                        const std::optional<std::string>& status,
+                                        const Json& notification, int64_t now) {
+  auto row = tx.installation(installation_id);
+  if (!row || row->status != "active") return;
+  std::optional<std::string> text;
+  if (!notification.is_null()) text = notification.dump();
+  if (row->notification_json == text && !status) return;
+  row->notification_json = text;
+  row->updated_ms = now;
+  tx.put_installation(*row);
+  Json patch = {{"notification", notification}};
+  if (status) patch["status"] = *status;
+  vercel::Outbox::enqueue(tx, installation_id,
+                          vercel::api::update_installation(installation_id, patch), now);
+  util::log_info("installation state")
+      .str("installation", installation_id)
+      .str("status", status.value_or(""))
+      .str("notification", notification.is_null() ? "" : notification.value("title", ""));
+}
+
 Json BillingService::notification(const std::string& level, const std::string& title,
                                   const std::string& message, const std::string& page) const {
   Json n = {{"level", level}, {"title", title}, {"message", message}};
@@ -839,6 +860,14 @@ int BillingService::suspend_overdue(store::WriteTx& tx, const std::string& insta
                             " is overdue; the database is suspended until it is paid.",
                         "/billing?invoice=" + inv.vercel_invoice_id.value_or(inv.id)),
            now);
+    // An installation-level invoice: the installation itself is shown suspended.
+    if (inv.resource_id.empty())
+      installation_state(tx, installation_id, "suspended",
+                         notification("error", "Payment overdue",
+                                      "Invoice " + inv.vercel_invoice_id.value_or(inv.id) +
+                                          " is overdue; service is suspended until it is paid.",
+                                      "/billing?invoice=" + inv.vercel_invoice_id.value_or(inv.id)),
+                         now);
     inv.suspended = true;
     inv.updated_ms = now;
     tx.put_invoice(inv);

@@ -221,6 +221,12 @@ class BillingService {
                const std::string& resource_id, const std::string& hold, int64_t now);
   void enqueue_balances(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // A notification, with an sso: link to a dashboard page when the dashboard URL is known.
+  // Installation-wide state shown in Vercel (vercel-api.md §4.1) for an installation-level
+  // invoice (one without a resource): the notification (null clears it) is stored, so Get
+  // Installation returns it, and Update Installation sends it with `status` when given.
+  void installation_state(store::WriteTx& tx, const std::string& installation_id,
+                          const std::optional<std::string>& status, const model::Json& notification,
+                          int64_t now);
   model::Json notification(const std::string& level, const std::string& title,
                            const std::string& message, const std::string& page) const;
 

@@ -216,6 +216,18 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
           vercel::Outbox::enqueue_resource_updated(tx, *row, now);
         }
       }
+      // An installation-level invoice: its payment notices on the installation end, and a
+      // suspension shown for it is lifted.
+      if (inv->resource_id.empty()) {
+        auto inst = tx.installation(installation_id);
+        std::string title;
+        if (inst && inst->notification_json)
+          title = Json::parse(*inst->notification_json, nullptr, false).value("title", "");
+        if (title == "Payment failed" || title == "Payment overdue")
+          installation_state(tx, installation_id,
+                             inv->suspended ? std::optional<std::string>("resumed") : std::nullopt,
+                             nullptr, now);
+      }
       inv->suspended = false;
     } else if (event == "notpaid" && forward) {
       // A failed attempt (Vercel retries): tell the customer, take nothing away.
@@ -234,6 +246,23 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
         tx.put_resource(*row);
         vercel::Outbox::enqueue_resource_updated(tx, *row, now);
       }
+      // An installation-level invoice: the notice is the installation's (unless it is
+      // already suspended for one).
+      auto inst = tx.installation(installation_id);
+      bool overdue_shown =
+          inst && inst->notification_json &&
+          Json::parse(*inst->notification_json, nullptr, false).value("title", "") ==
+              "Payment overdue";
+      if (inv->resource_id.empty() && !overdue_shown)
+        installation_state(
+            tx, installation_id, std::nullopt,
+            notification("warn", "Payment failed",
+                         "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) + " (" +
+                             inv->total +
+                             " USD) failed; Vercel will retry. Please check the payment method "
+                             "of the team.",
+                         "/billing?invoice=" + inv->vercel_invoice_id.value_or(inv->id)),
+            now);
     }
     tx.put_invoice(*inv);
     if (event == "overdue") suspend_overdue(tx, installation_id, now);
