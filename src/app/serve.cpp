@@ -500,9 +500,22 @@ int serve(const Config& config) {
                       if (item.kind == "finalize" && item.state == "delivered")
                         resources.remove_leftovers(item.installation_id);
                     }});
-  installations.set_billing_hooks({[&billing](store::ReadTx& tx, const store::InstallationRow& row,
-                                              int64_t now) { return billing.owes(tx, row, now); },
-                                   [&billing] { billing.wake(); }});
+  installations.set_billing_hooks(
+      {[&billing](store::ReadTx& tx, const store::InstallationRow& row, int64_t now) {
+         return billing.owes(tx, row, now);
+       },
+       [&billing] { billing.wake(); },
+       [&billing](store::WriteTx& tx, const std::string& id, const std::string& plan_id,
+                  int64_t now) { billing.plan_taken(tx, id, "", plan_id, now); }});
+  // A resource taking a plan (provisioned, or Update Resource's plan change): its sign-up
+  // charge, in the same transaction.
+  resources.add_hooks({[&billing, &clock](store::WriteTx& tx, const store::ResourceRow* before,
+                                          const store::ResourceRow& after) {
+                         if (!before || before->billing_plan_id != after.billing_plan_id)
+                           billing.plan_taken(tx, after.installation_id, after.id,
+                                              after.billing_plan_id, clock.now_ms());
+                       },
+                       nullptr});
   // Vercel's Get Invoice, synchronous: Provision Purchase must see the invoice paid first.
   vercel::Client vercel_client(http, config.vercel_api_url);
   service::CredentialRotation credentials(*store, installations, clock, rotation_options(config),

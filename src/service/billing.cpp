@@ -760,6 +760,72 @@ bool BillingService::prepaid(store::WriteTx& tx, Ledger& ledger, const store::In
   return changed;
 }
 
+void BillingService::plan_taken(store::WriteTx& tx, const std::string& installation_id,
+                                const std::string& resource_id, const std::string& plan_id,
+                                int64_t now) {
+  const model::Plan* plan = catalog_->plan(plan_id);
+  if (!plan || plan->type != "subscription" || !plan->payment_method_required) return;
+  auto text = plan->public_json.value("initialCharge", "");
+  auto charge = Money::parse(text);
+  if (!charge || !(Money() < *charge)) return;
+  store::InvoiceRow row;
+  row.id = "whf_" + (resource_id.empty() ? std::string("installation") : resource_id) + "_" +
+           plan_id + "_signup";
+  if (tx.invoice(installation_id, row.id)) return;  // once per resource and plan
+  Period period{month_start_ms(now), next_month_start_ms(now)};
+  Computed::Line line{plan_id,
+                      resource_id,
+                      plan->name + " sign-up",
+                      "initial charge of the " + plan->name + " plan",
+                      charge->str_cents(),
+                      "1",
+                      "sign-up",
+                      *charge,
+                      charge->str_cents(),
+                      std::nullopt};
+  std::string items = "[";
+  put_line(items, line);
+  items += ']';
+  row.installation_id = installation_id;
+  row.resource_id = resource_id;
+  row.plan_id = plan_id;
+  row.period_start_ms = period.start;
+  row.period_end_ms = period.end;
+  row.items_json = items;
+  row.total = charge->str_cents();
+  row.test = !options_.invoice_test_result.empty();
+  row.created_ms = row.updated_ms = now;
+  if (*charge < kMinimumInvoice) {
+    row.state = "waived";  // Vercel charges nothing under $0.50; a one-off is not carried
+  } else {
+    row.state = "submitting";
+    std::string body = "{\"externalId\":";
+    put_str(body, row.id);
+    body += ",\"invoiceDate\":";
+    put_str(body, iso(now));
+    body += ",\"items\":" + items + ",\"memo\":";
+    put_str(body, plan->name + " sign-up" +
+                      (resource_id.empty() ? std::string() : " — resource " + resource_id));
+    body += ",\"period\":";
+    put_period(body, period.start, period.end);
+    if (row.test) {
+      body += ",\"test\":{\"result\":";
+      put_str(body, options_.invoice_test_result);
+      body += ",\"validate\":true}";
+    }
+    body += '}';
+    vercel::Outbox::enqueue(tx, installation_id,
+                            vercel::api::submit_invoice(installation_id, nullptr), std::move(body),
+                            now);
+  }
+  tx.put_invoice(row);
+  util::log_info("sign-up invoice created")
+      .str("installation", installation_id)
+      .str("invoice", row.id)
+      .str("total", row.total)
+      .str("state", row.state);
+}
+
 void BillingService::installation_state(store::WriteTx& tx, const std::string& installation_id,
                                         const std::optional<std::string>& status,
                                         const Json& notification, int64_t now) {

@@ -125,6 +125,11 @@ class BillingService {
   // Balances as Vercel's Balance[] (partner-api.md §4.9).
   model::Json balances_json(store::ReadTx& tx, const std::string& installation_id) const;
 
+  // A resource (resource_id) or the installation ("") took a plan: a plan's `initialCharge`
+  // is invoiced at once, once per resource and plan (flows.md F3 step 6, F10 step 5).
+  void plan_taken(store::WriteTx& tx, const std::string& installation_id,
+                  const std::string& resource_id, const std::string& plan_id, int64_t now);
+
  private:
   struct Period {
     int64_t start = 0;

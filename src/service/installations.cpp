@@ -75,6 +75,7 @@ model::InstallationState InstallationService::update(const std::string& id,
       row.billing_plan_id = plan.id;
       row.updated_ms = clock_.now_ms();
       tx.put_installation(row);
+      if (billing_.plan_taken) billing_.plan_taken(tx, id, plan.id, row.updated_ms);
       util::log_info("installation plan changed").str("installation", id).str("plan", plan.id);
     }
     state = state_of(row);

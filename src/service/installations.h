@@ -35,6 +35,11 @@ class InstallationService {
   struct BillingHooks {
     std::function<bool(store::ReadTx&, const store::InstallationRow&, int64_t now_ms)> owes;
     std::function<void()> uninstalled;
+    // The installation took an installation-scope plan (Update Installation), in its
+    // transaction: a sign-up charge.
+    std::function<void(store::WriteTx&, const std::string& installation_id,
+                       const std::string& plan_id, int64_t now_ms)>
+        plan_taken;
   };
   void set_billing_hooks(BillingHooks hooks) { billing_ = std::move(hooks); }
 

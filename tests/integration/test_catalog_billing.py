@@ -129,14 +129,16 @@ def test_delete_finalized_on_free_plan(wharf, tokens, iid):
     assert r.json() == {"finalized": True}, api.describe(r)
 
 
-def test_delete_right_after_a_paid_plan_owes_nothing(wharf, tokens, iid):
-    # Seconds of team-pro cost less than Vercel's $0.50 minimum, so nothing is owed (days of
-    # a paid plan are: test_sandbox_flows.py::test_installation_level_billing_plan_change).
+def test_delete_right_after_a_paid_plan_owes_its_sign_up_charge(wharf, tokens, iid):
+    # Seconds of team-pro cost less than Vercel's $0.50 minimum, but the plan's initialCharge
+    # ($20) was invoiced when it was taken: that invoice is owed, so the uninstall waits for
+    # it (days of a paid plan: test_sandbox_flows.py::test_installation_level_billing_plan_change;
+    # the sign-up charge through Vercel: test_signup_charge.py).
     upsert(wharf, tokens, iid)
     assert_status(patch(wharf, tokens, iid, "team-pro"), 200)
     r = wharf.request("DELETE", inst(iid), tokens.user(iid))
     assert_status(r, 200)
-    assert r.json() == {"finalized": True}, api.describe(r)
+    assert r.json() == {"finalized": False}, api.describe(r)
     r2 = wharf.request("DELETE", inst(iid), tokens.system(iid))
     assert_status(r2, 200)
     assert isinstance(r2.json().get("finalized"), bool), api.describe(r2)
