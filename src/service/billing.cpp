@@ -490,6 +490,27 @@ void BillingService::enqueue_billing_data(store::WriteTx& tx, Ledger& ledger,
                           billing_data_body(c, period, now, report_day), now);
 }
 
+// Submit Invoice's body (vercel-api.md §7.2) for an invoice row and its rendered items.
+std::string BillingService::invoice_body(const store::InvoiceRow& row, int64_t invoice_date,
+                                         const std::string& items, const std::string& memo) const {
+  std::string body = "{\"externalId\":";
+  put_str(body, row.id);
+  if (row.final) body += ",\"final\":true";
+  body += ",\"invoiceDate\":";
+  put_str(body, iso(invoice_date));
+  body += ",\"items\":" + items + ",\"memo\":";
+  put_str(body, memo);
+  body += ",\"period\":";
+  put_period(body, row.period_start_ms, row.period_end_ms);
+  if (row.test) {
+    body += ",\"test\":{\"result\":";
+    put_str(body, options_.invoice_test_result);
+    body += ",\"validate\":true}";
+  }
+  body += '}';
+  return body;
+}
+
 int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
                                    const store::InstallationRow& inst, Period period,
                                    int64_t cutoff, bool final, int64_t now) {
@@ -557,25 +578,13 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
     } else {
       row.state = "submitting";
       int64_t invoice_date = std::min(final ? cutoff : period.end, period.end) - 1000;
-      std::string body = "{\"externalId\":";
-      put_str(body, row.id);
-      if (final) body += ",\"final\":true";
-      body += ",\"invoiceDate\":";
-      put_str(body, iso(std::max(invoice_date, period.start)));
-      body += ",\"items\":" + items + ",\"memo\":";
-      put_str(body, std::string(final ? "Final invoice" : "Invoice") + " for " +
-                        month_key(period.start) +
-                        (d.resource_id.empty() ? "" : " — resource " + d.resource_id));
-      body += ",\"period\":";
-      put_period(body, period.start, period.end);
-      if (row.test) {
-        body += ",\"test\":{\"result\":";
-        put_str(body, options_.invoice_test_result);
-        body += ",\"validate\":true}";
-      }
-      body += '}';
-      vercel::Outbox::enqueue(tx, inst.id, vercel::api::submit_invoice(inst.id, nullptr),
-                              std::move(body), now);
+      vercel::Outbox::enqueue(
+          tx, inst.id, vercel::api::submit_invoice(inst.id, nullptr),
+          invoice_body(row, std::max(invoice_date, period.start), items,
+                       std::string(final ? "Final invoice" : "Invoice") + " for " +
+                           month_key(period.start) +
+                           (d.resource_id.empty() ? "" : " — resource " + d.resource_id)),
+          now);
       ++submitted;
     }
     for (auto* cinv : taken) {
@@ -799,24 +808,12 @@ void BillingService::plan_taken(store::WriteTx& tx, const std::string& installat
     row.state = "waived";  // Vercel charges nothing under $0.50; a one-off is not carried
   } else {
     row.state = "submitting";
-    std::string body = "{\"externalId\":";
-    put_str(body, row.id);
-    body += ",\"invoiceDate\":";
-    put_str(body, iso(now));
-    body += ",\"items\":" + items + ",\"memo\":";
-    put_str(body, plan->name + " sign-up" +
-                      (resource_id.empty() ? std::string() : " — resource " + resource_id));
-    body += ",\"period\":";
-    put_period(body, period.start, period.end);
-    if (row.test) {
-      body += ",\"test\":{\"result\":";
-      put_str(body, options_.invoice_test_result);
-      body += ",\"validate\":true}";
-    }
-    body += '}';
-    vercel::Outbox::enqueue(tx, installation_id,
-                            vercel::api::submit_invoice(installation_id, nullptr), std::move(body),
-                            now);
+    vercel::Outbox::enqueue(
+        tx, installation_id, vercel::api::submit_invoice(installation_id, nullptr),
+        invoice_body(row, now, items,
+                     plan->name + " sign-up" +
+                         (resource_id.empty() ? std::string() : " — resource " + resource_id)),
+        now);
   }
   tx.put_invoice(row);
   util::log_info("sign-up invoice created")

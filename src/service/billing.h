@@ -226,6 +226,8 @@ class BillingService {
                const std::string& resource_id, const std::string& hold, int64_t now);
   void enqueue_balances(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // A notification, with an sso: link to a dashboard page when the dashboard URL is known.
+  std::string invoice_body(const store::InvoiceRow& row, int64_t invoice_date,
+                           const std::string& items, const std::string& memo) const;
   // Installation-wide state shown in Vercel (vercel-api.md §4.1) for an installation-level
   // invoice (one without a resource): the notification (null clears it) is stored, so Get
   // Installation returns it, and Update Installation sends it with `status` when given.

@@ -53,6 +53,20 @@ class SqliteStoreTest : public ::testing::Test {
     return v;
   }
 
+  // `n` reads in flight at the same time (each waits inside its transaction for the others).
+  static void reads_at_once(store::Store& s, int n) {
+    std::atomic<int> inside{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < n; ++t)
+      ts.emplace_back([&] {
+        s.read([&](store::ReadTx&) {
+          ++inside;
+          while (inside < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+      });
+    for (auto& t : ts) t.join();
+  }
+
   std::vector<size_t> commits() {
     std::lock_guard<std::mutex> lock(mu_);
     return commits_;
@@ -177,16 +191,7 @@ TEST_F(SqliteStoreTest, ReadersAreSharedAcrossThreadsNotOnePerThread) {
   for (int t = 0; t < 16; ++t) std::thread([&] { EXPECT_EQ(usage(*s, "res_a"), 1); }).join();
   EXPECT_EQ(open_on(db), 2);  // the writer and one reader
   // Reads at the same time need more, and they are kept (up to a bound) for the next ones.
-  std::atomic<int> inside{0};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < 4; ++t)
-    ts.emplace_back([&] {
-      s->read([&](store::ReadTx&) {
-        ++inside;
-        while (inside < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      });
-    });
-  for (auto& t : ts) t.join();
+  reads_at_once(*s, 4);
   EXPECT_EQ(open_on(db), 5);
   for (int t = 0; t < 16; ++t) std::thread([&] { EXPECT_EQ(usage(*s, "res_a"), 1); }).join();
   EXPECT_EQ(open_on(db), 5);
@@ -200,16 +205,7 @@ TEST_F(SqliteStoreTest, ReadersNoReadNeededForAPeriodAreClosed) {
     SCOPED_TRACE(period.count());
     auto s = open(64, period);
     const fs::path db = fs::canonical(dir_ / "state.db");
-    std::atomic<int> inside{0};
-    std::vector<std::thread> ts;
-    for (int t = 0; t < 4; ++t)
-      ts.emplace_back([&] {
-        s->read([&](store::ReadTx&) {
-          ++inside;
-          while (inside < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        });
-      });
-    for (auto& t : ts) t.join();
+    reads_at_once(*s, 4);
     ASSERT_EQ(open_on(db), 5);         // the writer and four readers
     s->release_memory();               // a period starts; page caches dropped
     EXPECT_EQ(usage(*s, "res_a"), 0);  // one reader taken: it was needed
