@@ -91,6 +91,9 @@ constexpr Setting kSettings[] = {
      "seconds between prepaid balance submissions (default 3600; also after every change)"},
     {"WHARF_OVERDUE_GRACE_S", "overdue-grace-s",
      "seconds an overdue invoice waits before its resources are suspended (default 0)"},
+    {"WHARF_UNINSTALL_GRACE_DAYS", "uninstall-grace-days",
+     "days an uninstall may stay unfinalized before its leftover resources are suspended, and "
+     "days from then until they are deleted (1-3650, default 30)"},
     {"WHARF_INVOICE_TEST_MODE", "invoice-test-mode",
      "submit invoices in Vercel's test mode with this result: paid, notpaid or overdue"},
     {"WHARF_VERCEL_TIMEOUT_MS", "vercel-timeout-ms",
@@ -297,6 +300,8 @@ Config load_config(const std::map<std::string, std::string>& env,
     c.balance_interval_s = parse_int("WHARF_BALANCE_INTERVAL_S", *v, 60, 86400);
   if (auto v = get("WHARF_OVERDUE_GRACE_S"))
     c.overdue_grace_s = parse_int("WHARF_OVERDUE_GRACE_S", *v, 0, 90LL * 86400);
+  if (auto v = get("WHARF_UNINSTALL_GRACE_DAYS"))
+    c.uninstall_grace_days = parse_int("WHARF_UNINSTALL_GRACE_DAYS", *v, 1, 3650);
   if (auto v = get("WHARF_INVOICE_TEST_MODE"); v && !v->empty()) {
     if (*v != "paid" && *v != "notpaid" && *v != "overdue")
       throw ConfigError("WHARF_INVOICE_TEST_MODE", "must be paid, notpaid or overdue");

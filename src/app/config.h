@@ -59,6 +59,9 @@ struct Config {
   int64_t billing_interval_s = 3600;  // WHARF_BILLING_INTERVAL_S: interim billing data
   int64_t balance_interval_s = 3600;  // WHARF_BALANCE_INTERVAL_S: prepaid balances
   int64_t overdue_grace_s = 0;        // WHARF_OVERDUE_GRACE_S: overdue → suspended after
+  // WHARF_UNINSTALL_GRACE_DAYS: an unfinalized uninstall's leftover resources are suspended
+  // this long after it (at once when Vercel reports it gone), deleted this long after that.
+  int64_t uninstall_grace_days = 30;
   std::string invoice_test_mode;      // WHARF_INVOICE_TEST_MODE: "", paid, notpaid, overdue
   bool test_clock = false;            // WHARF_TEST_CLOCK: POST /ops/clock moves time (tests)
   int64_t vercel_timeout_ms = 10000;  // WHARF_VERCEL_TIMEOUT_MS: one call to Vercel

@@ -480,6 +480,7 @@ int serve(const Config& config) {
   billing_options.interval_ms = config.billing_interval_s * 1000;
   billing_options.balance_interval_ms = config.balance_interval_s * 1000;
   billing_options.overdue_grace_ms = config.overdue_grace_s * 1000;
+  billing_options.uninstall_grace_ms = config.uninstall_grace_days * 86400 * 1000;
   billing_options.invoice_test_result = config.invoice_test_mode;
   billing_options.dashboard_url = resource_options.public_url + "/dashboard";
   billing_options.descriptor_of = [&resources](const std::string& product_id) {
@@ -487,6 +488,8 @@ int serve(const Config& config) {
   };
   service::BillingService billing(*store, catalog, clock, billing_options);
   billing.on_enqueued([&outbox] { outbox.wake(); });
+  // Uninstall cleanup: leftovers of an unfinalized uninstall, once their grace period ended.
+  billing.on_leftovers_due([&resources](const std::string& id) { resources.remove_leftovers(id); });
   outbox.set_hooks({[&billing, &installations](store::WriteTx& tx, const store::OutboxRow& item,
                                                const std::string& response) {
                       billing.delivered(tx, item, response);
@@ -609,7 +612,9 @@ int serve(const Config& config) {
                            {"invoices", stats.invoices},
                            {"balances", stats.balances},
                            {"suspended", stats.suspended},
-                           {"finalizing", stats.finalizing}}},
+                           {"finalizing", stats.finalizing},
+                           {"leftoversSuspended", stats.leftovers_suspended},
+                           {"leftoversDeleting", stats.leftovers_deleting}}},
                          {"outboxDrained", drained}};
     });
   }

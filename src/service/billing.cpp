@@ -130,6 +130,8 @@ std::string invoice_id_of(const std::string& resource_id, const std::string& pla
 
 const char* kCreditsHold = "credits";
 const char* kOverdueHold = "overdue:";
+// A leftover resource of an unfinalized uninstall, suspended until it is deleted.
+const char* kUninstallHold = "uninstalled";
 
 }  // namespace
 
@@ -603,7 +605,8 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
 }
 
 bool BillingService::bill_installation(store::WriteTx& tx, const store::InstallationRow& inst,
-                                       int64_t now, PassStats& stats) {
+                                       int64_t now, PassStats& stats,
+                                       std::vector<std::string>& leftovers_due) {
   auto existing = tx.billing_state(inst.id);
   store::BillingStateRow st;
   if (existing) {
@@ -613,8 +616,17 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
     st.final_through_ms = day_start_ms(inst.created_ms);
     st.invoiced_through_ms = month_start_ms(inst.created_ms);
   }
-  if (st.gone_ms) return false;
   const store::BillingStateRow before = st;
+  // Gone at Vercel, or given up on: nothing more is billed or sent; only the uninstall
+  // cleanup of leftover resources goes on.
+  if (st.gone_ms || st.leftovers_deleted_ms) {
+    bool due = false;
+    cleanup_leftovers(tx, inst, st, now, stats.leftovers_suspended, due);
+    if (due) leftovers_due.push_back(inst.id), ++stats.leftovers_deleting;
+    bool changed = !existing || st != before;
+    if (changed) tx.put_billing_state(st);
+    return changed;
+  }
   const bool uninstalled = inst.status != "active";
   const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
   const int64_t today = day_start_ms(now);
@@ -679,6 +691,9 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
         ++stats.finalizing;
       }
     }
+    bool due = false;
+    cleanup_leftovers(tx, inst, st, now, stats.leftovers_suspended, due);
+    if (due) leftovers_due.push_back(inst.id), ++stats.leftovers_deleting;
   }
   bool changed = !existing || st != before;
   if (changed) tx.put_billing_state(st);
@@ -873,6 +888,8 @@ void BillingService::hold(store::WriteTx& tx, const std::string& installation_id
   auto row = tx.resource(resource_id);
   if (!row || row->deleted_ms || row->installation_id != installation_id) return;
   if (row->billing_hold == reason) return;
+  // Suspended by the uninstall cleanup: stays so whatever billing says (it is deleted next).
+  if (row->billing_hold == kUninstallHold) return;
   // An overdue suspension outranks running out of credits.
   if (row->billing_hold && row->billing_hold->rfind(kOverdueHold, 0) == 0 && reason == kCreditsHold)
     return;
@@ -939,6 +956,72 @@ int BillingService::suspend_overdue(store::WriteTx& tx, const std::string& insta
   return suspended;
 }
 
+bool BillingService::cleanup_leftovers(store::WriteTx& tx, const store::InstallationRow& inst,
+                                       store::BillingStateRow& st, int64_t now, int& suspended,
+                                       bool& due) {
+  due = false;
+  // An active installation is never cleaned up here, even when Vercel answered 401/410 for
+  // it (a token problem must not cost a customer their data); a finalized one had its
+  // leftovers removed when Finalize Installation was delivered.
+  if (inst.status == "active" || inst.finalized) return false;
+  const int64_t grace = options_.uninstall_grace_ms;
+  const int64_t uninstalled_ms = inst.deleted_ms.value_or(inst.updated_ms);
+  bool changed = false;
+  if (!st.leftovers_suspended_ms) {
+    const bool gone = st.gone_ms.has_value();
+    if (!gone && now < uninstalled_ms + grace) return false;
+    st.leftovers_suspended_ms = now;
+    changed = true;
+    int count = 0;
+    for (auto row : tx.live_resources_of(inst.id)) {
+      if (row.billing_hold == kUninstallHold) continue;
+      const bool suspending = row.status != "suspended";
+      row.billing_hold = kUninstallHold;
+      row.notification_json =
+          notification("error", "Integration removed",
+                       "The integration was removed but its billing could not be completed; "
+                       "the database is suspended and will be deleted on " +
+                           iso(now + grace) + ".",
+                       "/billing")
+              .dump();
+      row.status = "suspended";
+      row.updated_ms = now;
+      tx.put_resource(row);
+      // Vercel still holds the installation (pending deletion) unless it reported it gone.
+      if (!gone) vercel::Outbox::enqueue_resource_updated(tx, row, now);
+      if (suspending) tell_product(tx, row, "suspended", now);
+      ++count;
+    }
+    suspended += count;
+    util::log_warn("uninstall not finalized: leftover resources suspended")
+        .str("installation", inst.id)
+        .str("reason", gone ? "installation gone at Vercel"
+                            : "finalization not complete within the grace period")
+        .num("resources", count)
+        .str("delete_after", iso(now + grace));
+  }
+  if (!st.leftovers_deleted_ms && now >= *st.leftovers_suspended_ms + grace) {
+    st.leftovers_deleted_ms = now;
+    changed = true;
+    util::log_warn("uninstall not finalized: leftover resources to be deleted")
+        .str("installation", inst.id)
+        .num("resources", static_cast<int64_t>(tx.live_resources_of(inst.id).size()));
+  }
+  // Nothing more will be sent once Vercel refused the installation or the cleanup gave up on
+  // it: the access token goes (invoice records stay, and webhooks still update them).
+  if ((st.gone_ms || st.leftovers_deleted_ms) && inst.access_token_sealed) {
+    auto row = tx.installation(inst.id);
+    if (row && row->access_token_sealed) {
+      row->access_token_sealed.reset();
+      row->updated_ms = now;
+      tx.put_installation(*row);
+      util::log_info("uninstall not finalized: access token dropped").str("installation", inst.id);
+    }
+  }
+  due = st.leftovers_deleted_ms && !tx.live_resources_of(inst.id).empty();
+  return changed;
+}
+
 Json BillingService::balances_json(store::ReadTx& tx, const std::string& installation_id) const {
   std::map<std::string, int64_t> left;
   for (const auto& b : tx.balances_of(installation_id)) left[b.resource_id] = b.remaining();
@@ -989,16 +1072,19 @@ BillingService::PassStats BillingService::run(int64_t now) {
   constexpr auto kBatchMs = std::chrono::milliseconds(100);
   // Bills ids[from, to) in one transaction, stopping early once the batch is old enough
   // (`timed`); returns the index it stopped at.
+  std::vector<std::string> leftovers_due;
   auto bill = [&](size_t from, size_t to, bool timed) {
     PassStats local;
+    std::vector<std::string> due;
     size_t end = from;
     store_.write([&](store::WriteTx& tx) {
       local = PassStats();
+      due.clear();
       const auto started = std::chrono::steady_clock::now();
       for (end = from; end < to;) {
         auto inst = tx.installation(ids[end++]);
         if (inst && !inst->finalized) {
-          bill_installation(tx, *inst, now, local);
+          bill_installation(tx, *inst, now, local, due);
           ++local.installations;
         }
         if (timed && std::chrono::steady_clock::now() - started >= kBatchMs) break;
@@ -1010,6 +1096,9 @@ BillingService::PassStats BillingService::run(int64_t now) {
     stats.balances += local.balances;
     stats.suspended += local.suspended;
     stats.finalizing += local.finalizing;
+    stats.leftovers_suspended += local.leftovers_suspended;
+    stats.leftovers_deleting += local.leftovers_deleting;
+    leftovers_due.insert(leftovers_due.end(), due.begin(), due.end());
     return end;
   };
   for (size_t from = 0; from < ids.size();) {
@@ -1030,15 +1119,29 @@ BillingService::PassStats BillingService::run(int64_t now) {
       from = to;
     }
   }
+  // Committed: the leftovers due for deletion go now (deleting needs the product, outside
+  // the pass's transaction).
+  for (const auto& id : leftovers_due) {
+    if (!leftovers_due_) break;
+    try {
+      leftovers_due_(id);
+    } catch (const std::exception& e) {
+      util::log_error("uninstall cleanup failed; the next pass tries again")
+          .str("installation", id)
+          .str("error", e.what());
+    }
+  }
   if (stats.billing_data || stats.invoices || stats.balances || stats.suspended ||
-      stats.finalizing) {
+      stats.finalizing || stats.leftovers_suspended || stats.leftovers_deleting) {
     util::log_info("billing pass")
         .num("installations", stats.installations)
         .num("billing_data", stats.billing_data)
         .num("invoices", stats.invoices)
         .num("balances", stats.balances)
         .num("suspended", stats.suspended)
-        .num("finalizing", stats.finalizing);
+        .num("finalizing", stats.finalizing)
+        .num("leftovers_suspended", stats.leftovers_suspended)
+        .num("leftovers_deleting", stats.leftovers_deleting);
     if (enqueued_) enqueued_();
   }
   return stats;

@@ -53,6 +53,10 @@ class BillingService {
     int64_t interval_ms = 3600 * 1000;          // interim billing data per installation
     int64_t balance_interval_ms = 3600 * 1000;  // prepaid balances (also after every change)
     int64_t overdue_grace_ms = 0;               // overdue invoice → suspension after this long
+    // Uninstall cleanup (WHARF_UNINSTALL_GRACE_DAYS): an uninstall not finalized this long
+    // after it (or at once when Vercel reports the installation gone) has its leftover
+    // resources suspended; they are deleted this long after the suspension.
+    int64_t uninstall_grace_ms = 30LL * 24 * 3600 * 1000;
     // Submit invoices in Vercel's test mode with this outcome ("paid", "notpaid", "overdue");
     // empty = live invoices.
     std::string invoice_test_result;
@@ -79,6 +83,8 @@ class BillingService {
     int balances = 0;
     int suspended = 0;
     int finalizing = 0;
+    int leftovers_suspended = 0;  // resources suspended by the uninstall cleanup
+    int leftovers_deleting = 0;   // installations whose leftovers are due for deletion
   };
   // One pass over every installation billing still concerns.
   PassStats run(int64_t now_ms);
@@ -87,6 +93,13 @@ class BillingService {
   void wake();
   // Called after each pass that enqueued something (serve wires it to Outbox::wake).
   void on_enqueued(std::function<void()> fn) { enqueued_ = std::move(fn); }
+  // Called after a pass committed, for each uninstalled installation whose leftover
+  // resources are due for deletion and still exist (serve wires it to
+  // ResourceService::remove_leftovers). Called again by every pass until none is left, so a
+  // pass that dies before or during the deletion is redone by the next.
+  void on_leftovers_due(std::function<void(const std::string& installation_id)> fn) {
+    leftovers_due_ = std::move(fn);
+  }
 
   // Whether uninstalling now leaves something to bill: charges of at least $0.50 not yet
   // invoiced (this period, earlier periods, carried amounts) or invoices not settled.
@@ -203,8 +216,9 @@ class BillingService {
   // Submit Billing Data's body as JSON text.
   std::string billing_data_body(const Computed& c, Period period, int64_t now_ms,
                                 int64_t report_day_ms) const;
+  // `leftovers_due`: gets the installation's id when its leftovers are due for deletion.
   bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
-                         PassStats& stats);
+                         PassStats& stats, std::vector<std::string>& leftovers_due);
   void enqueue_billing_data(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
                             int64_t now, int64_t report_day_ms, int64_t cutoff_ms);
   int invoice_period(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
@@ -213,6 +227,13 @@ class BillingService {
   bool prepaid(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst, int64_t now,
                bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+  // Uninstall cleanup of an uninstalled, unfinalized installation: suspends its leftover
+  // resources once finalization stalled (uninstall + grace) or Vercel reported it gone,
+  // decides their deletion a grace period later, and drops the access token once nothing
+  // more will be sent. Edits `st` (the caller stores it); true when it changed. `due`:
+  // whether leftovers are due for deletion and still exist.
+  bool cleanup_leftovers(store::WriteTx& tx, const store::InstallationRow& inst,
+                         store::BillingStateRow& st, int64_t now, int& suspended, bool& due);
   // Tells a remote product (capabilities.async_provisioning) that the resource is now
   // "suspended" or "resumed", through the outbox.
   // What the resource's product declares (Options::descriptor_of, else its kind's); null for
@@ -242,6 +263,7 @@ class BillingService {
   const util::Clock& clock_;
   Options options_;
   std::function<void()> enqueued_;
+  std::function<void(const std::string&)> leftovers_due_;
 
   std::mutex mu_;
   std::mutex run_mu_;  // one pass at a time (worker, /ops/clock, shutdown)

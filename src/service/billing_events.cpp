@@ -88,12 +88,19 @@ Json BillingService::summary(const std::string& installation_id) {
     for (const auto& inv : tx.invoices_of(installation_id)) invoices.push_back(invoice_json(inv));
     Json state = Json::object();
     if (auto st = tx.billing_state(installation_id)) {
-      state = {{"lastBillingDataAt",
-                st->last_data_ms ? Json(util::format_iso8601_ms(st->last_data_ms)) : Json(nullptr)},
-               {"invoicedThrough", util::format_iso8601_ms(st->invoiced_through_ms)},
-               {"finalSubmitted", st->final_submitted},
-               {"finalizeEnqueued", st->finalize_enqueued},
-               {"gone", st->gone_ms.has_value()}};
+      state = {
+          {"lastBillingDataAt",
+           st->last_data_ms ? Json(util::format_iso8601_ms(st->last_data_ms)) : Json(nullptr)},
+          {"invoicedThrough", util::format_iso8601_ms(st->invoiced_through_ms)},
+          {"finalSubmitted", st->final_submitted},
+          {"finalizeEnqueued", st->finalize_enqueued},
+          {"gone", st->gone_ms.has_value()},
+          {"leftoversSuspendedAt", st->leftovers_suspended_ms
+                                       ? Json(util::format_iso8601_ms(*st->leftovers_suspended_ms))
+                                       : Json(nullptr)},
+          {"leftoversDeletedAt", st->leftovers_deleted_ms
+                                     ? Json(util::format_iso8601_ms(*st->leftovers_deleted_ms))
+                                     : Json(nullptr)}};
     }
     out = {{"installationId", installation_id},
            {"status", inst->status},
@@ -160,10 +167,17 @@ void BillingService::gone(store::WriteTx& tx, const store::OutboxRow& item, int6
   }
   if (row.gone_ms) return;
   row.gone_ms = now;
-  tx.put_billing_state(row);
   util::log_warn("installation gone at Vercel: billing stops")
       .str("installation", item.installation_id)
       .num("status", item.last_status);
+  // An uninstall that cannot be finalized any more: its leftover resources are suspended at
+  // once, in this transaction (their deletion follows from the billing pass).
+  if (auto inst = tx.installation(item.installation_id)) {
+    int suspended = 0;
+    bool due = false;
+    cleanup_leftovers(tx, *inst, row, now, suspended, due);
+  }
+  tx.put_billing_state(row);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -634,14 +634,23 @@ int ResourceService::remove_all(const std::string& installation_id) {
 
 int ResourceService::remove_leftovers(const std::string& installation_id) {
   std::vector<std::string> ids;
+  bool finalized = false;
   store_.read([&](store::ReadTx& tx) {
     auto inst = tx.installation(installation_id);
-    if (!inst || inst->status == "active" || !inst->finalized) return;
+    if (!inst || inst->status == "active") return;
+    finalized = inst->finalized;
+    // Not finalized: only once the uninstall cleanup decided the deletion (billing's grace
+    // period after the leftovers were suspended).
+    if (!finalized) {
+      auto st = tx.billing_state(installation_id);
+      if (!st || !st->leftovers_deleted_ms) return;
+    }
     for (const auto& row : tx.live_resources_of(installation_id)) ids.push_back(row.id);
   });
   for (const auto& id : ids) remove(installation_id, id, /*require_active=*/false);
   if (!ids.empty())
-    util::log_info("resources deprovisioned after finalization")
+    util::log_info(finalized ? "resources deprovisioned after finalization"
+                             : "resources deprovisioned after the uninstall grace period")
         .str("installation", installation_id)
         .num("count", static_cast<int64_t>(ids.size()));
   return static_cast<int>(ids.size());

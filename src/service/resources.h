@@ -76,8 +76,10 @@ class ResourceService {
   // row or a deleted one (a crash between a provision's product work and its commit, or
   // between a delete's commit and the product's destroy). Returns how many were removed.
   int reclaim_storage();
-  // Once an uninstalled installation is finalized (nothing more to bill), the resources it
-  // left behind (uninstalled without cascadeResourceDeletion) are deprovisioned.
+  // Once an uninstalled installation is finalized (nothing more to bill), or its uninstall
+  // cleanup decided their deletion (BillingService, WHARF_UNINSTALL_GRACE_DAYS), the
+  // resources it left behind (uninstalled without cascadeResourceDeletion) are
+  // deprovisioned. Idempotent: a repeat removes what an interrupted one left.
   int remove_leftovers(const std::string& installation_id);
 
   struct RotateOutcome {

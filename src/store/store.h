@@ -167,6 +167,11 @@ struct BillingStateRow {
   bool final_submitted = false;     // uninstall: final data and invoices enqueued
   bool finalize_enqueued = false;   // uninstall: Finalize Installation enqueued
   std::optional<int64_t> gone_ms;   // Vercel answered 401/403/404/410 for it: stop calling
+  // Uninstall cleanup (docs/decisions.md, "Uninstall cleanup never stalls"): when the leftover
+  // resources of an unfinalized uninstall were suspended, and when their deletion was decided
+  // (from then on nothing more is billed or sent for the installation).
+  std::optional<int64_t> leftovers_suspended_ms;
+  std::optional<int64_t> leftovers_deleted_ms;
   bool operator==(const BillingStateRow&) const = default;
 };
 

@@ -261,6 +261,13 @@ ALTER TABLE installations ADD COLUMN token_issued_ms {INT64} NOT NULL DEFAULT 0;
 ALTER TABLE installations ADD COLUMN token_expires_ms {INT64};
 UPDATE installations SET token_issued_ms = created_ms
 )sql"},
+      // Uninstall cleanup (flows.md F11): an uninstall whose finalization stalls, or whose
+      // installation Vercel reports gone, has its leftover resources suspended and, after
+      // WHARF_UNINSTALL_GRACE_DAYS, deleted; these record each step once it was decided.
+      {13, "billing_state: uninstall cleanup of leftover resources", R"sql(
+ALTER TABLE billing_state ADD COLUMN leftovers_suspended_ms {INT64};
+ALTER TABLE billing_state ADD COLUMN leftovers_deleted_ms {INT64}
+)sql"},
   };
   return kMigrations;
 }

@@ -625,7 +625,8 @@ class Tx : public WriteTx {
   std::optional<BillingStateRow> billing_state(const std::string& installation_id) override {
     Stmt s(c_,
            "SELECT last_data_ms, final_through_ms, invoiced_through_ms, last_balance_ms, "
-           "final_submitted, finalize_enqueued, gone_ms FROM billing_state WHERE "
+           "final_submitted, finalize_enqueued, gone_ms, leftovers_suspended_ms, "
+           "leftovers_deleted_ms FROM billing_state WHERE "
            "installation_id = ?1");
     s.bind(1, installation_id);
     if (!s.step()) return std::nullopt;
@@ -638,6 +639,8 @@ class Tx : public WriteTx {
     r.final_submitted = s.int64(4) != 0;
     r.finalize_enqueued = s.int64(5) != 0;
     r.gone_ms = s.opt_int64(6);
+    r.leftovers_suspended_ms = s.opt_int64(7);
+    r.leftovers_deleted_ms = s.opt_int64(8);
     return r;
   }
 
@@ -645,7 +648,8 @@ class Tx : public WriteTx {
     Stmt s(c_,
            "INSERT OR REPLACE INTO billing_state (installation_id, last_data_ms, "
            "final_through_ms, invoiced_through_ms, last_balance_ms, final_submitted, "
-           "finalize_enqueued, gone_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+           "finalize_enqueued, gone_ms, leftovers_suspended_ms, leftovers_deleted_ms) VALUES "
+           "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
     s.bind(1, r.installation_id)
         .bind(2, r.last_data_ms)
         .bind(3, r.final_through_ms)
@@ -653,7 +657,9 @@ class Tx : public WriteTx {
         .bind(5, r.last_balance_ms)
         .bind(6, int64_t{r.final_submitted})
         .bind(7, int64_t{r.finalize_enqueued})
-        .bind(8, r.gone_ms);
+        .bind(8, r.gone_ms)
+        .bind(9, r.leftovers_suspended_ms)
+        .bind(10, r.leftovers_deleted_ms);
     s.step();
   }
 
