@@ -6,22 +6,12 @@ import requests
 
 import pytest
 
-from lib import api
+from lib import api, catalog
 from lib.billing import (HOUR, advance, billing_show, next_month_start, set_invoice_state,
                          start_billing_pair, sandbox_invoices, wait_until)
 from test_billing import start_of_next_month
 
-CATALOG = {
-    "products": [{"id": "sqlite-db", "kind": "sqlite", "name": "DB",
-                  "plans": ["team-free", "team-pro"]}],
-    "plans": [
-        {"id": "team-free", "type": "subscription", "name": "Team free", "description": "d",
-         "scope": "installation", "paymentMethodRequired": False},
-        {"id": "team-pro", "type": "subscription", "name": "Team pro", "description": "d",
-         "scope": "installation", "paymentMethodRequired": True, "cost": "$20.00/month",
-         "pricing": {"baseFee": "20.00"}},
-    ],
-}
+CATALOG = catalog.TEAM_PLANS
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lib import api
+from lib import catalog as lib_catalog
 from lib.billing import DAY, advance, start_billing_pair
 from lib.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_pair
 
@@ -110,17 +111,7 @@ def test_uninstall_free_installation_is_finalized(pair):
 
 
 def test_installation_level_billing_plan_change(wharf_bin, tmp_path):
-    catalog = {
-        "products": [{"id": "sqlite-db", "kind": "sqlite", "name": "DB",
-                      "plans": ["team-free", "team-pro"]}],
-        "plans": [
-            {"id": "team-free", "type": "subscription", "name": "Team free", "description": "d",
-             "scope": "installation", "paymentMethodRequired": False},
-            {"id": "team-pro", "type": "subscription", "name": "Team pro", "description": "d",
-             "scope": "installation", "paymentMethodRequired": True, "cost": "$20.00/month",
-             "pricing": {"baseFee": "20.00"}},
-        ],
-    }
+    catalog = lib_catalog.TEAM_PLANS
     sb, w = start_billing_pair(tmp_path, wharf_bin, catalog)
     try:
         iid = api.new_installation_id()

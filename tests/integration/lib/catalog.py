@@ -65,3 +65,17 @@ def write(dirpath, catalog, name="catalog.json"):
         else:
             f.write(catalog)
     return path
+
+
+# A product sold only on installation-level plans: free by default, a paid one ($20/month).
+TEAM_PLANS = {
+    "products": [{"id": "sqlite-db", "kind": "sqlite", "name": "DB",
+                  "plans": ["team-free", "team-pro"]}],
+    "plans": [
+        {"id": "team-free", "type": "subscription", "name": "Team free", "description": "d",
+         "scope": "installation", "paymentMethodRequired": False},
+        {"id": "team-pro", "type": "subscription", "name": "Team pro", "description": "d",
+         "scope": "installation", "paymentMethodRequired": True, "cost": "$20.00/month",
+         "pricing": {"baseFee": "20.00"}},
+    ],
+}
