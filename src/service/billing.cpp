@@ -617,16 +617,18 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
     st.invoiced_through_ms = month_start_ms(inst.created_ms);
   }
   const store::BillingStateRow before = st;
-  // Gone at Vercel, or given up on: nothing more is billed or sent; only the uninstall
-  // cleanup of leftover resources goes on.
-  if (st.gone_ms || st.leftovers_deleted_ms) {
+  // The uninstall cleanup of leftover resources, then the state saved if it changed.
+  auto cleanup_and_save = [&] {
     bool due = false;
     cleanup_leftovers(tx, inst, st, now, stats.leftovers_suspended, due);
     if (due) leftovers_due.push_back(inst.id), ++stats.leftovers_deleting;
     bool changed = !existing || st != before;
     if (changed) tx.put_billing_state(st);
     return changed;
-  }
+  };
+  // Gone at Vercel, or given up on: nothing more is billed or sent; only the uninstall
+  // cleanup of leftover resources goes on.
+  if (st.gone_ms || st.leftovers_deleted_ms) return cleanup_and_save();
   const bool uninstalled = inst.status != "active";
   const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
   const int64_t today = day_start_ms(now);
@@ -691,10 +693,8 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
         ++stats.finalizing;
       }
     }
-    bool due = false;
-    cleanup_leftovers(tx, inst, st, now, stats.leftovers_suspended, due);
-    if (due) leftovers_due.push_back(inst.id), ++stats.leftovers_deleting;
   }
+  if (uninstalled) return cleanup_and_save();
   bool changed = !existing || st != before;
   if (changed) tx.put_billing_state(st);
   return changed;

@@ -22,6 +22,13 @@ constexpr const char* kPurchaseInvalidUser =
     "This purchase is not a credit purchase for this integration, so no credits were added. "
     "Please contact the provider.";
 
+// The title of the notification an installation shows ("" for none).
+std::string installation_notice(store::ReadTx& tx, const std::string& installation_id) {
+  auto inst = tx.installation(installation_id);
+  if (!inst || !inst->notification_json) return "";
+  return Json::parse(*inst->notification_json, nullptr, false).value("title", "");
+}
+
 Json invoice_json(const store::InvoiceRow& inv) {
   Json j = {{"id", inv.id},
             {"resourceId", inv.resource_id.empty() ? Json(nullptr) : Json(inv.resource_id)},
@@ -233,10 +240,7 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
       // An installation-level invoice: its payment notices on the installation end, and a
       // suspension shown for it is lifted.
       if (inv->resource_id.empty()) {
-        auto inst = tx.installation(installation_id);
-        std::string title;
-        if (inst && inst->notification_json)
-          title = Json::parse(*inst->notification_json, nullptr, false).value("title", "");
+        std::string title = installation_notice(tx, installation_id);
         if (title == "Payment failed" || title == "Payment overdue")
           installation_state(tx, installation_id,
                              inv->suspended ? std::optional<std::string>("resumed") : std::nullopt,
@@ -244,39 +248,26 @@ bool BillingService::invoice_event(const std::string& type, const std::string& i
       }
       inv->suspended = false;
     } else if (event == "notpaid" && forward) {
+      const Json failed = notification(
+          "warn", "Payment failed",
+          "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) + " (" + inv->total +
+              " USD) failed; Vercel will retry. Please check the payment method "
+              "of the team.",
+          "/billing?invoice=" + inv->vercel_invoice_id.value_or(inv->id));
       // A failed attempt (Vercel retries): tell the customer, take nothing away.
       for (const auto& rid : targets) {
         auto row = tx.resource(rid);
         if (!row || row->deleted_ms || row->billing_hold) continue;
-        row->notification_json =
-            notification("warn", "Payment failed",
-                         "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) + " (" +
-                             inv->total +
-                             " USD) failed; Vercel will retry. Please check the payment method "
-                             "of the team.",
-                         "/billing?invoice=" + inv->vercel_invoice_id.value_or(inv->id))
-                .dump();
+        row->notification_json = failed.dump();
         row->updated_ms = now;
         tx.put_resource(*row);
         vercel::Outbox::enqueue_resource_updated(tx, *row, now);
       }
       // An installation-level invoice: the notice is the installation's (unless it is
       // already suspended for one).
-      auto inst = tx.installation(installation_id);
-      bool overdue_shown =
-          inst && inst->notification_json &&
-          Json::parse(*inst->notification_json, nullptr, false).value("title", "") ==
-              "Payment overdue";
+      bool overdue_shown = installation_notice(tx, installation_id) == "Payment overdue";
       if (inv->resource_id.empty() && !overdue_shown)
-        installation_state(
-            tx, installation_id, std::nullopt,
-            notification("warn", "Payment failed",
-                         "Payment of invoice " + inv->vercel_invoice_id.value_or(inv->id) + " (" +
-                             inv->total +
-                             " USD) failed; Vercel will retry. Please check the payment method "
-                             "of the team.",
-                         "/billing?invoice=" + inv->vercel_invoice_id.value_or(inv->id)),
-            now);
+        installation_state(tx, installation_id, std::nullopt, failed, now);
     }
     tx.put_invoice(*inv);
     if (event == "overdue") suspend_overdue(tx, installation_id, now);
