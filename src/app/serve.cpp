@@ -29,9 +29,12 @@
 #include "product/registry.h"
 #include "service/billing.h"
 #include "service/credentials.h"
+#include "service/deployments.h"
 #include "service/flags.h"
 #include "service/idempotency.h"
+#include "service/imports.h"
 #include "service/installations.h"
+#include "service/notices.h"
 #include "service/plans.h"
 #include "service/resources.h"
 #include "service/sessions.h"
@@ -414,6 +417,17 @@ int serve(const Config& config) {
       "flags.sync",
       [&flags](const store::OutboxRow& item, const vercel::Client& client,
                const std::string& token) { return flags.deliver_sync(item, client, token); });
+  // Deployment integration actions (branch databases) and checks (flows.md F17).
+  service::DeploymentService deployments(
+      *store, resources, clock,
+      {resource_options.public_url, 5 * 60 * 1000, 6, [&outbox] { outbox.wake(); }});
+  for (const char* kind :
+       {"deployment.action", "deployment.check", "deployment.register-check", "deployment.cleanup"})
+    outbox.set_handler(kind,
+                       [&deployments](const store::OutboxRow& item, const vercel::Client& client,
+                                      const std::string& token) {
+                         return deployments.deliver(item, client, token);
+                       });
   // Before serving: data a crash left behind for resources that have no row (a provision
   // killed before its commit) or a deleted one (a delete killed before the product's part).
   if (int n = resources.reclaim_storage())
@@ -588,6 +602,10 @@ int serve(const Config& config) {
                                                   const std::string& role) {
     sessions.member_changed(installation_id, member_id, role);
     outbox.wake();
+  });
+  webhooks.on_other([&deployments](const std::string& type, const std::string& installation_id,
+                                   const model::Json& payload) {
+    deployments.on_event(type, installation_id, payload);
   });
   webhooks.on_transferred([&installations, &outbox](const std::string& installation_id) {
     installations.request_account_info(installation_id);

@@ -118,6 +118,9 @@ struct Capabilities {
   // The product writes to the Global (Edge) Config a user enables in the resource's
   // protocolSettings.experimentation (flags): only then is syncing reported as enabled.
   bool config_sync = false;
+  // branch(), drop_branch(), check(): the deployment action "branch" (a database per preview
+  // deployment, flows.md F17) and the project check run on each deployment.
+  bool branches = false;
 };
 
 struct Descriptor {
@@ -378,6 +381,24 @@ class Product {
                                int64_t /*now_s*/) const {
     return false;
   }
+
+  // (capabilities.branches) A copy of the resource's data as of one moment, made as a new
+  // database `branch_id` of this product with the resource's plan. Idempotent: an existing
+  // branch is kept (its data untouched). Returns the product's own secrets for the branch (a
+  // kind whose data plane is Wharf's returns none: the service makes the branch's tokens).
+  virtual ProductReply branch(const ResourceInfo& resource, const std::string& /*branch_id*/,
+                              const CallContext& /*ctx*/) {
+    throw ProductRefused(400, "not_supported",
+                         "product " + resource.product_id + " does not branch databases",
+                         std::nullopt);
+  }
+  // Removes a branch and everything it stored; an already-removed one is success.
+  virtual void drop_branch(const ResourceInfo& /*resource*/, const std::string& /*branch_id*/,
+                           const CallContext& /*ctx*/) {}
+  // (capabilities.branches) A deployment check of a database (a resource's or a branch's):
+  // it is reachable and its schema is intact. Returns "" when it is, else what is wrong, in
+  // words for the deployment's owner. Throws ProductUnavailable when it cannot tell now.
+  virtual std::string check(const std::string& /*database_id*/) { return ""; }
 
   // A session on the resource for an interactive client (see SqlSession); null when the
   // product has none. Throws QueryError not_found for a missing resource.

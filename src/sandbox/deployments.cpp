@@ -337,7 +337,8 @@ Json start_action(Context& ctx, const std::string& deployment_id, const std::str
   });
 }
 
-Json start_check_runs(Context& ctx, const std::string& deployment_id) {
+Json start_check_runs(Context& ctx, const std::string& deployment_id,
+                      const std::string& only_check) {
   int64_t now = ctx.clock.now_ms();
   return ctx.state.mutate([&](Json& doc) {
     Json& d = deployment_ref(doc, deployment_id);
@@ -348,8 +349,11 @@ Json start_check_runs(Context& ctx, const std::string& deployment_id) {
         doc.contains("checks") && doc["checks"].is_object() ? doc["checks"] : Json::object();
     for (const auto& c : checks) {
       if (!c.is_object() || str_of(c, "api") != "v2" || str_of(c, "projectId") != project) continue;
-      if (c.contains("targets") && c["targets"].is_array() && !c["targets"].empty() &&
-          std::find(c["targets"].begin(), c["targets"].end(), Json(target)) == c["targets"].end())
+      if (!only_check.empty()) {
+        if (str_of(c, "id") != only_check) continue;
+      } else if (c.contains("targets") && c["targets"].is_array() && !c["targets"].empty() &&
+                 std::find(c["targets"].begin(), c["targets"].end(), Json(target)) ==
+                     c["targets"].end())
         continue;
       Json source = {{"kind", "integration"},
                      {"integrationConfigurationId", str_of(c, "installationId")}};

@@ -83,7 +83,9 @@ Json start_action(Context& ctx, const std::string& deployment_id, const std::str
 // Returns the runs as deployment.checkrun.start carries them (flows.md §3.3):
 // [{id, checkId, source {kind: "integration", integrationConfigurationId,
 //   externalResourceId?}, deploymentId, timeout}].
-Json start_check_runs(Context& ctx, const std::string& deployment_id);
+// `only_check` non-empty: one new run of that check alone (a rerequest), whatever its targets.
+Json start_check_runs(Context& ctx, const std::string& deployment_id,
+                      const std::string& only_check = "");
 
 // ---- judges: arrays of findings {severity: "error" | "warning", rule, message} -------------
 
@@ -118,7 +120,8 @@ Json action_webhook_payload(Context& ctx, const std::string& deployment_id,
                             const std::string& resource_id, const std::string& action);
 // deployment.checkrun.start/cancel: {installationId, configuration{id}, team{id},
 // checkRun{id, checkId, source, deploymentId, timeout}, deployment{id, url, meta},
-// project{id}}.
+// project{id}}. deployment.check-rerequested carries the same, plus check{id}: the user asked
+// for the check again and the new run is `checkRun`.
 Json checkrun_webhook_payload(Context& ctx, const std::string& deployment_id,
                               const std::string& run_id);
 

@@ -59,7 +59,7 @@ size_t project_checks(Context& ctx, const std::string& project_id) {
 Json deploy(DriverImpl& d, const Json& params) {
   Params a(params, "deploy",
            {"installationId", "resourceId", "projectId", "projectName", "target", "meta", "action",
-            "cancel", "cleanup", "waitMs", "checksWaitMs"});
+            "cancel", "cleanup", "rerequest", "waitMs", "checksWaitMs"});
   auto icfg = a.str("installationId", true);
   auto rid = a.str("resourceId", true);
   auto project_id = a.str("projectId", false);
@@ -69,6 +69,7 @@ Json deploy(DriverImpl& d, const Json& params) {
   auto action = a.str("action", false);
   auto cancel = a.boolean("cancel");
   auto cleanup = a.boolean("cleanup");
+  auto rerequest = a.boolean("rerequest");
   auto wait_ms = a.integer("waitMs", false);
   auto checks_wait_ms = a.integer("checksWaitMs", false);
   for (const auto& [key, v] : {std::pair{"waitMs", wait_ms}, {"checksWaitMs", checks_wait_ms}})
@@ -167,6 +168,15 @@ Json deploy(DriverImpl& d, const Json& params) {
   }
 
   // 4. The partner's reports: until the action is terminal and every run completed.
+  auto runs_completed = [&](const Json& ids) {
+    Json rec = deployments::stored_deployment(ctx, did);
+    const Json* open = member(rec, "checkRuns");
+    for (const auto& run_id : ids) {
+      const Json* run = open ? member(*open, run_id.get<std::string>()) : nullptr;
+      if (!run || str_member(*run, "status") != "completed") return false;
+    }
+    return true;
+  };
   auto settled = [&] {
     Json rec = deployments::stored_deployment(ctx, did);
     if (action_sent) {
@@ -175,14 +185,27 @@ Json deploy(DriverImpl& d, const Json& params) {
       std::string status = act ? str_member(*act, "status") : "";
       if (status != "succeeded" && status != "failed") return false;
     }
-    const Json* open = member(rec, "checkRuns");
-    for (const auto& run_id : sent_runs) {
-      const Json* run = open ? member(*open, run_id.get<std::string>()) : nullptr;
-      if (!run || str_member(*run, "status") != "completed") return false;
-    }
-    return true;
+    return runs_completed(sent_runs);
   };
   wait_until(wait_ms.value_or(kDefaultWaitMs), settled);
+
+  // 4b. The user asks for every check again: a new run each, sent as
+  // deployment.check-rerequested (with the check and the new run), waited for like the first.
+  if (rerequest.value_or(false)) {
+    Json first = runs;
+    Json again = Json::array();
+    for (const auto& run : first) {
+      Json opened = deployments::start_check_runs(ctx, did, run.value("checkId", ""));
+      for (const auto& r : opened) {
+        std::string run_id = r.value("id", "");
+        Json payload = deployments::checkrun_webhook_payload(ctx, did, run_id);
+        payload["check"] = {{"id", r.value("checkId", "")}};
+        if (send("deployment.check-rerequested", payload)) again.push_back(run_id);
+        runs.push_back(r);
+      }
+    }
+    wait_until(wait_ms.value_or(kDefaultWaitMs), [&] { return runs_completed(again); });
+  }
 
   // What the partner reported, as of now (reports arriving later are not judged).
   int64_t now = ctx.clock.now_ms();

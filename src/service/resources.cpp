@@ -609,6 +609,11 @@ int ResourceService::reclaim_storage() {
     store_.read([&](store::ReadTx& tx) {
       for (auto& id : impl->stored_resources()) {
         auto row = tx.resource(id);
+        if (!row) {
+          // A deployment branch lives until its cleanup (or its resource's deletion).
+          auto branch = tx.branch(id);
+          if (branch && branch->status != "dropped") continue;
+        }
         if (!row || row->deleted_ms) orphans.push_back(std::move(id));
       }
     });
@@ -804,16 +809,23 @@ ResourceService::SqlCaller ResourceService::authorize_sql(const std::string& res
         (cred->expires_ms && *cred->expires_ms <= now))
       throw ApiError::unauthorized("invalid or expired database token");
     auto r = tx.resource(cred->resource_id);
+    if (!r) {
+      // A deployment branch's token: the branch runs under its resource.
+      auto branch = tx.branch(cred->resource_id);
+      if (branch && branch->status == "succeeded") r = tx.resource(branch->resource_id);
+    }
     if (!r || r->deleted_ms)
       throw ApiError::not_found("database " + cred->resource_id + " not found");
     caller.row = *r;
+    caller.database_id = cred->resource_id;
     access = cred->access;
   });
   if (options_.rate_limits)
     options_.rate_limits->data_plane(caller.token_hash, caller.row.installation_id);
   if (caller.row.status == "suspended")
-    throw ApiError(403, "resource_suspended",
-                   "database " + caller.row.id + " is suspended; resume it in Vercel to use it");
+    throw ApiError(
+        403, "resource_suspended",
+        "database " + caller.database_id + " is suspended; resume it in Vercel to use it");
   // A prepaid database out of credits keeps serving reads, not writes, until credited.
   caller.out_of_credits = access == "rw" && caller.row.billing_hold == "credits";
   caller.read_only = access != "rw" || caller.out_of_credits;
@@ -826,7 +838,7 @@ std::unique_ptr<product::SqlSession> ResourceService::open_sql_session(const Sql
   const model::Product& product = require_product(caller.row.product_id);
   std::unique_ptr<product::SqlSession> session;
   try {
-    session = product_of(product).open_session(caller.row.id, caller.read_only, caller.limits);
+    session = product_of(product).open_session(caller.database_id, caller.read_only, caller.limits);
   } catch (const product::QueryError& e) {
     throw query_error(e);
   }
@@ -871,8 +883,8 @@ Json ResourceService::query(const std::string& resource_id, const std::string& t
   product::UsageDelta usage;
   std::vector<product::StatementResult> results;
   try {
-    results =
-        product_of(product).execute(row.id, statements, caller.read_only, caller.limits, &usage);
+    results = product_of(product).execute(caller.database_id, statements, caller.read_only,
+                                          caller.limits, &usage);
   } catch (const product::QueryError& e) {
     record_usage(row, usage);
     if (caller.out_of_credits && e.code == product::error_code::kReadOnly)

@@ -114,6 +114,9 @@ class ResourceService {
   // its rate limits. What it may do follows from the token and the billing state.
   struct SqlCaller {
     store::ResourceRow row;
+    // The product database the token opens: the resource's own (row.id) or a deployment
+    // branch of it (service/deployments.h), which runs under the resource's plan and billing.
+    std::string database_id;
     std::string token_hash;
     bool read_only = true;        // a read-only token, or out of prepaid credits
     bool out_of_credits = false;  // writes refused for credits, not for the token
@@ -129,6 +132,22 @@ class ResourceService {
   void record_sql_usage(const SqlCaller& caller, const product::UsageDelta& usage) {
     record_usage(caller.row, usage);
   }
+  // Deployment branches (flows.md F17), driven by DeploymentService. make_branch: the
+  // product's copy of the branch's resource as database `branch.id`, then Wharf's tokens for
+  // it (when the product's data plane is Wharf's); in one transaction the branch becomes
+  // `succeeded` with its secrets sealed, unless it was cancelled meanwhile (then nullopt: the
+  // caller drops it). Throws ProductRefused (e.g. 404 resource gone, 400 not supported) or
+  // ProductUnavailable (try again).
+  std::optional<model::Json> make_branch(const store::BranchRow& branch);
+  model::Json branch_secrets(const store::BranchRow& branch) const;
+  // Drops a branch's database and tokens and marks it `status` ("dropped", "cancelled" or
+  // "failed"); idempotent.
+  void drop_branch(const store::BranchRow& branch, const std::string& status,
+                   const std::string& status_text);
+  // The deployment check of a resource's database, or of its branch `database_id`: "" when
+  // reachable and intact, else what is wrong. Throws ProductUnavailable.
+  std::string check_database(const std::string& resource_id, const std::string& database_id);
+
   // Adds `value` to an interval metric of the resource at the ledger's next flush (a product
   // served by Wharf's own data plane, such as flag evaluations).
   void record_metric(const store::ResourceRow& row, const std::string& metric, int64_t value);

@@ -71,6 +71,8 @@ Json WebhookService::receive(const std::string& raw_body, const std::string& sig
   }
   if (type->rfind("marketplace.invoice.", 0) == 0 && installation && payload && invoice_)
     invoice_(*type, *installation, *payload);
+  else if (installation && payload && other_)
+    other_(*type, *installation, *payload);
   store_.write([&](store::WriteTx& tx) {
     if (auto row = tx.webhook_event(*id)) {
       row->processed_ms = clock_.now_ms();

@@ -32,6 +32,9 @@ class WebhookService {
   using MemberFn = std::function<void(const std::string& installation_id,
                                       const std::string& member_id, const std::string& role)>;
   void on_member_changed(MemberFn fn) { member_changed_ = std::move(fn); }
+  // Any other event of an installation (deployments, projects, checks: DeploymentService);
+  // the receiver ignores the types it does not handle.
+  void on_other(InvoiceFn fn) { other_ = std::move(fn); }
 
   // `signature` is the x-vercel-signature header (hex HMAC-SHA1 of `raw_body` keyed with the
   // client secret). Throws ApiError 401 on a missing or wrong signature, 400 on a body that
@@ -46,6 +49,7 @@ class WebhookService {
   InvoiceFn invoice_;
   UninstallFn transferred_;
   MemberFn member_changed_;
+  InvoiceFn other_;
 };
 
 }  // namespace wharf::service

@@ -267,6 +267,24 @@ struct FlagSetRow {
   bool operator==(const FlagSetRow&) const = default;
 };
 
+// A database branched from a resource for one deployment (flows.md F17, the built-in
+// deployment action of the database products), with the credentials reported to Vercel as
+// the action's outcome (migration 15).
+struct BranchRow {
+  std::string id;  // the branch's database id in the product ("<resource id>-br-<hash>")
+  std::string resource_id;
+  std::string installation_id;
+  std::string deployment_id;
+  std::string action;
+  // running | succeeded | failed | cancelled (asked to stop: dropped once the work ends) |
+  // dropped (cleanup: the database and its tokens are gone)
+  std::string status = "running";
+  std::string status_text;
+  std::optional<std::string> secrets_sealed;  // Secret[] as JSON, AES-GCM sealed
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
 class ReadTx {
  public:
   virtual ~ReadTx() = default;
@@ -327,6 +345,9 @@ class ReadTx {
   virtual std::optional<FlagRow> flag_by_id(const std::string& id) = 0;
   virtual std::optional<FlagSetRow> flag_set(const std::string& resource_id) = 0;
   virtual int64_t flag_count(const std::string& resource_id) = 0;
+  // Deployment branches (migration 15): by id, and every branch of a resource.
+  virtual std::optional<BranchRow> branch(const std::string& id) = 0;
+  virtual std::vector<BranchRow> branches_of(const std::string& resource_id) = 0;
 };
 
 class WriteTx : public ReadTx {
@@ -382,6 +403,7 @@ class WriteTx : public ReadTx {
   virtual void put_flag_set(const FlagSetRow& row) = 0;  // insert or replace
   // Every flag of the resource and its flag set (the resource was deleted).
   virtual void delete_flags_of(const std::string& resource_id) = 0;
+  virtual void put_branch(const BranchRow& row) = 0;  // insert or replace
 
   // Retention (service::Retention); each returns the rows deleted. Outbox rows delivered or
   // dropped before the cutoff (pending and dead ones are never purged):

@@ -165,6 +165,12 @@ DeliveryPolicy delivery_policy(const std::string& kind) {
   if (kind == "experimentation" || kind == "flags.sync") p.installation_scoped = false;
   // Nor one on a member: that member left (the member read's handler ends their sessions).
   if (kind == "member") p.installation_scoped = false;
+  // Billing notices go to the provider's endpoint (service/notices.h), not to Vercel.
+  if (kind == "notice") p.installation_scoped = p.to_vercel = false;
+  // Nor one on a deployment, a project or a check run (deleted meanwhile), or from the
+  // handlers that report on them (service/deployments.h).
+  if (kind == "deployment" || kind == "check" || kind.rfind("deployment.", 0) == 0)
+    p.installation_scoped = false;
   return p;
 }
 

@@ -76,6 +76,9 @@ struct DeliveryPolicy {
   bool conflict_is_delivered = false;  // 409 = an earlier attempt got through (invoice)
   bool conflict_is_retried = false;    // 409 = not yet, try again (finalize: invoices open)
   bool installation_scoped = true;     // 404 = the installation is gone (not for a resource's)
+  // A call to Vercel: 401/403/410 mean the installation is gone. Not so for a call to the
+  // provider's own endpoints (billing notices): their refusals only kill that call.
+  bool to_vercel = true;
 };
 DeliveryPolicy delivery_policy(const std::string& kind);
 

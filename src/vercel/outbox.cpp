@@ -150,7 +150,7 @@ Outbox::Attempt Outbox::attempt(store::OutboxRow item) const {
     item.state = "dead";
     item.done_ms = now;
     item.response_body = result.body.substr(0, 64 * 1024);
-    if (!product_call &&
+    if (!product_call && policy.to_vercel &&
         (s == 401 || s == 403 || s == 410 || (s == 404 && policy.installation_scoped))) {
       item.last_error = "installation gone (Vercel answered " + std::to_string(s) + ")";
       a.gone = true;

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 from lib import api
 from lib.billing import wait_until, wharf_cli
@@ -149,6 +150,42 @@ def test_a_user_connects_with_psql_and_the_lifecycle_holds(pair):
     assert sb.run("delete-resource", installationId=iid, resourceId=rid)["ok"]
     wait_until(lambda: psql(new["DATABASE_URL"], "select 1").returncode != 0, what="dropped")
     assert sb.flow("delete-resource", installationId=iid, resourceId=rid)[0] == 200
+
+
+def test_a_preview_deployment_gets_a_branch_database_with_its_own_logins(pair):
+    """flows.md F17 on PostgreSQL: CREATE DATABASE … TEMPLATE, handed to the branch's roles."""
+    sb, w = pair
+    iid = install(sb)
+    body = provision(sb, iid, name="pg-branch")["response"]
+    rid, s = body["id"], secrets_of(body)
+    assert psql(s["DATABASE_URL"], "create table t (v text); insert into t values ('main')"
+                ).returncode == 0
+    out = sb.run("deploy", installationId=iid, resourceId=rid, action="branch", waitMs=30000)
+    assert out["ok"] is True and out["findings"] == [], out
+    (run,) = out["checkRuns"]
+    assert run["conclusion"] == "succeeded", run
+    rec = requests.get(f"{sb.base}/_sandbox/deployments/{out['deploymentId']}", timeout=10).json()
+    last = rec["actions"][f"{rid}/branch"]["updates"][-1]["body"]
+    assert last["status"] == "succeeded", last
+    branch = {x["name"]: x["value"] for x in last["outcomes"][0]["secrets"]}
+    assert branch["PGDATABASE"] != s["PGDATABASE"] and branch["PGUSER"] != s["PGUSER"]
+    # The branch's own login owns the copied table: it reads and writes it.
+    r = psql(branch["DATABASE_URL"], "insert into t values ('branch'); select string_agg(v, ',' "
+                                     "order by v) from t")
+    assert r.returncode == 0 and r.stdout.strip() == "branch,main", r.stderr
+    assert psql(branch["DATABASE_READONLY_URL"], "select count(*) from t").stdout.strip() == "2"
+    assert psql(s["DATABASE_URL"], "select count(*) from t").stdout.strip() == "1"
+    # The resource's login cannot open the branch, nor the branch's the resource.
+    other = branch["DATABASE_URL"].replace(branch["PGPASSWORD"], s["PGPASSWORD"]).replace(
+        branch["PGUSER"], s["PGUSER"])
+    assert psql(other, "select 1").returncode != 0
+    # Cleanup drops the database and its roles.
+    sb.run("webhook", type="deployment.integration.action.cleanup", installationId=iid,
+           payload={"installationId": iid, "resourceId": rid, "action": "branch",
+                    "deployment": {"id": out["deploymentId"]}})
+    wait_until(lambda: psql(branch["DATABASE_URL"], "select 1").returncode != 0,
+               what="branch dropped")
+    assert psql(s["DATABASE_URL"], "select count(*) from t").stdout.strip() == "1"
 
 
 def test_server_down_during_provision_finishes_when_it_returns(cluster, wharf_bin, tmp_path):

@@ -137,6 +137,55 @@ TEST_F(SqliteDbTest, DestroyRemovesEveryFileAndLaterCallsAreNotFound) {
   EXPECT_TRUE(files_of("res_a").empty());
 }
 
+// ---------------------------------------------------------------------------------------
+// Deployment branches (flows.md F17)
+TEST_F(SqliteDbTest, ABranchIsAConsistentCopyThatThenGoesItsOwnWay) {
+  EXPECT_TRUE(db_->descriptor().capabilities.branches);
+  run1("CREATE TABLE t(x)");
+  run1("INSERT INTO t VALUES (1), (2)");
+  ResourceInfo info;
+  info.id = "res_a";
+  info.plan_limits = json{{"maxRows", 50}};
+  // A transaction open on the resource does not show in the copy (one read snapshot).
+  auto session = db_->open_session("res_a", false, Limits{});
+  ResultBudget budget{1000, 1 << 20};
+  session->run({"BEGIN"}, false, budget, nullptr);
+  session->run({"INSERT INTO t VALUES (3)"}, false, budget, nullptr);
+  EXPECT_TRUE(db_->branch(info, "res_a-br-1", CallContext{}).secrets.empty());
+  session->run({"COMMIT"}, false, budget, nullptr);
+  EXPECT_TRUE(db_->exists("res_a-br-1"));
+  auto rows = db_->execute("res_a-br-1", {{"SELECT count(*) FROM t"}}, true, Limits{}, nullptr);
+  EXPECT_EQ(rows[0].rows[0][0], 2);
+  // From then on they are separate databases.
+  db_->execute("res_a-br-1", {{"INSERT INTO t VALUES (10)"}}, false, Limits{}, nullptr);
+  EXPECT_EQ(count("t"), 3);
+  rows = db_->execute("res_a-br-1", {{"SELECT count(*) FROM t"}}, true, Limits{}, nullptr);
+  EXPECT_EQ(rows[0].rows[0][0], 3);
+  // Branching again keeps the branch as it is (a retried action).
+  db_->branch(info, "res_a-br-1", CallContext{});
+  rows = db_->execute("res_a-br-1", {{"SELECT max(x) FROM t"}}, true, Limits{}, nullptr);
+  EXPECT_EQ(rows[0].rows[0][0], 10);
+  EXPECT_EQ(db_->check("res_a-br-1"), "");
+  EXPECT_EQ(db_->check("res_a"), "");
+  // Dropping it removes every file and leaves the resource alone.
+  db_->drop_branch(info, "res_a-br-1", CallContext{});
+  EXPECT_FALSE(db_->exists("res_a-br-1"));
+  EXPECT_TRUE(files_of("res_a-br-").empty());
+  EXPECT_EQ(count("t"), 3);
+  db_->drop_branch(info, "res_a-br-1", CallContext{});  // idempotent
+}
+
+TEST_F(SqliteDbTest, CheckFindsADamagedDatabaseAndBranchingAMissingOneFails) {
+  ResourceInfo gone;
+  gone.id = "res_gone";
+  EXPECT_THROW(db_->branch(gone, "res_gone-br-2", CallContext{}), QueryError);
+  EXPECT_FALSE(db_->exists("res_gone-br-2"));
+  EXPECT_THROW(db_->check("res_gone"), QueryError);  // not found: no verdict
+  // A file that is not a database at all.
+  { std::ofstream(dir_ / "res_c.db") << std::string(8192, 'x'); }
+  EXPECT_NE(db_->check("res_c"), "");
+}
+
 TEST_F(SqliteDbTest, DestroyStopsAQueryInFlightAtOnce) {
   Limits unlimited;
   unlimited.statement_timeout_ms = 0;

@@ -228,3 +228,52 @@ TEST_F(SqliteStoreTest, ReadersNoReadNeededForAPeriodAreClosed) {
 
 }  // namespace
 }  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST_F(SqliteStoreTest, DeploymentBranchesRoundTripAndListByResource) {
+  auto s = open();
+  store::BranchRow a;
+  a.id = "res_1-br-aaaa";
+  a.resource_id = "res_1";
+  a.installation_id = "icfg_1";
+  a.deployment_id = "dpl_1";
+  a.action = "branch";
+  a.secrets_sealed = std::string("\x00\x01sealed", 8);
+  a.created_ms = 10;
+  a.updated_ms = 11;
+  store::BranchRow b = a;
+  b.id = "res_1-br-bbbb";
+  b.deployment_id = "dpl_2";
+  b.secrets_sealed.reset();
+  b.created_ms = 20;
+  store::BranchRow other = a;
+  other.id = "res_2-br-cccc";
+  other.resource_id = "res_2";
+  s->write([&](store::WriteTx& tx) {
+    tx.put_branch(b);
+    tx.put_branch(a);
+    tx.put_branch(other);
+  });
+  a.status = "succeeded";
+  a.status_text = "ready";
+  s->write([&](store::WriteTx& tx) { tx.put_branch(a); });  // replace
+  s->read([&](store::ReadTx& tx) {
+    auto got = tx.branch(a.id);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, "succeeded");
+    EXPECT_EQ(got->status_text, "ready");
+    EXPECT_EQ(got->secrets_sealed, a.secrets_sealed);  // a blob, NULs included
+    EXPECT_EQ(got->deployment_id, "dpl_1");
+    EXPECT_EQ(got->created_ms, 10);
+    auto mine = tx.branches_of("res_1");
+    ASSERT_EQ(mine.size(), 2u);
+    EXPECT_EQ(mine[0].id, a.id);  // oldest first
+    EXPECT_FALSE(mine[1].secrets_sealed);
+    EXPECT_FALSE(tx.branch("res_9-br-none"));
+  });
+}
+
+}  // namespace
+}  // namespace wharf

@@ -49,7 +49,7 @@ Opened open_stream(Context& ctx, service::ResourceService& resources, hrana::Str
                             "being idle, and an open transaction is rolled back then");
   } else {
     out.entry = std::make_unique<hrana::Streams::Entry>();
-    out.entry->resource_id = out.caller.row.id;
+    out.entry->resource_id = out.caller.database_id;
     out.entry->token_hash = out.caller.token_hash;
     out.entry->stream.session = resources.open_sql_session(out.caller);
   }

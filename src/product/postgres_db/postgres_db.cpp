@@ -1,10 +1,12 @@
 #include "product/postgres_db/postgres_db.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "product/postgres_db/console.h"
@@ -110,6 +112,10 @@ auto guarded(const std::string& what, F&& f) -> decltype(f()) {
   throw ProductRefused(404, "not_found", "resource " + resource_id + " has no database",
                        std::nullopt);
 }
+
+// A branch's copy waits for sessions on the source to end this often, this long apart.
+constexpr int kBranchAttempts = 20;
+constexpr int kBranchRetryMs = 250;
 
 std::string new_password() {
   return util::random_token(kPasswordBytes);
@@ -318,6 +324,7 @@ const Descriptor& PostgresDb::kDescriptor() {
     d.capabilities.rotation = true;
     d.capabilities.async_provisioning = true;
     d.capabilities.samples_usage = true;
+    d.capabilities.branches = true;
     d.provision_wait_ms = 5000;
     return d;
   }();
@@ -586,6 +593,69 @@ void PostgresDb::drop(const Names& n) {
 void PostgresDb::remove(const ResourceInfo& resource, const CallContext& /*ctx*/) {
   const Names n = names_for(resource.id);
   guarded("remove " + resource.id, [&] { drop(n); });
+}
+
+ProductReply PostgresDb::branch(const ResourceInfo& resource, const std::string& branch_id,
+                                const CallContext& ctx) {
+  const Names src = names_for(resource.id);
+  const Names n = names_for(branch_id);
+  guarded("branch " + resource.id, [&] {
+    auto admin = pool_.acquire();
+    ResourceLock lock(*admin, n.database);
+    DbInfo info = read_info(*admin, n.database);
+    std::optional<State> state = State::parse(info.comment);
+    if (state && state->resource_id == branch_id) return;  // made and set up before
+    if (!info.exists) {
+      if (!read_info(*admin, src.database).exists) not_found(resource.id);
+      ensure_roles(*admin, n);
+      for (int attempt = 1;; ++attempt) {
+        try {
+          admin->exec("CREATE DATABASE " + admin->ident(n.database) + " TEMPLATE " +
+                      admin->ident(src.database));
+          break;
+        } catch (const PgError& e) {
+          if (e.state == "42P04") break;  // duplicate_database: made meanwhile
+          if (e.state != "55006") throw;  // object_in_use: sessions on the source
+          if (attempt >= kBranchAttempts)
+            throw ProductRefused(
+                409, "database_in_use",
+                "database " + src.database + " had sessions open throughout the copy",
+                "The database could not be branched: PostgreSQL copies a database only while "
+                "no session is connected to it, and it stayed busy. Redeploy to try again.");
+          std::this_thread::sleep_for(std::chrono::milliseconds(kBranchRetryMs));
+        }
+      }
+    }
+    // The copy's tables belong to the source's roles: hand them to the branch's owner.
+    Conn db(params_for(n.database));
+    db.exec("REASSIGN OWNED BY " + db.ident(src.owner) + ", " + db.ident(src.rw[0]) + ", " +
+            db.ident(src.rw[1]) + " TO " + db.ident(n.owner));
+  });
+  ResourceInfo copy = resource;
+  copy.id = branch_id;
+  return provision(copy, ctx);  // roles, grants, logins and state as for a new resource
+}
+
+void PostgresDb::drop_branch(const ResourceInfo& /*resource*/, const std::string& branch_id,
+                             const CallContext& /*ctx*/) {
+  const Names n = names_for(branch_id);
+  guarded("drop branch " + branch_id, [&] { drop(n); });
+}
+
+std::string PostgresDb::check(const std::string& database_id) {
+  const Names n = names_for(database_id);
+  try {
+    Conn db(params_for(n.database));
+    Result r = db.query(
+        "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = "
+        "i.indexrelid JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace WHERE NOT "
+        "i.indisvalid AND s.nspname NOT IN ('pg_catalog', 'information_schema')");
+    std::string invalid = r.rows() ? r.text(0, 0) : "0";
+    if (invalid != "0") return invalid + " index(es) are invalid (an interrupted CREATE INDEX)";
+    return "";
+  } catch (const PgError& e) {
+    return "the database cannot be reached: " + std::string(e.what());
+  }
 }
 
 void PostgresDb::destroy(const std::string& resource_id) {

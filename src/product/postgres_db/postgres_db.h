@@ -116,6 +116,16 @@ class PostgresDb final : public Product {
                       const CallContext& ctx) override;
   // Terminates the sessions, drops the database and the roles; a missing one is success.
   void remove(const ResourceInfo& resource, const CallContext& ctx) override;
+  // CREATE DATABASE … TEMPLATE <the resource's>, the copy's objects handed to the branch's
+  // own roles, then set up as provision() does. PostgreSQL copies a database only while no
+  // session is connected to it: busy for a few seconds, this answers 409 database_in_use.
+  ProductReply branch(const ResourceInfo& resource, const std::string& branch_id,
+                      const CallContext& ctx) override;
+  void drop_branch(const ResourceInfo& resource, const std::string& branch_id,
+                   const CallContext& ctx) override;
+  // Connects to the database and looks for invalid indexes (a failed CREATE INDEX
+  // CONCURRENTLY).
+  std::string check(const std::string& database_id) override;
   void destroy(const std::string& resource_id) override;
   bool exists(const std::string& resource_id) const override;
   // The resource ids of the wharf_* databases on the server (from their comments).

@@ -141,6 +141,7 @@ const Descriptor& SqliteDb::kDescriptor() {
     d.capabilities.sql_data_plane = true;
     d.capabilities.repl = true;
     d.capabilities.sql_sessions = true;
+    d.capabilities.branches = true;
     return d;
   }();
   return descriptor;
@@ -353,6 +354,71 @@ void SqliteDb::destroy(const std::string& resource_id) {
   std::lock_guard lock(mu_);
   auto it = databases_.find(resource_id);
   if (it != databases_.end() && it->second == db) databases_.erase(it);
+}
+
+ProductReply SqliteDb::branch(const ResourceInfo& resource, const std::string& branch_id,
+                              const CallContext& /*ctx*/) {
+  std::string path = database_path(branch_id);
+  if (!fs::exists(path)) {
+    std::string tmp = path + ".branching";
+    std::error_code ec;
+    fs::remove(tmp, ec);  // left by a copy a crash interrupted
+    {
+      Lease source = acquire(resource.id, /*read_only=*/true, Limits{});
+      sqlite3* dest = nullptr;
+      int rc =
+          sqlite3_open_v2(tmp.c_str(), &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+      std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(dest, sqlite3_close_v2);
+      if (rc != SQLITE_OK)
+        throw std::runtime_error("cannot create " + tmp + ": " + sqlite3_errstr(rc));
+      sqlite3_backup* backup = sqlite3_backup_init(dest, "main", source.conn().db(), "main");
+      if (!backup) throw std::runtime_error("cannot branch: " + std::string(sqlite3_errmsg(dest)));
+      rc = sqlite3_backup_step(backup, -1);  // every page, in one read transaction
+      int finish = sqlite3_backup_finish(backup);
+      if (rc != SQLITE_DONE || finish != SQLITE_OK)
+        throw std::runtime_error("cannot branch " + resource.id + ": " + sqlite3_errstr(rc));
+    }
+    fs::rename(tmp, path);
+  }
+  create(branch_id, Limits::from_json(resource.plan_limits), resource.metadata);
+  return {};
+}
+
+void SqliteDb::drop_branch(const ResourceInfo& /*resource*/, const std::string& branch_id,
+                           const CallContext& /*ctx*/) {
+  destroy(branch_id);
+  std::error_code ec;
+  fs::remove(database_path(branch_id) + ".branching", ec);
+}
+
+std::string SqliteDb::check(const std::string& database_id) {
+  std::optional<Lease> opened;
+  try {
+    opened.emplace(acquire(database_id, /*read_only=*/true, Limits{}));
+  } catch (const QueryError& e) {
+    if (e.code == error_code::kNotFound) throw;
+    return "the database cannot be opened: " + std::string(e.what());
+  } catch (const std::runtime_error& e) {
+    return "the database cannot be opened: " + std::string(e.what());
+  }
+  Lease& lease = *opened;
+  lease.conn().set_mode(Mode::kInternal);  // a PRAGMA the client SQL guard would refuse
+  std::string verdict;
+  char* error = nullptr;
+  int rc = sqlite3_exec(
+      lease.conn().db(), "PRAGMA quick_check",
+      [](void* out, int columns, char** values, char**) {
+        auto& v = *static_cast<std::string*>(out);
+        if (columns > 0 && values[0] && std::string(values[0]) != "ok")
+          v += (v.empty() ? "" : "; ") + std::string(values[0]);
+        return 0;
+      },
+      &verdict, &error);
+  if (rc != SQLITE_OK) {
+    verdict = error ? error : sqlite3_errstr(rc);
+    sqlite3_free(error);
+  }
+  return verdict.empty() ? "" : "the database is damaged: " + verdict;
 }
 
 void SqliteDb::release_memory() {

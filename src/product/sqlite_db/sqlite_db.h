@@ -86,6 +86,14 @@ class SqliteDb final : public Product {
   int64_t storage_bytes(const std::string& resource_id) const override;
   std::unique_ptr<SqlSession> open_session(const std::string& resource_id, bool read_only,
                                            const Limits& limits) override;
+  // A consistent copy of the resource's database (SQLite's online backup, taken in one read
+  // transaction, so writers go on meanwhile), written beside it and renamed into place.
+  ProductReply branch(const ResourceInfo& resource, const std::string& branch_id,
+                      const CallContext& ctx) override;
+  void drop_branch(const ResourceInfo& resource, const std::string& branch_id,
+                   const CallContext& ctx) override;
+  // PRAGMA quick_check on a read-only connection.
+  std::string check(const std::string& database_id) override;
 
   // The database file of a resource (whether or not it exists). Throws std::invalid_argument
   // for an id that is not [A-Za-z0-9_-]{1,128}.

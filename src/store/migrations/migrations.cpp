@@ -268,6 +268,22 @@ UPDATE installations SET token_issued_ms = created_ms
 ALTER TABLE billing_state ADD COLUMN leftovers_suspended_ms {INT64};
 ALTER TABLE billing_state ADD COLUMN leftovers_deleted_ms {INT64}
 )sql"},
+      // Deployment integration actions (flows.md F17): a database branched per deployment.
+      {15, "deployment branches", R"sql(
+CREATE TABLE branches (
+  id TEXT PRIMARY KEY,
+  resource_id TEXT NOT NULL,
+  installation_id TEXT NOT NULL,
+  deployment_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  status TEXT NOT NULL,
+  status_text TEXT NOT NULL DEFAULT '',
+  secrets {BLOB},
+  created_ms {INT64} NOT NULL,
+  updated_ms {INT64} NOT NULL
+);
+CREATE INDEX branches_by_resource ON branches (resource_id)
+)sql"},
   };
   return kMigrations;
 }

@@ -194,6 +194,25 @@ OutboxRow read_outbox(const Stmt& s) {
   return r;
 }
 
+#define WHARF_BRANCH_COLUMNS                                                                \
+  "id, resource_id, installation_id, deployment_id, action, status, status_text, secrets, " \
+  "created_ms, updated_ms"
+
+BranchRow read_branch(const Stmt& s) {
+  BranchRow r;
+  r.id = s.text(0);
+  r.resource_id = s.text(1);
+  r.installation_id = s.text(2);
+  r.deployment_id = s.text(3);
+  r.action = s.text(4);
+  r.status = s.text(5);
+  r.status_text = s.text(6);
+  r.secrets_sealed = s.opt_blob(7);
+  r.created_ms = s.int64(8);
+  r.updated_ms = s.int64(9);
+  return r;
+}
+
 ResourceRow read_resource(const Stmt& s) {
   ResourceRow r;
   r.id = s.text(0);
@@ -987,6 +1006,31 @@ class Tx : public WriteTx {
     Stmt s(c_, "SELECT count(*) FROM flags WHERE resource_id = ?1");
     s.bind(1, resource_id);
     return s.step() ? s.int64(0) : 0;
+  }
+
+  std::optional<BranchRow> branch(const std::string& id) override {
+    Stmt s(c_, "SELECT " WHARF_BRANCH_COLUMNS " FROM branches WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_branch(s);
+  }
+
+  std::vector<BranchRow> branches_of(const std::string& resource_id) override {
+    Stmt s(c_, "SELECT " WHARF_BRANCH_COLUMNS
+               " FROM branches WHERE resource_id = ?1 ORDER BY created_ms, id");
+    s.bind(1, resource_id);
+    std::vector<BranchRow> out;
+    while (s.step()) out.push_back(read_branch(s));
+    return out;
+  }
+
+  void put_branch(const BranchRow& r) override {
+    Stmt s(c_, "INSERT OR REPLACE INTO branches (" WHARF_BRANCH_COLUMNS
+               ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    s.bind(1, r.id).bind(2, r.resource_id).bind(3, r.installation_id).bind(4, r.deployment_id);
+    s.bind(5, r.action).bind(6, r.status).bind(7, r.status_text).bind_blob(8, r.secrets_sealed);
+    s.bind(9, r.created_ms).bind(10, r.updated_ms);
+    s.step();
   }
 
   void put_flag(const FlagRow& r) override {
