@@ -43,6 +43,14 @@ constexpr Setting kSettings[] = {
     {"WHARF_CREDENTIAL_ROTATION_DAYS", "credential-rotation-days",
      "rotate each installation's Vercel access token once it is this many days old (default 0: "
      "only a week before a known expiry)"},
+    {"WHARF_RECONCILE_S", "reconcile-s",
+     "seconds between comparisons of Vercel's resources with Wharf's: missing ones are imported "
+     "again, unknown ones reported (default 3600; 0: off)"},
+    {"WHARF_NOTICE_URL", "notice-url",
+     "the provider's endpoint billing notices to each installation's contact are POSTed to "
+     "(signed with WHARF_NOTICE_SECRET; default: none)"},
+    {"WHARF_NOTICE_SECRET", "notice-secret",
+     "at least 32 bytes; signs each notice (Wharf-Signature), required with WHARF_NOTICE_URL"},
     {"WHARF_USAGE_SAMPLE_S", "usage-sample-s",
      "seconds between samples of usage products measure themselves (default 60)"},
     {"WHARF_PUBLIC_URL", "public-url", "public base URL of this server"},
@@ -271,6 +279,18 @@ Config load_config(const std::map<std::string, std::string>& env,
     c.outbox_concurrency = parse_int("WHARF_OUTBOX_CONCURRENCY", *v, 1, 256);
   if (auto v = get("WHARF_CREDENTIAL_ROTATION_DAYS"); v && !v->empty())
     c.credential_rotation_days = parse_int("WHARF_CREDENTIAL_ROTATION_DAYS", *v, 0, 3650);
+  if (auto v = get("WHARF_NOTICE_URL"); v && !v->empty()) {
+    if (v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0)
+      throw ConfigError("WHARF_NOTICE_URL", "must be an http(s) URL");
+    c.notice_url = *v;
+    auto secret = get("WHARF_NOTICE_SECRET");
+    if (!secret || secret->size() < 32)
+      throw ConfigError("WHARF_NOTICE_SECRET",
+                        "must be set to at least 32 bytes when WHARF_NOTICE_URL is");
+    c.notice_secret = *secret;
+  }
+  if (auto v = get("WHARF_RECONCILE_S"); v && !v->empty())
+    c.reconcile_s = parse_int("WHARF_RECONCILE_S", *v, 0, 7 * 86400);
   if (auto v = get("WHARF_USAGE_SAMPLE_S"); v && !v->empty())
     c.usage_sample_s = parse_int("WHARF_USAGE_SAMPLE_S", *v, 1, 3600);
   if (auto v = get("WHARF_RETAIN_OUTBOX_DAYS"))

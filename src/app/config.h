@@ -68,6 +68,12 @@ struct Config {
   // WHARF_CREDENTIAL_ROTATION_DAYS: rotate installation tokens older than this (0: only
   // tokens near their known expiry).
   int64_t credential_rotation_days = 0;
+  // WHARF_RECONCILE_S: seconds between comparisons of Vercel's resources with ours (0: off).
+  int64_t reconcile_s = 3600;
+  // WHARF_NOTICE_URL / WHARF_NOTICE_SECRET: billing notices to each installation's contact are
+  // POSTed, signed, to this endpoint of the provider's (service/notices.h); "" = none.
+  std::string notice_url;
+  std::string notice_secret;
   // ---- SSO and the dashboard ----
   std::string sso_callback_path = "/sso/callback";                     // WHARF_SSO_CALLBACK_PATH
   std::string url_slug;                                                // WHARF_URL_SLUG

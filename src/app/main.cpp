@@ -27,6 +27,8 @@ void usage(FILE* out) {
       "       wharf billing refund --installation ID --invoice ID --total 5.00 "
       "--reason TEXT\n"
       "       wharf credentials rotate <installationId>|--due [--flag value ...]\n"
+      "       wharf import <installationId> <resourceId>|--all [--flag value ...]\n"
+      "       wharf doctor [--flag value ...]\n"
       "       wharf sso-link <installationId> [resource_id=… path=… …] [--flag value ...]\n"
       "       wharf catalog [--flag value ...]   (the catalog served, as JSON)\n"
       "       wharf help\n\n"
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] != "serve" && args[0] != "outbox" && args[0] != "billing" && args[0] != "sso-link" &&
-      args[0] != "catalog" && args[0] != "credentials") {
+      args[0] != "catalog" && args[0] != "credentials" && args[0] != "import" &&
+      args[0] != "doctor") {
     std::fprintf(stderr, "wharf: unknown command '%s' (try 'wharf help')\n", args[0].c_str());
     return 2;
   }
@@ -82,6 +85,18 @@ int main(int argc, char** argv) {
       }
       action = rest[0];
       credentials_target = rest[1];
+      rest.erase(rest.begin(), rest.begin() + 2);
+    }
+    std::string import_installation;
+    std::string import_resource;
+    if (args[0] == "import") {
+      if (rest.size() < 2 || rest[0].rfind("--", 0) == 0 ||
+          (rest[1].rfind("--", 0) == 0 && rest[1] != "--all")) {
+        std::fprintf(stderr, "usage: wharf import <installationId> <resourceId>|--all\n");
+        return 2;
+      }
+      import_installation = rest[0];
+      import_resource = rest[1];
       rest.erase(rest.begin(), rest.begin() + 2);
     }
     std::string outbox_id;
@@ -141,6 +156,9 @@ int main(int argc, char** argv) {
     if (args[0] == "billing") return wharf::app::billing_admin(config, action, billing_options);
     if (args[0] == "credentials")
       return wharf::app::credentials_admin(config, action, credentials_target);
+    if (args[0] == "import")
+      return wharf::app::import_admin(config, import_installation, import_resource);
+    if (args[0] == "doctor") return wharf::app::doctor(config);
     if (args[0] == "sso-link") {
       if (config.url_slug.empty())
         throw wharf::app::ConfigError("WHARF_URL_SLUG", "is required for sso-link");

@@ -247,6 +247,69 @@ int credentials_admin(const Config& config, const std::string& action,
   return failed ? 1 : 0;
 }
 
+int import_admin(const Config& config, const std::string& installation_id,
+                 const std::string& resource_id) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  auto catalog = load_catalog(config);
+  util::SecretBox box(load_or_create_encryption_key(config));
+  util::SystemClock clock;
+  service::InstallationService installations(*store, catalog, box, clock);
+  net::HttpClient http(vercel_http_options(config));
+  vercel::Client client(http, config.vercel_api_url);
+  service::ImportService imports(*store, catalog, installations, box, rotation_send(client));
+  std::vector<std::string> ids;
+  if (resource_id == "--all")
+    store->read([&](store::ReadTx& tx) {
+      for (const auto& row : tx.live_resources_of(installation_id)) ids.push_back(row.id);
+    });
+  else
+    ids.push_back(resource_id);
+  model::Json out = model::Json::array();
+  int failed = 0;
+  for (const auto& id : ids) {
+    model::Json j = {{"installation", installation_id}, {"resource", id}};
+    try {
+      imports.import(installation_id, id);
+      j["imported"] = true;
+    } catch (const model::ApiError& e) {
+      j["imported"] = false;
+      j["error"] = e.message;
+      ++failed;
+    }
+    out.push_back(std::move(j));
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+  return failed ? 1 : 0;
+}
+
+int doctor(const Config& config) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto store = store::open_store(config.state_url);
+  auto catalog = load_catalog(config);
+  util::SecretBox box(load_or_create_encryption_key(config));
+  util::SystemClock clock;
+  service::InstallationService installations(*store, catalog, box, clock);
+  net::HttpClient http(vercel_http_options(config));
+  vercel::Client client(http, config.vercel_api_url);
+  service::ImportService imports(*store, catalog, installations, box, rotation_send(client));
+  bool wrong = false;
+  store::OutboxStats outbox;
+  store->read([&](store::ReadTx& tx) { outbox = tx.outbox_stats(); });
+  model::Json out = {{"store", store->describe()},
+                     {"outbox", {{"pending", outbox.pending}, {"deadLetters", outbox.dead}}}};
+  wrong = outbox.dead > 0;
+  model::Json reconcile = model::Json::array();
+  for (const auto& r : imports.reconcile_all(/*repair=*/false)) {
+    wrong = wrong || !r.unknown.empty() || !r.missing.empty() || !r.error.empty();
+    reconcile.push_back(r.to_json());
+  }
+  out["resources"] = reconcile;
+  out["ok"] = !wrong;
+  std::printf("%s\n", out.dump(2).c_str());
+  return wrong ? 1 : 0;
+}
+
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options) {
   store::register_backend("sqlite", &store::sqlite::open_url);
@@ -500,6 +563,20 @@ int serve(const Config& config) {
   billing_options.descriptor_of = [&resources](const std::string& product_id) {
     return resources.descriptor_of(product_id);
   };
+  // Billing notices to each installation's contact (WHARF_NOTICE_URL).
+  service::NoticeService notices(
+      http, clock,
+      {config.notice_url, config.notice_secret, resource_options.public_url + "/dashboard"});
+  if (notices.enabled()) {
+    billing_options.notice = [&notices](store::WriteTx& tx, const store::InstallationRow& inst,
+                                        const model::Json& notice,
+                                        const std::optional<std::string>& status, int64_t now) {
+      notices.enqueue(tx, inst, notice, status, now);
+    };
+  }
+  outbox.set_handler(service::NoticeService::kKind,
+                     [&notices](const store::OutboxRow& item, const vercel::Client&,
+                                const std::string&) { return notices.deliver(item); });
   service::BillingService billing(*store, catalog, clock, billing_options);
   billing.on_enqueued([&outbox] { outbox.wake(); });
   // Uninstall cleanup: leftovers of an unfinalized uninstall, once their grace period ended.
@@ -576,6 +653,15 @@ int serve(const Config& config) {
                                  return vercel_client.send(call, std::nullopt);
                                });
   service::SsoService sso(sso_client, authenticator, *store, sessions, &rate_limits);
+  // Import Resource (flows.md F14) and the reconcile pass.
+  service::ImportService imports(*store, catalog, installations, box, rotation_send(vercel_client));
+  metrics.add_external("wharf_reconcile_unknown_resources",
+                       "Resources Vercel lists that Wharf does not have (last reconcile pass).",
+                       "gauge",
+                       [&imports] { return static_cast<double>(imports.unknown_resources()); });
+  metrics.add_external("wharf_reconcile_reimported_total",
+                       "Resources Vercel lacked, imported again by the reconcile pass.", "counter",
+                       [&imports] { return static_cast<double>(imports.reimported_total()); });
   api::dashboard::ServiceBillingView billing_view(billing);
   api::dashboard::Deps dashboard{
       {resource_options.public_url, config.sso_callback_path, config.vercel_sso_url,
@@ -588,7 +674,9 @@ int serve(const Config& config) {
       billing_view,
       clock,
       &rate_limits,
-      &flags};
+      &flags,
+      &imports,
+      catalog.get()};
   api::dashboard::add_routes(routes, dashboard);
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
@@ -681,6 +769,11 @@ int serve(const Config& config) {
   // expiry), checked hourly and once at start-up.
   Periodic credential_rotator(
       std::chrono::hours(1), [&credentials] { credentials.rotate_due(); }, true);
+  // Vercel's resources compared with ours (WHARF_RECONCILE_S): missing ones imported again.
+  std::unique_ptr<Periodic> reconciler;
+  if (config.reconcile_s > 0)
+    reconciler = std::make_unique<Periodic>(std::chrono::seconds(config.reconcile_s),
+                                            [&imports] { imports.reconcile_all(true); });
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
   // Usage the products measure themselves (a PostgreSQL server's counters), once a minute.
   Periodic usage_sampler(std::chrono::seconds(config.usage_sample_s),

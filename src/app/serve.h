@@ -29,5 +29,15 @@ int credentials_admin(const Config& config, const std::string& action,
                       const std::string& installation_id);
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options);
+// `wharf import <installation> <resource>|--all`: pushes resources this server has to Vercel
+// with Import Resource (flows.md F14; an upsert), now. Prints one result per resource; exit 1
+// when any failed.
+int import_admin(const Config& config, const std::string& installation_id,
+                 const std::string& resource_id);
+// `wharf doctor`: what needs an operator — the state store's migrations, the outbox (pending,
+// dead letters) and, per active installation, Vercel's resources compared with ours (unknown
+// at Wharf, missing at Vercel; nothing is changed). JSON on stdout; exit 1 when anything is
+// wrong.
+int doctor(const Config& config);
 
 }  // namespace wharf::app

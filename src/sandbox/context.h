@@ -27,6 +27,7 @@ struct SandboxConfig {
   std::string partner_url;         // the partner's Base URL, e.g. http://127.0.0.1:3000
   std::string webhook_url;         // default <partner_url>/webhooks/vercel
   std::string redirect_login_url;  // default <partner_url>/sso/callback
+  std::string import_url;          // default <partner_url>/dashboard/import (flows.md F14)
   std::string url_slug = "wharf-sandbox";
   int64_t sso_code_ttl_ms = 5 * 60 * 1000;
   int64_t finalization_window_ms = 24LL * 3600 * 1000;

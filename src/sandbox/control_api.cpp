@@ -295,6 +295,85 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
                });
              });
 
+  // The import flow (flows.md F14) as Vercel plays it: "Import Existing" makes a single-use
+  // state (12 h) and sends the browser to the partner's Import Resource URL; the partner
+  // imports the resource (PUT …/resources/{id}) and sends the browser back to
+  // /api/v1/integrations/installations/resources/import/complete, where the sandbox checks the
+  // state and that the resource was imported before it came back. State key `imports`:
+  // state -> {installationId, productId?, createdAt, expiresAt, status (started | completed |
+  // refused), resourceId?, reason?}.
+  routes.add("POST", "/_sandbox/imports", [&ctx](net::Request& req, const net::PathParams&) {
+    return guarded([&] {
+      Json body = body_object(req);
+      model::Checker check;
+      only_members(check, body, {"installationId", "productId"});
+      auto icfg = check.string(body, "installationId", "", true, true);
+      auto product = check.string(body, "productId", "", false, true);
+      check.throw_if_failed("import");
+      std::string state = util::random_token(24);
+      int64_t now = ctx.clock.now_ms();
+      ctx.state.mutate([&](Json& doc) {
+        if (!doc.contains("installations") || !doc["installations"].contains(*icfg))
+          throw ApiError::not_found("installation " + *icfg + " not found");
+        Json rec = {{"installationId", *icfg},
+                    {"createdAt", now},
+                    {"expiresAt", now + 12LL * 3600 * 1000},
+                    {"status", "started"}};
+        if (product) rec["productId"] = *product;
+        doc["imports"][state] = rec;
+      });
+      std::string ret =
+          ctx.config.base_url + "/api/v1/integrations/installations/resources/import/complete";
+      std::string url = ctx.config.import_url + "?installation_id=" + net::percent_encode(*icfg) +
+                        (product ? "&product_id=" + net::percent_encode(*product) : "") +
+                        "&state=" + state + "&return=" + net::percent_encode(ret);
+      return json_reply(200, {{"state", state}, {"url", url}, {"return", ret}});
+    });
+  });
+  routes.add("GET", "/api/v1/integrations/installations/resources/import/complete",
+             [&ctx](net::Request& req, const net::PathParams&) {
+               std::string icfg = req.query_param("installation_id").value_or("");
+               std::string rid = req.query_param("resource_id").value_or("");
+               std::string state = req.query_param("state").value_or("");
+               int64_t now = ctx.clock.now_ms();
+               std::string reason = ctx.state.mutate([&](Json& doc) -> std::string {
+                 if (!doc.contains("imports") || !doc["imports"].contains(state))
+                   return "unknown state";
+                 Json& rec = doc["imports"][state];
+                 std::string why;
+                 if (rec.value("status", "") != "started")
+                   why = "the state was used already";
+                 else if (rec.value("expiresAt", int64_t{0}) < now)
+                   why = "the state expired";
+                 else if (rec.value("installationId", "") != icfg)
+                   why = "the state belongs to another installation";
+                 else if (rid.empty())
+                   why = "resource_id is missing";
+                 else {
+                   const Json* res = nullptr;
+                   if (doc.contains("resources") && doc["resources"].contains(icfg) &&
+                       doc["resources"][icfg].contains(rid))
+                     res = &doc["resources"][icfg][rid];
+                   if (!res || res->value("deleted", false) || !res->contains("importedAt"))
+                     why = "resource " + rid + " was not imported before the redirect";
+                 }
+                 rec["status"] = why.empty() ? "completed" : "refused";
+                 if (!rid.empty()) rec["resourceId"] = rid;
+                 if (!why.empty()) rec["reason"] = why;
+                 rec["completedAt"] = now;
+                 return why;
+               });
+               net::Response r;
+               r.status = reason.empty() ? 200 : 400;
+               r.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+               r.body = reason.empty() ? "<!doctype html><title>Imported</title><h1>Resource " +
+                                             rid + " imported</h1>"
+                                       : "<!doctype html><title>Import failed</title><h1>Import "
+                                         "failed</h1><p>" +
+                                             reason + "</p>";
+               return r;
+             });
+
   // Connectable-account install codes (see make_oauth_code).
   routes.add("POST", "/_sandbox/oauth/codes", [&ctx](net::Request& req, const net::PathParams&) {
     return guarded([&] { return json_reply(200, make_oauth_code(ctx, body_object(req))); });

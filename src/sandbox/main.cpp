@@ -62,6 +62,8 @@ constexpr Setting kSettings[] = {
     {"SANDBOX_REDIRECT_LOGIN_URL", "redirect-login-url",
      "partner SSO URL (default <partner>/sso/callback)"},
     {"SANDBOX_URL_SLUG", "url-slug", "integration URL slug (default wharf-sandbox)"},
+    {"SANDBOX_IMPORT_URL", "import-url",
+     "partner Import Resource URL (default <partner>/dashboard/import)"},
     {"SANDBOX_SSO_CODE_TTL_MS", "sso-code-ttl-ms", "lifetime of SSO codes (default 300000)"},
 };
 
@@ -174,6 +176,7 @@ SandboxConfig config_of(const std::map<std::string, std::string>& values) {
   c.webhook_url = get("SANDBOX_WEBHOOK_URL", c.partner_url + "/webhooks/vercel");
   c.redirect_login_url = get("SANDBOX_REDIRECT_LOGIN_URL", c.partner_url + "/sso/callback");
   c.url_slug = get("SANDBOX_URL_SLUG", c.url_slug);
+  c.import_url = get("SANDBOX_IMPORT_URL", c.partner_url + "/dashboard/import");
   try {
     c.sso_code_ttl_ms =
         std::stoll(get("SANDBOX_SSO_CODE_TTL_MS", std::to_string(c.sso_code_ttl_ms)));
@@ -199,7 +202,8 @@ class Sandbox {
       doc["integration"] = {
           {"clientId", c_.client_id},     {"partnerUrl", c_.partner_url},
           {"webhookUrl", c_.webhook_url}, {"redirectLoginUrl", c_.redirect_login_url},
-          {"urlSlug", c_.url_slug},       {"issuer", c_.issuer}};
+          {"importUrl", c_.import_url},   {"urlSlug", c_.url_slug},
+          {"issuer", c_.issuer}};
     });
     add_vercel_api_routes(routes_, ctx_, driver_);
     add_control_routes(routes_, ctx_, driver_);

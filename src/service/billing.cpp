@@ -849,6 +849,8 @@ void BillingService::installation_state(store::WriteTx& tx, const std::string& i
   row->notification_json = text;
   row->updated_ms = now;
   tx.put_installation(*row);
+  if (options_.notice && !notification.is_null())
+    options_.notice(tx, *row, notification, status, now);
   Json patch = {{"notification", notification}};
   if (status) patch["status"] = *status;
   vercel::Outbox::enqueue(tx, installation_id,

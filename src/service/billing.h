@@ -70,6 +70,11 @@ class BillingService {
     // What a catalog product's instance declares (ResourceService::descriptor_of): a kind
     // configured per product (http) declares more than its kind. Unset: the kind's.
     std::function<const product::Descriptor*(const std::string& product_id)> descriptor_of;
+    // An installation-level notice was set (payment failed, overdue): tell the installation's
+    // contact too (NoticeService), in the same transaction. Unset: Vercel only.
+    std::function<void(store::WriteTx&, const store::InstallationRow&, const model::Json& notice,
+                       const std::optional<std::string>& status, int64_t now_ms)>
+        notice;
   };
 
   BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,

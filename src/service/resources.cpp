@@ -282,11 +282,15 @@ std::pair<Json, Json> ResourceService::split_secrets(const store::ResourceRow& r
   return out;
 }
 
-Json ResourceService::open_secrets(const store::ResourceRow& row) const {
+Json open_resource_secrets(const util::SecretBox& box, const store::ResourceRow& row) {
   if (!row.secrets_sealed) return Json::array();
-  auto plain = box_.open(*row.secrets_sealed, secrets_aad(row.id));
+  auto plain = box.open(*row.secrets_sealed, secrets_aad(row.id));
   if (!plain) throw std::runtime_error("resource secrets do not decrypt (wrong encryption key?)");
   return Json::parse(*plain);
+}
+
+Json ResourceService::open_secrets(const store::ResourceRow& row) const {
+  return open_resource_secrets(box_, row);
 }
 
 Json ResourceService::provision(const std::string& installation_id,

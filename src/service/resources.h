@@ -24,6 +24,9 @@
 
 namespace wharf::service {
 
+// A resource's current secrets (Secret[], with environmentOverrides), opened from the store.
+model::Json open_resource_secrets(const util::SecretBox& box, const store::ResourceRow& row);
+
 class ResourceService {
  public:
   struct Options {

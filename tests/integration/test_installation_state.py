@@ -1,7 +1,15 @@
 """Installation-level state reaching Vercel (vercel-api.md §4.1) through the real
 wharf-sandbox: for an installation-level invoice (an installation-scope plan), a failed
 payment puts a notice on the installation, overdue shows it suspended, paid resumes it and
-clears the notice — each sent with Update Installation, and returned by Get Installation."""
+clears the notice — each sent with Update Installation, and returned by Get Installation.
+With WHARF_NOTICE_URL, each notice also reaches the team's contact (from Get Account
+Information) through the provider's endpoint, signed."""
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+
 import requests
 
 import pytest
@@ -14,15 +22,53 @@ from test_billing import start_of_next_month
 CATALOG = catalog.TEAM_PLANS
 
 
+NOTICE_SECRET = "n" * 40
+
+
+class NoticeSink:
+    """The provider's notice endpoint: records each POST with its headers."""
+
+    def __init__(self, status=200):
+        self.received = []
+        self.status = status
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                sink.received.append((dict(self.headers), body))
+                self.send_response(sink.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/notices"
+
+    def notices(self):
+        return [json.loads(b) for _, b in self.received]
+
+
 @pytest.fixture(scope="module")
-def pair(wharf_bin, tmp_path_factory):
-    sb, w = start_billing_pair(tmp_path_factory.mktemp("inststate"), wharf_bin, CATALOG)
+def sink():
+    s = NoticeSink()
+    yield s
+    s.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pair(wharf_bin, tmp_path_factory, sink):
+    sb, w = start_billing_pair(tmp_path_factory.mktemp("inststate"), wharf_bin, CATALOG,
+                               WHARF_NOTICE_URL=sink.url, WHARF_NOTICE_SECRET=NOTICE_SECRET)
     yield sb, w
     w.stop()
     sb.stop()
 
 
-def test_payment_states_of_an_installation_level_invoice(pair):
+def test_payment_states_of_an_installation_level_invoice(pair, sink):
     sb, w = pair
     t0 = start_of_next_month(sb, w)
     iid = api.new_installation_id()
@@ -57,6 +103,25 @@ def test_payment_states_of_an_installation_level_invoice(pair):
     assert n["title"] == "Payment overdue"
     assert n["href"] == f"sso:{w.url('')}/dashboard/billing?invoice={inv['invoiceId']}", n
     assert vercel()["notification"]["level"] == "error"
+
+    # The team's contact heard of both, through the provider's endpoint, signed.
+    contact = sb.state()["installations"][iid].get("account", {}).get("contact")
+    mine = wait_until(lambda: [n for n in sink.notices() if n["installationId"] == iid
+                               and n["title"] == "Payment overdue"] and
+                      [n for n in sink.notices() if n["installationId"] == iid],
+                      what="notices delivered")
+    assert [n["title"] for n in mine] == ["Payment failed", "Payment overdue"], mine
+    assert mine[1]["status"] == "suspended" and mine[1]["level"] == "error"
+    assert mine[0]["contact"] and mine[0]["contact"]["email"], mine[0]
+    if contact:
+        assert mine[0]["contact"]["email"] == contact["email"]
+    for headers, body in sink.received:
+        if json.loads(body)["installationId"] != iid:
+            continue
+        t, v1 = (p.split("=", 1)[1] for p in headers["Wharf-Signature"].split(","))
+        assert hmac.compare_digest(
+            v1, hmac.new(NOTICE_SECRET.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest())
+        assert headers["Idempotency-Key"] == json.loads(body)["id"]
 
     set_invoice_state(sb, iid, inv["invoiceId"], "paid")
     wait_until(lambda: billing_show(w, iid)["invoices"][0]["state"] == "paid")

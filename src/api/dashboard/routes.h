@@ -4,6 +4,7 @@
 //   pages.cpp    server-rendered pages: home, resource, usage, billing, support, …
 //   actions.cpp  POSTs (CSRF-checked): reveal/rotate secrets, suspend/resume, the SQL console
 //   flags_pages.cpp  the flags product: flag list, flag editor, experimentation deep links
+//   import.cpp   the Import Resource URL (flows.md F14): create or pick, import, back to Vercel
 //   html.cpp     escaping, the page frame, usage charts (inline SVG), the session cookie
 //   assets.cpp   the embedded stylesheet and script (no build step, no CDN)
 // Every page is HTML with a strict Content-Security-Policy; failures become an HTML error
@@ -16,6 +17,7 @@
 
 #include "api/route.h"
 #include "service/flags.h"
+#include "service/imports.h"
 #include "service/installations.h"
 #include "service/resources.h"
 #include "service/sessions.h"
@@ -72,6 +74,9 @@ struct Deps {
   const util::Clock& clock;                    // the billing period shown
   service::RateLimits* rate_limits = nullptr;  // abuse limits on the SSO callback
   service::FlagService* flags = nullptr;       // the flags product (null: none sold)
+  // The Import Resource URL (null: not served).
+  service::ImportService* imports = nullptr;
+  const model::Catalog* catalog = nullptr;
 };
 
 void add_sso_routes(RouteTable& routes, Deps& deps);
@@ -79,12 +84,14 @@ void add_page_routes(RouteTable& routes, Deps& deps);
 void add_action_routes(RouteTable& routes, Deps& deps);
 void add_flag_routes(RouteTable& routes, Deps& deps);
 void add_asset_routes(RouteTable& routes);
+void add_import_routes(RouteTable& routes, Deps& deps);
 
 inline void add_routes(RouteTable& routes, Deps& deps) {
   add_sso_routes(routes, deps);
   add_page_routes(routes, deps);
   add_action_routes(routes, deps);
   add_flag_routes(routes, deps);
+  add_import_routes(routes, deps);
   add_asset_routes(routes);
 }
 
