@@ -309,14 +309,20 @@ Json BillingService::purchase(const std::string& installation_id, const std::str
     throw ApiError(503, "vercel_unavailable",
                    "could not fetch invoice " + invoice_id + " from Vercel (" +
                        (r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error) +
-                       "); retry later");
+                       "); retry later")
+        .with_user(
+            "This purchase could not be confirmed with Vercel just now, so no credits were "
+            "added yet. They are added once it is confirmed; you are not charged twice.");
   if (r.status == 404)
     throw ApiError::unprocessable("invoice " + invoice_id +
                                   " does not exist in this installation at Vercel")
         .with_user(kPurchaseNotFoundUser);
   if (r.status < 200 || r.status >= 300)
     throw ApiError(502, "vercel_error",
-                   "Vercel answered " + std::to_string(r.status) + " for invoice " + invoice_id);
+                   "Vercel answered " + std::to_string(r.status) + " for invoice " + invoice_id)
+        .with_user(
+            "This purchase could not be confirmed with Vercel just now, so no credits were "
+            "added yet. They are added once it is confirmed; you are not charged twice.");
   Json inv = Json::parse(r.body, nullptr, false);
   if (!inv.is_object() || !inv.contains("items") || !inv["items"].is_array())
     throw ApiError(502, "vercel_error", "Vercel's invoice " + invoice_id + " has no items");

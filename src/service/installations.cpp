@@ -72,6 +72,23 @@ model::InstallationState InstallationService::update(const std::string& id,
     auto row = require_active(tx, id);
     if (req.billing_plan_id && row.billing_plan_id != req.billing_plan_id) {
       const model::Plan& plan = require_installation_plan(*req.billing_plan_id);
+      if (plan.max_resources) {
+        // The installation's resources are billed under its plan: all must fit the new cap.
+        int64_t held = 0;
+        for (const auto& r : tx.live_resources_of(id)) {
+          const model::Plan* rp = catalog_->plan(r.billing_plan_id);
+          if (!rp || rp->scope == "installation") ++held;
+        }
+        if (held > *plan.max_resources) {
+          const std::string cap = std::to_string(*plan.max_resources);
+          throw ApiError(409, "max_resources",
+                         "installation " + id + " has " + std::to_string(held) +
+                             " resources, plan '" + plan.id + "' allows " + cap)
+              .with_user("The " + plan.name + " plan allows " + cap + " resource" +
+                         (*plan.max_resources == 1 ? "" : "s") + " and this installation has " +
+                         std::to_string(held) + ". Delete resources before switching.");
+        }
+      }
       row.billing_plan_id = plan.id;
       row.updated_ms = clock_.now_ms();
       tx.put_installation(row);

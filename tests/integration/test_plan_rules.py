@@ -14,7 +14,7 @@ from lib.sandbox import start_pair
 
 CATALOG = {
     "products": [{"id": "db", "kind": "sqlite", "name": "Tiny DB",
-                  "plans": ["small", "big", "team-free", "team", "retired"]}],
+                  "plans": ["small", "big", "team-free", "team", "team-one", "retired"]}],
     "plans": [
         {"id": "small", "type": "subscription", "name": "Small", "description": "Two at most",
          "paymentMethodRequired": False, "maxResources": 2},
@@ -24,6 +24,8 @@ CATALOG = {
          "scope": "installation", "paymentMethodRequired": False, "default": True},
         {"id": "team", "type": "subscription", "name": "Team", "description": "d",
          "scope": "installation", "paymentMethodRequired": False},
+        {"id": "team-one", "type": "subscription", "name": "Team one", "description": "d",
+         "scope": "installation", "paymentMethodRequired": False, "maxResources": 1},
         {"id": "retired", "type": "subscription", "name": "Retired", "description": "d",
          "paymentMethodRequired": False, "disabled": True},
     ],
@@ -116,6 +118,27 @@ def test_max_resources_applies_to_plan_changes(env):
     assert body["status"] == 409 and user_error(body)["code"] == "max_resources", body
     got = resource(w, sb, iid, rid).json()
     assert got["billingPlan"]["id"] == "big" and got["name"] == "db", got
+
+
+def test_max_resources_applies_to_an_installation_plan_change(env):
+    sb, w = env
+    iid = install(sb)
+    provisioned(sb, iid, "team-free", "one")
+    provisioned(sb, iid, "team-free", "two")
+    status, body = sb.flow("change-plan", installationId=iid, billingPlanId="team-one")
+    assert body["status"] == 409, body
+    err = user_error(body)
+    assert err["code"] == "max_resources"
+    assert err["user"]["message"] == ("The Team one plan allows 1 resource and this installation "
+                                      "has 2. Delete resources before switching."), err
+    got = w.get(f"/v1/installations/{iid}", token(sb, iid, "system")).json()
+    assert got["billingPlan"]["id"] == "team-free", got
+    # With one left, the switch is allowed.
+    assert sb.run("delete-resource", installationId=iid, resourceId=live_ids(w, sb, iid)[0])["ok"]
+    status, body = sb.flow("change-plan", installationId=iid, billingPlanId="team-one")
+    assert body["ok"], body
+    got = w.get(f"/v1/installations/{iid}", token(sb, iid, "system")).json()
+    assert got["billingPlan"]["id"] == "team-one", got
 
 
 def test_max_resources_is_not_sent_to_vercel(env):

@@ -10,7 +10,7 @@ import requests
 from lib import api
 from lib.billing import (DAY, HOUR, advance, billing_show, next_month_start, sandbox_invoices,
                          set_both, start_billing_pair)
-from lib.sandbox import sandbox_clock
+from lib.sandbox import add_faults, sandbox_clock
 from test_resources import q, secrets_of
 
 CATALOG = {
@@ -151,3 +151,36 @@ def test_installation_level_plan_is_invoiced_without_resource(ppair):
     inv = invoices[0]
     assert inv["externalId"].startswith("whf_installation_team-pro_")
     assert inv["total"] == "20.00" and "resourceId" not in inv["items"][0]
+
+
+def test_unpaid_or_unconfirmed_purchases_credit_nothing_and_say_why(ppair):
+    sb, w = ppair
+    iid = api.new_installation_id()
+    sb.run("install", installationId=iid)
+    rid = provision_cred(sb, iid)["id"]
+    # An invoice Vercel has not been paid for yet (live, scheduled: not paid).
+    vercel_token = sb.state()["installations"][iid]["accessTokens"][-1]
+    now = sandbox_clock(sb)["now"]
+    inv = requests.post(
+        f"{sb.base}/v1/installations/{iid}/billing/invoices",
+        headers={"Authorization": f"Bearer {vercel_token}"}, timeout=10,
+        json={"externalId": f"unpaid-{rid}", "invoiceDate": now,
+              "period": {"start": now, "end": now},
+              "items": [{"billingPlanId": "cred", "resourceId": rid, "name": "Credits",
+                         "price": "5.00", "quantity": 1, "units": "credit",
+                         "total": "5.00"}]})
+    assert inv.status_code == 200, inv.text
+    invoice_id = inv.json()["invoiceId"]
+    assert sb.state()["invoices"][iid][invoice_id]["state"] != "paid"
+    path = f"/v1/installations/{iid}/billing/provision"
+    r = w.request("POST", path, token(sb, iid), json_body={"invoiceId": invoice_id})
+    assert r.status_code == 422, r.text
+    assert "not paid" in r.json()["error"]["message"]
+    assert "has not been paid yet" in r.json()["error"]["user"]["message"], r.text
+    # Vercel unreachable while the purchase is checked: 503, a user message, nothing credited.
+    add_faults(sb, {"method": "GET", "pathContains": f"/billing/invoices/{invoice_id}",
+                    "status": 503, "count": 1})
+    r = w.request("POST", path, token(sb, iid), json_body={"invoiceId": invoice_id})
+    assert r.status_code == 503, r.text
+    assert "not charged twice" in r.json()["error"]["user"]["message"], r.text
+    assert [b["currencyValueInCents"] for b in billing_show(w, iid)["balances"]] in ([], [0])
