@@ -89,19 +89,19 @@ def test_usage_errors_exit_2():
 def test_wharf_with_sqlite_is_conformant(tmp_path, wharf_bin):
     p = Partner(tmp_path, wharf_bin)
     try:
-        r, report, tree = p.check(tmp_path, "--product", "sqlite-db")
+        r, report, tree = p.check(tmp_path, "--product", "sqlite-db", "--action", "branch")
     finally:
         p.stop()
     assert r.returncode == 0, r.stdout + r.stderr
     assert "conformant" in r.stdout and "NOT conformant" not in r.stdout
     assert report["ok"] is True
     s = report["summary"]
-    assert s["failed"] == 0 and s["warning"] == 0 and s["skipped"] == 2, report
+    assert s["failed"] == 0 and s["warning"] == 0 and s["skipped"] == 0, report
     by_id = checks_by_id(report)
-    # Wharf declares no deployment action and registers no check: those two are skipped,
-    # each saying why.
-    assert "--action" in by_id[("deployment.action", "sqlite-db")]["reason"]
-    assert "registered no check" in by_id[("deployment.checks", "sqlite-db")]["reason"]
+    # Wharf's deployment action (a branch database) and the check it registers on
+    # project-connected both pass.
+    assert by_id[("deployment.action", "sqlite-db")]["status"] == "passed"
+    assert by_id[("deployment.checks", "sqlite-db")]["status"] == "passed"
     for cid in ("install", "install.get", "sso", "webhook.delivery", "webhook.signature",
                 "uninstall"):
         assert by_id[(cid, "")]["status"] == "passed", by_id[(cid, "")]
