@@ -89,7 +89,16 @@ net::Response import_page(const Deps& d, const service::Session& s, const Import
          "</span></span><button type=\"submit\">Import</button></form>";
   }
   h += "</section>";
-  return html_page(200, "Import into Vercel", &s, h);
+  net::Response page = html_page(200, "Import into Vercel", &s, h);
+  // The form's answer redirects to Vercel: browsers hold a form's redirects to form-action.
+  for (auto& [name, value] : page.headers)
+    if (name == "Content-Security-Policy") {
+      auto at = value.find("form-action 'self'");
+      if (at != std::string::npos)
+        value.insert(at + std::string("form-action 'self'").size(),
+                     " " + origin_of(d.options.sso_base));
+    }
+  return page;
 }
 
 }  // namespace
