@@ -210,22 +210,38 @@ service::CredentialRotation::Send rotation_send(const vercel::Client& client) {
   };
 }
 
+// What the admin commands that call Vercel share: the store, the catalog, the sealing key,
+// the installations (their access tokens) and a Vercel client.
+struct AdminContext {
+  explicit AdminContext(const Config& config)
+      : state(open_admin_store(config)),
+        catalog(load_catalog(config)),
+        box(load_or_create_encryption_key(config)),
+        installations(*state, catalog, box, clock),
+        http(vercel_http_options(config)),
+        client(http, config.vercel_api_url) {}
+  static std::unique_ptr<store::Store> open_admin_store(const Config& config) {
+    store::register_backend("sqlite", &store::sqlite::open_url);
+    return store::open_store(config.state_url);
+  }
+  std::unique_ptr<store::Store> state;
+  std::shared_ptr<const model::Catalog> catalog;
+  util::SecretBox box;
+  util::SystemClock clock;
+  service::InstallationService installations;
+  net::HttpClient http;
+  vercel::Client client;
+};
+
 }  // namespace
 
 int credentials_admin(const Config& config, const std::string& action,
                       const std::string& installation_id) {
   if (action != "rotate")
     throw ConfigError("wharf credentials " + action, "unknown action (rotate)");
-  store::register_backend("sqlite", &store::sqlite::open_url);
-  auto store = store::open_store(config.state_url);
-  auto catalog = load_catalog(config);
-  util::SecretBox box(load_or_create_encryption_key(config));
-  util::SystemClock clock;
-  service::InstallationService installations(*store, catalog, box, clock);
-  net::HttpClient http(vercel_http_options(config));
-  vercel::Client client(http, config.vercel_api_url);
-  service::CredentialRotation rotation(*store, installations, clock, rotation_options(config),
-                                       rotation_send(client));
+  AdminContext a(config);
+  service::CredentialRotation rotation(*a.state, a.installations, a.clock, rotation_options(config),
+                                       rotation_send(a.client));
   model::Json out = model::Json::array();
   std::vector<std::pair<std::string, service::CredentialRotation::Result>> results;
   if (installation_id == "--due")
@@ -249,18 +265,12 @@ int credentials_admin(const Config& config, const std::string& action,
 
 int import_admin(const Config& config, const std::string& installation_id,
                  const std::string& resource_id) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
-  auto store = store::open_store(config.state_url);
-  auto catalog = load_catalog(config);
-  util::SecretBox box(load_or_create_encryption_key(config));
-  util::SystemClock clock;
-  service::InstallationService installations(*store, catalog, box, clock);
-  net::HttpClient http(vercel_http_options(config));
-  vercel::Client client(http, config.vercel_api_url);
-  service::ImportService imports(*store, catalog, installations, box, rotation_send(client));
+  AdminContext a(config);
+  service::ImportService imports(*a.state, a.catalog, a.installations, a.box,
+                                 rotation_send(a.client));
   std::vector<std::string> ids;
   if (resource_id == "--all")
-    store->read([&](store::ReadTx& tx) {
+    a.state->read([&](store::ReadTx& tx) {
       for (const auto& row : tx.live_resources_of(installation_id)) ids.push_back(row.id);
     });
   else
@@ -284,19 +294,13 @@ int import_admin(const Config& config, const std::string& installation_id,
 }
 
 int doctor(const Config& config) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
-  auto store = store::open_store(config.state_url);
-  auto catalog = load_catalog(config);
-  util::SecretBox box(load_or_create_encryption_key(config));
-  util::SystemClock clock;
-  service::InstallationService installations(*store, catalog, box, clock);
-  net::HttpClient http(vercel_http_options(config));
-  vercel::Client client(http, config.vercel_api_url);
-  service::ImportService imports(*store, catalog, installations, box, rotation_send(client));
+  AdminContext a(config);
+  service::ImportService imports(*a.state, a.catalog, a.installations, a.box,
+                                 rotation_send(a.client));
   bool wrong = false;
   store::OutboxStats outbox;
-  store->read([&](store::ReadTx& tx) { outbox = tx.outbox_stats(); });
-  model::Json out = {{"store", store->describe()},
+  a.state->read([&](store::ReadTx& tx) { outbox = tx.outbox_stats(); });
+  model::Json out = {{"store", a.state->describe()},
                      {"outbox", {{"pending", outbox.pending}, {"deadLetters", outbox.dead}}}};
   wrong = outbox.dead > 0;
   model::Json reconcile = model::Json::array();

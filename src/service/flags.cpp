@@ -335,7 +335,9 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
     }
     for (const auto& f : compiled) {
       std::string key = f.definition["key"].get<std::string>();
-      if (tx.flag(row.id, key)) throw ApiError::conflict("flag " + key + " already exists");
+      if (tx.flag(row.id, key))
+        throw ApiError::conflict("flag " + key + " already exists")
+            .with_user("A flag with the key " + key + " already exists. Choose another key.");
       store::FlagRow r;
       r.id = util::new_id("flg");
       r.resource_id = row.id;

@@ -49,7 +49,9 @@ Json ImportService::import(const std::string& installation_id, const std::string
   if (!row || row->deleted_ms || row->installation_id != installation_id)
     throw ApiError::not_found("resource " + resource_id + " not found in " + installation_id);
   auto token = installations_.access_token(installation_id);
-  if (!token) throw ApiError::conflict("installation " + installation_id + " has no access token");
+  if (!token)
+    throw ApiError::conflict("installation " + installation_id + " has no access token")
+        .with_user("This installation cannot reach Vercel right now. Open it from Vercel again.");
   net::HttpResult r = send_(vercel::api::import_resource(installation_id, resource_id, body(*row)),
                             *token, installation_id);
   if (!r.ok()) {

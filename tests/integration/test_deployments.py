@@ -12,7 +12,6 @@ import requests
 
 import pytest
 
-from lib import api
 from lib.billing import wait_until
 from lib.sandbox import add_faults, clear_faults, start_pair
 from test_resources import provision, q, secrets_of
@@ -25,11 +24,6 @@ def pair(wharf_bin, tmp_path_factory):
     w.stop()
     sb.stop()
 
-
-def install(sb):
-    iid = api.new_installation_id()
-    assert sb.run("install", installationId=iid)["ok"]
-    return iid
 
 
 def recorded(sb, deployment_id):
@@ -66,7 +60,7 @@ def rows(secrets, sql="select v from t order by v"):
 
 def test_a_preview_deployment_gets_its_own_branch_database_and_a_passing_check(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     res = provision(sb, iid, name="app-db")
     rid, parent = res["id"], secrets_of(res)
     assert q(parent, {"statements": [{"sql": "create table t (v text)"},
@@ -138,7 +132,7 @@ def test_a_preview_deployment_gets_its_own_branch_database_and_a_passing_check(p
 
 def test_cancel_aborts_a_branch_still_being_made(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     res = provision(sb, iid, name="cancel-db")
     rid = res["id"]
     # Vercel answers the first reports with 503, so the action is still queued when the
@@ -169,7 +163,7 @@ def test_cancel_aborts_a_branch_still_being_made(pair):
 
 def test_unknown_actions_fail_with_a_reason_and_deletion_drops_branches(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     res = provision(sb, iid, name="gone-db")
     rid = res["id"]
     out = sb.run("deploy", installationId=iid, resourceId=rid, action="seed-data")

@@ -12,7 +12,6 @@ import requests
 
 import pytest
 
-from lib import api
 from lib.billing import wait_until
 from lib.sandbox import start_pair
 from lib.wharf import base_env
@@ -29,11 +28,6 @@ def pair(wharf_bin, tmp_path_factory):
     w.stop()
     sb.stop()
 
-
-def install(sb):
-    iid = api.new_installation_id()
-    assert sb.run("install", installationId=iid)["ok"]
-    return iid
 
 
 def start_import(sb, iid, product="sqlite-db"):
@@ -83,7 +77,7 @@ def cli(w, sb, *args):
 
 def test_a_database_created_in_the_import_flow_is_imported_before_the_redirect(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     imp = start_import(sb, iid)
     browser, html = open_import_page(imp["url"])
     fields = form_of(html, form_id="import-new")
@@ -117,7 +111,7 @@ def test_a_database_created_in_the_import_flow_is_imported_before_the_redirect(p
 
 def test_an_existing_database_is_imported_again_as_an_upsert(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     rid = sb.run("provision", installationId=iid, productId="sqlite-db", name="had-it",
                  metadata={"durability": "full"}, billingPlanId="sqlite-free")["resourceId"]
     assert "importedAt" not in vercel_resource(sb, iid, rid)
@@ -133,7 +127,7 @@ def test_an_existing_database_is_imported_again_as_an_upsert(pair):
 
 def test_bad_import_links_change_nothing(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     imp = start_import(sb, iid)
     # A return URL that leaves Vercel is refused before anything else.
     evil = imp["url"].replace(requests.utils.quote(imp["return"], safe=""),
@@ -151,7 +145,7 @@ def test_bad_import_links_change_nothing(pair):
 
 def test_reconcile_reimports_what_vercel_lost_and_reports_what_it_does_not_know(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     rid = sb.run("provision", installationId=iid, productId="sqlite-db", name="kept",
                  metadata={"durability": "full"}, billingPlanId="sqlite-free")["resourceId"]
     # Vercel loses the resource (a removal Vercel did not tell us about).

@@ -40,11 +40,6 @@ def env(wharf_bin, tmp_path_factory):
     sb.stop()
 
 
-def install(sb):
-    iid = api.new_installation_id()
-    assert sb.run("install", installationId=iid)["ok"]
-    return iid
-
 
 def provision(sb, iid, plan, name="db"):
     return sb.flow("provision", installationId=iid, productId="db", name=name, metadata={},
@@ -86,7 +81,7 @@ def user_error(body):
 
 def test_max_resources_refuses_one_more_with_a_user_message(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     first = provisioned(sb, iid, "small", "one")
     provisioned(sb, iid, "small", "two")
     before = live_ids(w, sb, iid)
@@ -101,7 +96,7 @@ def test_max_resources_refuses_one_more_with_a_user_message(env):
     assert live_ids(w, sb, iid) == before  # nothing was made
     # Another plan, another installation: their own counts.
     provisioned(sb, iid, "big")
-    provisioned(sb, install(sb), "small")
+    provisioned(sb, sb.install(), "small")
     # Deleting one makes room.
     assert sb.run("delete-resource", installationId=iid, resourceId=first)["ok"]
     provisioned(sb, iid, "small", "three")
@@ -109,7 +104,7 @@ def test_max_resources_refuses_one_more_with_a_user_message(env):
 
 def test_max_resources_applies_to_plan_changes(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     provisioned(sb, iid, "small")
     provisioned(sb, iid, "small")
     rid = provisioned(sb, iid, "big")
@@ -122,7 +117,7 @@ def test_max_resources_applies_to_plan_changes(env):
 
 def test_max_resources_applies_to_an_installation_plan_change(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     provisioned(sb, iid, "team-free", "one")
     provisioned(sb, iid, "team-free", "two")
     status, body = sb.flow("change-plan", installationId=iid, billingPlanId="team-one")
@@ -143,7 +138,7 @@ def test_max_resources_applies_to_an_installation_plan_change(env):
 
 def test_max_resources_is_not_sent_to_vercel(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     r = w.get("/v1/products/db/plans", token(sb, iid, "system"))
     assert r.status_code == 200, r.text
     small = next(p for p in r.json()["plans"] if p["id"] == "small")
@@ -155,7 +150,7 @@ def test_max_resources_is_not_sent_to_vercel(env):
 
 def test_plan_not_allowed_has_a_user_message(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     status, body = provision(sb, iid, "retired")
     assert body["status"] == 400, body
     assert user_error(body)["user"]["message"] == "The Retired plan is not available. Choose another plan."
@@ -168,7 +163,7 @@ def test_plan_not_allowed_has_a_user_message(env):
 
 def test_update_resource_statuses(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     rid = provisioned(sb, iid, "big")
     for wanted, shown in (("suspended", "suspended"), ("resumed", "ready"),
                           ("suspended", "suspended"), ("ready", "ready")):
@@ -190,7 +185,7 @@ def test_update_resource_statuses(env):
 
 def test_update_resource_uninstalled_deletes_it(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     keep = provisioned(sb, iid, "big", "keep")
     rid = provisioned(sb, iid, "big", "gone")
     url = f"/v1/installations/{iid}/resources/{rid}"
@@ -208,7 +203,7 @@ def test_update_resource_uninstalled_deletes_it(env):
 
 def test_installation_scope_plan_on_update_resource_reaches_the_installation(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     assert sb.run("get-installation", installationId=iid)["response"]["billingPlan"]["id"] == "team-free"
     rid = provisioned(sb, iid, "big")
     out = sb.run("update-resource", installationId=iid, resourceId=rid, billingPlanId="team")
@@ -227,7 +222,7 @@ def test_installation_scope_plan_on_update_resource_reaches_the_installation(env
 
 def test_old_billing_plan_field_is_accepted(env):
     sb, w = env
-    iid = install(sb)
+    iid = sb.install()
     tok = token(sb, iid)
     base = f"/v1/installations/{iid}"
     # Provision Resource and Update Resource with the field's old name (§9 item 27).

@@ -14,7 +14,6 @@ import time
 import pytest
 import requests
 
-from lib import api
 from lib.billing import wait_until, wharf_cli
 from lib.sandbox import start_pair
 
@@ -56,11 +55,6 @@ def psql(url, sql, timeout=30):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def install(sb):
-    iid = api.new_installation_id()
-    assert sb.run("install", installationId=iid)["ok"]
-    return iid
-
 
 def provision(sb, iid, plan="postgres-free", name="pg"):
     status, res = sb.flow("provision", installationId=iid, productId="postgres-db", name=name,
@@ -84,7 +78,7 @@ def ledger(w, rid):
 
 def test_a_user_connects_with_psql_and_the_lifecycle_holds(pair):
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     res = provision(sb, iid)
     body = res["response"]
     assert body["status"] == "ready", body
@@ -155,7 +149,7 @@ def test_a_user_connects_with_psql_and_the_lifecycle_holds(pair):
 def test_a_preview_deployment_gets_a_branch_database_with_its_own_logins(pair):
     """flows.md F17 on PostgreSQL: CREATE DATABASE … TEMPLATE, handed to the branch's roles."""
     sb, w = pair
-    iid = install(sb)
+    iid = sb.install()
     body = provision(sb, iid, name="pg-branch")["response"]
     rid, s = body["id"], secrets_of(body)
     assert psql(s["DATABASE_URL"], "create table t (v text); insert into t values ('main')"
@@ -192,7 +186,7 @@ def test_server_down_during_provision_finishes_when_it_returns(cluster, wharf_bi
     d, url = cluster
     sb, w = start_pair(tmp_path, wharf_bin, wharf_env={"WHARF_POSTGRES_URL": url})
     try:
-        iid = install(sb)
+        iid = sb.install()
         assert pg("stop", d).returncode == 0
         try:
             res = provision(sb, iid, name="later")

@@ -90,6 +90,13 @@ class Sandbox:
         assert status == 200, (_flow, status, body)
         return body
 
+    def install(self):
+        """A new installation, installed through the install flow; returns its id."""
+        from .api import new_installation_id
+        iid = new_installation_id()
+        assert self.run("install", installationId=iid)["ok"]
+        return iid
+
     def state(self):
         return requests.get(self.base + "/_sandbox/state", timeout=HTTP_TIMEOUT).json()
 
