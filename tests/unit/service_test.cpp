@@ -9,6 +9,7 @@
 #include "model/api_error.h"
 #include "service/credentials.h"
 #include "service/idempotency.h"
+#include "service/imports.h"
 #include "service/installations.h"
 #include "service/plans.h"
 #include "store/sqlite/sqlite_store.h"
@@ -351,6 +352,88 @@ TEST_F(ServiceTest, CredentialRotationReplacesTheTokenAndFollowsTheSchedule) {
   svc.remove("icfg_r", model::DeleteInstallationRequest{});
   EXPECT_FALSE(rotation.rotate("icfg_r").ok);
   EXPECT_FALSE(rotation.due(row(), clock.now_ms() + 365 * kDay));
+}
+
+TEST_F(ServiceTest, ImportBodyAndReconcileRepairOnlyWhatVercelLacks) {
+  auto cat = catalog(false);
+  InstallationService svc(*store_, cat, box_, clock_);
+  svc.upsert("icfg_i", Actor{"team_1", "u1"}, upsert_request("tok_imp"));
+  auto put = [&](const std::string& id, const std::string& status, bool deleted) {
+    store::ResourceRow r;
+    r.id = id;
+    r.installation_id = "icfg_i";
+    r.product_id = "sqlite-db";
+    r.name = id + "-name";
+    r.metadata_json = R"({"durability":"full"})";
+    r.status = status;
+    r.billing_plan_id = "sqlite-free";
+    r.created_ms = r.updated_ms = 1;
+    if (deleted) r.deleted_ms = 2;
+    store_->write([&](store::WriteTx& tx) { tx.put_resource(r); });
+  };
+  put("res_seen", "ready", false);       // Vercel has it
+  put("res_lost", "ready", false);       // Vercel lost it: imported again
+  put("res_new", "pending", false);      // still provisioning: Vercel learns of it then
+  put("res_gone", "uninstalled", true);  // deleted here, still listed at Vercel: unknown
+
+  std::vector<vercel::Call> calls;
+  bool vercel_down = false;
+  ImportService imports(
+      *store_, cat, svc, box_,
+      [&](const vercel::Call& call, const std::string& bearer, const std::string&) {
+        EXPECT_EQ(bearer, "tok_imp");
+        calls.push_back(call);
+        net::HttpResult r;
+        if (vercel_down) {
+          r.status = 503;
+          return r;
+        }
+        r.status = 200;
+        r.body = call.method == "GET"
+                     ? Json{{"resources",
+                             {{{"partnerId", "res_seen"}, {"internalId", "ir_1"}},
+                              {{"partnerId", "res_gone"}, {"internalId", "ir_2"}},
+                              {{"partnerId", "res_ghost"}, {"internalId", "ir_3"}}}}}
+                           .dump()
+                     : R"({"name":"x"})";
+        return r;
+      });
+
+  store::ResourceRow lost;
+  store_->read([&](store::ReadTx& tx) { lost = *tx.resource("res_lost"); });
+  Json body = imports.body(lost);
+  EXPECT_EQ(body["productId"], "sqlite-db");
+  EXPECT_EQ(body["ownership"], "owned");
+  EXPECT_EQ(body["status"], "ready");
+  EXPECT_EQ(body["billingPlan"]["id"], "sqlite-free");
+  EXPECT_EQ(body["metadata"]["durability"], "full");
+  EXPECT_FALSE(body.contains("secrets"));  // none stored
+
+  // A comparison only (wharf doctor): nothing is sent but the read.
+  auto dry = imports.reconcile("icfg_i", /*repair=*/false);
+  EXPECT_EQ(dry.missing, std::vector<std::string>{"res_lost"});
+  EXPECT_EQ(dry.unknown, (std::vector<std::string>{"res_ghost", "res_gone"}));
+  EXPECT_TRUE(dry.reimported.empty());
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].path, "/v1/installations/icfg_i/resources");
+
+  calls.clear();
+  auto all = imports.reconcile_all(/*repair=*/true);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].reimported, std::vector<std::string>{"res_lost"});
+  EXPECT_TRUE(all[0].missing.empty());
+  EXPECT_EQ(imports.unknown_resources(), 2);
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].method, "PUT");
+  EXPECT_EQ(calls[1].path, "/v1/installations/icfg_i/resources/res_lost");
+
+  // Vercel unavailable: the comparison says so and changes nothing.
+  vercel_down = true;
+  auto failed = imports.reconcile("icfg_i", true);
+  EXPECT_FALSE(failed.error.empty());
+  EXPECT_TRUE(failed.reimported.empty() && failed.unknown.empty());
+  EXPECT_THROW(imports.import("icfg_i", "res_lost"), ApiError);
+  EXPECT_THROW(imports.import("icfg_i", "res_gone"), ApiError);  // deleted: 404, nothing sent
 }
 
 }  // namespace
