@@ -106,6 +106,9 @@ constexpr Setting kSettings[] = {
      "submit invoices in Vercel's test mode with this result: paid, notpaid or overdue"},
     {"WHARF_VERCEL_TIMEOUT_MS", "vercel-timeout-ms",
      "time limit of one call to Vercel or the JWKS URL (default 10000)"},
+    {"WHARF_SINGLE_REPLICA", "single-replica",
+     "1 = only one replica will run on this state store: allows sqlite products (local disk) "
+     "with a PostgreSQL WHARF_STATE_URL"},
     {"WHARF_TEST_CLOCK", "test-clock",
      "1 = enable POST /ops/clock to move time forward (test deployments only)"},
     // SSO and the dashboard
@@ -329,6 +332,10 @@ Config load_config(const std::map<std::string, std::string>& env,
   }
   if (auto v = get("WHARF_VERCEL_TIMEOUT_MS"))
     c.vercel_timeout_ms = parse_int("WHARF_VERCEL_TIMEOUT_MS", *v, 100, 600000);
+  if (auto v = get("WHARF_SINGLE_REPLICA")) {
+    if (*v != "0" && *v != "1") throw ConfigError("WHARF_SINGLE_REPLICA", "must be 0 or 1");
+    c.single_replica = *v == "1";
+  }
   if (auto v = get("WHARF_TEST_CLOCK")) {
     if (*v != "0" && *v != "1") throw ConfigError("WHARF_TEST_CLOCK", "must be 0 or 1");
     c.test_clock = *v == "1";

@@ -74,6 +74,9 @@ struct Config {
   // POSTed, signed, to this endpoint of the provider's (service/notices.h); "" = none.
   std::string notice_url;
   std::string notice_secret;
+  // WHARF_SINGLE_REPLICA: only one `wharf serve` will ever run on this (shared) state store,
+  // so products that keep data on local disk (sqlite) are allowed with a PostgreSQL store.
+  bool single_replica = false;
   // ---- SSO and the dashboard ----
   std::string sso_callback_path = "/sso/callback";                     // WHARF_SSO_CALLBACK_PATH
   std::string url_slug;                                                // WHARF_URL_SLUG

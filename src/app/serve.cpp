@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -413,6 +414,19 @@ int serve(const Config& config) {
     util::log_warn("SQLite page-cache configuration refused").num("code", rc);
   ensure_data_dir(config.data_dir);
   auto catalog = load_catalog(config);
+  // A state store other machines share (PostgreSQL) means replicas: a product that keeps its
+  // data on this machine's disk would be missing on every other one.
+  const bool shared_store = config.state_url.rfind("postgres://", 0) == 0 ||
+                            config.state_url.rfind("postgresql://", 0) == 0;
+  if (shared_store && !config.single_replica)
+    for (const auto& p : catalog->products())
+      if (p.kind == "sqlite")
+        throw ConfigError("WHARF_STATE_URL",
+                          "product '" + p.id +
+                              "' (kind sqlite) keeps its databases on this machine's disk, "
+                              "which other replicas of this PostgreSQL state store cannot "
+                              "reach: take it out of WHARF_CATALOG, or set "
+                              "WHARF_SINGLE_REPLICA=1 if only one replica will ever run");
   // One product instance per kind the catalog sells (per product for a kind configured by
   // its catalog entry), made by the kind's registered factory before anything else starts,
   // so a product that cannot be made stops start-up at once; `products` maps each catalog
@@ -564,6 +578,9 @@ int serve(const Config& config) {
   billing_options.uninstall_grace_ms = config.uninstall_grace_days * 86400 * 1000;
   billing_options.invoice_test_result = config.invoice_test_mode;
   billing_options.dashboard_url = resource_options.public_url + "/dashboard";
+  // Of the replicas sharing the store, one leads the periodic passes (Store::lead).
+  std::atomic<bool> leading{store->lead()};
+  billing_options.leads = [&leading] { return leading.load(); };
   billing_options.descriptor_of = [&resources](const std::string& product_id) {
     return resources.descriptor_of(product_id);
   };
@@ -684,7 +701,8 @@ int serve(const Config& config) {
   api::dashboard::add_routes(routes, dashboard);
   // ---- end SSO and the dashboard ----
   api::ops::add_routes(routes, metrics,
-                       {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); }});
+                       {[&store] { return store->healthy(); }, [&jwks] { return jwks.loaded(); },
+                        [&leading] { return leading.load(); }, store->describe()});
   outbox.set_handler("member", [&sessions](const store::OutboxRow& item,
                                            const vercel::Client& client, const std::string& token) {
     return sessions.deliver_member_read(item, client, token);
@@ -760,28 +778,42 @@ int serve(const Config& config) {
     throw ConfigError("WHARF_LISTEN", e.what());
   }
 
-  Periodic janitor(std::chrono::minutes(10), [&idempotency] { idempotency.purge(); });
+  // Leadership is looked at every 2 s: a replica that stops leading stops its passes within
+  // that, and one takes over from a dead leader within it (plus what the store needs to see
+  // the leader gone).
+  Periodic leadership(std::chrono::seconds(2), [&store, &leading] {
+    bool now = store->lead();
+    if (now != leading.exchange(now))
+      util::log_info(now ? "this replica now leads the periodic passes"
+                         : "this replica no longer leads the periodic passes");
+  });
+  // The periodic passes below run on the leader only; the rest on every replica.
+  auto led = [&leading](std::function<void()> fn) {
+    return [&leading, fn = std::move(fn)] {
+      if (leading.load()) fn();
+    };
+  };
+  Periodic janitor(std::chrono::minutes(10), led([&idempotency] { idempotency.purge(); }));
   service::Retention retention(*store, clock, config.retention);
   // Also right away (a server restarted often still gets its store trimmed), off start-up.
-  Periodic retention_janitor(
-      std::chrono::hours(1), [&retention] { retention.run(); },
-      /*now=*/true);
+  Periodic retention_janitor(std::chrono::hours(1), led([&retention] { retention.run(); }),
+                             /*now=*/true);
   outbox.start();
   billing.start();
-  Periodic session_janitor(std::chrono::minutes(10), [&sessions] { sessions.purge(); });
+  Periodic session_janitor(std::chrono::minutes(10), led([&sessions] { sessions.purge(); }));
   // Installation tokens due for rotation (WHARF_CREDENTIAL_ROTATION_DAYS, or near their
   // expiry), checked hourly and once at start-up.
-  Periodic credential_rotator(
-      std::chrono::hours(1), [&credentials] { credentials.rotate_due(); }, true);
+  Periodic credential_rotator(std::chrono::hours(1),
+                              led([&credentials] { credentials.rotate_due(); }), true);
   // Vercel's resources compared with ours (WHARF_RECONCILE_S): missing ones imported again.
   std::unique_ptr<Periodic> reconciler;
   if (config.reconcile_s > 0)
     reconciler = std::make_unique<Periodic>(std::chrono::seconds(config.reconcile_s),
-                                            [&imports] { imports.reconcile_all(true); });
+                                            led([&imports] { imports.reconcile_all(true); }));
   Periodic usage_flusher(std::chrono::seconds(1), [&resources] { resources.flush_usage(); });
   // Usage the products measure themselves (a PostgreSQL server's counters), once a minute.
   Periodic usage_sampler(std::chrono::seconds(config.usage_sample_s),
-                         [&resources] { resources.sample_usage(); });
+                         led([&resources] { resources.sample_usage(); }));
   // Abandoned libSQL streams: their open transactions roll back and free their connection.
   Periodic stream_expiry(std::chrono::seconds(1), [&sql_streams] { sql_streams.expire_idle(); });
   // Peaks (a billing pass builds whole billing bodies) are freed but glibc keeps the pages

@@ -1156,7 +1156,10 @@ void BillingService::start() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       int64_t now = clock_.now_ms();
-      if (woken_ || now >= next_pass) {
+      bool due = woken_ || now >= next_pass;
+      if (due && options_.leads && !options_.leads()) {
+        woken_ = false;  // another replica leads and bills; look again next tick
+      } else if (due) {
         woken_ = false;
         lock.unlock();
         try {

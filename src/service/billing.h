@@ -75,6 +75,9 @@ class BillingService {
     std::function<void(store::WriteTx&, const store::InstallationRow&, const model::Json& notice,
                        const std::optional<std::string>& status, int64_t now_ms)>
         notice;
+    // Whether this replica leads the periodic passes (Store::lead); unset: always. The worker
+    // of a replica that does not lead only waits (webhooks still record, the leader bills).
+    std::function<bool()> leads;
   };
 
   BillingService(store::Store& store, std::shared_ptr<const model::Catalog> catalog,

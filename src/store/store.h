@@ -429,6 +429,11 @@ class Store {
   // Cheap liveness probe for /readyz.
   virtual bool healthy() = 0;
   virtual std::string describe() const = 0;  // e.g. "sqlite:/data/state.db" (no secrets)
+  // Leadership of the periodic passes (billing, reconcile, credential rotation, retention):
+  // true while this process holds it. Called every few seconds: it takes the leadership when
+  // it is free and keeps it while held. Of the processes sharing one store exactly one leads;
+  // a dead leader's is taken over by another within a bounded time (the backend says how).
+  virtual bool lead() { return true; }
   // Gives back memory idle connections hold (page caches: the OS page cache still has the
   // pages); serve calls it every few seconds, before malloc_trim.
   virtual void release_memory() {}

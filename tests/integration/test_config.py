@@ -55,6 +55,13 @@ CASES = [
     ("jwks-url-not-url", {"WHARF_JWKS_URL": "not a url"}, ["WHARF_JWKS_URL"]),
     ("catalog-missing-file", {"WHARF_CATALOG": "/nonexistent/catalog.json"}, ["WHARF_CATALOG"]),
     ("postgres-url-not-postgres", {"WHARF_POSTGRES_URL": "mysql://x"}, ["WHARF_POSTGRES_URL"]),
+    # Replicas on a shared (PostgreSQL) state store cannot share a sqlite product's local disk.
+    ("sqlite-product-on-shared-store", {"WHARF_STATE_URL": "postgres://127.0.0.1:9/wharf"},
+     ["WHARF_STATE_URL", "product 'sqlite-db' (kind sqlite)", "WHARF_SINGLE_REPLICA=1"]),
+    ("single-replica-not-boolean", {"WHARF_SINGLE_REPLICA": "yes"}, ["WHARF_SINGLE_REPLICA"]),
+    ("notice-url-without-secret", {"WHARF_NOTICE_URL": "http://127.0.0.1:9/n"},
+     ["WHARF_NOTICE_SECRET"]),
+    ("reconcile-negative", {"WHARF_RECONCILE_S": "-1"}, ["WHARF_RECONCILE_S"]),
 ]
 
 CATALOG_CASES = [

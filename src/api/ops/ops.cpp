@@ -23,7 +23,11 @@ void add_routes(RouteTable& routes, Metrics& metrics, Probes probes) {
                                         503, "not_ready",
                                         std::string("store ") + (store ? "ok" : "unreachable") +
                                             ", JWKS " + (jwks ? "loaded" : "not loaded"));
-                                  return json_response(200, model::Json{{"status", "ready"}});
+                                  model::Json out = {{"status", "ready"}};
+                                  if (!probes.store.empty()) out["store"] = probes.store;
+                                  if (probes.leader)
+                                    out["role"] = probes.leader() ? "leader" : "replica";
+                                  return json_response(200, out);
                                 }});
 
   routes.add("GET", "/metrics", {false, {}, false, [&metrics](Context&) {

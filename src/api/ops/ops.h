@@ -3,6 +3,7 @@
 // on a network you trust, or put them behind the load balancer's own auth.
 #pragma once
 #include <functional>
+#include <string>
 
 #include "api/metrics.h"
 #include "api/route.h"
@@ -13,6 +14,10 @@ namespace wharf::api::ops {
 struct Probes {
   std::function<bool()> store_ready;
   std::function<bool()> jwks_ready;
+  // For load balancers and operators: which store, and whether this replica leads the
+  // periodic passes (billing, reconcile, rotation, retention). Unset: not reported.
+  std::function<bool()> leader;
+  std::string store;  // Store::describe() (no secrets)
 };
 
 void add_routes(RouteTable& routes, Metrics& metrics, Probes probes);

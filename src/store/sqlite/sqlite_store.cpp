@@ -1,6 +1,9 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1174,6 +1177,25 @@ class SqliteStore final : public Store {
 
   std::string describe() const override { return "sqlite:" + options_.path; }
 
+  // Processes on one SQLite file (one machine) elect their leader with an exclusive flock on
+  // <path>.leader, held until the process exits: the kernel frees it the moment a leader dies.
+  bool lead() override {
+    std::lock_guard<std::mutex> lock(leader_mu_);
+    if (leader_fd_ >= 0) return true;
+    if (options_.path.empty() || options_.path == ":memory:") return true;
+    int fd = ::open((options_.path + ".leader").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return false;
+    }
+    leader_fd_ = fd;
+    return true;
+  }
+  ~SqliteStore() override {
+    if (leader_fd_ >= 0) ::close(leader_fd_);
+  }
+
   void release_memory() override {
     std::vector<std::unique_ptr<Connection>> to_close;
     {
@@ -1195,6 +1217,9 @@ class SqliteStore final : public Store {
   }
 
  private:
+  std::mutex leader_mu_;
+  int leader_fd_ = -1;  // the flock on <path>.leader, once this process leads
+
   void migrate() {
     std::lock_guard<std::mutex> lock(write_mu_);
     writer_->exec(
