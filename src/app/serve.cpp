@@ -473,6 +473,8 @@ int serve(const Config& config) {
 
   vercel::Outbox::Options outbox_options;
   outbox_options.max_in_flight = static_cast<size_t>(config.outbox_concurrency);
+  // Replicas on a shared store send each lane from one replica at a time (leases).
+  outbox_options.shared = store->shared();
   vercel::Outbox outbox(
       *store, http, config.vercel_api_url,
       [&installations](const std::string& id) { return installations.access_token(id); }, clock,

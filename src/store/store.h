@@ -129,6 +129,14 @@ struct OutboxRow {
   std::optional<int64_t> done_ms;
 };
 
+// Which replica delivers a lane's calls for now (replicas sharing one store, issue 13): a
+// lane's head is sent only by the owner of its live lease (migration 16).
+struct OutboxLeaseRow {
+  std::string lane;  // OutboxRow::ordering_key()
+  std::string owner;
+  int64_t until_ms = 0;
+};
+
 struct OutboxStats {
   int64_t pending = 0;
   int64_t dead = 0;
@@ -306,6 +314,7 @@ class ReadTx {
   // backoff must not fill the batch and hide a due one.
   virtual std::vector<OutboxRow> outbox_heads(size_t limit, int64_t due_by_ms) = 0;
   virtual std::vector<OutboxRow> outbox_list(const std::string& state, size_t limit) = 0;
+  virtual std::optional<OutboxLeaseRow> outbox_lease(const std::string& lane) = 0;
   virtual OutboxStats outbox_stats() = 0;
   virtual std::optional<WebhookEventRow> webhook_event(const std::string& id) = 0;
   // metric -> value for one resource and day (YYYY-MM-DD)
@@ -362,6 +371,12 @@ class WriteTx : public ReadTx {
   virtual void put_transfer_claim(const TransferClaimRow& row) = 0;  // insert or replace
   virtual void insert_outbox(OutboxRow& row) = 0;                    // assigns row.seq
   virtual void update_outbox(const OutboxRow& row) = 0;
+  // Takes (or renews) the lease of `lane` for `owner` until `until_ms`, atomically: only when
+  // no lease exists, it is `owner`'s, or it ended by `now_ms`. Returns whether it was taken.
+  virtual bool take_outbox_lease(const std::string& lane, const std::string& owner, int64_t now_ms,
+                                 int64_t until_ms) = 0;
+  // Ends `owner`'s lease of `lane` (its call's outcome is recorded); another's is left alone.
+  virtual void release_outbox_lease(const std::string& lane, const std::string& owner) = 0;
   virtual void put_webhook_event(const WebhookEventRow& row) = 0;  // insert or replace
   virtual void insert_credential(const CredentialRow& row) = 0;
   // Sets expires_ms on every credential of the resource that has none (rotation, deletion).
@@ -434,10 +449,19 @@ class Store {
   // it is free and keeps it while held. Of the processes sharing one store exactly one leads;
   // a dead leader's is taken over by another within a bounded time (the backend says how).
   virtual bool lead() { return true; }
+  // Whether processes on other machines may share this store (PostgreSQL): then the outbox
+  // claims lanes with leases (claim_outbox_heads) instead of reading heads.
+  virtual bool shared() const { return false; }
   // Gives back memory idle connections hold (page caches: the OS page cache still has the
   // pages); serve calls it every few seconds, before malloc_trim.
   virtual void release_memory() {}
 };
+
+// The due lane heads (as ReadTx::outbox_heads) whose lanes `owner` now holds the lease of,
+// until `lease_until_ms`: heads of lanes another live owner holds are skipped. Backend-neutral:
+// the atomicity is take_outbox_lease's.
+std::vector<OutboxRow> claim_outbox_heads(WriteTx& tx, const std::string& owner, size_t limit,
+                                          int64_t now_ms, int64_t lease_until_ms);
 
 // Backends register a factory for their URL scheme ("sqlite", "postgres"); app/ does the
 // registering so the core never names a concrete backend.

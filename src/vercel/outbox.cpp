@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include <unistd.h>
+
 #include "util/crypto.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -18,7 +20,22 @@ Outbox::Outbox(store::Store& store, net::HttpClient& http, std::string base_url,
       client_(http, std::move(base_url)),
       token_(std::move(token)),
       clock_(clock),
-      options_(options) {}
+      options_(options) {
+  if (options_.shared && options_.owner.empty())
+    options_.owner = "replica-" + std::to_string(::getpid()) + "-" + util::random_token(9);
+}
+
+std::vector<store::OutboxRow> Outbox::due_heads(int64_t now_ms) {
+  std::vector<store::OutboxRow> heads;
+  if (options_.shared)
+    store_.write([&](store::WriteTx& tx) {
+      heads = store::claim_outbox_heads(tx, options_.owner, options_.batch, now_ms,
+                                        now_ms + options_.lease_ms);
+    });
+  else
+    store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now_ms); });
+  return heads;
+}
 
 Outbox::~Outbox() {
   stop();
@@ -174,6 +191,7 @@ std::optional<Outbox::Attempt> Outbox::attempt_logged(store::OutboxRow item) con
 
 void Outbox::record_in(store::WriteTx& tx, const Attempt& a) {
   tx.update_outbox(a.item);
+  if (options_.shared) tx.release_outbox_lease(a.item.ordering_key(), options_.owner);
   if (a.item.state == "delivered" && hooks_.delivered) hooks_.delivered(tx, a.item, a.response);
   if (a.gone && hooks_.gone) hooks_.gone(tx, a.item, a.now_ms);
 }
@@ -237,9 +255,7 @@ void Outbox::finish(const Attempt& a) {
 }
 
 int Outbox::deliver_due() {
-  std::vector<store::OutboxRow> heads;
-  int64_t now = clock_.now_ms();
-  store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now); });
+  std::vector<store::OutboxRow> heads = due_heads(clock_.now_ms());
   int64_t before = delivered_.load();
   // Heads are of distinct lanes: sent side by side, max_in_flight at a time, and their
   // outcomes recorded together once all are answered.
@@ -360,8 +376,7 @@ void Outbox::run_dispatcher() {
     std::vector<store::OutboxRow> heads;
     const auto read_start = Steady::now();
     try {
-      int64_t now_ms = clock_.now_ms();
-      store_.read([&](store::ReadTx& tx) { heads = tx.outbox_heads(options_.batch, now_ms); });
+      heads = due_heads(clock_.now_ms());
     } catch (const std::exception& e) {
       util::log_error("vercel outbox pass failed").str("error", e.what());
     }

@@ -55,6 +55,13 @@ class Outbox {
     size_t batch = 64;
     int64_t poll_ms = 250;
     size_t max_in_flight = 8;  // calls out at once, each of a different installation
+    // Replicas on one store (Store::shared): each claims the lanes it sends with a lease
+    // (store::claim_outbox_heads) held until the call's outcome is recorded, or lease_ms at
+    // most, so one lane's calls go out from one replica at a time, in order; a dead replica's
+    // lanes are taken over when its leases end. `owner` names this replica ("" = generated).
+    bool shared = false;
+    std::string owner;
+    int64_t lease_ms = 120000;
   };
   using TokenFn = std::function<std::optional<std::string>(const std::string& installation_id)>;
 
@@ -125,6 +132,8 @@ class Outbox {
     int64_t now_ms = 0;
   };
   Attempt attempt(store::OutboxRow item) const;
+  // The due lane heads: read, or claimed with leases when the store is shared.
+  std::vector<store::OutboxRow> due_heads(int64_t now_ms);
   // attempt(); a failure (e.g. the token could not be read) is logged, nothing is returned and
   // the call stays pending.
   std::optional<Attempt> attempt_logged(store::OutboxRow item) const;

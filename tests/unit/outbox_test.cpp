@@ -549,5 +549,59 @@ TEST_F(OutboxTest, TheWorkerRecordsOutcomesTogetherAndKeepsEachInstallationsOrde
   }
 }
 
+// Replicas on one store (issue 13): two outboxes claim lanes with leases; every call goes
+// out exactly once, each installation's in order, and a replica that dies holding a lease
+// loses its lanes to the other once the lease ends.
+TEST_F(OutboxTest, ReplicasSharingAStoreSendEachCallOnceInOrderPerLane) {
+  std::mutex mu;
+  std::map<std::string, std::vector<std::string>> seen;  // installation -> resources, in order
+  vercel_.script([&](const net::Request& req) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen[req.path].push_back(Json::parse(req.body)["event"]["resourceId"]);
+    return net::Response::empty(201);
+  });
+  for (int i = 0; i < 6; ++i)
+    for (int r = 0; r < 5; ++r) enqueue("icfg_" + std::to_string(i), "res_" + std::to_string(r));
+  Outbox::Options a_opts;
+  a_opts.shared = true;
+  a_opts.owner = "replica-a";
+  a_opts.lease_ms = 60000;
+  Outbox::Options b_opts = a_opts;
+  b_opts.owner = "replica-b";
+  auto a = make_outbox(nullptr, a_opts);
+  auto b = make_outbox(nullptr, b_opts);
+  std::atomic<int> delivered{0};
+  std::thread ta([&] {
+    for (int k = 0; k < 20; ++k) delivered += a.deliver_due();
+  });
+  std::thread tb([&] {
+    for (int k = 0; k < 20; ++k) delivered += b.deliver_due();
+  });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(delivered.load(), 30);
+  EXPECT_EQ(stats().pending, 0);
+  ASSERT_EQ(seen.size(), 6u);
+  for (const auto& [path, order] : seen)
+    EXPECT_EQ(order, (std::vector<std::string>{"res_0", "res_1", "res_2", "res_3", "res_4"}))
+        << path;
+  // Every lease was given back with its outcome.
+  store_->read([&](store::ReadTx& tx) {
+    for (int i = 0; i < 6; ++i) EXPECT_FALSE(tx.outbox_lease("icfg_" + std::to_string(i)));
+  });
+
+  // A replica that claimed a lane and died (no outcome): the other waits for the lease.
+  enqueue("icfg_z", "res_late");
+  store_->write([&](store::WriteTx& tx) {
+    auto claimed =
+        store::claim_outbox_heads(tx, "replica-dead", 10, clock_.now_ms(), clock_.now_ms() + 60000);
+    ASSERT_EQ(claimed.size(), 1u);
+  });
+  EXPECT_EQ(b.deliver_due(), 0);  // leased by the dead replica
+  clock_.advance_ms(60000);
+  EXPECT_EQ(b.deliver_due(), 1);  // the lease ended: taken over
+  EXPECT_EQ(seen["/v1/installations/icfg_z/events"], std::vector<std::string>{"res_late"});
+}
+
 }  // namespace
 }  // namespace wharf::vercel

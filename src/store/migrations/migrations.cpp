@@ -284,6 +284,14 @@ CREATE TABLE branches (
 );
 CREATE INDEX branches_by_resource ON branches (resource_id)
 )sql"},
+      // Replicas on one store (issue 13): a lane's calls are sent by the replica leasing it.
+      {16, "outbox lane leases", R"sql(
+CREATE TABLE outbox_leases (
+  lane TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  until_ms {INT64} NOT NULL
+)
+)sql"},
   };
   return kMigrations;
 }

@@ -506,6 +506,30 @@ class Tx : public WriteTx {
     next_seq_ = r.seq + 1;
   }
 
+  std::optional<OutboxLeaseRow> outbox_lease(const std::string& lane) override {
+    Stmt s(c_, "SELECT lane, owner, until_ms FROM outbox_leases WHERE lane = ?1");
+    s.bind(1, lane);
+    if (!s.step()) return std::nullopt;
+    return OutboxLeaseRow{s.text(0), s.text(1), s.int64(2)};
+  }
+
+  bool take_outbox_lease(const std::string& lane, const std::string& owner, int64_t now_ms,
+                         int64_t until_ms) override {
+    Stmt s(c_,
+           "INSERT INTO outbox_leases (lane, owner, until_ms) VALUES (?1, ?2, ?4) "
+           "ON CONFLICT (lane) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms "
+           "WHERE outbox_leases.owner = excluded.owner OR outbox_leases.until_ms <= ?3");
+    s.bind(1, lane).bind(2, owner).bind(3, now_ms).bind(4, until_ms);
+    s.step();
+    return sqlite3_changes(c_.db()) > 0;
+  }
+
+  void release_outbox_lease(const std::string& lane, const std::string& owner) override {
+    Stmt s(c_, "DELETE FROM outbox_leases WHERE lane = ?1 AND owner = ?2");
+    s.bind(1, lane).bind(2, owner);
+    s.step();
+  }
+
   void update_outbox(const OutboxRow& r) override {
     next_seq_.reset();  // may renumber a row
     Stmt s(c_,
