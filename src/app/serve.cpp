@@ -731,9 +731,11 @@ int serve(const Config& config) {
     util::log_warn("WHARF_TEST_CLOCK is on: POST /ops/clock can move this server's time");
     api::ops::add_test_clock_routes(routes, clock, [&](int64_t now) {
       resources.flush_usage();
-      auto stats = billing.run(now);
+      // The leader bills (replicas move their clocks too, and only serve).
+      auto stats = leading.load() ? billing.run(now) : service::BillingService::PassStats{};
       int rotated = 0;
-      for (const auto& [id, r] : credentials.rotate_due()) rotated += r.ok ? 1 : 0;
+      if (leading.load())
+        for (const auto& [id, r] : credentials.rotate_due()) rotated += r.ok ? 1 : 0;
       bool drained = outbox.wait_idle(20000);
       return model::Json{{"credentialsRotated", rotated},
                          {"billing",
