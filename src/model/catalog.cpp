@@ -1,6 +1,7 @@
 #include "model/catalog.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "util/clock.h"
@@ -8,8 +9,8 @@
 namespace wharf::model {
 namespace {
 
-constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits", "default", "match",
-                                               "maxResources"};
+constexpr std::string_view kWharfOnlyKeys[] = {"pricing", "limits",       "default",
+                                               "match",   "maxResources", "discount"};
 
 // The limits a plan may set (product::Limits reads them). A key outside this list is refused
 // at start-up: a typo such as `storage_bytes` would otherwise leave the plan unlimited.
@@ -113,6 +114,49 @@ Pricing parse_pricing(const Json& j, const std::string& path, Checker& check) {
   return out;
 }
 
+constexpr std::string_view kDiscountKeys[] = {"name",   "details", "percent",
+                                              "amount", "periods", "ends"};
+
+PlanDiscount parse_discount(const Json& j, const std::string& path, Checker& check) {
+  PlanDiscount d;
+  only_keys(j, path, kDiscountKeys, check);
+  d.name = check.string(j, "name", path, true, true).value_or("");
+  d.details = check.string(j, "details", path, false).value_or("");
+  const bool has_percent = j.contains("percent"), has_amount = j.contains("amount");
+  if (has_percent == has_amount)
+    check.add(path, "must set exactly one of \"percent\" and \"amount\"");
+  if (const Json* pct = check.get(j, "percent", path, Kind::kNumber, false)) {
+    // Whole basis points: 12.5 is fine, 12.345 is not.
+    double v = pct->get<double>();
+    int64_t bp = static_cast<int64_t>(v * 100 + (v >= 0 ? 0.5 : -0.5));
+    if (!(v > 0 && v <= 100) || std::abs(v * 100 - static_cast<double>(bp)) > 1e-6)
+      check.add(Checker::join(path, "percent"),
+                "must be a number above 0 and at most 100, with at most 2 decimals");
+    else
+      d.percent_bp = bp;
+  }
+  if (has_amount)
+    if (auto m = money_at(j, "amount", path, false, check)) {
+      if (!(util::Money() < *m)) check.add(Checker::join(path, "amount"), "must be more than zero");
+      d.amount = *m;
+    }
+  if (const Json* n = check.get(j, "periods", path, Kind::kNumber, false)) {
+    if (!n->is_number_integer() || n->get<int64_t>() < 1)
+      check.add(Checker::join(path, "periods"),
+                "must be a positive integer (leave it out for every period)");
+    else
+      d.periods = n->get<int64_t>();
+  }
+  if (auto ends = check.string(j, "ends", path, false)) {
+    int64_t ms;
+    if (!util::parse_iso8601(*ends, &ms))
+      check.add(Checker::join(path, "ends"), "must be an ISO-8601 date-time");
+    else
+      d.ends_ms = ms;
+  }
+  return d;
+}
+
 Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
   Plan p;
   if (!j.is_object()) {
@@ -150,6 +194,15 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
     int64_t ms;
     if (!util::parse_iso8601(*eff, &ms))
       check.add(Checker::join(path, "effectiveDate"), "must be an ISO-8601 date-time");
+    else
+      p.effective_ms = ms;
+  }
+  if (const Json* d = check.get(j, "discount", path, Kind::kObject, false)) {
+    p.discount = parse_discount(*d, Checker::join(path, "discount"), check);
+    if (p.type != "subscription" || !p.payment_method_required)
+      check.add(Checker::join(path, "discount"),
+                "only a paid subscription plan can have a discount (prepayment plans and "
+                "free plans are never invoiced)");
   }
   if (const Json* pricing = check.get(j, "pricing", path, Kind::kObject, false)) {
     p.pricing = *pricing;
@@ -189,6 +242,22 @@ Plan parse_plan(const Json& j, const std::string& path, Checker& check) {
 }
 
 }  // namespace
+
+bool PlanDiscount::applies(int64_t since_ms, int64_t period_start_ms) const {
+  if (ends_ms && period_start_ms >= *ends_ms) return false;
+  if (!periods) return true;
+  // Billing periods are calendar months: the month it took the plan in is the first.
+  int64_t first = util::month_start_ms(since_ms), n = 0;
+  for (int64_t p = first; p < period_start_ms && n <= *periods; p = util::next_month_start_ms(p))
+    ++n;
+  return n < *periods;
+}
+
+util::Money PlanDiscount::amount_off(util::Money charged) const {
+  if (!(util::Money() < charged)) return util::Money();
+  util::Money off = percent_bp ? util::Money::charge(charged, percent_bp, 10000) : amount;
+  return off < charged ? off : charged;
+}
 
 bool Plan::matches(const Json& metadata) const {
   if (!metadata.is_object()) return true;

@@ -10,6 +10,10 @@
 //              positive integer), enforced at Provision Resource and at a plan change. The
 //              spec's historical BillingPlan field (partner-api.md §4.2, §9 items 12 and 28):
 //              no longer in Vercel's schema, so it is not sent to Vercel either.
+//   discount – a promotion on a subscription plan (PlanDiscount): sent as a Discount
+//              (vercel-api.md §2.7) with the billing data and invoices it applies to.
+// The spec's `effectiveDate` is sent as written and also parsed: a change to a plan whose
+// effectiveDate lies ahead is scheduled for that date (flows.md F13 step 5).
 #pragma once
 #include <map>
 #include <memory>
@@ -42,6 +46,27 @@ struct Pricing {
   bool free() const { return base_fee == util::Money() && metrics.empty(); }
 };
 
+// A plan's promotion (the catalog's `discount`): `percent` off, or a fixed `amount` off per
+// billing period, of what the resource (or, for an installation-scope plan, the
+// installation) is charged on the plan in a period; never more than that. Optionally only
+// for the first `periods` billing periods from when it took the plan (the period it took it
+// in counts as the first), and only for periods that begin before `ends` (an offer ending).
+struct PlanDiscount {
+  std::string name;
+  std::string details;
+  int64_t percent_bp = 0;  // basis points (20% = 2000); 0 when `amount` is set
+  util::Money amount;      // fixed amount off per period
+  std::optional<int64_t> periods;
+  std::optional<int64_t> ends_ms;
+
+  // Whether the discount applies to the period starting at `period_start_ms` for something
+  // that took the plan at `since_ms`.
+  bool applies(int64_t since_ms, int64_t period_start_ms) const;
+  // The amount off `charged` (the lines' total): rounded to cents once, never more than
+  // `charged`, never negative.
+  util::Money amount_off(util::Money charged) const;
+};
+
 struct Plan {
   std::string id;
   std::string name;   // as shown to users, e.g. "Hobby"
@@ -56,6 +81,8 @@ struct Plan {
   Json limits = Json::object();
   std::map<std::string, std::vector<Json>> match;
   std::optional<int64_t> max_resources;  // `maxResources`; none = no cap
+  std::optional<int64_t> effective_ms;   // `effectiveDate`, parsed
+  std::optional<PlanDiscount> discount;  // `discount`
 
   // Free = nothing can ever be owed on this plan.
   bool free() const { return type == "subscription" && !payment_method_required; }

@@ -90,6 +90,34 @@ void put_line(std::string& out, const Line& l) {
   out += '}';
 }
 
+// A Discount (BillingService::Computed::Discount, private: deduced).
+template <typename Discount>
+void put_discount(std::string& out, const Discount& d) {
+  out += "{\"amount\":";
+  put_str(out, d.amount.str_cents());
+  out += ",\"billingPlanId\":";
+  put_str(out, d.plan_id);
+  if (!d.details.empty()) {
+    out += ",\"details\":";
+    put_str(out, d.details);
+  }
+  if (d.span) {
+    out += ",\"end\":";
+    put_str(out, iso(d.span->second));
+  }
+  out += ",\"name\":";
+  put_str(out, d.name);
+  if (!d.resource_id.empty()) {
+    out += ",\"resourceId\":";
+    put_str(out, d.resource_id);
+  }
+  if (d.span) {
+    out += ",\"start\":";
+    put_str(out, iso(d.span->first));
+  }
+  out += '}';
+}
+
 // One Usage entry; `resource_id` null for the installation-wide aggregates.
 void put_usage(std::string& out, const std::string* resource_id, const std::string& name,
                bool level, const std::string& units, int64_t day, int64_t period,
@@ -402,6 +430,26 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
            first != period.start || last != period.end ? std::optional(std::make_pair(first, last))
                                                        : std::nullopt);
     }
+    // The plan's promotion: off what the group costs, for the periods it covers.
+    const auto& promo = g.plan->discount;
+    if (promo && g.plan->type == "subscription" && Money() < g.total) {
+      int64_t since = first;  // when the resource (installation) took the plan
+      if (promo->periods) {
+        if (!ledger.all_spans) ledger.all_spans = tx.plan_periods(inst.id, 0, period.end);
+        for (const auto& span : *ledger.all_spans)
+          if (span.resource_id == g.resource_id && span.plan_id == g.plan_id)
+            since = std::min(since, span.start_ms);
+      }
+      if (promo->applies(since, period.start) && Money() < promo->amount_off(g.total))
+        g.discount = Computed::Discount{g.plan_id,
+                                        g.resource_id,
+                                        promo->name,
+                                        promo->details,
+                                        promo->amount_off(g.total),
+                                        first != period.start || last != period.end
+                                            ? std::optional(std::make_pair(first, last))
+                                            : std::nullopt};
+    }
   }
   if (lines) ledger.priced[priced_key] = out.groups;
   if (!report) return out;
@@ -453,8 +501,17 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
 
 std::string BillingService::billing_data_body(const Computed& c, Period period, int64_t now,
                                               int64_t report_day) const {
-  std::string body = "{\"billing\":{\"items\":[";
+  // {items, discounts} (vercel-api.md §7.1), keys in dump()'s order.
+  std::string body = "{\"billing\":{";
   bool first = true;
+  for (const auto& g : c.groups)
+    if (g.discount) {
+      body += first ? "\"discounts\":[" : ",";
+      first = false;
+      put_discount(body, *g.discount);
+    }
+  body += first ? "\"items\":[" : "],\"items\":[";
+  first = true;
   for (const auto& g : c.groups)
     for (const auto& item : g.items) {
       if (!first) body += ',';
@@ -494,8 +551,11 @@ void BillingService::enqueue_billing_data(store::WriteTx& tx, Ledger& ledger,
 
 // Submit Invoice's body (vercel-api.md §7.2) for an invoice row and its rendered items.
 std::string BillingService::invoice_body(const store::InvoiceRow& row, int64_t invoice_date,
-                                         const std::string& items, const std::string& memo) const {
-  std::string body = "{\"externalId\":";
+                                         const std::string& items, const std::string& memo,
+                                         const std::string& discounts) const {
+  std::string body = "{";
+  if (!discounts.empty()) body += "\"discounts\":" + discounts + ",";
+  body += "\"externalId\":";
   put_str(body, row.id);
   if (row.final) body += ",\"final\":true";
   body += ",\"invoiceDate\":";
@@ -524,11 +584,12 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
   struct Draft {
     std::string resource_id, plan_id;
     std::vector<Computed::Line> items;
+    std::optional<Computed::Discount> discount;
   };
   std::vector<Draft> drafts;
   for (auto& g : c.groups) {
     if (!g.plan || g.plan->type != "subscription") continue;  // prepayment: never invoiced
-    Draft d{g.resource_id, g.plan_id, {}};
+    Draft d{g.resource_id, g.plan_id, {}, g.discount};
     for (auto& item : g.items)
       if (item.total != Money()) d.items.push_back(std::move(item));
     drafts.push_back(std::move(d));
@@ -539,7 +600,7 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
       if (std::none_of(drafts.begin(), drafts.end(), [&](const Draft& d) {
             return d.resource_id == cinv.resource_id && d.plan_id == cinv.plan_id;
           }))
-        drafts.push_back({cinv.resource_id, cinv.plan_id, {}});
+        drafts.push_back({cinv.resource_id, cinv.plan_id, {}, std::nullopt});
 
   int submitted = 0;
   for (auto& d : drafts) {
@@ -565,6 +626,17 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
       put_line(items, item);
     }
     items += ']';
+    // The plan's discount comes off the invoice (never more than its items); the rest is
+    // what is owed, and what the $0.50 minimum looks at.
+    std::string discounts;
+    const bool discounted = d.discount && Money() < d.discount->amount;
+    if (discounted) {
+      d.discount->amount = std::min(d.discount->amount, total);
+      total -= d.discount->amount;
+      discounts = "[";
+      put_discount(discounts, *d.discount);
+      discounts += ']';
+    }
     row.installation_id = inst.id;
     row.resource_id = d.resource_id;
     row.plan_id = d.plan_id;
@@ -576,7 +648,8 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
     row.test = !options_.invoice_test_result.empty();
     row.created_ms = row.updated_ms = now;
     if (total < kMinimumInvoice) {
-      row.state = final ? "waived" : "carried";
+      // Nothing left after a discount: nothing to carry either.
+      row.state = final || (discounted && total == Money()) ? "waived" : "carried";
     } else {
       row.state = "submitting";
       int64_t invoice_date = std::min(final ? cutoff : period.end, period.end) - 1000;
@@ -585,7 +658,8 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
           invoice_body(row, std::max(invoice_date, period.start), items,
                        std::string(final ? "Final invoice" : "Invoice") + " for " +
                            month_key(period.start) +
-                           (d.resource_id.empty() ? "" : " — resource " + d.resource_id)),
+                           (d.resource_id.empty() ? "" : " — resource " + d.resource_id),
+                       discounts),
           now);
       ++submitted;
     }
@@ -630,6 +704,9 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   // cleanup of leftover resources goes on.
   if (st.gone_ms || st.leftovers_deleted_ms) return cleanup_and_save();
   const bool uninstalled = inst.status != "active";
+  // Plan changes scheduled for a date that has come, before anything is priced: the spans
+  // split at that date, so the old plan bills until it and the new one from it.
+  if (!uninstalled) stats.plan_changes += apply_scheduled_plans(tx, inst.id, now);
   const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
   const int64_t today = day_start_ms(now);
   Ledger ledger;  // what the computations below read, read once
@@ -1100,6 +1177,7 @@ BillingService::PassStats BillingService::run(int64_t now) {
     stats.finalizing += local.finalizing;
     stats.leftovers_suspended += local.leftovers_suspended;
     stats.leftovers_deleting += local.leftovers_deleting;
+    stats.plan_changes += local.plan_changes;
     leftovers_due.insert(leftovers_due.end(), due.begin(), due.end());
     return end;
   };
@@ -1134,7 +1212,8 @@ BillingService::PassStats BillingService::run(int64_t now) {
     }
   }
   if (stats.billing_data || stats.invoices || stats.balances || stats.suspended ||
-      stats.finalizing || stats.leftovers_suspended || stats.leftovers_deleting) {
+      stats.finalizing || stats.leftovers_suspended || stats.leftovers_deleting ||
+      stats.plan_changes) {
     util::log_info("billing pass")
         .num("installations", stats.installations)
         .num("billing_data", stats.billing_data)
@@ -1143,7 +1222,8 @@ BillingService::PassStats BillingService::run(int64_t now) {
         .num("suspended", stats.suspended)
         .num("finalizing", stats.finalizing)
         .num("leftovers_suspended", stats.leftovers_suspended)
-        .num("leftovers_deleting", stats.leftovers_deleting);
+        .num("leftovers_deleting", stats.leftovers_deleting)
+        .num("plan_changes", stats.plan_changes);
     if (enqueued_) enqueued_();
   }
   return stats;

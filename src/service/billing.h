@@ -47,6 +47,25 @@ bool invoice_open(const std::string& state);
 // Invoice states in the order they can follow each other; -1 for unknown ones.
 int invoice_state_rank(const std::string& state);
 
+// Plan changes scheduled for a plan's `effectiveDate` (flows.md F13 step 5;
+// service/billing_schedule.cpp). When a change to `plan` requested at `now_ms` takes effect:
+// the plan's effectiveDate when it lies ahead; nullopt = at once.
+std::optional<int64_t> scheduled_start(const model::Plan& plan, int64_t now_ms);
+// The notice a row shows while a change to `plan` waits for `effective_ms`.
+model::Json scheduled_change_notice(const model::Plan& plan, int64_t effective_ms);
+// Records the pending change of a resource (resource_id) or the installation (""), replacing
+// any earlier one; the row keeps its plan until the billing pass makes the change. The row's
+// notification (`notification_json`) shows it, unless it holds another notice.
+void schedule_plan_change(store::WriteTx& tx, const std::string& installation_id,
+                          const std::string& resource_id, const model::Plan& plan,
+                          int64_t effective_ms, std::optional<std::string>& notification_json,
+                          int64_t now_ms);
+// Calls off a pending change (a later request took effect at once, or asked for the current
+// plan) and clears its notice from `notification_json`. Returns whether there was one.
+bool cancel_plan_change(store::WriteTx& tx, const std::string& installation_id,
+                        const std::string& resource_id,
+                        std::optional<std::string>& notification_json);
+
 class BillingService {
  public:
   struct Options {
@@ -93,6 +112,7 @@ class BillingService {
     int finalizing = 0;
     int leftovers_suspended = 0;  // resources suspended by the uninstall cleanup
     int leftovers_deleting = 0;   // installations whose leftovers are due for deletion
+    int plan_changes = 0;         // scheduled plan changes made
   };
   // One pass over every installation billing still concerns.
   PassStats run(int64_t now_ms);
@@ -172,13 +192,23 @@ class BillingService {
       std::string total_text;
       std::optional<std::pair<int64_t, int64_t>> span;  // start, end: not the whole period
     };
+    // One Discount (vercel-api.md §2.7): the plan's catalog `discount` on the group.
+    struct Discount {
+      std::string plan_id;
+      std::string resource_id;  // "" = installation-wide
+      std::string name, details;
+      util::Money amount;  // whole cents, never more than the group's total
+      std::optional<std::pair<int64_t, int64_t>> span;
+    };
     struct Group {
       std::string resource_id;  // "" = the installation's plan
       std::string plan_id;
       const model::Plan* plan = nullptr;
       std::vector<std::pair<int64_t, int64_t>> spans;  // clipped to [period start, cutoff)
       std::vector<Line> items;                         // BillingItem[]
-      util::Money total;
+      util::Money total;                               // of the items
+      std::optional<Discount> discount;
+      util::Money net() const { return discount ? total - discount->amount : total; }
     };
     std::vector<Group> groups;
     std::string usage = "[]";  // Usage[] as JSON text
@@ -202,6 +232,9 @@ class BillingService {
       std::vector<std::string> days;            // key of each day of the period
       std::map<std::string, Usage> usage;       // by resource, read when first priced
     };
+    // Every plan span of the installation (when a discount counts its billing periods from
+    // when the plan was taken), read when first needed.
+    std::optional<std::vector<store::PlanPeriodRow>> all_spans;
     bool kinds_read = false;
     std::map<std::string, const product::Descriptor*> kind_of;  // by resource
     std::map<std::pair<int64_t, int64_t>, Month> months;        // by period
@@ -235,6 +268,9 @@ class BillingService {
   bool prepaid(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst, int64_t now,
                bool previous_settled);
   int suspend_overdue(store::WriteTx& tx, const std::string& installation_id, int64_t now);
+  // Makes the installation's scheduled plan changes that are due (billing_schedule.cpp): each
+  // plan span splits at the change's effective time. Returns how many were made.
+  int apply_scheduled_plans(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // Uninstall cleanup of an uninstalled, unfinalized installation: suspends its leftover
   // resources once finalization stalled (uninstall + grace) or Vercel reported it gone,
   // decides their deletion a grace period later, and drops the access token once nothing
@@ -255,8 +291,10 @@ class BillingService {
                const std::string& resource_id, const std::string& hold, int64_t now);
   void enqueue_balances(store::WriteTx& tx, const std::string& installation_id, int64_t now);
   // A notification, with an sso: link to a dashboard page when the dashboard URL is known.
+  // `discounts`: the Discount[] as JSON text, "" for none.
   std::string invoice_body(const store::InvoiceRow& row, int64_t invoice_date,
-                           const std::string& items, const std::string& memo) const;
+                           const std::string& items, const std::string& memo,
+                           const std::string& discounts = "") const;
   // Installation-wide state shown in Vercel (vercel-api.md §4.1) for an installation-level
   // invoice (one without a resource): the notification (null clears it) is stored, so Get
   // Installation returns it, and Update Installation sends it with `status` when given.

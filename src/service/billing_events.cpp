@@ -68,7 +68,7 @@ bool BillingService::owes(store::ReadTx& tx, const store::InstallationRow& inst,
     Period p{ps, next_month_start_ms(ps)};
     Computed c = compute(tx, ledger, inst, p, std::min(now, p.end), p.start, Detail::kTotals);
     for (const auto& g : c.groups)
-      if (g.plan && g.plan->type == "subscription") due += g.total;
+      if (g.plan && g.plan->type == "subscription") due += g.net();
   }
   return due >= Money::cents(50);
 }

@@ -1,6 +1,7 @@
 #include "service/installations.h"
 
 #include "model/api_error.h"
+#include "service/billing.h"
 #include "util/log.h"
 #include "vercel/outbox.h"
 
@@ -70,6 +71,7 @@ model::InstallationState InstallationService::update(const std::string& id,
   model::InstallationState state;
   store_.write([&](store::WriteTx& tx) {
     auto row = require_active(tx, id);
+    const int64_t now = clock_.now_ms();
     if (req.billing_plan_id && row.billing_plan_id != req.billing_plan_id) {
       const model::Plan& plan = require_installation_plan(*req.billing_plan_id);
       if (plan.max_resources) {
@@ -89,11 +91,23 @@ model::InstallationState InstallationService::update(const std::string& id,
                          std::to_string(held) + ". Delete resources before switching.");
         }
       }
-      row.billing_plan_id = plan.id;
-      row.updated_ms = clock_.now_ms();
+      if (auto effective = scheduled_start(plan, now)) {
+        // Its effectiveDate lies ahead: the plan stays, the billing pass changes it then.
+        schedule_plan_change(tx, id, "", plan, *effective, row.notification_json, now);
+        row.updated_ms = now;
+        tx.put_installation(row);
+      } else {
+        cancel_plan_change(tx, id, "", row.notification_json);
+        row.billing_plan_id = plan.id;
+        row.updated_ms = now;
+        tx.put_installation(row);
+        if (billing_.plan_taken) billing_.plan_taken(tx, id, plan.id, row.updated_ms);
+        util::log_info("installation plan changed").str("installation", id).str("plan", plan.id);
+      }
+    } else if (req.billing_plan_id && cancel_plan_change(tx, id, "", row.notification_json)) {
+      // Asked for the plan it has: a change still pending is called off.
+      row.updated_ms = now;
       tx.put_installation(row);
-      if (billing_.plan_taken) billing_.plan_taken(tx, id, plan.id, row.updated_ms);
-      util::log_info("installation plan changed").str("installation", id).str("plan", plan.id);
     }
     state = state_of(row);
   });

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "model/api_error.h"
+#include "service/billing.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -521,11 +522,21 @@ Json ResourceService::update(const std::string& installation_id, const std::stri
     const std::string old_status = row.status;
     if (req.name) row.name = *req.name;
     if (req.metadata) row.metadata_json = req.metadata->dump();
-    if (plan && plan->id != row.billing_plan_id) {
-      check_max_resources(tx, installation_id, *plan);
+    // A plan whose effectiveDate lies ahead is scheduled (the billing pass makes the change
+    // then); any other plan request calls off a change still pending.
+    const auto effective = plan && plan->id != row.billing_plan_id
+                               ? scheduled_start(*plan, clock_.now_ms())
+                               : std::nullopt;
+    if (plan && !effective) cancel_plan_change(tx, installation_id, row.id, row.notification_json);
+    if (plan && plan->id != row.billing_plan_id) check_max_resources(tx, installation_id, *plan);
+    if (effective) {
+      schedule_plan_change(tx, installation_id, row.id, *plan, *effective, row.notification_json,
+                           clock_.now_ms());
+      change.plan_changed = false;
+    } else if (plan && plan->id != row.billing_plan_id) {
       row.billing_plan_id = plan->id;
     }
-    if (plan)
+    if (plan && !effective)
       adopt_installation_plan(tx, installations_.require_active(tx, installation_id), *plan,
                               clock_.now_ms());
     if (new_status && *new_status != "suspended" && ours && row.overdue_hold())

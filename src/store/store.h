@@ -165,6 +165,19 @@ struct PlanPeriodRow {
   std::optional<int64_t> end_ms;  // open while the plan is current
 };
 
+// A plan change waiting for the new plan's `effectiveDate` (flows.md F13 step 5): the
+// resource (or, with resource_id "", the installation) stays on its plan until effective_ms,
+// when the billing pass moves it to plan_id. At most one per resource (a new request
+// replaces it).
+struct PlanScheduleRow {
+  std::string installation_id;
+  std::string resource_id;  // "" = the installation's own plan
+  std::string plan_id;
+  int64_t effective_ms = 0;
+  int64_t created_ms = 0;
+  bool operator==(const PlanScheduleRow&) const = default;
+};
+
 // Where billing stands for one installation (service/billing.cpp).
 struct BillingStateRow {
   std::string installation_id;
@@ -336,6 +349,8 @@ class ReadTx {
   virtual std::vector<PlanPeriodRow> plan_periods(const std::string& installation_id,
                                                   int64_t from_ms, int64_t to_ms) = 0;
   virtual std::optional<BillingStateRow> billing_state(const std::string& installation_id) = 0;
+  // Scheduled plan changes of an installation (migration 14), ordered by effective time.
+  virtual std::vector<PlanScheduleRow> plan_schedules_of(const std::string& installation_id) = 0;
   virtual std::optional<InvoiceRow> invoice(const std::string& installation_id,
                                             const std::string& id) = 0;
   virtual std::optional<InvoiceRow> invoice_by_vercel_id(const std::string& installation_id,
@@ -396,8 +411,12 @@ class WriteTx : public ReadTx {
                                   int64_t now_ms) = 0;
 
   virtual void put_billing_state(const BillingStateRow& row) = 0;  // insert or replace
-  virtual void put_invoice(const InvoiceRow& row) = 0;             // insert or replace
-  virtual void put_balance(const BalanceRow& row) = 0;             // insert or replace
+  virtual void put_plan_schedule(const PlanScheduleRow& row) = 0;  // insert or replace
+  // Returns whether there was one.
+  virtual bool delete_plan_schedule(const std::string& installation_id,
+                                    const std::string& resource_id) = 0;
+  virtual void put_invoice(const InvoiceRow& row) = 0;  // insert or replace
+  virtual void put_balance(const BalanceRow& row) = 0;  // insert or replace
   // Records a purchase; false (and nothing written) when that invoice was already credited.
   virtual bool insert_purchase(const PurchaseRow& row) = 0;
   virtual void set_prepaid_charged(const std::string& resource_id, int64_t period_start_ms,

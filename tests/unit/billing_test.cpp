@@ -311,3 +311,208 @@ TEST(StoreResources, LiveResourcesSkipDeletedOnesThroughThePartialIndex) {
 
 }  // namespace
 }  // namespace wharf
+
+// Plan changes scheduled for a plan's effectiveDate and catalog discounts (flows.md F13
+// step 5; vercel-api.md §2.7), over a catalog of their own.
+namespace wharf {
+namespace {
+
+class ScheduledBillingTest : public BillingServiceTest {
+ protected:
+  void SetUp() override {
+    BillingServiceTest::SetUp();
+    catalog_ = model::Catalog::parse_text(R"({
+      "products": [{"id": "sqlite-db", "kind": "sqlite", "name": "DB",
+                    "plans": ["std", "next", "promo", "tenoff"]}],
+      "plans": [
+        {"id": "std", "type": "subscription", "name": "Standard", "description": "d",
+         "pricing": {"baseFee": "31.00"}},
+        {"id": "next", "type": "subscription", "name": "Next", "description": "d",
+         "effectiveDate": "2027-01-11T00:00:00Z", "pricing": {"baseFee": "62.00"}},
+        {"id": "promo", "type": "subscription", "name": "Promo", "description": "d",
+         "pricing": {"baseFee": "10.00"},
+         "discount": {"name": "Launch offer", "details": "20% off the first month",
+                      "percent": 20, "periods": 1}},
+        {"id": "tenoff", "type": "subscription", "name": "Small", "description": "d",
+         "pricing": {"baseFee": "5.00"}, "discount": {"name": "Ten off", "amount": "10.00"}}
+      ]})");
+    billing_ = std::make_unique<service::BillingService>(*store_, catalog_, clock_,
+                                                         service::BillingService::Options{});
+  }
+  std::optional<store::ResourceRow> resource(const std::string& id) {
+    std::optional<store::ResourceRow> out;
+    store_->read([&](store::ReadTx& tx) { out = tx.resource(id); });
+    return out;
+  }
+  // What ResourceService::update does for a plan whose effectiveDate lies ahead.
+  void request_plan(const std::string& id, const std::string& plan_id) {
+    store_->write([&](store::WriteTx& tx) {
+      auto row = *tx.resource(id);
+      const model::Plan& plan = *catalog_->plan(plan_id);
+      auto at = service::scheduled_start(plan, clock_.now_ms());
+      ASSERT_TRUE(at);
+      service::schedule_plan_change(tx, row.installation_id, row.id, plan, *at,
+                                    row.notification_json, clock_.now_ms());
+      row.updated_ms = clock_.now_ms();
+      tx.put_resource(row);
+    });
+  }
+  store::InvoiceRow invoice(const std::string& id) {
+    for (auto& inv : invoices())
+      if (inv.id == id) return inv;
+    ADD_FAILURE() << "no invoice " << id;
+    return {};
+  }
+  Json sent_invoice(const std::string& external_id) {
+    for (auto& row : outbox("invoice")) {
+      Json body = Json::parse(row.body);
+      if (body["externalId"] == external_id) return body;
+    }
+    return nullptr;
+  }
+};
+
+TEST_F(ScheduledBillingTest, AChangeWaitsForTheEffectiveDate) {
+  const model::Plan& next = *catalog_->plan("next");
+  EXPECT_EQ(service::scheduled_start(next, ms("2027-01-05T00:00:00Z")), ms("2027-01-11T00:00:00Z"));
+  // On or after the date (or without one), a change is made at once.
+  EXPECT_FALSE(service::scheduled_start(next, ms("2027-01-11T00:00:00Z")));
+  EXPECT_FALSE(service::scheduled_start(*catalog_->plan("std"), ms("2027-01-05T00:00:00Z")));
+
+  put_resource("r", "std");
+  clock_.set_ms(ms("2027-01-05T00:00:00Z"));
+  request_plan("r", "next");
+  EXPECT_EQ(resource("r")->billing_plan_id, "std");  // the current plan stays
+  Json notice = Json::parse(*resource("r")->notification_json);
+  EXPECT_EQ(notice["level"], "info");
+  EXPECT_NE(notice["message"].get<std::string>().find("2027-01-11T00:00:00.000Z"),
+            std::string::npos);
+  billing_->run(ms("2027-01-10T23:00:00Z"));
+  EXPECT_EQ(resource("r")->billing_plan_id, "std");
+
+  // The first pass after the date makes the change, as of the date.
+  clock_.set_ms(ms("2027-01-12T05:00:00Z"));
+  EXPECT_EQ(billing_->run(clock_.now_ms()).plan_changes, 1);
+  EXPECT_EQ(resource("r")->billing_plan_id, "next");
+  EXPECT_FALSE(resource("r")->notification_json);  // its notice is gone with it
+  std::vector<store::PlanPeriodRow> spans;
+  store_->read([&](store::ReadTx& tx) {
+    spans = tx.plan_periods("icfg_a", ms("2027-01-01T00:00:00Z"), ms("2027-02-01T00:00:00Z"));
+    EXPECT_TRUE(tx.plan_schedules_of("icfg_a").empty());
+  });
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].plan_id, "std");
+  EXPECT_EQ(spans[0].end_ms, ms("2027-01-11T00:00:00Z"));
+  EXPECT_EQ(spans[1].plan_id, "next");
+  EXPECT_EQ(spans[1].start_ms, ms("2027-01-11T00:00:00Z"));
+  // Vercel re-reads the resource (resource.updated).
+  bool told = false;
+  for (const auto& row : outbox("event"))
+    told = told || row.body.find("resource.updated") != std::string::npos;
+  EXPECT_TRUE(told);
+
+  // January: each plan invoiced once, for the days it was active.
+  clock_.set_ms(ms("2027-02-01T01:00:00Z"));
+  billing_->run(clock_.now_ms());
+  ASSERT_EQ(invoices().size(), 2u);
+  EXPECT_EQ(invoice("whf_r_std_2027-01").total, "10.00");   // 10 days × 31.00 / 31
+  EXPECT_EQ(invoice("whf_r_next_2027-01").total, "42.00");  // 21 days × 62.00 / 31
+  Json old_items = sent_invoice("whf_r_std_2027-01")["items"];
+  EXPECT_EQ(old_items[0]["start"], "2027-01-01T00:00:00.000Z");
+  EXPECT_EQ(old_items[0]["end"], "2027-01-11T00:00:00.000Z");
+  Json new_items = sent_invoice("whf_r_next_2027-01")["items"];
+  EXPECT_EQ(new_items[0]["start"], "2027-01-11T00:00:00.000Z");
+  EXPECT_EQ(new_items[0]["end"], "2027-02-01T00:00:00.000Z");
+}
+
+TEST_F(ScheduledBillingTest, AnotherRequestCallsOffThePendingChange) {
+  put_resource("r", "std");
+  clock_.set_ms(ms("2027-01-05T00:00:00Z"));
+  request_plan("r", "next");
+  store_->write([&](store::WriteTx& tx) {
+    auto row = *tx.resource("r");
+    EXPECT_TRUE(service::cancel_plan_change(tx, "icfg_a", "r", row.notification_json));
+    EXPECT_FALSE(row.notification_json);
+    EXPECT_FALSE(service::cancel_plan_change(tx, "icfg_a", "r", row.notification_json));
+    tx.put_resource(row);
+  });
+  clock_.set_ms(ms("2027-01-12T00:00:00Z"));
+  EXPECT_EQ(billing_->run(clock_.now_ms()).plan_changes, 0);
+  EXPECT_EQ(resource("r")->billing_plan_id, "std");
+}
+
+TEST_F(ScheduledBillingTest, AnotherNoticeIsNeitherReplacedNorCleared) {
+  put_resource("r", "std");
+  store_->write([&](store::WriteTx& tx) {
+    auto row = *tx.resource("r");
+    row.notification_json = Json{{"level", "warn"}, {"title", "Storage almost full"}}.dump();
+    tx.put_resource(row);
+  });
+  clock_.set_ms(ms("2027-01-05T00:00:00Z"));
+  request_plan("r", "next");
+  clock_.set_ms(ms("2027-01-12T00:00:00Z"));
+  billing_->run(clock_.now_ms());
+  EXPECT_EQ(resource("r")->billing_plan_id, "next");
+  EXPECT_NE(resource("r")->notification_json->find("Storage almost full"), std::string::npos);
+}
+
+TEST_F(ScheduledBillingTest, ADeletedResourcesScheduleIsDropped) {
+  put_resource("r", "std");
+  clock_.set_ms(ms("2027-01-05T00:00:00Z"));
+  request_plan("r", "next");
+  store_->write([&](store::WriteTx& tx) {
+    auto row = *tx.resource("r");
+    row.deleted_ms = row.updated_ms = ms("2027-01-06T00:00:00Z");
+    tx.put_resource(row);
+  });
+  clock_.set_ms(ms("2027-01-12T00:00:00Z"));
+  EXPECT_EQ(billing_->run(clock_.now_ms()).plan_changes, 0);
+  EXPECT_EQ(resource("r")->billing_plan_id, "std");
+  store_->read([&](store::ReadTx& tx) { EXPECT_TRUE(tx.plan_schedules_of("icfg_a").empty()); });
+}
+
+TEST_F(ScheduledBillingTest, ADiscountComesOffTheInvoiceAndTheBillingData) {
+  put_resource("p", "promo");
+  billing_->run(clock_.now_ms());
+  Json data = Json::parse(outbox("billing").back().body);
+  ASSERT_TRUE(data["billing"].contains("discounts")) << data.dump();
+  EXPECT_EQ(data["billing"]["discounts"][0]["amount"], "2.00");
+  EXPECT_EQ(data["billing"]["items"][0]["total"], "10.00");
+
+  clock_.set_ms(ms("2027-02-01T01:00:00Z"));
+  billing_->run(clock_.now_ms());
+  EXPECT_EQ(invoice("whf_p_promo_2027-01").total, "8.00");  // 10.00 − 20%
+  Json sent = sent_invoice("whf_p_promo_2027-01");
+  ASSERT_TRUE(sent.is_object());
+  EXPECT_EQ(sent["discounts"], Json::parse(R"([{"amount": "2.00", "billingPlanId": "promo",
+      "details": "20% off the first month", "name": "Launch offer", "resourceId": "p"}])"));
+  EXPECT_EQ(sent["items"][0]["total"], "10.00");  // the items as priced
+
+  // Only the first period: February is billed in full.
+  clock_.set_ms(ms("2027-03-01T01:00:00Z"));
+  billing_->run(clock_.now_ms());
+  EXPECT_EQ(invoice("whf_p_promo_2027-02").total, "10.00");
+  EXPECT_FALSE(sent_invoice("whf_p_promo_2027-02").contains("discounts"));
+}
+
+TEST_F(ScheduledBillingTest, ADiscountNeverExceedsTheItems) {
+  put_resource("s", "tenoff");
+  clock_.set_ms(ms("2027-01-16T12:00:00Z"));  // half of January: 2.50 of items, 10.00 off
+  billing_->run(clock_.now_ms());
+  Json data = Json::parse(outbox("billing").back().body);
+  EXPECT_EQ(data["billing"]["discounts"][0]["amount"], data["billing"]["items"][0]["total"]);
+  clock_.set_ms(ms("2027-02-01T01:00:00Z"));
+  billing_->run(clock_.now_ms());
+  auto inv = invoice("whf_s_tenoff_2027-01");
+  EXPECT_EQ(inv.total, "0.00");
+  EXPECT_EQ(inv.state, "waived");  // nothing left to owe, nor to carry
+  EXPECT_TRUE(sent_invoice("whf_s_tenoff_2027-01").is_null());
+  bool owes = true;
+  store_->read([&](store::ReadTx& tx) {
+    owes = billing_->owes(tx, *tx.installation("icfg_a"), ms("2027-02-20T00:00:00Z"));
+  });
+  EXPECT_FALSE(owes);  // February so far: 5.00 × 19/28 of items, all discounted
+}
+
+}  // namespace
+}  // namespace wharf

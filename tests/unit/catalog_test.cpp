@@ -5,6 +5,7 @@
 #include "model/purchase.h"
 #include "model/resource.h"
 #include "model/transfer.h"
+#include "util/clock.h"
 
 namespace wharf::model {
 namespace {
@@ -321,6 +322,109 @@ TEST(Catalog, MaxResourcesIsAPositiveIntegerKeptFromVercel) {
   doc = minimal();
   doc["plans"][0]["maxProducts"] = 2;  // the name before §9 item 28's rename
   EXPECT_EQ(error_path(doc), "plans[0].maxProducts");
+}
+
+TEST(Catalog, EffectiveDateIsParsedAndSentAsWritten) {
+  Json doc = minimal();
+  doc["plans"][0]["effectiveDate"] = "2027-03-01T00:00:00Z";
+  auto cat = Catalog::parse(doc);
+  const Plan* plan = cat->plan("free");
+  int64_t at = 0;
+  ASSERT_TRUE(util::parse_iso8601("2027-03-01T00:00:00Z", &at));
+  EXPECT_EQ(plan->effective_ms, at);
+  EXPECT_EQ(plan->public_json["effectiveDate"], "2027-03-01T00:00:00Z");
+  EXPECT_FALSE(Catalog::parse(minimal())->plan("free")->effective_ms);
+  doc["plans"][0]["effectiveDate"] = "next tuesday";
+  EXPECT_EQ(error_path(doc), "plans[0].effectiveDate");
+}
+
+Json paid_with_discount(Json discount) {
+  Json doc = minimal();
+  doc["plans"][0]["paymentMethodRequired"] = true;
+  doc["plans"][0]["discount"] = std::move(discount);
+  return doc;
+}
+
+TEST(Catalog, DiscountIsValidatedAndNeverSentWithThePlan) {
+  auto cat = Catalog::parse(paid_with_discount({{"name", "Launch"},
+                                                {"details", "20% off"},
+                                                {"percent", 12.5},
+                                                {"periods", 3},
+                                                {"ends", "2027-06-01T00:00:00Z"}}));
+  const Plan* plan = cat->plan("free");
+  ASSERT_TRUE(plan->discount);
+  EXPECT_EQ(plan->discount->name, "Launch");
+  EXPECT_EQ(plan->discount->details, "20% off");
+  EXPECT_EQ(plan->discount->percent_bp, 1250);
+  EXPECT_EQ(plan->discount->periods, 3);
+  EXPECT_TRUE(plan->discount->ends_ms);
+  EXPECT_FALSE(plan->public_json.contains("discount"));
+  auto fixed = Catalog::parse(paid_with_discount({{"name", "Ten off"}, {"amount", "10.00"}}));
+  EXPECT_EQ(fixed->plan("free")->discount->amount, *util::Money::parse("10"));
+  EXPECT_EQ(fixed->plan("free")->discount->percent_bp, 0);
+
+  struct Bad {
+    Json discount;
+    std::string path;
+  };
+  for (const auto& [discount, path] : std::vector<Bad>{
+           {Json{{"percent", 10}}, "plans[0].discount.name"},
+           {Json{{"name", "x"}}, "plans[0].discount"},  // neither percent nor amount
+           {Json{{"name", "x"}, {"percent", 10}, {"amount", "1.00"}}, "plans[0].discount"},
+           {Json{{"name", "x"}, {"percent", 0}}, "plans[0].discount.percent"},
+           {Json{{"name", "x"}, {"percent", 101}}, "plans[0].discount.percent"},
+           {Json{{"name", "x"}, {"percent", 10.125}}, "plans[0].discount.percent"},
+           {Json{{"name", "x"}, {"percent", "10"}}, "plans[0].discount.percent"},
+           {Json{{"name", "x"}, {"amount", "0"}}, "plans[0].discount.amount"},
+           {Json{{"name", "x"}, {"amount", "-1.00"}}, "plans[0].discount.amount"},
+           {Json{{"name", "x"}, {"amount", "ten"}}, "plans[0].discount.amount"},
+           {Json{{"name", "x"}, {"amount", "1.00"}, {"periods", 0}}, "plans[0].discount.periods"},
+           {Json{{"name", "x"}, {"amount", "1.00"}, {"ends", "soon"}}, "plans[0].discount.ends"},
+           {Json{{"name", "x"}, {"amount", "1.00"}, {"percentOff", 3}},
+            "plans[0].discount.percentOff"},
+       })
+    EXPECT_EQ(error_path(paid_with_discount(discount)), path) << discount.dump();
+  // A free plan is never invoiced: a discount on it is a mistake.
+  Json doc = minimal();
+  doc["plans"][0]["discount"] = {{"name", "x"}, {"percent", 10}};
+  EXPECT_EQ(error_path(doc), "plans[0].discount");
+}
+
+TEST(Catalog, DiscountAmountIsRoundedToCentsAndCappedAtTheCharge) {
+  using util::Money;
+  PlanDiscount pct;
+  pct.percent_bp = 1250;  // 12.5%
+  EXPECT_EQ(pct.amount_off(*Money::parse("10.00")).str_cents(), "1.25");
+  EXPECT_EQ(pct.amount_off(*Money::parse("0.05")).str_cents(), "0.01");  // 0.00625 → 0.01
+  EXPECT_EQ(pct.amount_off(*Money::parse("0.03")).str_cents(), "0.00");  // 0.00375 → 0.00
+  pct.percent_bp = 10000;
+  EXPECT_EQ(pct.amount_off(*Money::parse("7.31")).str_cents(), "7.31");
+  PlanDiscount fixed;
+  fixed.amount = *Money::parse("10.00");
+  EXPECT_EQ(fixed.amount_off(*Money::parse("25.00")).str_cents(), "10.00");
+  EXPECT_EQ(fixed.amount_off(*Money::parse("4.20")).str_cents(), "4.20");  // never more
+  EXPECT_EQ(fixed.amount_off(Money()), Money());
+  EXPECT_EQ(fixed.amount_off(-*Money::parse("1.00")), Money());
+}
+
+TEST(Catalog, DiscountPeriodsCountFromTheMonthThePlanWasTaken) {
+  auto at = [](const char* iso) {
+    int64_t ms = 0;
+    EXPECT_TRUE(util::parse_iso8601(iso, &ms));
+    return ms;
+  };
+  PlanDiscount d;
+  d.periods = 2;
+  const int64_t took = at("2027-01-20T12:00:00Z");
+  EXPECT_TRUE(d.applies(took, at("2027-01-01T00:00:00Z")));   // the month it took the plan
+  EXPECT_TRUE(d.applies(took, at("2027-02-01T00:00:00Z")));   // the second
+  EXPECT_FALSE(d.applies(took, at("2027-03-01T00:00:00Z")));  // over
+  EXPECT_FALSE(d.applies(took, at("2028-03-01T00:00:00Z")));
+  d.periods.reset();
+  EXPECT_TRUE(d.applies(took, at("2030-03-01T00:00:00Z")));  // every period
+  d.ends_ms = at("2027-02-15T00:00:00Z");
+  EXPECT_TRUE(d.applies(took, at("2027-02-01T00:00:00Z")));  // began before the offer ended
+  EXPECT_FALSE(d.applies(took, at("2027-03-01T00:00:00Z")));
 }
 
 TEST(ResourceModel, OldBillingPlanFieldNamesThePlan) {

@@ -268,6 +268,17 @@ UPDATE installations SET token_issued_ms = created_ms
 ALTER TABLE billing_state ADD COLUMN leftovers_suspended_ms {INT64};
 ALTER TABLE billing_state ADD COLUMN leftovers_deleted_ms {INT64}
 )sql"},
+      // Plan changes scheduled for a plan's effectiveDate (flows.md F13 step 5).
+      {14, "plan changes scheduled for a plan's effective date", R"sql(
+CREATE TABLE plan_schedules (
+  installation_id TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  plan_id TEXT NOT NULL,
+  effective_ms {INT64} NOT NULL,
+  created_ms {INT64} NOT NULL,
+  PRIMARY KEY (installation_id, resource_id)
+)
+)sql"},
       // Deployment integration actions (flows.md F17): a database branched per deployment.
       {15, "deployment branches", R"sql(
 CREATE TABLE branches (

@@ -690,6 +690,34 @@ class Tx : public WriteTx {
     return r;
   }
 
+  std::vector<PlanScheduleRow> plan_schedules_of(const std::string& installation_id) override {
+    Stmt s(c_,
+           "SELECT resource_id, plan_id, effective_ms, created_ms FROM plan_schedules WHERE "
+           "installation_id = ?1 ORDER BY effective_ms, resource_id");
+    s.bind(1, installation_id);
+    std::vector<PlanScheduleRow> out;
+    while (s.step()) out.push_back({installation_id, s.text(0), s.text(1), s.int64(2), s.int64(3)});
+    return out;
+  }
+
+  void put_plan_schedule(const PlanScheduleRow& r) override {
+    Stmt s(c_,
+           "INSERT OR REPLACE INTO plan_schedules (installation_id, resource_id, plan_id, "
+           "effective_ms, created_ms) VALUES (?1,?2,?3,?4,?5)");
+    s.bind(1, r.installation_id)
+        .bind(2, r.resource_id)
+        .bind(3, r.plan_id)
+        .bind(4, r.effective_ms)
+        .bind(5, r.created_ms);
+    s.step();
+  }
+
+  bool delete_plan_schedule(const std::string& installation_id,
+                            const std::string& resource_id) override {
+    return changes("DELETE FROM plan_schedules WHERE installation_id = ?1 AND resource_id = ?2",
+                   installation_id, resource_id) > 0;
+  }
+
   void put_billing_state(const BillingStateRow& r) override {
     Stmt s(c_,
            "INSERT OR REPLACE INTO billing_state (installation_id, last_data_ms, "
