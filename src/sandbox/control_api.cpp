@@ -366,11 +366,12 @@ void add_control_routes(Routes& routes, Context& ctx, Driver& driver) {
                net::Response r;
                r.status = reason.empty() ? 200 : 400;
                r.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
-               r.body = reason.empty() ? "<!doctype html><title>Imported</title><h1>Resource " +
-                                             rid + " imported</h1>"
-                                       : "<!doctype html><title>Import failed</title><h1>Import "
-                                         "failed</h1><p>" +
-                                             reason + "</p>";
+               // No favicon request: the page is the whole answer.
+               const std::string head = "<!doctype html><link rel=\"icon\" href=\"data:,\">";
+               r.body = reason.empty()
+                            ? head + "<title>Imported</title><h1>Resource " + rid + " imported</h1>"
+                            : head + "<title>Import failed</title><h1>Import failed</h1><p>" +
+                                  reason + "</p>";
                return r;
              });
 
