@@ -160,6 +160,8 @@ DeliveryPolicy delivery_policy(const std::string& kind) {
   // A 404 on an event or the secrets of a resource Vercel no longer has says nothing about
   // the installation.
   if (kind == "event" || kind == "secrets") p.installation_scoped = false;
+  // An event about a resource or installation Vercel no longer has informs no one.
+  if (kind == "event") p.not_found_is_done = true;
   // Nor does one on a flag's experimentation item or its resource's Global Config (syncing
   // not enabled on Vercel's side, an item Vercel dropped with its resource).
   if (kind == "experimentation" || kind == "flags.sync") p.installation_scoped = false;

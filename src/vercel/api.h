@@ -79,6 +79,9 @@ struct DeliveryPolicy {
   // A call to Vercel: 401/403/410 mean the installation is gone. Not so for a call to the
   // provider's own endpoints (billing notices): their refusals only kill that call.
   bool to_vercel = true;
+  // 404 = what the call would tell Vercel about is gone there (a resource.updated for a
+  // resource deleted meanwhile): nothing is left to tell, so the call is done, not dead.
+  bool not_found_is_done = false;
 };
 DeliveryPolicy delivery_policy(const std::string& kind);
 

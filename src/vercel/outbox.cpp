@@ -157,7 +157,9 @@ Outbox::Attempt Outbox::attempt(store::OutboxRow item) const {
   bool retry = token && (!result.error.empty() || s == 429 || s >= 500 ||
                          (s == 409 && policy.conflict_is_retried));
   // Already there (an earlier attempt's answer got lost): delivered, and not sent twice.
-  bool already = token && result.error.empty() && s == 409 && policy.conflict_is_delivered;
+  bool already =
+      token && result.error.empty() &&
+      ((s == 409 && policy.conflict_is_delivered) || (s == 404 && policy.not_found_is_done));
   if (already || (token && result.error.empty() && s >= 200 && s < 300)) {
     item.state = "delivered";
     item.done_ms = now;
