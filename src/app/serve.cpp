@@ -41,6 +41,7 @@
 #include "service/sso.h"
 #include "service/transfers.h"
 #include "service/webhooks.h"
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "util/crypto.h"
@@ -51,6 +52,19 @@
 
 namespace wharf::app {
 namespace {
+
+// The state store backends, chosen by WHARF_STATE_URL's scheme.
+void register_store_backends(const Config& config) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto postgres = [pool = config.state_pool_size](const std::string& url) {
+    store::postgres::Options options;
+    options.url = url;
+    options.pool_size = static_cast<size_t>(pool);
+    return store::postgres::open(options);
+  };
+  store::register_backend("postgres", postgres);
+  store::register_backend("postgresql", postgres);
+}
 
 // The usage metrics each product kind of this build records, for the catalog's checks.
 std::map<std::string, std::vector<std::string>> metrics_by_kind(const product::Registry& kinds) {
@@ -216,7 +230,7 @@ int credentials_admin(const Config& config, const std::string& action,
                       const std::string& installation_id) {
   if (action != "rotate")
     throw ConfigError("wharf credentials " + action, "unknown action (rotate)");
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   auto catalog = load_catalog(config);
   util::SecretBox box(load_or_create_encryption_key(config));
@@ -249,7 +263,7 @@ int credentials_admin(const Config& config, const std::string& action,
 
 int import_admin(const Config& config, const std::string& installation_id,
                  const std::string& resource_id) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   auto catalog = load_catalog(config);
   util::SecretBox box(load_or_create_encryption_key(config));
@@ -284,7 +298,7 @@ int import_admin(const Config& config, const std::string& installation_id,
 }
 
 int doctor(const Config& config) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   auto catalog = load_catalog(config);
   util::SecretBox box(load_or_create_encryption_key(config));
@@ -312,7 +326,7 @@ int doctor(const Config& config) {
 
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   auto catalog = load_catalog(config);
   util::SystemClock clock;
@@ -351,7 +365,7 @@ int print_catalog(const Config& config) {
 }
 
 int outbox_action(const Config& config, const std::string& action, const std::string& id) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   util::SystemClock clock;
   int64_t changed = 0;
@@ -370,7 +384,7 @@ int outbox_action(const Config& config, const std::string& action, const std::st
 }
 
 int print_outbox(const Config& config, const std::string& state) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   std::vector<store::OutboxRow> rows;
   store->read([&](store::ReadTx& tx) { rows = tx.outbox_list(state, 1000); });
@@ -418,7 +432,7 @@ int serve(const Config& config) {
   for (const auto& [id, instance] : product_instances) products[id] = instance.get();
   util::SecretBox box(load_or_create_encryption_key(config));
 
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   std::unique_ptr<store::Store> store;
   try {
     store = store::open_store(config.state_url);
