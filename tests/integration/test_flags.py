@@ -447,6 +447,14 @@ def test_deleting_the_resource_drops_its_flags(pair):
     status, res = sb.flow("delete-resource", installationId=iid, resourceId=rid)
     assert res["ok"], res
     assert ofrep(secrets, "new-checkout").status_code == 401
+    if w.state_url:  # WHARF_TEST_STATE=postgres
+        psql = shutil.which("psql") or "/usr/bin/psql"
+        for table in ("flags", "flag_sets"):
+            r = subprocess.run([psql, "-X", "-At", w.state_url, "-c",
+                                f"select count(*) from {table} where resource_id = '{rid}'"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and r.stdout.strip() == "0", (table, r.stdout, r.stderr)
+        return
     con = sqlite3.connect(f"file:{os.path.join(w.data_dir, 'state.db')}?mode=ro", uri=True)
     try:
         assert con.execute("select count(*) from flags where resource_id = ?", (rid,)).fetchone() == (0,)

@@ -1,10 +1,14 @@
 """Start, talk to and stop a real `wharf serve` process for the integration tests."""
+import atexit
+import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import requests
@@ -26,6 +30,46 @@ def base_env():
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("WHARF_") or k.startswith("INTEGRATION_"))}
     return env
+
+
+# WHARF_TEST_STATE=postgres runs every wharf of the session on a PostgreSQL state store
+# (WHARF_STATE_URL=postgres://…): one throwaway cluster (scripts/pg-temp.sh) for the session,
+# started on first use, and one database per Wharf instance (kept across its restarts).
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+_pg = {}
+_pg_db_numbers = itertools.count(1)
+
+
+def _pg_admin_url():
+    if "url" not in _pg:
+        base = tempfile.mkdtemp(prefix="wharf-state-pg-")  # /tmp: the server runs as postgres
+        d = os.path.join(base, "cluster")
+        script = os.path.join(REPO, "scripts", "pg-temp.sh")
+        r = subprocess.run([script, "start", d], capture_output=True, text=True, timeout=120)
+        if r.returncode == 3:
+            raise RuntimeError("WHARF_TEST_STATE=postgres: PostgreSQL server binaries missing; "
+                               "run scripts/install-deps.sh")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg-temp.sh start failed: {r.stdout}{r.stderr}")
+
+        def stop():
+            subprocess.run([script, "stop", d], capture_output=True, timeout=120)
+            shutil.rmtree(base, ignore_errors=True)
+
+        atexit.register(stop)
+        _pg["url"] = r.stdout.strip().splitlines()[-1]
+    return _pg["url"]
+
+
+def postgres_state_url():
+    """A new empty database on the session's cluster, as a WHARF_STATE_URL."""
+    admin = _pg_admin_url()
+    name = f"wharf_state_{os.getpid()}_{next(_pg_db_numbers)}"
+    psql = shutil.which("psql") or "/usr/bin/psql"
+    r = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
+                        f"CREATE DATABASE {name}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return admin.rsplit("/", 1)[0] + "/" + name
 
 
 class WharfExited(Exception):
@@ -53,6 +97,10 @@ class Wharf:
         self.port = None
         self.starts = 0
         self.preexec = None  # run in the child before exec (e.g. resource limits)
+        self.state_url = None  # WHARF_STATE_URL when the state is not the default SQLite file
+        if (os.environ.get("WHARF_TEST_STATE") == "postgres"
+                and "WHARF_STATE_URL" not in self.extra_env):
+            self.state_url = postgres_state_url()
 
     # -- process ---------------------------------------------------------------------------
     def build_env(self):
@@ -68,6 +116,8 @@ class Wharf:
             # Nothing may leave loopback: point the Vercel API at a closed local port.
             "WHARF_VERCEL_API_URL": "http://127.0.0.1:9",
         })
+        if self.state_url:
+            env["WHARF_STATE_URL"] = self.state_url
         for k, v in self.extra_env.items():
             if v is None:
                 env.pop(k, None)
