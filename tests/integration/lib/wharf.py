@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -201,6 +202,42 @@ class Wharf:
             self.proc.wait(10)
 
     # -- HTTP ------------------------------------------------------------------------------
+    # -- the state store, read directly ---------------------------------------------------
+    def state_rows(self, sql, params=()):
+        """Rows of a query (`?` placeholders) on this wharf's state: its SQLite file, or its
+        PostgreSQL database under WHARF_TEST_STATE=postgres (integers come back as int)."""
+        if not self.state_url:
+            con = sqlite3.connect(f"file:{os.path.join(self.data_dir, 'state.db')}?mode=ro",
+                                  uri=True)
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+        parts = sql.split("?")
+        assert len(parts) == len(params) + 1, sql
+        text = parts[0]
+        for value, rest in zip(params, parts[1:]):
+            text += (str(value) if isinstance(value, int)
+                     else "'" + str(value).replace("'", "''") + "'") + rest
+        psql = shutil.which("psql") or "/usr/bin/psql"
+        r = subprocess.run([psql, "-X", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                            self.state_url, "-c", text],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [tuple(int(v) if re.fullmatch(r"-?\d+", v) else v for v in line.split("\t"))
+                for line in r.stdout.splitlines()]
+
+    def state_dump(self):
+        """The whole PostgreSQL state as pg_dump writes it, in a file beside the data dir
+        (None when the state is the SQLite file in the data dir)."""
+        if not self.state_url:
+            return None
+        path = os.path.join(self.workdir, "state.pgdump.sql")
+        pg_dump = shutil.which("pg_dump") or "/usr/bin/pg_dump"
+        with open(path, "wb") as f:
+            subprocess.run([pg_dump, self.state_url], stdout=f, check=True, timeout=60)
+        return path
+
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
