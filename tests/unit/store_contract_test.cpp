@@ -131,7 +131,8 @@ struct PostgresBackend {
       error = PQerrorMessage(c);
     } else {
       PGresult* r = PQexec(c, sql.c_str());
-      if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQerrorMessage(c);
+      if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        error = PQerrorMessage(c);
       PQclear(r);
     }
     PQfinish(c);
@@ -1203,6 +1204,29 @@ TYPED_TEST(StoreContract, AReadIsOneSnapshot) {
       EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 1);
     });
     this->r([](ReadTx& tx) { EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 2); });
+  }
+}
+
+// The server closes every connection (a restart, an idle timeout): the next read and write
+// open new ones instead of failing on the dead idle ones.
+TYPED_TEST(StoreContract, ConnectionsTheServerClosedAreReplaced) {
+  if constexpr (!TypeParam::kPostgres) {
+    GTEST_SKIP() << "SQLite has no server";
+  } else {
+    // Several idle connections in the pool.
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 4; ++i)
+      ts.emplace_back([&] {
+        this->r([](ReadTx&) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); });
+      });
+    for (auto& t : ts) t.join();
+    TypeParam::admin_exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+        this->backend_.db + "' AND pid <> pg_backend_pid()");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    this->w([](WriteTx& tx) { tx.put_installation(installation("icfg_1")); });
+    this->r([](ReadTx& tx) { EXPECT_TRUE(tx.installation("icfg_1")); });
+    EXPECT_TRUE(this->s().healthy());
   }
 }
 

@@ -1265,9 +1265,10 @@ class PgStore final : public Store {
   }
 
   void read(const std::function<void(ReadTx&)>& fn) override {
-    Lease c(*this);
-    Begun tx(*c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    Tx t(*c);
+    std::optional<Lease> c;
+    begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    Begun tx(**c);
+    Tx t(**c);
     fn(t);
     tx.commit();
   }
@@ -1276,9 +1277,10 @@ class PgStore final : public Store {
     for (int attempt = 1;; ++attempt) {
       bool conflict = false;
       try {
-        Lease c(*this);
-        Begun tx(*c, "BEGIN ISOLATION LEVEL SERIALIZABLE");
-        Tx t(*c);
+        std::optional<Lease> c;
+        begin(c, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        Begun tx(**c);
+        Tx t(**c);
         try {
           fn(t);
           tx.commit();
@@ -1286,7 +1288,7 @@ class PgStore final : public Store {
         } catch (...) {
           // A closure that caught a serialization failure and threw something else (or went
           // on until the aborted transaction refused a statement) still conflicted.
-          conflict = c->conflicted();
+          conflict = (*c)->conflicted();
           if (!conflict || attempt >= options_.max_attempts) throw;
         }
       } catch (const PgError& e) {
@@ -1299,9 +1301,9 @@ class PgStore final : public Store {
 
   bool healthy() override {
     try {
-      Lease c(*this);
-      Stmt s(*c, "SELECT 1");
-      return s.step() && s.int64(0) == 1;
+      std::optional<Lease> c;
+      begin(c, "SELECT 1");  // a dead idle connection is not a dead server
+      return true;
     } catch (const std::exception&) {
       return false;
     }
@@ -1362,10 +1364,7 @@ class PgStore final : public Store {
   // A transaction begun on a connection: rolled back unless committed.
   class Begun {
    public:
-    Begun(Connection& c, const char* begin) : c_(c) {
-      c_.clear_conflict();
-      c_.exec(begin);
-    }
+    explicit Begun(Connection& c) : c_(c) {}
     ~Begun() {
       if (done_ || !c_.ok()) return;
       try {
@@ -1390,6 +1389,23 @@ class PgStore final : public Store {
     Connection& c_;
     bool done_ = false;
   };
+
+  // Takes a connection into `c` and begins a transaction on it (runs `sql`). An idle connection the
+  // server closed meanwhile (a restart, an idle timeout) fails at BEGIN, before anything ran: it is
+  // dropped and another one taken.
+  void begin(std::optional<Lease>& c, const char* sql) {
+    for (size_t tries = 0;; ++tries) {
+      c.emplace(*this);
+      (*c)->clear_conflict();
+      try {
+        (*c)->exec(sql);
+        return;
+      } catch (const PgError& e) {
+        if (!e.state.empty() || tries > options_.pool_size) throw;
+        c.reset();  // broken: closed, not given back
+      }
+    }
+  }
 
   void backoff(int attempt) {
     // 1, 2, 4 … ms (at most 100), jittered so that the retried transactions spread out.
@@ -1425,7 +1441,8 @@ class PgStore final : public Store {
                           " is newer than this build supports (" + std::to_string(latest) + ")");
       for (const auto& m : migrations()) {
         if (applied.count(m.version)) continue;
-        Begun tx(*c, "BEGIN");
+        c->exec("BEGIN");
+        Begun tx(*c);
         c->exec(render_migration(m.sql, "BYTEA", "BIGINT"));
         Stmt s(*c, "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1,$2,$3)");
         s.bind(1, int64_t{m.version})
