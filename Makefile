@@ -21,6 +21,15 @@ unit-test: build
 
 integration-test: build
 	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	$(MAKE) integration-test-pg
+
+# The integration files that exercise the store most, again with the state in PostgreSQL
+# (WHARF_TEST_STATE=postgres: a throwaway cluster from scripts/pg-temp.sh, a database per
+# wharf). PG_TESTS picks other files.
+PG_TESTS ?= tests/integration/test_resources.py tests/integration/test_installations.py tests/integration/test_billing.py
+.PHONY: integration-test-pg
+integration-test-pg: build
+	WHARF_TEST_STATE=postgres WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PG_TESTS)
 
 # Headless Chromium (Debian's) driven by playwright-core from tests/browser/node_modules;
 # screenshots land in $(BUILD_DIR)/artifacts/browser.

@@ -30,6 +30,8 @@ constexpr Setting kSettings[] = {
     {"WHARF_LISTEN", "listen", "host:port to listen on (default 0.0.0.0:3000)"},
     {"WHARF_DATA_DIR", "data-dir", "directory for state and keys (default ./data)"},
     {"WHARF_STATE_URL", "state-url", "state store URL (default sqlite://<data dir>/state.db)"},
+    {"WHARF_STATE_POOL_SIZE", "state-pool-size",
+     "connections a postgres:// state store opens at most (default 10)"},
     {"WHARF_OIDC_ISSUER", "oidc-issuer",
      "expected token issuer (default https://marketplace.vercel.com)"},
     {"WHARF_JWKS_URL", "jwks-url",
@@ -212,6 +214,8 @@ Config load_config(const std::map<std::string, std::string>& env,
   c.state_url = get("WHARF_STATE_URL").value_or("sqlite://" + c.data_dir + "/state.db");
   if (c.state_url.find("://") == std::string::npos)
     throw ConfigError("WHARF_STATE_URL", "must be a URL such as sqlite:///var/lib/wharf/state.db");
+  if (auto v = get("WHARF_STATE_POOL_SIZE"))
+    c.state_pool_size = parse_int("WHARF_STATE_POOL_SIZE", *v, 1, 1000);
   if (auto v = get("WHARF_OIDC_ISSUER")) {
     if (v->empty()) throw ConfigError("WHARF_OIDC_ISSUER", "must not be empty");
     c.oidc_issuer = *v;

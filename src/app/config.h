@@ -28,6 +28,8 @@ struct Config {
   uint16_t listen_port = 3000;  // WHARF_LISTEN
   std::string data_dir = "./data";
   std::string state_url;  // WHARF_STATE_URL (default sqlite://<data dir>/state.db)
+  // Connections a postgres:// state store opens at most (reads and writes hold one each).
+  int64_t state_pool_size = 10;  // WHARF_STATE_POOL_SIZE
   std::string oidc_issuer = "https://marketplace.vercel.com";
   std::string jwks_url = "https://marketplace.vercel.com/.well-known/jwks";
   std::string vercel_api_url = "https://api.vercel.com";

@@ -42,6 +42,7 @@
 #include "service/sso.h"
 #include "service/transfers.h"
 #include "service/webhooks.h"
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "util/crypto.h"
@@ -52,6 +53,19 @@
 
 namespace wharf::app {
 namespace {
+
+// The state store backends, chosen by WHARF_STATE_URL's scheme.
+void register_store_backends(const Config& config) {
+  store::register_backend("sqlite", &store::sqlite::open_url);
+  auto postgres = [pool = config.state_pool_size](const std::string& url) {
+    store::postgres::Options options;
+    options.url = url;
+    options.pool_size = static_cast<size_t>(pool);
+    return store::postgres::open(options);
+  };
+  store::register_backend("postgres", postgres);
+  store::register_backend("postgresql", postgres);
+}
 
 // The usage metrics each product kind of this build records, for the catalog's checks.
 std::map<std::string, std::vector<std::string>> metrics_by_kind(const product::Registry& kinds) {
@@ -222,7 +236,7 @@ struct AdminContext {
         http(vercel_http_options(config)),
         client(http, config.vercel_api_url) {}
   static std::unique_ptr<store::Store> open_admin_store(const Config& config) {
-    store::register_backend("sqlite", &store::sqlite::open_url);
+    register_store_backends(config);
     return store::open_store(config.state_url);
   }
   std::unique_ptr<store::Store> state;
@@ -317,7 +331,7 @@ int doctor(const Config& config) {
 
 int billing_admin(const Config& config, const std::string& action,
                   const std::map<std::string, std::string>& options) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   auto catalog = load_catalog(config);
   util::SystemClock clock;
@@ -356,7 +370,7 @@ int print_catalog(const Config& config) {
 }
 
 int outbox_action(const Config& config, const std::string& action, const std::string& id) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   util::SystemClock clock;
   int64_t changed = 0;
@@ -375,7 +389,7 @@ int outbox_action(const Config& config, const std::string& action, const std::st
 }
 
 int print_outbox(const Config& config, const std::string& state) {
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   auto store = store::open_store(config.state_url);
   std::vector<store::OutboxRow> rows;
   store->read([&](store::ReadTx& tx) { rows = tx.outbox_list(state, 1000); });
@@ -436,7 +450,7 @@ int serve(const Config& config) {
   for (const auto& [id, instance] : product_instances) products[id] = instance.get();
   util::SecretBox box(load_or_create_encryption_key(config));
 
-  store::register_backend("sqlite", &store::sqlite::open_url);
+  register_store_backends(config);
   std::unique_ptr<store::Store> store;
   try {
     store = store::open_store(config.state_url);

@@ -320,6 +320,7 @@ Json FlagService::create(const store::ResourceRow& row, const Json& body) {
 
   std::vector<store::FlagRow> made;
   store_.write([&](store::WriteTx& tx) {
+    made.clear();  // a store may run the closure again (docs/decisions.md)
     const store::ResourceRow current = require_live(tx, row.id);
     int64_t now = clock_.now_ms();
     auto existing = static_cast<size_t>(tx.flag_count(row.id));

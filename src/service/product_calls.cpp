@@ -271,6 +271,7 @@ Json ResourceService::ingest_usage(const std::string& product_id, const Json& bo
   }
   int64_t accepted = 0, duplicates = 0;
   store_.write([&](store::WriteTx& tx) {
+    accepted = duplicates = 0;  // a store may run the closure again (docs/decisions.md)
     // A request signed for this product names only its resources (§5); deleted ones still
     // count for the days they lived.
     for (const auto& rid : resources) {

@@ -6,7 +6,6 @@ provider, metered in the usage ledger, and reached from Vercel by SSO deep link.
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -447,13 +446,9 @@ def test_deleting_the_resource_drops_its_flags(pair):
     status, res = sb.flow("delete-resource", installationId=iid, resourceId=rid)
     assert res["ok"], res
     assert ofrep(secrets, "new-checkout").status_code == 401
-    con = sqlite3.connect(f"file:{os.path.join(w.data_dir, 'state.db')}?mode=ro", uri=True)
-    try:
-        assert con.execute("select count(*) from flags where resource_id = ?", (rid,)).fetchone() == (0,)
-        assert con.execute("select count(*) from flag_sets where resource_id = ?",
-                           (rid,)).fetchone() == (0,)
-    finally:
-        con.close()
+    for table in ("flags", "flag_sets"):
+        rows = w.state_rows(f"select count(*) from {table} where resource_id = ?", (rid,))
+        assert rows == [(0,)], table
 
 
 def test_rotation_replaces_both_keys_after_the_delay(pair):

@@ -72,6 +72,8 @@ def cli(w, sb, *args):
     env = base_env()
     env.update({"INTEGRATION_CLIENT_ID": w.client_id, "INTEGRATION_CLIENT_SECRET": "unused",
                 "WHARF_DATA_DIR": w.data_dir, "WHARF_VERCEL_API_URL": sb.base})
+    if w.state_url:  # WHARF_TEST_STATE=postgres
+        env["WHARF_STATE_URL"] = w.state_url
     return subprocess.run([w.binary, *args], env=env, capture_output=True, text=True, timeout=60)
 
 

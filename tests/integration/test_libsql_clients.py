@@ -5,7 +5,6 @@ the clients do not show (batons, expiry, limits, usage)."""
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 
@@ -170,13 +169,8 @@ def test_malformed_pipelines_get_clear_errors(pair):
 
 def ledger(w, rid):
     """The usage ledger's totals for a resource, read from the state store's own file."""
-    con = sqlite3.connect(f"file:{os.path.join(w.data_dir, 'state.db')}?mode=ro", uri=True)
-    try:
-        rows = con.execute("select metric, sum(value) from usage_ledger where resource_id = ? "
-                           "group by metric", (rid,)).fetchall()
-    finally:
-        con.close()
-    return dict(rows)
+    return dict(w.state_rows("select metric, sum(value) from usage_ledger where resource_id = ? "
+                             "group by metric", (rid,)))
 
 
 def test_ledger_counts_hrana_usage_once_committed(pair):

@@ -6,7 +6,6 @@ deletion, and provisioning while the server is down (pending, finished by the ou
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -68,12 +67,8 @@ def secrets_of(body):
 
 
 def ledger(w, rid):
-    con = sqlite3.connect(f"file:{os.path.join(w.data_dir, 'state.db')}?mode=ro", uri=True)
-    try:
-        return dict(con.execute("select metric, sum(value) from usage_ledger where resource_id = ? "
-                                "group by metric", (rid,)).fetchall())
-    finally:
-        con.close()
+    return dict(w.state_rows("select metric, sum(value) from usage_ledger where resource_id = ? "
+                             "group by metric", (rid,)))
 
 
 def test_a_user_connects_with_psql_and_the_lifecycle_holds(pair):

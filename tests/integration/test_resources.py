@@ -3,6 +3,8 @@ wharf-sandbox: provision → env vars → data plane → REPL → rotation → s
 delete, and the negative cases (other installations, bad input, SQL that tries to escape)."""
 import glob
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -322,8 +324,14 @@ def test_secrets_are_encrypted_at_rest(pair, inst):
         path = os.path.join(w.data_dir, name)
         if os.path.exists(path):
             blob += open(path, "rb").read()
+    if w.state_url:  # WHARF_TEST_STATE=postgres: the whole state database
+        pg_dump = shutil.which("pg_dump") or "/usr/bin/pg_dump"
+        blob += subprocess.run([pg_dump, w.state_url], capture_output=True, check=True,
+                               timeout=60).stdout
+    assert blob  # the state was read: the test cannot pass for want of it
     for name in ("DATABASE_TOKEN", "DATABASE_READONLY_TOKEN"):
         assert s[name].encode() not in blob, name
+        assert s[name].encode().hex().encode() not in blob, name  # pg_dump's BYTEA is hex
 
 
 INSTALLATION_PLAN_CATALOG = {

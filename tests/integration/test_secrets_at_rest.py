@@ -38,6 +38,8 @@ def data_files(w):
     out = []
     for root, _dirs, files in os.walk(w.data_dir):
         out += [os.path.join(root, f) for f in files]
+    if w.state_url:  # WHARF_TEST_STATE=postgres: the state is the database, dumped
+        out.append(w.state_dump())
     return out
 
 
@@ -49,7 +51,8 @@ def test_access_token_not_in_database_or_logs(make_wharf, tokens, iid):
     assert_installation_state(r)
     assert tok1 not in r.text
     files = data_files(w)
-    assert any(os.path.basename(f) == "state.db" for f in files), files
+    state = "state.pgdump.sql" if w.state_url else "state.db"
+    assert any(os.path.basename(f) == state for f in files), files
     assert scan(files + [w.stderr_path, w.stdout_path], [tok1]) == []
 
     # Re-upsert with a new token (also through the idempotency path) and restart (WAL checkpoint).

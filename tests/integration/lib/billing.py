@@ -62,7 +62,9 @@ def wharf_cli(w, *args):
     env.update({"INTEGRATION_CLIENT_ID": w.client_id,
                 "INTEGRATION_CLIENT_SECRET": "unused-by-admin-commands",
                 "WHARF_DATA_DIR": w.data_dir})
-    for name in ("WHARF_CATALOG", "WHARF_POSTGRES_URL"):
+    if getattr(w, "state_url", None):
+        env["WHARF_STATE_URL"] = w.state_url
+    for name in ("WHARF_CATALOG", "WHARF_POSTGRES_URL", "WHARF_STATE_URL"):
         if name in w.extra_env:
             env[name] = str(w.extra_env[name])
     return subprocess.run([w.binary, *args], env=env, capture_output=True, text=True, timeout=60)

@@ -1,10 +1,15 @@
 """Start, talk to and stop a real `wharf serve` process for the integration tests."""
+import atexit
+import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import tempfile
 import time
 
 import requests
@@ -26,6 +31,46 @@ def base_env():
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("WHARF_") or k.startswith("INTEGRATION_"))}
     return env
+
+
+# WHARF_TEST_STATE=postgres runs every wharf of the session on a PostgreSQL state store
+# (WHARF_STATE_URL=postgres://…): one throwaway cluster (scripts/pg-temp.sh) for the session,
+# started on first use, and one database per Wharf instance (kept across its restarts).
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+_pg = {}
+_pg_db_numbers = itertools.count(1)
+
+
+def _pg_admin_url():
+    if "url" not in _pg:
+        base = tempfile.mkdtemp(prefix="wharf-state-pg-")  # /tmp: the server runs as postgres
+        d = os.path.join(base, "cluster")
+        script = os.path.join(REPO, "scripts", "pg-temp.sh")
+        r = subprocess.run([script, "start", d], capture_output=True, text=True, timeout=120)
+        if r.returncode == 3:
+            raise RuntimeError("WHARF_TEST_STATE=postgres: PostgreSQL server binaries missing; "
+                               "run scripts/install-deps.sh")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg-temp.sh start failed: {r.stdout}{r.stderr}")
+
+        def stop():
+            subprocess.run([script, "stop", d], capture_output=True, timeout=120)
+            shutil.rmtree(base, ignore_errors=True)
+
+        atexit.register(stop)
+        _pg["url"] = r.stdout.strip().splitlines()[-1]
+    return _pg["url"]
+
+
+def postgres_state_url():
+    """A new empty database on the session's cluster, as a WHARF_STATE_URL."""
+    admin = _pg_admin_url()
+    name = f"wharf_state_{os.getpid()}_{next(_pg_db_numbers)}"
+    psql = shutil.which("psql") or "/usr/bin/psql"
+    r = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
+                        f"CREATE DATABASE {name}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return admin.rsplit("/", 1)[0] + "/" + name
 
 
 class WharfExited(Exception):
@@ -53,6 +98,10 @@ class Wharf:
         self.port = None
         self.starts = 0
         self.preexec = None  # run in the child before exec (e.g. resource limits)
+        self.state_url = None  # WHARF_STATE_URL when the state is not the default SQLite file
+        if (os.environ.get("WHARF_TEST_STATE") == "postgres"
+                and "WHARF_STATE_URL" not in self.extra_env):
+            self.state_url = postgres_state_url()
 
     # -- process ---------------------------------------------------------------------------
     def build_env(self):
@@ -68,6 +117,8 @@ class Wharf:
             # Nothing may leave loopback: point the Vercel API at a closed local port.
             "WHARF_VERCEL_API_URL": "http://127.0.0.1:9",
         })
+        if self.state_url:
+            env["WHARF_STATE_URL"] = self.state_url
         for k, v in self.extra_env.items():
             if v is None:
                 env.pop(k, None)
@@ -151,6 +202,42 @@ class Wharf:
             self.proc.wait(10)
 
     # -- HTTP ------------------------------------------------------------------------------
+    # -- the state store, read directly ---------------------------------------------------
+    def state_rows(self, sql, params=()):
+        """Rows of a query (`?` placeholders) on this wharf's state: its SQLite file, or its
+        PostgreSQL database under WHARF_TEST_STATE=postgres (integers come back as int)."""
+        if not self.state_url:
+            con = sqlite3.connect(f"file:{os.path.join(self.data_dir, 'state.db')}?mode=ro",
+                                  uri=True)
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+        parts = sql.split("?")
+        assert len(parts) == len(params) + 1, sql
+        text = parts[0]
+        for value, rest in zip(params, parts[1:]):
+            text += (str(value) if isinstance(value, int)
+                     else "'" + str(value).replace("'", "''") + "'") + rest
+        psql = shutil.which("psql") or "/usr/bin/psql"
+        r = subprocess.run([psql, "-X", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                            self.state_url, "-c", text],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [tuple(int(v) if re.fullmatch(r"-?\d+", v) else v for v in line.split("\t"))
+                for line in r.stdout.splitlines()]
+
+    def state_dump(self):
+        """The whole PostgreSQL state as pg_dump writes it, in a file beside the data dir
+        (None when the state is the SQLite file in the data dir)."""
+        if not self.state_url:
+            return None
+        path = os.path.join(self.workdir, "state.pgdump.sql")
+        pg_dump = shutil.which("pg_dump") or "/usr/bin/pg_dump"
+        with open(path, "wb") as f:
+            subprocess.run([pg_dump, self.state_url], stdout=f, check=True, timeout=60)
+        return path
+
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
