@@ -275,5 +275,25 @@ TEST_F(SqliteStoreTest, DeploymentBranchesRoundTripAndListByResource) {
   });
 }
 
+TEST_F(SqliteStoreTest, AReadIsOneSnapshotWhileWritesCommit) {
+  auto s = open();
+  s->write([](store::WriteTx& tx) { tx.add_usage("res_1", "2025-03-01", "writes", 1); });
+  std::atomic<bool> written{false};
+  int64_t first = -1, second = -1;
+  s->read([&](store::ReadTx& tx) {
+    first = tx.usage("res_1", "2025-03-01")["writes"];
+    std::thread writer([&] {
+      s->write([](store::WriteTx& w) { w.add_usage("res_1", "2025-03-01", "writes", 5); });
+      written = true;
+    });
+    writer.join();
+    second = tx.usage("res_1", "2025-03-01")["writes"];
+  });
+  EXPECT_TRUE(written);
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 1);              // the same snapshot, although the write committed
+  EXPECT_EQ(usage(*s, "res_1"), 6);  // and a later read sees it
+}
+
 }  // namespace
 }  // namespace wharf

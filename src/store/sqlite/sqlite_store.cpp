@@ -1182,10 +1182,18 @@ class SqliteStore final : public Store {
     migrate();
   }
 
+  // One read transaction: every statement of `fn` sees the same snapshot (WAL).
   void read(const std::function<void(ReadTx&)>& fn) override {
     Reader r(*this);
-    Tx tx(*r.conn);
-    fn(tx);
+    r.conn->exec("BEGIN");
+    try {
+      Tx tx(*r.conn);
+      fn(tx);
+    } catch (...) {
+      r.conn->exec("ROLLBACK");
+      throw;
+    }
+    r.conn->exec("COMMIT");
   }
 
   // Group commit (see sqlite_store.h): queue, then either lead a batch or wait for the
