@@ -1191,20 +1191,113 @@ TYPED_TEST(StoreContract, ConcurrentOutboxInsertsKeepEachLaneInCommitOrder) {
 
 // A read is one snapshot: a write that commits during it is not seen by it.
 TYPED_TEST(StoreContract, AReadIsOneSnapshot) {
-  if constexpr (!TypeParam::kPostgres) {
-    GTEST_SKIP() << "SQLite reads run each statement on its own (issue 13: not yet a snapshot)";
-  } else {
-    this->w([](WriteTx& tx) { tx.add_usage("res_a", "2025-03-01", "writes", 1); });
-    this->r([&](ReadTx& tx) {
-      EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 1);
-      std::thread other([&] {
-        this->w([](WriteTx& wtx) { wtx.add_usage("res_a", "2025-03-01", "writes", 1); });
-      });
-      other.join();
-      EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 1);
-    });
-    this->r([](ReadTx& tx) { EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 2); });
-  }
+  this->w([](WriteTx& tx) { tx.add_usage("res_a", "2025-03-01", "writes", 1); });
+  this->r([&](ReadTx& tx) {
+    EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 1);
+    std::thread other(
+        [&] { this->w([](WriteTx& wtx) { wtx.add_usage("res_a", "2025-03-01", "writes", 1); }); });
+    other.join();
+    EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 1);
+  });
+  this->r([](ReadTx& tx) { EXPECT_EQ(tx.usage("res_a", "2025-03-01").at("writes"), 2); });
+}
+
+// ---- replicas: plan schedules, outbox lane leases, leadership -------------------------------
+
+TYPED_TEST(StoreContract, PlanSchedulesReplaceListAndDelete) {
+  this->w([](WriteTx& tx) {
+    tx.put_plan_schedule({"icfg_1", "res_b", "pro", 300, 10});
+    tx.put_plan_schedule({"icfg_1", "", "team", 200, 10});
+    tx.put_plan_schedule({"icfg_2", "res_c", "pro", 100, 10});
+    tx.put_plan_schedule({"icfg_1", "res_b", "max", 250, 20});  // replaces res_b's
+  });
+  this->r([](ReadTx& tx) {
+    auto mine = tx.plan_schedules_of("icfg_1");
+    ASSERT_EQ(mine.size(), 2u);
+    EXPECT_EQ(mine[0], (PlanScheduleRow{"icfg_1", "", "team", 200, 10}));  // by effective time
+    EXPECT_EQ(mine[1], (PlanScheduleRow{"icfg_1", "res_b", "max", 250, 20}));
+  });
+  bool deleted = false, again = true;
+  this->w([&](WriteTx& tx) {
+    deleted = tx.delete_plan_schedule("icfg_1", "res_b");
+    again = tx.delete_plan_schedule("icfg_1", "res_b");
+  });
+  EXPECT_TRUE(deleted);
+  EXPECT_FALSE(again);
+  this->r([](ReadTx& tx) { EXPECT_EQ(tx.plan_schedules_of("icfg_1").size(), 1u); });
+}
+
+TYPED_TEST(StoreContract, OutboxLeasesAreTakenOnlyWhenFreeOwnOrEnded) {
+  bool a = false, b = false, a_again = false, b_late = false;
+  this->w([&](WriteTx& tx) {
+    a = tx.take_outbox_lease("icfg_1", "replica-a", 1000, 5000);
+    b = tx.take_outbox_lease("icfg_1", "replica-b", 2000, 6000);        // a's, still on
+    a_again = tx.take_outbox_lease("icfg_1", "replica-a", 3000, 7000);  // renewed
+  });
+  EXPECT_TRUE(a);
+  EXPECT_FALSE(b);
+  EXPECT_TRUE(a_again);
+  this->r([](ReadTx& tx) {
+    EXPECT_EQ(tx.outbox_lease("icfg_1")->until_ms, 7000);
+    EXPECT_FALSE(tx.outbox_lease("icfg_2"));
+  });
+  this->w([&](WriteTx& tx) { b_late = tx.take_outbox_lease("icfg_1", "replica-b", 7000, 9000); });
+  EXPECT_TRUE(b_late);  // a's ended
+  this->w([](WriteTx& tx) {
+    tx.release_outbox_lease("icfg_1", "replica-a");  // not a's any more: kept
+  });
+  this->r([](ReadTx& tx) { EXPECT_EQ(tx.outbox_lease("icfg_1")->owner, "replica-b"); });
+  this->w([](WriteTx& tx) { tx.release_outbox_lease("icfg_1", "replica-b"); });
+  this->r([](ReadTx& tx) { EXPECT_FALSE(tx.outbox_lease("icfg_1")); });
+}
+
+TYPED_TEST(StoreContract, ClaimedHeadsAreEachReplicasOwnInLaneOrder) {
+  this->w([](WriteTx& tx) {
+    for (const char* inst : {"icfg_1", "icfg_2", "icfg_3"}) {
+      auto first = outbox(std::string("obx_") + inst + "_1", inst);
+      auto second = outbox(std::string("obx_") + inst + "_2", inst);
+      tx.insert_outbox(first);
+      tx.insert_outbox(second);
+    }
+  });
+  std::vector<OutboxRow> a, b;
+  this->w([&](WriteTx& tx) { a = claim_outbox_heads(tx, "replica-a", 2, 1000, 60000); });
+  this->w([&](WriteTx& tx) { b = claim_outbox_heads(tx, "replica-b", 10, 1000, 60000); });
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 1u);  // the one lane a did not claim
+  std::set<std::string> lanes;
+  for (const auto& h : a) lanes.insert(h.ordering_key());
+  for (const auto& h : b) lanes.insert(h.ordering_key());
+  EXPECT_EQ(lanes.size(), 3u);
+  for (const auto& h : a) EXPECT_EQ(h.id.back(), '1');  // heads only
+  // a's call is recorded (delivered, lease released): b may take that lane's next call.
+  OutboxRow done = a[0];
+  done.state = "delivered";
+  done.done_ms = 1100;
+  this->w([&](WriteTx& tx) {
+    tx.update_outbox(done);
+    tx.release_outbox_lease(done.ordering_key(), "replica-a");
+  });
+  std::vector<OutboxRow> next;
+  this->w([&](WriteTx& tx) { next = claim_outbox_heads(tx, "replica-b", 10, 1200, 60000); });
+  bool found = false;
+  for (const auto& h : next)
+    if (h.ordering_key() == done.ordering_key()) {
+      found = true;
+      EXPECT_EQ(h.id.back(), '2');
+    }
+  EXPECT_TRUE(found);
+}
+
+TYPED_TEST(StoreContract, OneOfTheProcessesOnAStoreLeadsAndASuccessorTakesOver) {
+  auto other = this->backend_.open_again();
+  EXPECT_TRUE(this->s().lead());
+  EXPECT_TRUE(this->s().lead());  // kept
+  EXPECT_FALSE(other->lead());
+  this->store_.reset();  // the leader goes away (its lock or session with it)
+  EXPECT_TRUE(other->lead());
+  this->store_ = this->backend_.open_again();
+  EXPECT_FALSE(this->s().lead());
 }
 
 // The server closes every connection (a restart, an idle timeout): the next read and write

@@ -1,0 +1,192 @@
+"""Several `wharf serve` replicas on one PostgreSQL state store (issue 13), the sandbox's
+requests spread over them by a round-robin proxy: install, provision, billing pass, invoice,
+webhooks and uninstall, while one replica is killed with SIGKILL and restarted mid-run.
+Nothing acknowledged is lost, each outbox call reaches Vercel once (exactly one invoice per
+externalId), exactly one replica leads at a time, and the products are `postgres` (shared by
+every replica; a `sqlite` product is refused on a shared store)."""
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import urllib.error
+
+import pytest
+import requests
+
+from lib.billing import next_month_start, set_invoice_state, wait_until
+from lib.partner_proxy import PartnerProxy
+from lib.sandbox import (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, move_sandbox_clock,
+                         sandbox_bin, sandbox_clock)
+from lib.wharf import Wharf
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PG_TEMP = os.path.join(REPO, "scripts", "pg-temp.sh")
+PSQL = shutil.which("psql") or "/usr/bin/psql"
+DAY = 24 * 3600 * 1000
+
+CATALOG = {
+    "products": [{"id": "postgres-db", "kind": "postgres", "name": "PostgreSQL",
+                  "plans": ["pg-pro"]}],
+    "plans": [{"id": "pg-pro", "type": "subscription", "name": "Pro", "description": "d",
+               "scope": "resource", "paymentMethodRequired": True, "cost": "$10.00/month",
+               "pricing": {"baseFee": "10.00"}}],
+}
+
+
+class RoundRobin(PartnerProxy):
+    """The load balancer: each request to the next live replica (a refused connection moves
+    on to the one after, as a health-checked balancer would)."""
+
+    def __init__(self, replicas):
+        self.replicas = replicas
+        self.turn = itertools.count()
+        self.lock = threading.Lock()
+        super().__init__("http://127.0.0.1:9")
+
+    def forward(self, method, path, headers, body):
+        last = None
+        for _ in range(len(self.replicas) * 2):
+            with self.lock:
+                w = self.replicas[next(self.turn) % len(self.replicas)]
+            if not w.alive():
+                continue
+            self.upstream = w.url("").rstrip("/")
+            try:
+                return super().forward(method, path, headers, body)
+            except urllib.error.URLError as e:  # died meanwhile: the next one
+                last = e
+        raise RuntimeError(f"no replica answered: {last}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    base = tempfile.mkdtemp(prefix="wharf-pg-")
+    d = os.path.join(base, "cluster")
+    r = subprocess.run([PG_TEMP, "start", d], capture_output=True, text=True, timeout=120)
+    if r.returncode == 3:
+        pytest.fail("PostgreSQL server binaries missing: run scripts/install-deps.sh")
+    assert r.returncode == 0, r.stderr
+    admin = r.stdout.strip()
+    yield admin
+    subprocess.run([PG_TEMP, "stop", d], capture_output=True, timeout=120)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def system_token(sb, iid):
+    r = requests.post(sb.base + "/_sandbox/tokens", json={"kind": "system", "installationId": iid},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def psql(url, sql):
+    r = subprocess.run([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", url, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_three_replicas_serve_one_integration_through_a_kill(cluster, wharf_bin, tmp_path):
+    admin = cluster
+    psql(admin, "CREATE DATABASE wharf_state")
+    state_url = admin.rsplit("/", 1)[0] + "/wharf_state"
+    replicas = []
+    proxy = RoundRobin(replicas)  # the partner URL the sandbox is given
+    sb = Sandbox(sandbox_bin(), tmp_path / "sandbox", proxy.url)
+    sb.start()
+    (tmp_path / "catalog.json").write_text(json.dumps(CATALOG))
+    key = base64.b64encode(os.urandom(32)).decode()
+    for i in range(3):
+        replicas.append(Wharf(wharf_bin, tmp_path / f"replica{i}", f"{sb.base}/.well-known/jwks",
+                              sb.base, client_id=SANDBOX_CLIENT_ID,
+                              env={"INTEGRATION_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+                                   "WHARF_VERCEL_API_URL": sb.base,
+                                   "WHARF_STATE_URL": state_url,
+                                   "WHARF_POSTGRES_URL": admin,
+                                   "WHARF_CATALOG": str(tmp_path / "catalog.json"),
+                                   "WHARF_PUBLIC_URL": proxy.url,
+                                   "WHARF_TEST_CLOCK": "1",
+                                   "WHARF_RECONCILE_S": "0",
+                                   # One key for all: secrets sealed by one, opened by another.
+                                   "WHARF_ENCRYPTION_KEY": key}))
+    try:
+        # Replicas that start together apply the migrations once.
+        for w in replicas:
+            w.spawn()
+        for w in replicas:
+            w.wait_ready()
+        roles = [requests.get(w.url("/readyz"), timeout=5).json()["role"] for w in replicas]
+        assert sorted(roles) == ["leader", "replica", "replica"], roles
+        # A month boundary ahead: every clock to the 1st of next month, 00:30.
+        t0 = next_month_start(sandbox_clock(sb)["nowMs"] + DAY) + 30 * 60 * 1000
+        move_sandbox_clock(sb, set_ms=t0)
+        for w in replicas:
+            assert requests.post(w.url("/ops/clock"), json={"setMs": t0}, timeout=60).ok
+
+        installs, resources = [], {}
+        for n in range(6):
+            iid = sb.install()
+            installs.append(iid)
+            if n == 3:
+                # Kill a replica (the leader, for the hardest case) in the middle of the run.
+                leader = next(w for w in replicas
+                              if requests.get(w.url("/readyz"), timeout=5).json()["role"] ==
+                              "leader")
+                leader.kill()
+            out = sb.run("provision", installationId=iid, productId="postgres-db",
+                         name=f"db{n}", metadata={}, billingPlanId="pg-pro")
+            assert out["ok"], json.dumps({k: out.get(k) for k in ("status", "response", "findings")})
+            resources[iid] = out["resourceId"]
+            if n == 4:
+                leader.start()  # back, as a replica or the leader
+                # Its test clock starts from real time again: move it to the others'.
+                assert requests.post(leader.url("/ops/clock"),
+                                     json={"setMs": sandbox_clock(sb)["nowMs"]}, timeout=60).ok
+        # Exactly one leader again.
+        wait_until(lambda: sorted(requests.get(w.url("/readyz"), timeout=5).json()["role"]
+                                  for w in replicas) == ["leader", "replica", "replica"],
+                   timeout=30, what="one leader")
+        # Every acknowledged resource is there, whichever replica answers.
+        for iid, rid in resources.items():
+            for w in replicas:
+                r = requests.get(w.url(f"/v1/installations/{iid}/resources/{rid}"),
+                                 headers={"Authorization": f"Bearer {system_token(sb, iid)}"},
+                                 timeout=10)
+                assert r.status_code == 200, r.text
+
+        # The month ends: the leader bills; every replica's clock moves.
+        t1 = next_month_start(t0) + 30 * 60 * 1000
+        move_sandbox_clock(sb, set_ms=t1)
+        for w in replicas:
+            assert requests.post(w.url("/ops/clock"), json={"setMs": t1}, timeout=120).ok
+        wait_until(lambda: all(sb.state().get("invoices", {}).get(iid) for iid in installs),
+                   timeout=60, what="an invoice per installation")
+        state = sb.state()
+        for iid in installs:
+            invoices = list(state["invoices"][iid].values())
+            ids = [i["externalId"] for i in invoices]
+            assert len(ids) == len(set(ids)), invoices  # exactly one per externalId
+            set_invoice_state(sb, iid, invoices[0]["invoiceId"], "paid")
+        # Each outbox call once: no externalId submitted twice in the exchange log.
+        submitted = [json.loads(e["requestBody"])["externalId"]
+                     for e in sb.log() if e["method"] == "POST"
+                     and e["url"].endswith("/billing/invoices") and e["status"] in (200, 201)]
+        assert len(submitted) == len(set(submitted)), submitted
+        # Uninstall each installation through any replica.
+        for iid in installs:
+            assert sb.run("uninstall", installationId=iid)["ok"]
+        # Every call of the outbox went out (no dead letter), none is left leased for good.
+        wait_until(lambda: psql(state_url, "SELECT count(*) FROM outbox WHERE state = "
+                                           "'pending'") == "0", timeout=60, what="outbox drained")
+        assert psql(state_url, "SELECT count(*) FROM outbox WHERE state = 'dead'") == "0"
+        assert psql(state_url, "SELECT count(*) FROM schema_migrations") == psql(
+            state_url, "SELECT count(DISTINCT version) FROM schema_migrations")
+    finally:
+        proxy.stop()
+        for w in replicas:
+            w.stop()
+        sb.stop()
