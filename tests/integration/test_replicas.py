@@ -137,6 +137,12 @@ def test_three_replicas_serve_one_integration_through_a_kill(cluster, wharf_bin,
                               if requests.get(w.url("/readyz"), timeout=5).json()["role"] ==
                               "leader")
                 leader.kill()
+                # A survivor takes over (within the 2 s leadership tick) before the killed one
+                # comes back: a test clock restarts from real time, and a leader on it would
+                # bill a month in the past.
+                wait_until(lambda: any(
+                    requests.get(w.url("/readyz"), timeout=5).json()["role"] == "leader"
+                    for w in replicas if w.alive()), timeout=10, what="a survivor leads")
             out = sb.run("provision", installationId=iid, productId="postgres-db",
                          name=f"db{n}", metadata={}, billingPlanId="pg-pro")
             assert out["ok"], json.dumps({k: out.get(k) for k in ("status", "response", "findings")})
