@@ -119,6 +119,8 @@ class Wharf:
         })
         if self.state_url:
             env["WHARF_STATE_URL"] = self.state_url
+            # One process per database here: the sqlite products the tests sell are allowed.
+            env["WHARF_SINGLE_REPLICA"] = "1"
         for k, v in self.extra_env.items():
             if v is None:
                 env.pop(k, None)
