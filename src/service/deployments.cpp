@@ -32,6 +32,14 @@ vercel::Call handler_call(vercel::Call call, const std::string& kind, Json input
   return call;
 }
 
+// Drops a branch from the outbox's handler, after what is queued before it in the lane.
+void enqueue_cleanup(store::WriteTx& tx, const std::string& installation_id,
+                     const std::string& branch_id, int64_t now_ms) {
+  vercel::Outbox::enqueue(
+      tx, installation_id,
+      vercel::Call{"deployment.cleanup", "POST", "/", Json{{"branchId", branch_id}}}, now_ms);
+}
+
 }  // namespace
 
 DeploymentService::DeploymentService(store::Store& store, ResourceService& resources,
@@ -43,10 +51,7 @@ DeploymentService::DeploymentService(store::Store& store, ResourceService& resou
     for (const auto& b : tx.branches_of(row.id)) {
       if (b.status == "dropped") continue;
       tx.delete_credentials(b.id);
-      vercel::Call call{"deployment.cleanup", "POST", "/", std::nullopt};
-      vercel::Outbox::enqueue(tx, b.installation_id,
-                              handler_call(call, "deployment.cleanup", {{"branchId", b.id}}),
-                              row.updated_ms);
+      enqueue_cleanup(tx, b.installation_id, b.id, row.updated_ms);
     }
   };
   resources_.add_hooks(std::move(hooks));
@@ -169,9 +174,7 @@ void DeploymentService::action_stop(const std::string& type, const std::string& 
       return;  // the action's handler drops it and reports the failure
     }
     // After what is queued for the action, so a branch being made is dropped once made.
-    vercel::Call call{"deployment.cleanup", "POST", "/", std::nullopt};
-    vercel::Outbox::enqueue(tx, installation_id,
-                            handler_call(call, "deployment.cleanup", {{"branchId", id}}), now);
+    enqueue_cleanup(tx, installation_id, id, now);
     enqueued = true;
   });
   if (enqueued) wake();

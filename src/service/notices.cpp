@@ -1,7 +1,7 @@
 #include "service/notices.h"
 
+#include "product/http_backend/http_backend.h"
 #include "util/clock.h"
-#include "util/crypto.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "vercel/outbox.h"
@@ -44,15 +44,15 @@ net::HttpResult NoticeService::deliver(const store::OutboxRow& item) const {
     r.status = 204;  // notices turned off since it was queued: nothing to send
     return r;
   }
-  std::string t = std::to_string(clock_.now_ms() / 1000);
-  std::string sig = util::to_hex(util::hmac_sha256(options_.secret, t + "." + item.body));
   Json body = Json::parse(item.body, nullptr, false);
   std::string key = body.is_object() ? body.value("id", item.id) : item.id;
-  net::HttpResult r = http_.request("POST", options_.url,
-                                    {{"Content-Type", "application/json"},
-                                     {"Wharf-Signature", "t=" + t + ",v1=" + sig},
-                                     {"Idempotency-Key", key}},
-                                    item.body);
+  net::HttpResult r = http_.request(
+      "POST", options_.url,
+      {{"Content-Type", "application/json"},
+       {"Wharf-Signature",
+        product::signature::header(options_.secret, clock_.now_ms() / 1000, item.body)},
+       {"Idempotency-Key", key}},
+      item.body);
   if (!r.ok())
     util::log_warn("billing notice not delivered")
         .str("installation", item.installation_id)
