@@ -27,12 +27,6 @@ integration-test: build
 # (WHARF_TEST_STATE=postgres: a throwaway cluster from scripts/pg-temp.sh, a database per
 # wharf). PG_TESTS picks other files.
 PG_TESTS ?= tests/integration/test_resources.py tests/integration/test_installations.py tests/integration/test_billing.py
-# Three replicas on one PostgreSQL with a SIGKILL (tests/integration/test_replicas.py); not in
-# `make test` while it is flaky (docs/decisions.md).
-.PHONY: replica-test
-replica-test: build
-	WHARF_REPLICA_TEST=1 WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration/test_replicas.py
-
 .PHONY: integration-test-pg
 integration-test-pg: build
 	WHARF_TEST_STATE=postgres WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PG_TESTS)

@@ -285,6 +285,12 @@ Json uninstall(DriverImpl& d, const Json& params) {
     if (reason) (*body)["reason"] = *reason;
   }
   std::string key = idempotency_key(params);
+  // The user's uninstall is recorded before the partner hears of it, as on Vercel: a partner
+  // may answer `finalized: false` and send Finalize Installation from another replica before
+  // this call returns, and that Finalize must find the installation pending deletion. A
+  // refused Delete Installation puts the status back.
+  d.ctx.state.mutate(
+      [&](Json& doc) { doc["installations"][*icfg]["status"] = "pending_deletion"; });
   CallResult r = d.call({"uninstall", "delete-installation", "DELETE",
                          "/v1/installations/" + pct_encode(*icfg), mode, token, body, key,
                          "application/json", conformance_for(inst)});
@@ -292,7 +298,17 @@ Json uninstall(DriverImpl& d, const Json& params) {
   o.primary(r);
   o.out["auth"] = mode;
   o.out["idempotencyKey"] = key;
-  if (!r.ok()) return o.finish();
+  if (!r.ok()) {
+    d.ctx.state.mutate([&](Json& doc) {
+      Json& rec = doc["installations"][*icfg];
+      if (str_member(rec, "status") != "pending_deletion") return;
+      if (status.empty())
+        rec.erase("status");
+      else
+        rec["status"] = status;
+    });
+    return o.finish();
+  }
 
   const Json* fin = member(r.response, "finalized");
   bool finalized = fin && fin->is_boolean() && fin->get<bool>();
@@ -304,9 +320,9 @@ Json uninstall(DriverImpl& d, const Json& params) {
       // Nothing left to bill: the installation is gone at once and its token stops working.
       rec["status"] = "finalized";
       rec["finalizedAt"] = now;
-    } else {
-      rec["status"] = "pending_deletion";
     }
+    // Otherwise pending deletion (set above), or already finalized by a Finalize Installation
+    // that arrived before this answer.
     if (cascade.value_or(false) && doc["resources"][*icfg].is_object()) {
       for (auto& res : doc["resources"][*icfg]) {
         if (!res.is_object() || res.value("deleted", false)) continue;
@@ -317,7 +333,7 @@ Json uninstall(DriverImpl& d, const Json& params) {
     }
   });
   o.out["finalized"] = finalized;
-  o.out["installationStatus"] = finalized ? "finalized" : "pending_deletion";
+  o.out["installationStatus"] = str_member(d.installation(*icfg), "status");
   if (webhook) {
     Json delivery = d.webhooks.deliver_now("uninstall", "integration-configuration.removed",
                                            d.removed_payload(*icfg, inst), false);

@@ -528,6 +528,28 @@ TEST_F(DriverTest, UninstallFinalizedAtOnceAndWithoutWebhook) {
   EXPECT_TRUE(reqs[0].body.empty());
 }
 
+// A partner with several replicas may send Finalize Installation (here: the finalization the
+// sandbox's Vercel API would record) before its answer to Delete Installation arrives: the
+// uninstall is recorded first, and the late answer does not undo the finalization.
+TEST_F(DriverTest, UninstallIsPendingDeletionWhileThePartnerIsCalled) {
+  std::string icfg = install();
+  std::string seen;
+  partner_.script([&](const net::Request& req) {
+    if (req.method != "DELETE") return net::Response::empty(200);
+    state_->mutate([&](Json& doc) {
+      Json& inst = doc["installations"][icfg];
+      seen = inst.value("status", "");
+      inst["status"] = "finalized";  // what an early Finalize Installation does
+    });
+    return json(200, {{"finalized", false}});
+  });
+  Json r = driver_->run("uninstall", {{"installationId", icfg}, {"webhook", false}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(seen, "pending_deletion");
+  EXPECT_EQ(installation(icfg)["status"], "finalized");
+  EXPECT_EQ(r["installationStatus"], "finalized");
+}
+
 TEST_F(DriverTest, BlockedUninstallLeavesTheInstallationActive) {
   std::string icfg = install();
   partner_.script([](const net::Request&) {
