@@ -41,6 +41,54 @@ std::vector<OutboxRow> claim_outbox_heads(WriteTx& tx, const std::string& owner,
   return out;
 }
 
+// Keeps plan_periods in step with a plan change: closes the open span of (installation,
+// resource) when its plan changes or it is deleted, and opens one for the new plan.
+void WriteTx::track_plan(const std::string& installation_id, const std::string& resource_id,
+                         const std::optional<std::string>& old_plan, bool old_deleted,
+                         const std::optional<std::string>& new_plan, bool new_deleted, int64_t at) {
+  bool was_open = old_plan && !old_deleted;
+  bool now_open = new_plan && !new_deleted;
+  if (was_open && now_open && *old_plan == *new_plan) return;
+  if (was_open) end_plan_span(installation_id, resource_id, at);
+  if (now_open) start_plan_span(installation_id, resource_id, *new_plan, at);
+}
+
+void WriteTx::put_installation(const InstallationRow& r) {
+  auto before = installation(r.id);
+  track_plan(r.id, "", before ? before->billing_plan_id : std::nullopt,
+             before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
+             r.deleted_ms.has_value(), r.deleted_ms.value_or(r.updated_ms));
+  store_installation(r);
+}
+
+void WriteTx::put_resource(const ResourceRow& r) {
+  auto before = resource(r.id);
+  int64_t at = r.deleted_ms.value_or(before ? r.updated_ms : r.created_ms);
+  if (before && before->installation_id != r.installation_id) {
+    // Moved to another installation (transfer): the old one's span ends here.
+    track_plan(before->installation_id, r.id, before->billing_plan_id,
+               before->deleted_ms.has_value(), std::nullopt, true, at);
+    before.reset();
+  }
+  track_plan(r.installation_id, r.id,
+             before ? std::optional<std::string>(before->billing_plan_id) : std::nullopt,
+             before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
+             r.deleted_ms.has_value(), at);
+  store_resource(r);
+}
+
+void WriteTx::insert_outbox(OutboxRow& r) {
+  r.seq = next_seq_ ? *next_seq_ : max_outbox_seq() + 1;
+  next_seq_.reset();  // if the insert throws, ask the backend again next time
+  store_outbox(r);
+  next_seq_ = r.seq + 1;
+}
+
+void WriteTx::update_outbox(const OutboxRow& r) {
+  next_seq_.reset();  // may renumber a row
+  restore_outbox(r);
+}
+
 void register_backend(const std::string& scheme, StoreFactory factory) {
   std::lock_guard<std::mutex> lock(g_mu);
   registry()[scheme] = std::move(factory);

@@ -374,18 +374,22 @@ class ReadTx {
   virtual std::vector<BranchRow> branches_of(const std::string& resource_id) = 0;
 };
 
+// Writes. The domain rules every backend shares live here (store.cpp), not in the backends:
+// put_installation and put_resource keep the plan spans (PlanPeriodRow) in step with the rows,
+// and insert_outbox numbers calls in commit order. A backend implements the primitives under
+// "Backend primitives" and only stores and fetches.
 class WriteTx : public ReadTx {
  public:
-  virtual void put_installation(const InstallationRow& row) = 0;  // insert or replace
+  void put_installation(const InstallationRow& row);  // insert or replace; tracks the plan span
   // Inserts a new row; returns false (and writes nothing) when the key already exists.
   virtual bool insert_idempotency(const IdempotencyRow& row) = 0;
   virtual void update_idempotency(const IdempotencyRow& row) = 0;
   virtual void delete_idempotency(const IdempotencyKey& key) = 0;
   virtual int64_t purge_idempotency(int64_t created_before_ms) = 0;
-  virtual void put_resource(const ResourceRow& row) = 0;             // insert or replace
+  void put_resource(const ResourceRow& row);  // insert or replace; tracks the plan span
   virtual void put_transfer_claim(const TransferClaimRow& row) = 0;  // insert or replace
-  virtual void insert_outbox(OutboxRow& row) = 0;                    // assigns row.seq
-  virtual void update_outbox(const OutboxRow& row) = 0;
+  void insert_outbox(OutboxRow& row);  // assigns row.seq: one more than any before it
+  void update_outbox(const OutboxRow& row);
   // Takes (or renews) the lease of `lane` for `owner` until `until_ms`, atomically: only when
   // no lease exists, it is `owner`'s, or it ended by `now_ms`. Returns whether it was taken.
   virtual bool take_outbox_lease(const std::string& lane, const std::string& owner, int64_t now_ms,
@@ -453,6 +457,31 @@ class WriteTx : public ReadTx {
   // Return how many rows changed.
   virtual int64_t retry_dead_outbox(const std::string& id, int64_t now_ms) = 0;
   virtual int64_t drop_dead_outbox(const std::string& id, int64_t now_ms) = 0;
+
+ protected:
+  // ---- Backend primitives (the rules above call these) ----
+  virtual void store_installation(const InstallationRow& row) = 0;  // insert or replace
+  virtual void store_resource(const ResourceRow& row) = 0;          // insert or replace
+  // Ends the open plan span of (installation, resource) at `at_ms`, if there is one.
+  virtual void end_plan_span(const std::string& installation_id, const std::string& resource_id,
+                             int64_t at_ms) = 0;
+  // Opens a span on `plan_id` from `at_ms` (one that starts at the same instant is replaced).
+  virtual void start_plan_span(const std::string& installation_id, const std::string& resource_id,
+                               const std::string& plan_id, int64_t at_ms) = 0;
+  // The largest outbox seq (0 when empty). With store_outbox it must be safe against another
+  // transaction inserting concurrently: a single writer (SQLite), or a transaction that fails
+  // and runs again (PostgreSQL's SERIALIZABLE, and the unique index on seq).
+  virtual int64_t max_outbox_seq() = 0;
+  virtual void store_outbox(const OutboxRow& row) = 0;    // a new row
+  virtual void restore_outbox(const OutboxRow& row) = 0;  // every column of an existing row
+
+ private:
+  void track_plan(const std::string& installation_id, const std::string& resource_id,
+                  const std::optional<std::string>& old_plan, bool old_deleted,
+                  const std::optional<std::string>& new_plan, bool new_deleted, int64_t at);
+  // The outbox seq after this transaction's last insert: known without asking the backend
+  // again (a billing pass inserts thousands of calls in one transaction).
+  std::optional<int64_t> next_seq_;
 };
 
 class Store {

@@ -377,11 +377,7 @@ class Tx : public WriteTx {
     return r;
   }
 
-  void put_installation(const InstallationRow& r) override {
-    auto before = installation(r.id);
-    track_plan(r.id, "", before ? before->billing_plan_id : std::nullopt,
-               before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
-               r.deleted_ms.has_value(), r.deleted_ms.value_or(r.updated_ms));
+  void store_installation(const InstallationRow& r) override {
     Stmt s(
         c_,
         "INSERT INTO installations (" WHARF_INSTALLATION_COLUMNS
@@ -577,27 +573,22 @@ class Tx : public WriteTx {
     return st;
   }
 
-  void insert_outbox(OutboxRow& r) override {
-    // MAX(seq) + 1 in a SERIALIZABLE transaction: two transactions that insert concurrently
-    // read the same maximum, and one of them fails (40001, or a unique violation of
-    // outbox_by_seq) and runs again, so seq order is commit order, as on SQLite. After this
-    // transaction's own insert the next number is known (a billing pass inserts thousands).
-    if (next_seq_) {
-      r.seq = *next_seq_;
-    } else {
-      Stmt s(c_, "SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox");
-      r.seq = s.step() ? s.int64(0) : 1;
-    }
+  // Concurrent inserts read the same maximum in SERIALIZABLE transactions: one of them fails
+  // (40001, or a unique violation of outbox_by_seq) and runs again, so seq order is commit
+  // order, as on SQLite.
+  int64_t max_outbox_seq() override {
+    Stmt s(c_, "SELECT COALESCE(MAX(seq), 0) FROM outbox");
+    return s.step() ? s.int64(0) : 0;
+  }
+
+  void store_outbox(const OutboxRow& r) override {
     Stmt s(c_, "INSERT INTO outbox (" WHARF_OUTBOX_COLUMNS
                ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)");
     bind_outbox(s, r);
-    next_seq_.reset();
     s.step();
-    next_seq_ = r.seq + 1;
   }
 
-  void update_outbox(const OutboxRow& r) override {
-    next_seq_.reset();  // may renumber a row
+  void restore_outbox(const OutboxRow& r) override {
     Stmt s(c_,
            "UPDATE outbox SET seq=$2, installation_id=$3, kind=$4, method=$5, path=$6, body=$7, "
            "state=$8, attempts=$9, next_attempt_ms=$10, last_status=$11, last_error=$12, "
@@ -659,19 +650,7 @@ class Tx : public WriteTx {
     return out;
   }
 
-  void put_resource(const ResourceRow& r) override {
-    auto before = resource(r.id);
-    int64_t at = r.deleted_ms.value_or(before ? r.updated_ms : r.created_ms);
-    if (before && before->installation_id != r.installation_id) {
-      // Moved to another installation (transfer): the old one's span ends here.
-      track_plan(before->installation_id, r.id, before->billing_plan_id,
-                 before->deleted_ms.has_value(), std::nullopt, true, at);
-      before.reset();
-    }
-    track_plan(r.installation_id, r.id,
-               before ? std::optional<std::string>(before->billing_plan_id) : std::nullopt,
-               before ? before->deleted_ms.has_value() : false, r.billing_plan_id,
-               r.deleted_ms.has_value(), at);
+  void store_resource(const ResourceRow& r) override {
     Stmt s(c_,
            "INSERT INTO resources (" WHARF_RESOURCE_COLUMNS
            ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) ON CONFLICT (id) DO "
@@ -998,29 +977,23 @@ class Tx : public WriteTx {
   }
 
  private:
-  // Keeps plan_periods in step with a plan change: closes the open span of (installation,
-  // resource) when its plan changes or it is deleted, and opens one for the new plan.
-  void track_plan(const std::string& installation_id, const std::string& resource_id,
-                  const std::optional<std::string>& old_plan, bool old_deleted,
-                  const std::optional<std::string>& new_plan, bool new_deleted, int64_t at) {
-    bool was_open = old_plan && !old_deleted;
-    bool now_open = new_plan && !new_deleted;
-    if (was_open && now_open && *old_plan == *new_plan) return;
-    if (was_open) {
-      Stmt s(c_,
-             "UPDATE plan_periods SET end_ms = $3 WHERE installation_id = $1 AND resource_id = "
-             "$2 AND end_ms IS NULL");
-      s.bind(1, installation_id).bind(2, resource_id).bind(3, at);
-      s.step();
-    }
-    if (now_open) {
-      Stmt s(c_,
-             "INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms) VALUES "
-             "($1,$2,$3,$4) ON CONFLICT (installation_id, resource_id, start_ms) DO UPDATE SET "
-             "plan_id = excluded.plan_id, end_ms = NULL");
-      s.bind(1, installation_id).bind(2, resource_id).bind(3, *new_plan).bind(4, at);
-      s.step();
-    }
+  void end_plan_span(const std::string& installation_id, const std::string& resource_id,
+                     int64_t at) override {
+    Stmt s(c_,
+           "UPDATE plan_periods SET end_ms = $3 WHERE installation_id = $1 AND resource_id = "
+           "$2 AND end_ms IS NULL");
+    s.bind(1, installation_id).bind(2, resource_id).bind(3, at);
+    s.step();
+  }
+
+  void start_plan_span(const std::string& installation_id, const std::string& resource_id,
+                       const std::string& plan_id, int64_t at) override {
+    Stmt s(c_,
+           "INSERT INTO plan_periods (installation_id, resource_id, plan_id, start_ms) VALUES "
+           "($1,$2,$3,$4) ON CONFLICT (installation_id, resource_id, start_ms) DO UPDATE SET "
+           "plan_id = excluded.plan_id, end_ms = NULL");
+    s.bind(1, installation_id).bind(2, resource_id).bind(3, plan_id).bind(4, at);
+    s.step();
   }
 
   static void bind_outbox(Stmt& s, const OutboxRow& r) {
@@ -1314,7 +1287,6 @@ class Tx : public WriteTx {
         .bind(12, r.owner);
   }
   Connection& c_;
-  std::optional<int64_t> next_seq_;  // outbox seq after this transaction's last insert
 };
 class PgStore final : public Store {
  public:
