@@ -19,8 +19,15 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 unit-test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# The integration files run on PYTEST_JOBS workers (pytest-xdist), a file per worker at a time
+# (module fixtures stay whole): most of a test's time is waiting on servers, so two workers
+# halve the suite on two cores. PYTEST_JOBS=0 runs it in one process.
+PYTEST_JOBS ?= 2
+PYTEST_PAR = $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS) --dist loadfile)
+export PYTEST_PAR
+
 integration-test: build
-	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_PAR) tests/integration
 	$(MAKE) integration-test-pg
 
 # The integration files that exercise the store most, again with the state in PostgreSQL
@@ -29,7 +36,7 @@ integration-test: build
 PG_TESTS ?= tests/integration/test_resources.py tests/integration/test_installations.py tests/integration/test_billing.py
 .PHONY: integration-test-pg
 integration-test-pg: build
-	WHARF_TEST_STATE=postgres WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PG_TESTS)
+	WHARF_TEST_STATE=postgres WHARF_BIN=$(abspath $(BUILD_DIR))/wharf SANDBOX_BIN=$(abspath $(BUILD_DIR))/wharf-sandbox /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_PAR) $(PG_TESTS)
 
 # Headless Chromium (Debian's) driven by playwright-core from tests/browser/node_modules;
 # screenshots land in $(BUILD_DIR)/artifacts/browser.
@@ -51,7 +58,7 @@ test: unit-test integration-test browser-test crash-test
 SAN_BUILD_DIR ?= build-san
 TSAN_BUILD_DIR ?= build-tsan
 FUZZ_SECONDS ?= 300
-FUZZ_CI_SECONDS ?= 10
+FUZZ_CI_SECONDS ?= 5
 
 $(SAN_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(SAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_CXX_COMPILER=clang++ \

@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake clang clang-format libclang-rt-14-dev pkg-config
   libboost-dev libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
-  python3 python3-pytest python3-cryptography python3-requests
+  python3 python3-pytest python3-pytest-xdist python3-cryptography python3-requests
   wrk curl procps chromium nodejs
   postgresql libpq-dev libre2-dev
 )

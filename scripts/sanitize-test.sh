@@ -46,7 +46,7 @@ echo "sanitize-test: $kind: ctest took $((t1 - t0)) s"
 if [ "$kind" = address ]; then
   # Latency bounds in the integration tests (test_hardening) scale with the sanitizer's cost.
   WHARF_TEST_TIME_SCALE=5 WHARF_BIN="$build/wharf" SANDBOX_BIN="$build/wharf-sandbox" \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration || status=1
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider ${PYTEST_PAR:-} tests/integration || status=1
   echo "sanitize-test: $kind: integration suite took $(($(date +%s) - t1)) s"
 fi
 
