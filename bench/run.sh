@@ -8,9 +8,10 @@
 #   SKIP_NODE=1 (wharf only), KEEP_TOKENS=1 (never re-mint), PERF=1 (profile wharf during the
 #   fresh-token Get Installation run with `perf record -g`: bench/out/perf-wharf-inst.txt lists
 #   the top symbols, self time; the profile's overhead makes that run's figures not comparable).
-# `bench/run.sh billing`, `bench/run.sh outbox`, `bench/run.sh soak`, `bench/run.sh libsql` and
-# `bench/run.sh flags` run bench/billing.sh, bench/outbox.sh, bench/soak.sh, bench/libsql.py and
-# bench/flags.py instead (their own knobs: see those scripts).
+# `bench/run.sh billing`, `bench/run.sh outbox`, `bench/run.sh soak`, `bench/run.sh libsql`,
+# `bench/run.sh flags`, `bench/run.sh products` and `bench/run.sh replicas` run bench/billing.sh,
+# bench/outbox.sh, bench/soak.sh, bench/libsql.py, bench/flags.py, bench/products.py and
+# bench/replicas.py instead (their own knobs: see those scripts).
 set -euo pipefail
 
 case "${1:-}" in
@@ -20,6 +21,7 @@ case "${1:-}" in
   libsql) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/libsql.py" ;;
   flags) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/flags.py" ;;
   products) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/products.py" ;;
+  replicas) exec /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/replicas.py" ;;
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
