@@ -29,5 +29,6 @@ def test_one_replica_leads_and_a_survivor_takes_over(make_wharf, tmp_path):
     # The leader dies (SIGKILL: no clean shutdown); the survivor takes over.
     first.kill()
     wait_until(lambda: readyz(second)["role"] == "leader", timeout=10, what="take-over")
-    assert "now leads the periodic passes" in open(second.stderr_path).read() + \
-        open(second.stdout_path).read()
+    # The role is set before the line is logged: wait for the line too (slow under ASan).
+    wait_until(lambda: "now leads the periodic passes" in open(second.stderr_path).read() +
+               open(second.stdout_path).read(), timeout=10, what="the take-over logged")

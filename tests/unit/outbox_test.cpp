@@ -579,13 +579,20 @@ TEST_F(OutboxTest, ReplicasSharingAStoreSendEachCallOnceInOrderPerLane) {
   b_opts.owner = "replica-b";
   auto a = make_outbox(nullptr, a_opts);
   auto b = make_outbox(nullptr, b_opts);
+  // Both replicas poll until every call is out (a round that finds every lane leased by the
+  // other delivers nothing, so the number of rounds depends on timing: under a sanitizer 20
+  // rounds each were not always enough).
   std::atomic<int> delivered{0};
-  std::thread ta([&] {
-    for (int k = 0; k < 20; ++k) delivered += a.deliver_due();
-  });
-  std::thread tb([&] {
-    for (int k = 0; k < 20; ++k) delivered += b.deliver_due();
-  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto poll = [&](Outbox& o) {
+    while (delivered.load() < 30 && std::chrono::steady_clock::now() < deadline) {
+      int n = o.deliver_due();
+      delivered += n;
+      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  std::thread ta([&] { poll(a); });
+  std::thread tb([&] { poll(b); });
   ta.join();
   tb.join();
   EXPECT_EQ(delivered.load(), 30);
