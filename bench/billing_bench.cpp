@@ -1,14 +1,25 @@
 // Billing pass benchmark (bench/README.md, "Billing pass"): how long BillingService::run()
-// takes over N installations × M resources with D days of usage, in a fresh SQLite store,
-// against a floor measured in the same process over the same store: the bare store reads a
-// pass cannot avoid (plan spans and usage ledger), with no pricing, no JSON and no writes.
+// takes over N installations × M resources with D days of usage, in a fresh SQLite store (or,
+// with --state-url, an empty PostgreSQL database), against a floor measured in the same
+// process over the same store: the bare store reads a pass cannot avoid (plan spans and usage
+// ledger), with no pricing, no JSON and no writes.
 //
 //   wharf-bench-billing [--installations N] [--resources M] [--days D] [--dir PATH] [--keep]
+//                       [--state-url postgres://…]
+//
+// --state-url opens the store through the backend registry as serve does
+// (register_store_backends: the pg backend with WHARF_STATE_POOL_SIZE's default pool of 10);
+// the database must be empty (no tables: the store's migrations create them). Durability is
+// whatever the server is configured with (printed). After the setup the bench runs
+// VACUUM (ANALYZE) on the tables it filled, as autovacuum would after millions of inserts
+// (timed on its own row). The store size is pg_database_size(current_database()). --dir and
+// --keep are for the SQLite store only; the database is left as it is (the caller drops it).
 //
 // Time is a ManualClock: installations and resources are created on the 1st of March 2025,
 // usage is written for the D days ending on the 15th, and the passes run on the 15th (first
 // pass of the day, then the hourly pass one hour later) and on April 1st 00:30 (month end:
 // final data for March and its invoices). Prints a table and one JSON line with every figure.
+#include <libpq-fe.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -23,11 +34,13 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
 #include "model/catalog.h"
 #include "service/billing.h"
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -47,6 +60,10 @@ constexpr int64_t kDayMs = 24 * kHourMs;
 constexpr double kHourlyTargetS = 5.0;
 constexpr double kMonthEndTargetS = 10.0;
 constexpr double kPeakRssTargetMiB = 64.0;
+// Issue 13's target on a PostgreSQL state, same size: every pass < 10 s.
+constexpr double kPgPassTargetS = 10.0;
+// The PostgreSQL store's pool: serve's default (WHARF_STATE_POOL_SIZE); a pass uses one.
+constexpr size_t kPgPoolSize = 10;
 
 struct Args {
   int installations = 10000;
@@ -54,12 +71,13 @@ struct Args {
   int days = 15;
   std::string dir;
   bool keep = false;
+  std::string state_url;  // postgres://… or postgresql://…: the PostgreSQL store
 };
 
 [[noreturn]] void usage_exit(const std::string& problem) {
   std::cerr << "wharf-bench-billing: " << problem
             << "\nusage: wharf-bench-billing [--installations N] [--resources M] [--days D] "
-               "[--dir PATH] [--keep]\n";
+               "[--dir PATH] [--keep] [--state-url postgres://...]\n";
   std::exit(2);
 }
 
@@ -89,10 +107,16 @@ Args parse_args(int argc, char** argv) {
       a.dir = value();
     } else if (f == "--keep") {
       a.keep = true;
+    } else if (f == "--state-url") {
+      a.state_url = value();
+      if (a.state_url.rfind("postgres://", 0) != 0 && a.state_url.rfind("postgresql://", 0) != 0)
+        usage_exit("--state-url: expected a postgres:// or postgresql:// URL");
     } else {
       usage_exit("unknown flag " + f);
     }
   }
+  if (!a.state_url.empty() && (!a.dir.empty() || a.keep))
+    usage_exit("--dir and --keep are for the SQLite store, not with --state-url");
   return a;
 }
 
@@ -141,6 +165,47 @@ int64_t store_bytes(const fs::path& db) {
   }
   return total;
 }
+
+// A connection of the bench's own (not the store's pool) for what the Store interface does
+// not say: the database's emptiness, size and settings, and VACUUM.
+class PgAdmin {
+ public:
+  explicit PgAdmin(const std::string& url) {
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {"10", "wharf-bench-billing", url.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK)
+      throw std::runtime_error("cannot connect to " + store::postgres::redact_url(url) + ": " +
+                               (conn_ ? PQerrorMessage(conn_) : "out of memory"));
+    // VACUUM warns of every shared catalog a database owner may not vacuum: not news.
+    PQsetNoticeProcessor(conn_, &ignore_notice, nullptr);
+  }
+  ~PgAdmin() {
+    if (conn_) PQfinish(conn_);
+  }
+  PgAdmin(const PgAdmin&) = delete;
+  PgAdmin& operator=(const PgAdmin&) = delete;
+
+  // Runs `sql`; returns the first column of its first row ("" when it returns no rows).
+  std::string scalar(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    ExecStatusType status = PQresultStatus(r);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      std::string message = PQresultErrorMessage(r);
+      PQclear(r);
+      throw std::runtime_error(sql + ": " + message);
+    }
+    std::string out = status == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    return out;
+  }
+  int64_t bytes() { return std::stoll(scalar("SELECT pg_database_size(current_database())")); }
+
+ private:
+  static void ignore_notice(void* /*arg*/, const char* /*message*/) {}
+
+  PGconn* conn_ = nullptr;
+};
 
 std::string inst_id(int i) {
   char buf[32];
@@ -341,7 +406,9 @@ int main(int argc, char** argv) {
 
   fs::path dir;
   bool made_dir = false;
-  if (a.dir.empty()) {
+  if (!a.state_url.empty()) {
+    // No directory: the state is in the PostgreSQL database.
+  } else if (a.dir.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "wharf-bench-billing.XXXXXX").string();
     if (!mkdtemp(tmpl.data())) usage_exit("cannot create a temporary directory");
     dir = tmpl;
@@ -350,8 +417,9 @@ int main(int argc, char** argv) {
     dir = a.dir;
     fs::create_directories(dir);
   }
-  const fs::path db = dir / "billing-bench.db";
-  if (fs::exists(db)) usage_exit(db.string() + " exists: the benchmark needs a fresh store");
+  const bool pg = !a.state_url.empty();
+  const fs::path db = pg ? fs::path() : dir / "billing-bench.db";
+  if (!pg && fs::exists(db)) usage_exit(db.string() + " exists: the benchmark needs a fresh store");
 
   const int64_t created = utc_ms(2025, 3, 1, 0, 0);
   const int64_t day15 = utc_ms(2025, 3, 15, 0, 0);
@@ -362,14 +430,65 @@ int main(int argc, char** argv) {
   const int64_t rss_start = rss_kib();
   util::ManualClock clock(created);
   auto catalog = model::Catalog::parse_text(model::builtin_catalog_json());
-  auto store = store::sqlite::open({db.string(), 5000});
+  std::unique_ptr<PgAdmin> admin;
+  std::unique_ptr<store::Store> store;
+  std::string store_line;  // what the "store:" line says after the path or URL
+  Json pg_settings = Json::object();
+  if (pg) {
+    admin = std::make_unique<PgAdmin>(a.state_url);
+    const std::string tables = admin->scalar(
+        "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+        "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
+        "'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'");
+    if (tables != "0")
+      usage_exit(store::postgres::redact_url(a.state_url) + " has " + tables +
+                 " table(s): the benchmark needs an empty database");
+    // As serve's register_store_backends does, with WHARF_STATE_POOL_SIZE's default.
+    auto postgres = [](const std::string& url) {
+      store::postgres::Options options;
+      options.url = url;
+      options.pool_size = kPgPoolSize;
+      return store::postgres::open(options);
+    };
+    store::register_backend("postgres", postgres);
+    store::register_backend("postgresql", postgres);
+    store = store::open_store(a.state_url);
+    store_line = "PostgreSQL " + admin->scalar("SHOW server_version") + ", pool of " +
+                 std::to_string(kPgPoolSize) + " connections; durability is the server's settings:";
+    for (const char* name :
+         {"fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers"}) {
+      std::string value = admin->scalar(std::string("SHOW ") + name);
+      store_line += std::string(" ") + name + "=" + value;
+      pg_settings[name] = value;
+    }
+    pg_settings["server_version"] = admin->scalar("SHOW server_version");
+  } else {
+    store = store::sqlite::open({db.string(), 5000});
+    store_line = "SQLite, WAL, synchronous=FULL";
+  }
+  const std::string store_name = pg ? store::postgres::redact_url(a.state_url) : db.string();
+  auto size_now = [&]() { return pg ? admin->bytes() : store_bytes(db); };
 
   std::cerr << "populating " << a.installations << " installations x " << a.resources
-            << " resources x " << a.days << " days in " << db << "\n";
+            << " resources x " << a.days << " days in " << store_name << "\n";
   auto t0 = std::chrono::steady_clock::now();
   Populated pop = populate(*store, a, created, day15);
   const double setup_s = seconds_since(t0);
-  const int64_t size_after_setup = store_bytes(db);
+  // PostgreSQL: what autovacuum would do after millions of inserts (planner statistics,
+  // hint bits, the visibility map), so that the passes do not pay for it, nor race it. Only
+  // the tables populate() filled, as autovacuum would: an empty table vacuumed is known to be
+  // empty (reltuples 0), and the store's connections then cache generic plans that scan it
+  // whole however much it grows during the passes (billing_state, invoices…), until the next
+  // ANALYZE; a table never analyzed is planned as at least 10 pages (index scans).
+  double vacuum_s = 0;
+  if (pg) {
+    std::cerr << "VACUUM (ANALYZE) of the populated tables\n";
+    t0 = std::chrono::steady_clock::now();
+    admin->scalar(
+        "VACUUM (ANALYZE) installations, resources, plan_periods, balances, usage_ledger");
+    vacuum_s = seconds_since(t0);
+  }
+  const int64_t size_after_setup = size_now();
   const int64_t rss_after_setup = rss_kib();
 
   service::BillingService::Options opts;  // the defaults serve runs with (hourly interval)
@@ -385,7 +504,7 @@ int main(int argc, char** argv) {
   FloorStats floor2 = read_floor(*store, hourly_pass);
   std::cerr << "month-end pass\n";
   PassResult p_month = timed_pass("month-end pass", *store, billing, clock, month_end);
-  const int64_t size_end = store_bytes(db);
+  const int64_t size_end = size_now();
   const int64_t peak = peak_rss_kib();
 
   // The lower of the two floor runs: the ratio is never flattered by a slow floor.
@@ -395,7 +514,7 @@ int main(int argc, char** argv) {
 
   std::printf("\nWharf billing pass benchmark: %d installations x %d resources, %d days of usage\n",
               a.installations, a.resources, a.days);
-  std::printf("store: %s (SQLite, WAL, synchronous=FULL)\n", db.c_str());
+  std::printf("store: %s (%s)\n", store_name.c_str(), store_line.c_str());
   std::printf("plans: ");
   for (const auto& [plan, n] : pop.per_plan)
     std::printf("%s %lld  ", plan.c_str(), static_cast<long long>(n));
@@ -404,6 +523,9 @@ int main(int argc, char** argv) {
               "outbox+", "data", "invoices", "RSS after");
   std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-",
               "-", "-", "-", mib(rss_after_setup).c_str());
+  if (pg)
+    std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (VACUUM ANALYZE)", vacuum_s,
+                "-", "-", "-", "-", "-", "-");
   std::printf("%-28s %10.2f %8.2f %14.0f %10s %9s %9s %12s\n", "read floor (before)",
               floor1.seconds, floor1.cpu_seconds,
               static_cast<double>(floor1.installations) / floor1.seconds, "-", "-", "-", "-");
@@ -430,9 +552,14 @@ int main(int argc, char** argv) {
       "%s, peak (ru_maxrss) %s\n",
       mib(rss_start).c_str(), mib(rss_after_setup).c_str(), mib(p_hourly.rss_before_kib).c_str(),
       mib(p_hourly.rss_after_kib).c_str(), mib(p_month.rss_after_kib).c_str(), mib(peak).c_str());
-  std::printf("store size (db + wal + shm): after setup %.1f MiB, at the end %.1f MiB\n\n",
+  std::printf("store size (%s): after setup %.1f MiB, at the end %.1f MiB\n",
+              pg ? "pg_database_size" : "db + wal + shm",
               static_cast<double>(size_after_setup) / 1048576.0,
               static_cast<double>(size_end) / 1048576.0);
+  if (pg)
+    std::printf(
+        "(RSS is this process's, the client's: the PostgreSQL server's memory is not counted)\n");
+  std::printf("\n");
 
   // Issue 12's targets (wall time, so a busy machine can fail them; the cpu column says how
   // much of the time was the pass's own).
@@ -459,8 +586,24 @@ int main(int argc, char** argv) {
     target_json[t.key] = {{"value", t.value}, {"limit", t.limit}, {"unit", t.unit}, {"pass", pass}};
   }
   std::printf("\n");
+  Json pg_target_json = Json::object();
+  if (pg) {
+    std::printf("targets (issue 13, PostgreSQL state; set for 10000 x 10 x 15 days%s):\n",
+                default_size ? "" : ", NOT this run's size: indicative only");
+    const std::pair<const char*, const PassResult*> passes[] = {
+        {"first_pass", &p_first}, {"hourly_pass", &p_hourly}, {"month_end_pass", &p_month}};
+    for (const auto& [key, p] : passes) {
+      const bool pass = p->seconds < kPgPassTargetS;
+      std::printf("  %-30s %8.2f %-4s %s\n", (p->name + " < 10 s").c_str(), p->seconds, "s",
+                  pass ? "PASS" : "FAIL");
+      pg_target_json[key] = {
+          {"value", p->seconds}, {"limit", kPgPassTargetS}, {"unit", "s"}, {"pass", pass}};
+    }
+    std::printf("\n");
+  }
 
   Json out = {{"bench", "billing"},
+              {"state", pg ? "postgres" : "sqlite"},
               {"installations", a.installations},
               {"resources_per_installation", a.resources},
               {"days", a.days},
@@ -483,11 +626,16 @@ int main(int argc, char** argv) {
               {"targets_apply", default_size},
               {"store_bytes_after_setup", size_after_setup},
               {"store_bytes_end", size_end}};
+  if (pg) {
+    out["setup_vacuum_analyze_seconds"] = vacuum_s;
+    out["postgres_settings"] = pg_settings;
+    out["targets_issue13"] = pg_target_json;
+  }
   std::printf("%s\n", out.dump().c_str());
   std::fflush(stdout);
 
   store.reset();
-  if (!a.keep) {
+  if (!pg && !a.keep) {
     std::error_code ec;
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix, ec);
     if (made_dir) fs::remove_all(dir, ec);

@@ -12,7 +12,9 @@
 # really authenticate; only the local Unix socket of <dir> trusts, for this script's setup.
 # The admin role wharf_admin has LOGIN CREATEDB CREATEROLE (not SUPERUSER), like a managed
 # service's admin. Durability is off (fsync, full_page_writes, synchronous_commit): the data
-# is thrown away. Run as root, the server runs as the `postgres` user (runuser).
+# is thrown away. PG_DURABLE=1 (start only) leaves those three at PostgreSQL's defaults (on),
+# for benchmarks that compare with a store that syncs its commits (bench/billing.sh).
+# Run as root, the server runs as the `postgres` user (runuser).
 # PG_BIN overrides where the server binaries are (default: /usr/lib/postgresql/<newest>/bin).
 # Exit status 3: no PostgreSQL server binaries (callers skip their tests).
 set -euo pipefail
@@ -98,13 +100,15 @@ case "$cmd" in
       exit 1
     }
     port=$(free_port)
+    durability=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off'
+    if [[ "${PG_DURABLE:-0}" == 1 ]]; then
+      durability="# PG_DURABLE=1: fsync, synchronous_commit, full_page_writes at their defaults (on)"
+    fi
     cat >>"$dir/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir/run'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 shared_buffers = 16MB
 max_connections = 100
 max_wal_senders = 0
