@@ -26,7 +26,7 @@ the same route in the same run. Nothing is asserted: it prints a table and write
 bench/out/replicas.json and bench/out/replicas.md.
 
 Env: WHARF_BIN (build/wharf), SHARED_DIR (../shared), DURATION (10), WARMUP (3), CONNS (32,
-Get Installation), PROVISION_CONNS (8), SYS_TOKENS (200000), USER_TOKENS (40000),
+Get Installation), PROVISION_CONNS (8), SYS_TOKENS (100000), USER_TOKENS (30000),
 KEEP_TOKENS=1 (reuse bench/out/replicas/ tokens whatever their age), PG_DURABLE (1).
 """
 import base64
@@ -53,8 +53,8 @@ DURATION = int(os.environ.get("DURATION", "10"))
 WARMUP = int(os.environ.get("WARMUP", "3"))
 CONNS = int(os.environ.get("CONNS", "32"))
 PROVISION_CONNS = int(os.environ.get("PROVISION_CONNS", "8"))
-SYS_TOKENS = int(os.environ.get("SYS_TOKENS", "200000"))
-USER_TOKENS = int(os.environ.get("USER_TOKENS", "40000"))
+SYS_TOKENS = int(os.environ.get("SYS_TOKENS", "100000"))
+USER_TOKENS = int(os.environ.get("USER_TOKENS", "30000"))
 AUD, INST, ISSUER = "oac_bench", "icfg_bench", "https://marketplace.vercel.com"
 PY = "/usr/bin/python3"
 PG_TEMP = ROOT / "scripts" / "pg-temp.sh"

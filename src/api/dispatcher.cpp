@@ -15,11 +15,13 @@ void add_log_field(net::Request& req, std::string name, std::string value) {
 }  // namespace
 
 Dispatcher::Dispatcher(RouteTable routes, const auth::Authenticator& authenticator,
-                       service::IdempotencyService& idempotency, Metrics& metrics)
+                       service::IdempotencyService& idempotency, Metrics& metrics,
+                       bool quick_on_io_threads)
     : routes_(std::move(routes)),
       authenticator_(authenticator),
       idempotency_(idempotency),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      quick_on_io_threads_(quick_on_io_threads) {}
 
 net::Response Dispatcher::handle(net::Request& req) const {
   try {
@@ -51,7 +53,7 @@ net::Response Dispatcher::run(net::Request& req) const {
   const Route& route = *match.route;
   net::Response defer;
   defer.defer_to_pool = true;
-  if (req.on_io_thread && !route.quick) return defer;
+  if (req.on_io_thread && !(route.quick && quick_on_io_threads_)) return defer;
 
   Context ctx{req, match.params, std::nullopt};
   std::string installation_id(ctx.param("installationId"));

@@ -764,7 +764,10 @@ int serve(const Config& config) {
                          {"outboxDrained", drained}};
     });
   }
-  api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics);
+  // A store other machines share is reached over the network: its reads wait on round trips,
+  // so even quick routes run on the handler pool, never holding an I/O thread.
+  api::Dispatcher dispatcher(std::move(routes), authenticator, idempotency, metrics,
+                             !store->shared());
 
   net::ServerOptions server_options;
   server_options.host = config.listen_host;
