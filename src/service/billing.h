@@ -231,6 +231,9 @@ class BillingService {
       std::vector<store::PlanPeriodRow> spans;  // overlapping the period, by start
       std::vector<std::string> days;            // key of each day of the period
       std::map<std::string, Usage> usage;       // by resource, read when first priced
+      // The ledger entries of every resource with a span, read together when the first
+      // resource is priced (one statement instead of one per resource), taken by `usage`.
+      std::optional<std::map<std::string, std::vector<store::UsageEntry>>> ledger;
     };
     // Every plan span of the installation (when a discount counts its billing periods from
     // when the plan was taken), read when first needed.

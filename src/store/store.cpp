@@ -41,6 +41,17 @@ std::vector<OutboxRow> claim_outbox_heads(WriteTx& tx, const std::string& owner,
   return out;
 }
 
+std::map<std::string, std::vector<UsageEntry>> ReadTx::usage_between_many(
+    const std::vector<std::string>& resource_ids, const std::string& from_day,
+    const std::string& to_day) {
+  std::map<std::string, std::vector<UsageEntry>> out;
+  for (const auto& id : resource_ids) {
+    auto entries = usage_between(id, from_day, to_day);
+    if (!entries.empty()) out[id] = std::move(entries);
+  }
+  return out;
+}
+
 // Keeps plan_periods in step with a plan change: closes the open span of (installation,
 // resource) when its plan changes or it is deleted, and opens one for the new plan.
 void WriteTx::track_plan(const std::string& installation_id, const std::string& resource_id,

@@ -337,6 +337,12 @@ class ReadTx {
   virtual std::vector<UsageEntry> usage_between(const std::string& resource_id,
                                                 const std::string& from_day,
                                                 const std::string& to_day) = 0;
+  // usage_between of several resources at once (each list ordered as usage_between's; a
+  // resource without entries has none). The default asks usage_between for each; a backend
+  // whose statements are round trips answers in one.
+  virtual std::map<std::string, std::vector<UsageEntry>> usage_between_many(
+      const std::vector<std::string>& resource_ids, const std::string& from_day,
+      const std::string& to_day);
   // The latest value of a metric on a day before `day` (levels such as storage persist).
   virtual std::optional<int64_t> usage_before(const std::string& resource_id,
                                               const std::string& metric,

@@ -817,6 +817,41 @@ TYPED_TEST(StoreContract, UsageAddMaxSetBetweenBeforeAndPurge) {
   });
 }
 
+// Several resources' ledgers in one read: the same entries, in the same order, as one
+// usage_between each (ids with a quote and a backslash reach PostgreSQL's array intact).
+TYPED_TEST(StoreContract, UsageOfManyResourcesReadsAsEachDoes) {
+  const std::vector<std::string> ids = {"res_a", "res_\"q", "res_\\b", "res_none"};
+  this->w([&](WriteTx& tx) {
+    for (const auto& id : ids) {
+      if (id == "res_none") continue;
+      tx.add_usage(id, "2025-03-02", "writes", 3);
+      tx.add_usage(id, "2025-03-01", "writes", 1);
+      tx.set_usage(id, "2025-03-01", "storage", 7);
+      tx.add_usage(id, "2025-04-01", "writes", 9);  // after the range
+    }
+    tx.add_usage("res_other", "2025-03-01", "writes", 5);  // not asked for
+  });
+  this->r([&](ReadTx& tx) {
+    auto many = tx.usage_between_many(ids, "2025-03-01", "2025-03-31");
+    EXPECT_EQ(many.size(), 3u);  // none for res_none or res_other
+    EXPECT_FALSE(many.count("res_none"));
+    for (const auto& id : ids) {
+      auto one = tx.usage_between(id, "2025-03-01", "2025-03-31");
+      auto& got = many[id];
+      ASSERT_EQ(got.size(), one.size()) << id;
+      for (size_t i = 0; i < one.size(); ++i) {
+        EXPECT_EQ(got[i].day, one[i].day) << id;
+        EXPECT_EQ(got[i].metric, one[i].metric) << id;
+        EXPECT_EQ(got[i].value, one[i].value) << id;
+      }
+    }
+    ASSERT_EQ(many["res_a"].size(), 3u);
+    EXPECT_EQ(many["res_a"][0].metric, "storage");  // 03-01 storage, 03-01 writes, 03-02
+    EXPECT_EQ(many["res_a"][2].day, "2025-03-02");
+    EXPECT_TRUE(tx.usage_between_many({}, "2025-03-01", "2025-03-31").empty());
+  });
+}
+
 // ---- billing -------------------------------------------------------------------------------
 
 TYPED_TEST(StoreContract, BillingStateInvoicesBalancesPurchasesAndPrepaid) {

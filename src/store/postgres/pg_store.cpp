@@ -14,6 +14,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "store/migrations/migrations.h"
@@ -354,6 +355,10 @@ class Tx : public WriteTx {
     Stmt s(c_, "SELECT " WHARF_INSTALLATION_COLUMNS " FROM installations WHERE id = $1");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
+    return installation_row(s);
+  }
+
+  static InstallationRow installation_row(Stmt& s) {
     InstallationRow r;
     r.id = s.text(0);
     r.account_id = s.text(1);
@@ -682,13 +687,53 @@ class Tx : public WriteTx {
 
   std::vector<UsageEntry> usage_between(const std::string& resource_id, const std::string& from_day,
                                         const std::string& to_day) override {
+    // Ordered here, byte-wise as SQLite orders: an ORDER BY … COLLATE "C" cannot use the
+    // index (built in the database's collation) and sorted on the server on every call.
     Stmt s(c_,
            "SELECT day, metric, value FROM usage_ledger WHERE resource_id = $1 AND day >= $2 "
-           "AND day <= $3 ORDER BY day COLLATE \"C\", metric COLLATE \"C\"");
+           "AND day <= $3");
     s.bind(1, resource_id).bind(2, from_day).bind(3, to_day);
     std::vector<UsageEntry> out;
     while (s.step()) out.push_back({s.text(0), s.text(1), s.int64(2)});
+    sort_by_day_and_metric(out);
     return out;
+  }
+
+  // The ledger of many resources in one statement (a billing pass reads an installation's
+  // resources together): `resource_id = ANY($1)` with a text array.
+  std::map<std::string, std::vector<UsageEntry>> usage_between_many(
+      const std::vector<std::string>& resource_ids, const std::string& from_day,
+      const std::string& to_day) override {
+    std::map<std::string, std::vector<UsageEntry>> out;
+    if (resource_ids.empty()) return out;
+    Stmt s(c_,
+           "SELECT resource_id, day, metric, value FROM usage_ledger WHERE resource_id = "
+           "ANY($1::text[]) AND day >= $2 AND day <= $3");
+    s.bind(1, text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
+    while (s.step()) out[s.text(0)].push_back({s.text(1), s.text(2), s.int64(3)});
+    for (auto& [id, entries] : out) sort_by_day_and_metric(entries);
+    return out;
+  }
+
+  static void sort_by_day_and_metric(std::vector<UsageEntry>& entries) {
+    std::sort(entries.begin(), entries.end(), [](const UsageEntry& a, const UsageEntry& b) {
+      return std::tie(a.day, a.metric) < std::tie(b.day, b.metric);
+    });
+  }
+
+  // A PostgreSQL array literal of texts: {"a","b"}, quotes and backslashes escaped.
+  static std::string text_array(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (const auto& item : items) {
+      if (out.size() > 1) out += ',';
+      out += '"';
+      for (char ch : item) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        out += ch;
+      }
+      out += '"';
+    }
+    return out + "}";
   }
 
   std::optional<int64_t> usage_before(const std::string& resource_id, const std::string& metric,
@@ -701,18 +746,13 @@ class Tx : public WriteTx {
     return s.int64(0);
   }
 
+  // One statement (not the ids, then a statement per installation): each is a round trip.
   std::vector<InstallationRow> installations_to_bill() override {
-    std::vector<std::string> ids;
-    {
-      Stmt s(c_,
-             "SELECT id FROM installations WHERE status = 'active' OR finalized = 0 ORDER BY id "
-             "COLLATE \"C\"");
-      while (s.step()) ids.push_back(s.text(0));
-    }
+    Stmt s(c_, "SELECT " WHARF_INSTALLATION_COLUMNS
+               " FROM installations WHERE status = 'active' OR finalized = 0 ORDER BY id "
+               "COLLATE \"C\"");
     std::vector<InstallationRow> out;
-    out.reserve(ids.size());
-    for (const auto& id : ids)
-      if (auto row = installation(id)) out.push_back(std::move(*row));
+    while (s.step()) out.push_back(installation_row(s));
     return out;
   }
 
