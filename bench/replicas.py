@@ -44,6 +44,9 @@ from pathlib import Path
 
 from proc import TICK, cpu
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from lib.wharf import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DIR") or ROOT.parent / "shared").resolve()
 WHARF = os.environ.get("WHARF_BIN") or str(ROOT / "build" / "wharf")
@@ -75,15 +78,6 @@ procs = []  # every process started: stopped at exit
 
 def say(msg):
     print(f"\n== {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_http(url, timeout=30):

@@ -215,12 +215,10 @@ const BillingService::Ledger::Usage& BillingService::usage_of(
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     month.ledger = tx.usage_between_many(ids, month.days.front(), month.days.back());
   }
+  // Priced resources come from the month's spans, so each was read above (none: no entries).
   std::vector<store::UsageEntry> entries;
   if (auto read = month.ledger->find(resource_id); read != month.ledger->end())
     entries = std::move(read->second);
-  else if (std::none_of(month.spans.begin(), month.spans.end(),
-                        [&](const auto& span) { return span.resource_id == resource_id; }))
-    entries = tx.usage_between(resource_id, month.days.front(), month.days.back());
   // Each entry's day, walking the days in order as the entries come (ordered by day).
   std::vector<size_t> taken;  // entries matched to a day, in order
   size_t k = 0;

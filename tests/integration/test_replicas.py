@@ -117,16 +117,17 @@ def all_at_once(calls):
     return out
 
 
-def vercel_calls_in_order(sb, state_url, iid):
-    """What Vercel received from Wharf for one installation, in arrival order, against what the
-    outbox delivered for it, in seq order: (method, path) pairs of the 2xx answers."""
+def vercel_calls_in_order(log, state_url, iid):
+    """What Vercel received from Wharf (the sandbox's exchange log) for one installation, in
+    arrival order, against what the outbox delivered for it, in seq order: (method, path)
+    pairs of the 2xx answers."""
     rows = psql(state_url, "SELECT method || ' ' || path FROM outbox WHERE installation_id = '"
                 + iid + "' AND lane = '' AND state = 'delivered' AND last_status BETWEEN 200 "
                 "AND 299 ORDER BY seq")
     delivered = rows.split("\n") if rows else []
     kinds = set(delivered)
     received = []
-    for e in sb.log():
+    for e in log:
         if e["direction"] != "from-partner" or not 200 <= e["status"] < 300:
             continue
         call = e["method"] + " " + "/" + e["url"].split("/", 3)[3]
@@ -277,8 +278,9 @@ def test_three_replicas_serve_one_integration_through_a_kill(cluster, wharf_bin,
         assert dead == "", dead
         # Per installation, Vercel received the outbox's calls once each and in the outbox's
         # order, whichever replicas delivered them and through the kill.
+        log = sb.log()
         for iid in installs:
-            delivered, received = vercel_calls_in_order(sb, state_url, iid)
+            delivered, received = vercel_calls_in_order(log, state_url, iid)
             assert delivered and received == delivered, (iid, delivered, received)
         # Webhooks dedupe across replicas: every webhook Vercel delivered (invoice
         # notifications and the uninstalls among them), delivered again to all three replicas

@@ -11,6 +11,7 @@
 
 #include "product/postgres_db/console.h"
 #include "util/crypto.h"
+#include "util/pg_array.h"
 
 namespace wharf::product {
 
@@ -39,16 +40,6 @@ bool valid_id(const std::string& id) {
           c == '-'))
       return false;
   return true;
-}
-
-// A text[] literal of names made here ([a-z0-9_-] only: nothing to escape).
-std::string text_array(const std::vector<std::string>& names) {
-  std::string out = "{";
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i) out += ',';
-    out += '"' + names[i] + '"';
-  }
-  return out + "}";
 }
 
 std::string percent_encode(const std::string& s) {
@@ -220,7 +211,7 @@ void ensure_roles(Conn& admin, const PostgresDb::Names& n) {
   Result existing = admin.query(
       "SELECT rolname, pg_catalog.pg_has_role(current_user, oid, 'USAGE') FROM "
       "pg_catalog.pg_roles WHERE rolname = ANY($1::text[])",
-      {text_array(all)});
+      {util::pg_text_array(all)});
   std::vector<std::string> have;
   std::vector<std::string> member;
   for (int i = 0; i < existing.rows(); ++i) {
@@ -459,7 +450,7 @@ void PostgresDb::terminate(Conn& admin, const std::string& database,
                   "a.usesysid WHERE a.pid <> pg_catalog.pg_backend_pid() AND NOT r.rolsuper AND "
                   "(a.datname = $1 OR r.rolname = ANY($2::text[]))" +
                   (expired_only ? " AND r.rolvaliduntil < pg_catalog.now()" : ""),
-              {db, text_array(roles)});
+              {db, util::pg_text_array(roles)});
 }
 
 PostgresDb::Plan PostgresDb::plan_of(const json& plan_limits) const {
@@ -575,7 +566,7 @@ void PostgresDb::drop(const Names& n) {
   }
   Result existing =
       admin->query("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1::text[])",
-                   {text_array(roles)});
+                   {util::pg_text_array(roles)});
   if (existing.rows() == 0) return;
   std::vector<std::string> names;
   for (int i = 0; i < existing.rows(); ++i) names.push_back(existing.text(i, 0));

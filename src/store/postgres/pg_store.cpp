@@ -20,6 +20,7 @@
 #include "store/migrations/migrations.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/pg_array.h"
 
 namespace wharf::store::postgres {
 namespace {
@@ -709,7 +710,7 @@ class Tx : public WriteTx {
     Stmt s(c_,
            "SELECT resource_id, day, metric, value FROM usage_ledger WHERE resource_id = "
            "ANY($1::text[]) AND day >= $2 AND day <= $3");
-    s.bind(1, text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
+    s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
     while (s.step()) out[s.text(0)].push_back({s.text(1), s.text(2), s.int64(3)});
     for (auto& [id, entries] : out) sort_by_day_and_metric(entries);
     return out;
@@ -719,21 +720,6 @@ class Tx : public WriteTx {
     std::sort(entries.begin(), entries.end(), [](const UsageEntry& a, const UsageEntry& b) {
       return std::tie(a.day, a.metric) < std::tie(b.day, b.metric);
     });
-  }
-
-  // A PostgreSQL array literal of texts: {"a","b"}, quotes and backslashes escaped.
-  static std::string text_array(const std::vector<std::string>& items) {
-    std::string out = "{";
-    for (const auto& item : items) {
-      if (out.size() > 1) out += ',';
-      out += '"';
-      for (char ch : item) {
-        if (ch == '"' || ch == '\\') out += '\\';
-        out += ch;
-      }
-      out += '"';
-    }
-    return out + "}";
   }
 
   std::optional<int64_t> usage_before(const std::string& resource_id, const std::string& metric,
