@@ -5,7 +5,7 @@
 // ledger), with no pricing, no JSON and no writes.
 //
 //   wharf-bench-billing [--installations N] [--resources M] [--days D] [--dir PATH] [--keep]
-//                       [--state-url postgres://…]
+//                       [--state-url postgres://… [--setup-only | --populated]]
 //
 // --state-url opens the store through the backend registry as serve does
 // (register_store_backends: the pg backend with WHARF_STATE_POOL_SIZE's default pool of 10);
@@ -14,6 +14,9 @@
 // VACUUM (ANALYZE) on the tables it filled, as autovacuum would after millions of inserts
 // (timed on its own row). The store size is pg_database_size(current_database()). --dir and
 // --keep are for the SQLite store only; the database is left as it is (the caller drops it).
+// For repeated runs on one set of data (PostgreSQL only): --setup-only populates, vacuums and
+// exits; --populated skips the setup and runs the floor and the passes on a database holding
+// such a setup of the same sizes that no pass has run on (a copy: CREATE DATABASE … TEMPLATE).
 //
 // Time is a ManualClock: installations and resources are created on the 1st of March 2025,
 // usage is written for the D days ending on the 15th, and the passes run on the 15th (first
@@ -71,13 +74,15 @@ struct Args {
   int days = 15;
   std::string dir;
   bool keep = false;
-  std::string state_url;  // postgres://… or postgresql://…: the PostgreSQL store
+  std::string state_url;    // postgres://… or postgresql://…: the PostgreSQL store
+  bool setup_only = false;  // populate (and vacuum), then exit
+  bool populated = false;   // the database already holds the setup: skip it
 };
 
 [[noreturn]] void usage_exit(const std::string& problem) {
   std::cerr << "wharf-bench-billing: " << problem
             << "\nusage: wharf-bench-billing [--installations N] [--resources M] [--days D] "
-               "[--dir PATH] [--keep] [--state-url postgres://...]\n";
+               "[--dir PATH] [--keep] [--state-url postgres://... [--setup-only | --populated]]\n";
   std::exit(2);
 }
 
@@ -111,12 +116,19 @@ Args parse_args(int argc, char** argv) {
       a.state_url = value();
       if (a.state_url.rfind("postgres://", 0) != 0 && a.state_url.rfind("postgresql://", 0) != 0)
         usage_exit("--state-url: expected a postgres:// or postgresql:// URL");
+    } else if (f == "--setup-only") {
+      a.setup_only = true;
+    } else if (f == "--populated") {
+      a.populated = true;
     } else {
       usage_exit("unknown flag " + f);
     }
   }
   if (!a.state_url.empty() && (!a.dir.empty() || a.keep))
     usage_exit("--dir and --keep are for the SQLite store, not with --state-url");
+  if ((a.setup_only || a.populated) && a.state_url.empty())
+    usage_exit("--setup-only and --populated need --state-url");
+  if (a.setup_only && a.populated) usage_exit("--setup-only and --populated exclude each other");
   return a;
 }
 
@@ -234,8 +246,16 @@ struct Populated {
   std::map<std::string, int64_t> per_plan;
 };
 
-Populated populate(store::Store& st, const Args& a, int64_t created_ms, int64_t last_day_ms) {
+// With `dry`, nothing is written: only the counts of what a populate writes.
+Populated populate(store::Store& st, const Args& a, int64_t created_ms, int64_t last_day_ms,
+                   bool dry) {
   Populated p;
+  if (dry) {
+    for (int i = 0; i < a.installations; ++i)
+      for (int j = 0; j < a.resources; ++j) ++p.resources, ++p.per_plan[plan_of(i, j)];
+    p.usage_rows = p.resources * a.days * 4;
+    return p;
+  }
   constexpr int kBatch = 100;  // installations per transaction
   for (int from = 0; from < a.installations; from += kBatch) {
     int to = std::min(a.installations, from + kBatch);
@@ -440,7 +460,10 @@ int main(int argc, char** argv) {
         "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
         "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
         "'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'");
-    if (tables != "0")
+    if (a.populated && tables == "0")
+      usage_exit(store::postgres::redact_url(a.state_url) +
+                 " is empty: --populated needs a database set up by --setup-only");
+    if (!a.populated && tables != "0")
       usage_exit(store::postgres::redact_url(a.state_url) + " has " + tables +
                  " table(s): the benchmark needs an empty database");
     // As serve's register_store_backends does, with WHARF_STATE_POOL_SIZE's default.
@@ -469,10 +492,11 @@ int main(int argc, char** argv) {
   const std::string store_name = pg ? store::postgres::redact_url(a.state_url) : db.string();
   auto size_now = [&]() { return pg ? admin->bytes() : store_bytes(db); };
 
-  std::cerr << "populating " << a.installations << " installations x " << a.resources
-            << " resources x " << a.days << " days in " << store_name << "\n";
+  if (!a.populated)
+    std::cerr << "populating " << a.installations << " installations x " << a.resources
+              << " resources x " << a.days << " days in " << store_name << "\n";
   auto t0 = std::chrono::steady_clock::now();
-  Populated pop = populate(*store, a, created, day15);
+  Populated pop = populate(*store, a, created, day15, a.populated);
   const double setup_s = seconds_since(t0);
   // PostgreSQL: what autovacuum would do after millions of inserts (planner statistics,
   // hint bits, the visibility map), so that the passes do not pay for it, nor race it. Only
@@ -481,7 +505,7 @@ int main(int argc, char** argv) {
   // whole however much it grows during the passes (billing_state, invoices…), until the next
   // ANALYZE; a table never analyzed is planned as at least 10 pages (index scans).
   double vacuum_s = 0;
-  if (pg) {
+  if (pg && !a.populated) {
     std::cerr << "VACUUM (ANALYZE) of the populated tables\n";
     t0 = std::chrono::steady_clock::now();
     admin->scalar(
@@ -490,6 +514,14 @@ int main(int argc, char** argv) {
   }
   const int64_t size_after_setup = size_now();
   const int64_t rss_after_setup = rss_kib();
+  if (a.setup_only) {
+    std::printf(
+        "setup of %d installations x %d resources x %d days: populate %.2f s, VACUUM "
+        "(ANALYZE) %.2f s, %.1f MiB\n",
+        a.installations, a.resources, a.days, setup_s, vacuum_s,
+        static_cast<double>(size_after_setup) / 1048576.0);
+    return 0;
+  }
 
   service::BillingService::Options opts;  // the defaults serve runs with (hourly interval)
   service::BillingService billing(*store, catalog, clock, opts);
@@ -521,9 +553,12 @@ int main(int argc, char** argv) {
   std::printf("\nusage ledger rows: %lld\n\n", static_cast<long long>(pop.usage_rows));
   std::printf("%-28s %10s %8s %14s %10s %9s %9s %12s\n", "run", "seconds", "cpu s", "installs/s",
               "outbox+", "data", "invoices", "RSS after");
-  std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-",
-              "-", "-", "-", mib(rss_after_setup).c_str());
-  if (pg)
+  if (a.populated)
+    std::printf("setup: skipped (--populated: the database was set up by --setup-only)\n");
+  else
+    std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (populate)", setup_s, "-", "-",
+                "-", "-", "-", mib(rss_after_setup).c_str());
+  if (pg && !a.populated)
     std::printf("%-28s %10.2f %8s %14s %10s %9s %9s %12s\n", "setup (VACUUM ANALYZE)", vacuum_s,
                 "-", "-", "-", "-", "-", "-");
   std::printf("%-28s %10.2f %8.2f %14.0f %10s %9s %9s %12s\n", "read floor (before)",
