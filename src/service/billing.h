@@ -234,6 +234,10 @@ class BillingService {
       // The ledger entries of every resource with a span, read together when the first
       // resource is priced (one statement instead of one per resource), taken by `usage`.
       std::optional<std::map<std::string, std::vector<store::UsageEntry>>> ledger;
+      std::vector<std::string> resources;  // with a span in the period, sorted: `ledger`'s
+      // By level metric: each resource's last value before the period, read for all the
+      // resources together the first time one has no value on the first day.
+      std::map<std::string, std::map<std::string, int64_t>> before;
     };
     // Every plan span of the installation (when a discount counts its billing periods from
     // when the plan was taken), read when first needed.

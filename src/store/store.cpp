@@ -52,6 +52,17 @@ std::map<std::string, std::vector<UsageEntry>> ReadTx::usage_between_many(
   return out;
 }
 
+std::map<std::string, int64_t> ReadTx::usage_before_many(
+    const std::vector<std::string>& resource_ids, const std::string& metric,
+    const std::string& day) {
+  std::map<std::string, int64_t> out;
+  for (const auto& id : resource_ids)
+    if (auto value = usage_before(id, metric, day)) out[id] = *value;
+  return out;
+}
+
+void ReadTx::prefetch_billing(const std::vector<std::string>& /*installation_ids*/) {}
+
 // Keeps plan_periods in step with a plan change: closes the open span of (installation,
 // resource) when its plan changes or it is deleted, and opens one for the new plan.
 void WriteTx::track_plan(const std::string& installation_id, const std::string& resource_id,

@@ -347,10 +347,22 @@ class ReadTx {
   virtual std::optional<int64_t> usage_before(const std::string& resource_id,
                                               const std::string& metric,
                                               const std::string& day) = 0;
+  // usage_before of several resources for one metric: resource -> value (a resource with no
+  // such value has no entry). The default asks usage_before for each; a backend whose
+  // statements are round trips answers in one.
+  virtual std::map<std::string, int64_t> usage_before_many(
+      const std::vector<std::string>& resource_ids, const std::string& metric,
+      const std::string& day);
 
   // Billing.
   // Installations billing still concerns: active, or uninstalled and not yet finalized.
   virtual std::vector<InstallationRow> installations_to_bill() = 0;
+  // A hint before reading these installations' billing rows one installation after another
+  // (the billing pass): each one's row, billing state, scheduled plan changes, plan spans,
+  // resources, invoices, balances and prepaid charges. A backend whose statements are round
+  // trips may read them for all the installations at once; reads stay exact (what the
+  // transaction writes afterwards is read back). The default does nothing.
+  virtual void prefetch_billing(const std::vector<std::string>& installation_ids);
   // Plan spans of an installation overlapping [from_ms, to_ms), ordered by start.
   virtual std::vector<PlanPeriodRow> plan_periods(const std::string& installation_id,
                                                   int64_t from_ms, int64_t to_ms) = 0;

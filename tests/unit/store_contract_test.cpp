@@ -975,6 +975,218 @@ TYPED_TEST(StoreContract, BillingStateInvoicesBalancesPurchasesAndPrepaid) {
   });
 }
 
+// Everything prefetch_billing stands in for, read with and without it in one transaction.
+struct BillingReads {
+  std::optional<InstallationRow> installation;
+  std::optional<BillingStateRow> state;
+  std::vector<PlanScheduleRow> schedules;
+  std::vector<PlanPeriodRow> spans, march;
+  std::vector<ResourceRow> resources, live;
+  std::vector<InvoiceRow> invoices;
+  std::optional<InvoiceRow> invoice;
+  std::vector<BalanceRow> balances;
+  std::optional<ResourceRow> res;
+  int64_t prepaid = 0;
+};
+
+std::string describe(const ResourceRow& r) {
+  return r.id + "@" + r.installation_id + ":" + r.billing_plan_id + ":" +
+         r.billing_hold.value_or("-") + ":" + std::to_string(r.deleted_ms.value_or(0));
+}
+
+std::string describe(const BillingReads& b) {
+  std::string out = b.installation ? b.installation->id + ":" + b.installation->status : "none";
+  if (b.state)
+    out += " state " + std::to_string(b.state->last_data_ms) + "/" +
+           std::to_string(b.state->invoiced_through_ms);
+  for (const auto& x : b.schedules) out += " sched " + x.resource_id + ">" + x.plan_id;
+  for (const auto& x : b.spans)
+    out += " span " + x.resource_id + ":" + x.plan_id + ":" + std::to_string(x.start_ms) + "-" +
+           std::to_string(x.end_ms.value_or(-1));
+  out += " |";
+  for (const auto& x : b.march) out += " march " + x.resource_id + ":" + x.plan_id;
+  for (const auto& x : b.resources) out += " res " + describe(x);
+  for (const auto& x : b.live) out += " live " + x.id;
+  for (const auto& x : b.invoices) out += " inv " + x.id + ":" + x.state + ":" + x.total;
+  out += " one " + (b.invoice ? b.invoice->id + ":" + b.invoice->state : std::string("none"));
+  for (const auto& x : b.balances)
+    out += " bal " + x.resource_id + ":" + std::to_string(x.remaining());
+  out += " res_b " + (b.res ? describe(*b.res) : std::string("none"));
+  out += " prepaid " + std::to_string(b.prepaid);
+  return out;
+}
+
+BillingReads billing_reads(ReadTx& tx, const std::string& inst) {
+  BillingReads b;
+  b.installation = tx.installation(inst);
+  b.state = tx.billing_state(inst);
+  b.schedules = tx.plan_schedules_of(inst);
+  b.spans = tx.plan_periods(inst, 0, 1LL << 60);
+  b.march = tx.plan_periods(inst, 1000, 2000);
+  b.resources = tx.resources_of(inst);
+  b.live = tx.live_resources_of(inst);
+  b.invoices = tx.invoices_of(inst);
+  b.invoice = tx.invoice(inst, "inv_1");
+  b.balances = tx.balances_of(inst);
+  b.res = tx.resource("res_b");
+  b.prepaid = tx.prepaid_charged("res_b", 1000);
+  return b;
+}
+
+TYPED_TEST(StoreContract, PrefetchedBillingRowsReadAsTheStoreAndFollowTheWrites) {
+  this->w([](WriteTx& tx) {
+    for (const char* id : {"icfg_1", "icfg_2"}) {
+      tx.put_installation(installation(id));
+      BillingStateRow st;
+      st.installation_id = id;
+      st.last_data_ms = 5;
+      tx.put_billing_state(st);
+    }
+    auto a = resource("res_a", "icfg_1", 900, "pro");
+    a.updated_ms = 900;
+    tx.put_resource(a);
+    tx.put_resource(resource("res_b", "icfg_1", 800, "credits"));
+    tx.put_resource(resource("res_c", "icfg_2", 700));
+    auto gone = resource("res_d", "icfg_1", 800, "free");
+    tx.put_resource(gone);
+    gone.deleted_ms = 1500;
+    gone.updated_ms = 1500;
+    tx.put_resource(gone);
+    tx.put_plan_schedule({"icfg_1", "res_a", "free", 3000, 900});
+    InvoiceRow inv;
+    inv.installation_id = "icfg_1";
+    inv.id = "inv_2";
+    inv.period_start_ms = 1000;
+    inv.total = "1.00";
+    tx.put_invoice(inv);
+    inv.id = "inv_1";
+    tx.put_invoice(inv);
+    tx.put_balance({"icfg_1", "res_b", 500, 100, 1});
+    tx.set_prepaid_charged("res_b", 1000, 42);
+  });
+  const std::vector<std::string> insts = {"icfg_1", "icfg_2", "icfg_none"};
+  // Reads after prefetch_billing equal the store's own, through writes it mirrors and ones
+  // it does not.
+  auto same = [&](WriteTx& tx, const std::string& when) {
+    std::map<std::string, std::string> prefetched;
+    for (const auto& id : insts) prefetched[id] = describe(billing_reads(tx, id));
+    tx.prefetch_billing({});  // drops what was prefetched: the store's own reads
+    for (const auto& id : insts)
+      EXPECT_EQ(prefetched[id], describe(billing_reads(tx, id))) << when << ": " << id;
+    tx.prefetch_billing(insts);
+  };
+  this->w([&](WriteTx& tx) {
+    tx.prefetch_billing(insts);
+    same(tx, "as read");
+    EXPECT_EQ(tx.prepaid_charged("res_b", 1000), 42);
+    EXPECT_EQ(tx.live_resources_of("icfg_1").size(), 2u);
+    // Mirrored writes.
+    auto st = *tx.billing_state("icfg_1");
+    st.invoiced_through_ms = 77;
+    tx.put_billing_state(st);
+    InvoiceRow inv = *tx.invoice("icfg_1", "inv_1");
+    inv.state = "paid";
+    tx.put_invoice(inv);
+    inv.id = "inv_0";
+    inv.period_start_ms = 500;
+    tx.put_invoice(inv);
+    tx.put_balance({"icfg_1", "", 900, 0, 2});
+    tx.put_balance({"icfg_1", "res_b", 500, 300, 2});
+    tx.set_prepaid_charged("res_b", 1000, 50);
+    auto ob = outbox("ob_1", "icfg_1");
+    tx.insert_outbox(ob);
+    auto b = *tx.resource("res_b");
+    b.billing_hold = "credits";
+    b.updated_ms = 1600;
+    tx.put_resource(b);
+    auto i2 = *tx.installation("icfg_2");
+    i2.status = "suspended";
+    tx.put_installation(i2);
+    EXPECT_EQ(tx.billing_state("icfg_1")->invoiced_through_ms, 77);
+    EXPECT_EQ(tx.invoices_of("icfg_1").front().id, "inv_0");
+    EXPECT_EQ(tx.invoice("icfg_1", "inv_1")->state, "paid");
+    EXPECT_EQ(tx.balances_of("icfg_1").size(), 2u);
+    EXPECT_EQ(tx.prepaid_charged("res_b", 1000), 50);
+    EXPECT_EQ(tx.resource("res_b")->billing_hold, "credits");
+    EXPECT_EQ(tx.installation("icfg_2")->status, "suspended");
+    same(tx, "after mirrored writes");
+    // Writes it does not mirror: a plan change (spans), a transfer, usage.
+    b.billing_plan_id = "pro";
+    b.updated_ms = 1700;
+    tx.put_resource(b);
+    same(tx, "after a plan change");
+    auto c = *tx.resource("res_c");
+    c.installation_id = "icfg_1";
+    tx.put_resource(c);
+    b = *tx.resource("res_b");
+    b.installation_id = "icfg_2";
+    tx.put_resource(b);
+    tx.add_usage("res_a", "2025-03-01", "writes", 1);
+    same(tx, "after transfers");
+    EXPECT_EQ(tx.resources_of("icfg_2").size(), 1u);
+    EXPECT_EQ(tx.resources_of("icfg_2").front().id, "res_b");
+    EXPECT_EQ(tx.prepaid_charged("res_b", 1000), 50);
+  });
+  // Committed as written.
+  this->r([](ReadTx& tx) {
+    EXPECT_EQ(tx.billing_state("icfg_1")->invoiced_through_ms, 77);
+    EXPECT_EQ(tx.invoices_of("icfg_1").size(), 3u);
+    EXPECT_EQ(tx.prepaid_charged("res_b", 1000), 50);
+    EXPECT_EQ(tx.resource("res_b")->installation_id, "icfg_2");
+    EXPECT_EQ(tx.resource("res_c")->installation_id, "icfg_1");
+  });
+}
+
+TYPED_TEST(StoreContract, UsageBeforeOfManyResourcesReadsAsEachDoes) {
+  this->w([](WriteTx& tx) {
+    tx.set_usage("res_a", "2025-02-27", "storage", 5);
+    tx.set_usage("res_a", "2025-02-28", "storage", 6);
+    tx.set_usage("res_a", "2025-03-01", "storage", 7);  // not before
+    tx.add_usage("res_a", "2025-02-28", "writes", 9);   // another metric
+    tx.set_usage("res_b", "2025-01-01", "storage", 1);
+    tx.add_usage("res_c", "2025-02-01", "writes", 1);  // no storage
+  });
+  this->r([](ReadTx& tx) {
+    auto many =
+        tx.usage_before_many({"res_a", "res_b", "res_c", "res_none"}, "storage", "2025-03-01");
+    EXPECT_EQ(many, (std::map<std::string, int64_t>{{"res_a", 6}, {"res_b", 1}}));
+    for (const char* id : {"res_a", "res_b", "res_c"}) {
+      auto one = tx.usage_before(id, "storage", "2025-03-01");
+      EXPECT_EQ(one.has_value(), many.count(id) == 1) << id;
+      if (one) {
+        EXPECT_EQ(*one, many[id]) << id;
+      }
+    }
+    EXPECT_TRUE(tx.usage_before_many({}, "storage", "2025-03-01").empty());
+  });
+}
+
+// A write whose result is not waited for (PostgreSQL sends them pipelined) still fails its
+// transaction: nothing of it is written, the error reaches the caller, the store goes on.
+TYPED_TEST(StoreContract, AFailingWriteAmongOthersFailsTheWholeTransaction) {
+  auto ob = outbox("ob_1", "icfg_1");
+  this->w([&](WriteTx& tx) { tx.insert_outbox(ob); });
+  EXPECT_ANY_THROW(this->w([&](WriteTx& tx) {
+    BillingStateRow st;
+    st.installation_id = "icfg_1";
+    tx.put_billing_state(st);
+    tx.insert_outbox(ob);  // the same id again
+    tx.put_balance({"icfg_1", "", 1, 0, 1});
+    (void)tx.resources_of("icfg_1");
+  }));
+  EXPECT_ANY_THROW(this->w([&](WriteTx& tx) {
+    tx.put_balance({"icfg_1", "", 1, 0, 1});
+    tx.insert_outbox(ob);  // failing last: seen at the commit
+  }));
+  this->r([](ReadTx& tx) {
+    EXPECT_FALSE(tx.billing_state("icfg_1"));
+    EXPECT_TRUE(tx.balances_of("icfg_1").empty());
+    EXPECT_EQ(tx.outbox_stats().pending, 1);
+  });
+  this->w([](WriteTx& tx) { tx.put_balance({"icfg_1", "", 1, 0, 1}); });  // still usable
+  this->r([](ReadTx& tx) { EXPECT_EQ(tx.balances_of("icfg_1").size(), 1u); });
+}
+
 // ---- sessions, flags, branches -------------------------------------------------------------
 
 TYPED_TEST(StoreContract, SessionsInsertDeletePurgeAndMemberChanges) {

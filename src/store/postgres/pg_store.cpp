@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "store/migrations/migrations.h"
@@ -99,21 +101,93 @@ class Connection {
   void mark_broken() { broken_ = true; }
 
   // Runs one or more statements without parameters.
-  ResultPtr exec(const std::string& sql) { return check(PQexec(conn_, sql.c_str())); }
+  ResultPtr exec(const std::string& sql) {
+    drain();
+    return check(PQexec(conn_, sql.c_str()));
+  }
+
+  // Statements run that were not a SELECT (anything that may have written), so far.
+  uint64_t writes() const { return writes_; }
 
   // Runs a prepared statement (prepared on this connection on first use).
   ResultPtr run(const char* sql, int n, const char* const* values, const int* lengths,
                 const int* formats) {
+    if (std::strncmp(sql, "SELECT ", 7) != 0) ++writes_;
+    if (queued_ > 0 && queued_ < kMaxQueued && prepared_.count(sql)) {
+      // Behind the writes queued: the same round trip reads their results and this one's.
+      queue(prepared_[sql], n, values, lengths, formats);
+      return drain(/*last=*/true);
+    }
+    drain();
+    const std::string& name = prepare(sql);
+    return check(PQexecPrepared(conn_, name.c_str(), n, values, lengths, formats, 0));
+  }
+
+  // Sends a prepared statement whose result only says it worked (a write), without waiting
+  // for it: in libpq's pipeline mode, it and the ones sent after it go to the server
+  // together, and their results are read by the next statement run (or exec, or drain).
+  // An error of one of them is thrown there; the transaction has failed either way.
+  void send(const char* sql, int n, const char* const* values, const int* lengths,
+            const int* formats) {
+    ++writes_;
+    if (prepared_.find(sql) == prepared_.end() || queued_ >= kMaxQueued) drain();
+    queue(prepare(sql), n, values, lengths, formats);
+  }
+
+  // Reads the results of what was queued; throws the first error among them. With `last`,
+  // returns the last statement's result (run()'s, queued behind the writes).
+  ResultPtr drain(bool last = false) {
+    if (queued_ == 0) return nullptr;
+    const size_t queued = queued_;
+    queued_ = 0;
+    if (PQpipelineSync(conn_) != 1) lost();
+    ResultPtr failed, wanted;
+    // Each statement's results end with a null; the sync point ends them all.
+    for (size_t ends = 0;;) {
+      ResultPtr r(PQgetResult(conn_));
+      if (!r) {
+        if (PQstatus(conn_) != CONNECTION_OK || ++ends > queued) lost();
+        continue;
+      }
+      ExecStatusType status = PQresultStatus(r.get());
+      if (status == PGRES_PIPELINE_SYNC) break;
+      if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        if (last && ends + 1 == queued) wanted = std::move(r);
+        continue;
+      }
+      if (status == PGRES_PIPELINE_ABORTED) continue;
+      if (!failed) failed = std::move(r);
+    }
+    if (PQexitPipelineMode(conn_) != 1) lost();
+    if (failed) check(failed.release());
+    if (last && !wanted) lost();
+    return wanted;
+  }
+
+ private:
+  // The statement named for `sql` on this connection, prepared on first use.
+  const std::string& prepare(const char* sql) {
     auto it = prepared_.find(sql);
     if (it == prepared_.end()) {
       std::string name = "s" + std::to_string(prepared_.size() + 1);
       check(PQprepare(conn_, name.c_str(), sql, 0, nullptr));
       it = prepared_.emplace(sql, std::move(name)).first;
     }
-    return check(PQexecPrepared(conn_, it->second.c_str(), n, values, lengths, formats, 0));
+    return it->second;
   }
 
- private:
+  void queue(const std::string& name, int n, const char* const* values, const int* lengths,
+             const int* formats) {
+    if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) lost();
+    if (PQsendQueryPrepared(conn_, name.c_str(), n, values, lengths, formats, 0) != 1) lost();
+    ++queued_;
+  }
+
+  [[noreturn]] void lost() {
+    broken_ = true;
+    throw PgError("", "", tidy(PQerrorMessage(conn_)));
+  }
+
   ResultPtr check(PGresult* raw) {
     ResultPtr r(raw);
     ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
@@ -135,6 +209,11 @@ class Connection {
   PGconn* conn_ = nullptr;
   bool broken_ = false;
   bool conflicted_ = false;
+  uint64_t writes_ = 0;
+  // Statements send() queued whose results are not read yet; at most kMaxQueued (a bound
+  // on what the server's answers may fill in the socket before they are read).
+  static constexpr size_t kMaxQueued = 64;
+  size_t queued_ = 0;
   std::map<const char*, std::string> prepared_;
 };
 
@@ -164,6 +243,14 @@ class Stmt {
     if (!result_) execute();
     return ++row_ < PQntuples(result_.get());
   }
+  // Runs a write whose result is not looked at without waiting for it (Connection::send).
+  void send() {
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size());
+    arguments(values, lengths);
+    conn_.send(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
+               formats_.data());
+  }
   // Rows an INSERT/UPDATE/DELETE changed.
   int64_t changes() {
     if (!result_) execute();
@@ -174,6 +261,11 @@ class Stmt {
   std::string text(int col) const {
     return std::string(PQgetvalue(result_.get(), row_, col),
                        static_cast<size_t>(PQgetlength(result_.get(), row_, col)));
+  }
+  // Whether a column holds exactly `v` (no copy made).
+  bool is(int col, const std::string& v) const {
+    auto n = static_cast<size_t>(PQgetlength(result_.get(), row_, col));
+    return n == v.size() && std::memcmp(PQgetvalue(result_.get(), row_, col), v.data(), n) == 0;
   }
   std::optional<std::string> opt_text(int col) const {
     if (null(col)) return std::nullopt;
@@ -223,13 +315,16 @@ class Stmt {
     formats_[k] = format;
     return *this;
   }
-  void execute() {
-    std::vector<const char*> values(values_.size());
-    std::vector<int> lengths(values_.size());
+  void arguments(std::vector<const char*>& values, std::vector<int>& lengths) const {
     for (size_t k = 0; k < values_.size(); ++k) {
       values[k] = null_[k] ? nullptr : values_[k].c_str();
       lengths[k] = static_cast<int>(values_[k].size());
     }
+  }
+  void execute() {
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size());
+    arguments(values, lengths);
     result_ = conn_.run(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
                         formats_.data());
   }
@@ -242,6 +337,14 @@ class Stmt {
   ResultPtr result_;
   int row_ = -1;
 };
+
+// The rows of `table` (its columns `cols`) whose `key` column is one of the text array $1, an
+// index look-up per key. Not `key = ANY($1)`: its generic plan on a table last analyzed when
+// it was small (a fresh one: the billing tables before the first pass) is a scan of the whole
+// table comparing each row with every key, which grows with the table.
+#define WHARF_EACH_KEY(cols, table, key)                                                       \
+  "SELECT x.* FROM unnest($1::text[]) AS k(v) CROSS JOIN LATERAL (SELECT " cols " FROM " table \
+  " WHERE " key " = k.v OFFSET 0) AS x"
 
 #define WHARF_INSTALLATION_COLUMNS                                                       \
   "id, account_id, installer_user_id, scopes, accepted_policies, account, token_type, "  \
@@ -353,6 +456,7 @@ class Tx : public WriteTx {
   explicit Tx(Connection& c) : c_(c) {}
 
   std::optional<InstallationRow> installation(const std::string& id) override {
+    if (Billing* b = prefetched(id)) return b->installation;
     Stmt s(c_, "SELECT " WHARF_INSTALLATION_COLUMNS " FROM installations WHERE id = $1");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
@@ -417,6 +521,9 @@ class Tx : public WriteTx {
         .bind(18, r.token_issued_ms)
         .bind(19, r.token_expires_ms);
     s.step();
+    prefetched_write([&] {
+      if (auto it = prefetched_.find(r.id); it != prefetched_.end()) it->second.installation = r;
+    });
   }
 
   std::optional<IdempotencyRow> idempotency(const IdempotencyKey& k) override {
@@ -466,6 +573,9 @@ class Tx : public WriteTx {
   }
 
   std::optional<ResourceRow> resource(const std::string& id) override {
+    if (Billing* b = prefetched_for_resource(id))
+      for (const auto& r : b->resources)
+        if (r.id == id) return r;
     Stmt s(c_, "SELECT " WHARF_RESOURCE_COLUMNS " FROM resources WHERE id = $1");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
@@ -473,6 +583,7 @@ class Tx : public WriteTx {
   }
 
   std::vector<ResourceRow> resources_of(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) return b->resources;
     return resources_by_installation(
         "SELECT " WHARF_RESOURCE_COLUMNS
         " FROM resources WHERE installation_id = $1 ORDER BY created_ms, id COLLATE \"C\"",
@@ -480,6 +591,12 @@ class Tx : public WriteTx {
   }
 
   std::vector<ResourceRow> live_resources_of(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) {
+      std::vector<ResourceRow> out;
+      for (const auto& r : b->resources)
+        if (!r.deleted_ms) out.push_back(r);
+      return out;
+    }
     return resources_by_installation(
         "SELECT " WHARF_RESOURCE_COLUMNS
         " FROM resources WHERE installation_id = $1 AND deleted_ms IS NULL"
@@ -591,7 +708,8 @@ class Tx : public WriteTx {
     Stmt s(c_, "INSERT INTO outbox (" WHARF_OUTBOX_COLUMNS
                ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)");
     bind_outbox(s, r);
-    s.step();
+    s.send();
+    prefetched_write([] {});  // the outbox is none of the prefetched rows
   }
 
   void restore_outbox(const OutboxRow& r) override {
@@ -684,6 +802,16 @@ class Tx : public WriteTx {
         .bind(15, r.deleted_ms)
         .bind(16, r.billing_hold);
     s.step();
+    prefetched_write([&] {
+      auto was = prefetched_resource_.find(r.id);
+      auto in = prefetched_.find(r.installation_id);
+      if (was == prefetched_resource_.end()) return in == prefetched_.end();
+      // A resource that moved between installations (its prepaid charges with it): the
+      // rows are read again.
+      if (was->second != r.installation_id) return false;
+      put_sorted(in->second.resources, r, resource_order);
+      return true;
+    });
   }
 
   std::vector<UsageEntry> usage_between(const std::string& resource_id, const std::string& from_day,
@@ -711,15 +839,28 @@ class Tx : public WriteTx {
            "SELECT resource_id, day, metric, value FROM usage_ledger WHERE resource_id = "
            "ANY($1::text[]) AND day >= $2 AND day <= $3");
     s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
-    while (s.step()) out[s.text(0)].push_back({s.text(1), s.text(2), s.int64(3)});
-    for (auto& [id, entries] : out) sort_by_day_and_metric(entries);
+    // Rows usually come grouped by resource (the key's order): a list is looked up when the
+    // resource changes.
+    std::vector<UsageEntry>* entries = nullptr;
+    const std::string* of = nullptr;
+    while (s.step()) {
+      if (!of || !s.is(0, *of)) {
+        auto it = out.try_emplace(s.text(0)).first;
+        of = &it->first;
+        entries = &it->second;
+      }
+      entries->push_back({s.text(1), s.text(2), s.int64(3)});
+    }
+    for (auto& [id, list] : out) sort_by_day_and_metric(list);
     return out;
   }
 
   static void sort_by_day_and_metric(std::vector<UsageEntry>& entries) {
-    std::sort(entries.begin(), entries.end(), [](const UsageEntry& a, const UsageEntry& b) {
+    auto before = [](const UsageEntry& a, const UsageEntry& b) {
       return std::tie(a.day, a.metric) < std::tie(b.day, b.metric);
-    });
+    };
+    if (!std::is_sorted(entries.begin(), entries.end(), before))  // they usually are
+      std::sort(entries.begin(), entries.end(), before);
   }
 
   std::optional<int64_t> usage_before(const std::string& resource_id, const std::string& metric,
@@ -730,6 +871,123 @@ class Tx : public WriteTx {
     s.bind(1, resource_id).bind(2, metric).bind(3, day);
     if (!s.step()) return std::nullopt;
     return s.int64(0);
+  }
+
+  // Every installation's rows in one statement per table (`= ANY($1)`), instead of one per
+  // installation and table.
+  void prefetch_billing(const std::vector<std::string>& installation_ids) override {
+    prefetched_.clear();
+    prefetched_resource_.clear();
+    if (installation_ids.empty()) return;
+    const std::string ids = util::pg_text_array(installation_ids);
+    std::map<std::string, Billing> read;
+    for (const auto& id : installation_ids) read[id];
+    {
+      Stmt s(c_, WHARF_EACH_KEY(WHARF_INSTALLATION_COLUMNS, "installations", "id"));
+      s.bind(1, ids);
+      while (s.step()) {
+        InstallationRow r = installation_row(s);
+        read[r.id].installation = std::move(r);
+      }
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY("last_data_ms, final_through_ms, invoiced_through_ms, "
+                                "last_balance_ms, final_submitted, finalize_enqueued, gone_ms, "
+                                "leftovers_suspended_ms, leftovers_deleted_ms, installation_id",
+                                "billing_state", "installation_id"));
+      s.bind(1, ids);
+      while (s.step()) {
+        std::string id = s.text(9);
+        read[id].state = billing_state_row(s, id);
+      }
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, plan_id, effective_ms, created_ms",
+                                "plan_schedules", "installation_id"));
+      s.bind(1, ids);
+      while (s.step())
+        read[s.text(0)].schedules.push_back(
+            {s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4)});
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, plan_id, start_ms, end_ms",
+                                "plan_periods", "installation_id"));
+      s.bind(1, ids);
+      while (s.step())
+        read[s.text(0)].spans.push_back(
+            {s.text(0), s.text(1), s.text(2), s.int64(3), s.opt_int64(4)});
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY(WHARF_RESOURCE_COLUMNS, "resources", "installation_id"));
+      s.bind(1, ids);
+      while (s.step()) {
+        ResourceRow r = read_resource(s);
+        read[r.installation_id].resources.push_back(std::move(r));
+      }
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY(WHARF_INVOICE_COLUMNS, "invoices", "installation_id"));
+      s.bind(1, ids);
+      while (s.step()) {
+        InvoiceRow r = read_invoice(s);
+        read[r.installation_id].invoices.push_back(std::move(r));
+      }
+    }
+    {
+      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, credited_micros, debited_micros, "
+                                "updated_ms",
+                                "balances", "installation_id"));
+      s.bind(1, ids);
+      while (s.step())
+        read[s.text(0)].balances.push_back(
+            {s.text(0), s.text(1), s.int64(2), s.int64(3), s.int64(4)});
+    }
+    // By the resources just read (the charges' key leads with the resource).
+    std::map<std::string, Billing*> of_resource;
+    for (auto& [id, b] : read)
+      for (const auto& r : b.resources) of_resource[r.id] = &b;
+    if (!of_resource.empty()) {
+      std::vector<std::string> resource_ids;
+      for (const auto& [rid, b] : of_resource) resource_ids.push_back(rid);
+      Stmt s(c_, WHARF_EACH_KEY("resource_id, period_start_ms, micros", "prepaid_charges",
+                                "resource_id"));
+      s.bind(1, util::pg_text_array(resource_ids));
+      while (s.step()) of_resource.at(s.text(0))->prepaid[{s.text(0), s.int64(1)}] = s.int64(2);
+    }
+    // Ordered as the reads they stand for order (text byte-wise, as COLLATE "C").
+    for (auto& [id, b] : read) {
+      std::sort(b.schedules.begin(), b.schedules.end(), [](const auto& x, const auto& y) {
+        return std::tie(x.effective_ms, x.resource_id) < std::tie(y.effective_ms, y.resource_id);
+      });
+      std::sort(b.spans.begin(), b.spans.end(), [](const auto& x, const auto& y) {
+        return std::tie(x.start_ms, x.resource_id) < std::tie(y.start_ms, y.resource_id);
+      });
+      std::sort(b.resources.begin(), b.resources.end(),
+                [](const auto& x, const auto& y) { return resource_order(x) < resource_order(y); });
+      std::sort(b.invoices.begin(), b.invoices.end(),
+                [](const auto& x, const auto& y) { return invoice_order(x) < invoice_order(y); });
+      std::sort(b.balances.begin(), b.balances.end(),
+                [](const auto& x, const auto& y) { return x.resource_id < y.resource_id; });
+      for (const auto& r : b.resources) prefetched_resource_[r.id] = id;
+    }
+    prefetched_ = std::move(read);
+    prefetched_at_ = c_.writes();
+  }
+
+  std::map<std::string, int64_t> usage_before_many(const std::vector<std::string>& resource_ids,
+                                                   const std::string& metric,
+                                                   const std::string& day) override {
+    std::map<std::string, int64_t> out;
+    if (resource_ids.empty()) return out;
+    // Per resource, usage_before's statement (the key's newest entries first, down to the
+    // first of the metric), not a DISTINCT ON that reads every entry before `day`.
+    Stmt s(c_,
+           "SELECT r.id, (SELECT value FROM usage_ledger WHERE resource_id = r.id AND metric = "
+           "$2 AND day < $3 ORDER BY day DESC LIMIT 1) FROM unnest($1::text[]) AS r(id)");
+    s.bind(1, util::pg_text_array(resource_ids)).bind(2, metric).bind(3, day);
+    while (s.step())
+      if (auto value = s.opt_int64(1)) out[s.text(0)] = *value;
+    return out;
   }
 
   // One statement (not the ids, then a statement per installation): each is a round trip.
@@ -744,6 +1002,12 @@ class Tx : public WriteTx {
 
   std::vector<PlanPeriodRow> plan_periods(const std::string& installation_id, int64_t from_ms,
                                           int64_t to_ms) override {
+    if (Billing* b = prefetched(installation_id)) {
+      std::vector<PlanPeriodRow> out;
+      for (const auto& span : b->spans)
+        if (span.start_ms < to_ms && (!span.end_ms || *span.end_ms > from_ms)) out.push_back(span);
+      return out;
+    }
     Stmt s(c_,
            "SELECT resource_id, plan_id, start_ms, end_ms FROM plan_periods WHERE "
            "installation_id = $1 AND start_ms < $3 AND (end_ms IS NULL OR end_ms > $2) "
@@ -756,6 +1020,7 @@ class Tx : public WriteTx {
   }
 
   std::optional<BillingStateRow> billing_state(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) return b->state;
     Stmt s(c_,
            "SELECT last_data_ms, final_through_ms, invoiced_through_ms, last_balance_ms, "
            "final_submitted, finalize_enqueued, gone_ms, leftovers_suspended_ms, "
@@ -763,18 +1028,7 @@ class Tx : public WriteTx {
            "installation_id = $1");
     s.bind(1, installation_id);
     if (!s.step()) return std::nullopt;
-    BillingStateRow r;
-    r.installation_id = installation_id;
-    r.last_data_ms = s.int64(0);
-    r.final_through_ms = s.int64(1);
-    r.invoiced_through_ms = s.int64(2);
-    r.last_balance_ms = s.int64(3);
-    r.final_submitted = s.int64(4) != 0;
-    r.finalize_enqueued = s.int64(5) != 0;
-    r.gone_ms = s.opt_int64(6);
-    r.leftovers_suspended_ms = s.opt_int64(7);
-    r.leftovers_deleted_ms = s.opt_int64(8);
-    return r;
+    return billing_state_row(s, installation_id);
   }
 
   void put_billing_state(const BillingStateRow& r) override {
@@ -799,11 +1053,20 @@ class Tx : public WriteTx {
         .bind(8, r.gone_ms)
         .bind(9, r.leftovers_suspended_ms)
         .bind(10, r.leftovers_deleted_ms);
-    s.step();
+    s.send();
+    prefetched_write([&] {
+      if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
+        it->second.state = r;
+    });
   }
 
   std::optional<InvoiceRow> invoice(const std::string& installation_id,
                                     const std::string& id) override {
+    if (Billing* b = prefetched(installation_id)) {
+      for (const auto& r : b->invoices)
+        if (r.id == id) return r;
+      return std::nullopt;
+    }
     Stmt s(c_,
            "SELECT " WHARF_INVOICE_COLUMNS " FROM invoices WHERE installation_id = $1 AND id = $2");
     s.bind(1, installation_id).bind(2, id);
@@ -821,6 +1084,7 @@ class Tx : public WriteTx {
   }
 
   std::vector<InvoiceRow> invoices_of(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) return b->invoices;
     Stmt s(c_,
            "SELECT " WHARF_INVOICE_COLUMNS
            " FROM invoices WHERE installation_id = $1 ORDER BY period_start_ms, id COLLATE \"C\"");
@@ -862,10 +1126,15 @@ class Tx : public WriteTx {
         .bind(18, int64_t{r.suspended})
         .bind(19, r.created_ms)
         .bind(20, r.updated_ms);
-    s.step();
+    s.send();
+    prefetched_write([&] {
+      if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
+        put_sorted(it->second.invoices, r, invoice_order);
+    });
   }
 
   std::vector<BalanceRow> balances_of(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) return b->balances;
     Stmt s(c_,
            "SELECT resource_id, credited_micros, debited_micros, updated_ms FROM balances "
            "WHERE installation_id = $1 ORDER BY resource_id COLLATE \"C\"");
@@ -887,7 +1156,11 @@ class Tx : public WriteTx {
         .bind(3, r.credited_micros)
         .bind(4, r.debited_micros)
         .bind(5, r.updated_ms);
-    s.step();
+    s.send();
+    prefetched_write([&] {
+      if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
+        put_sorted(it->second.balances, r, [](const BalanceRow& x) { return x.resource_id; });
+    });
   }
 
   std::optional<PurchaseRow> purchase(const std::string& installation_id,
@@ -912,6 +1185,10 @@ class Tx : public WriteTx {
   }
 
   int64_t prepaid_charged(const std::string& resource_id, int64_t period_start_ms) override {
+    if (Billing* b = prefetched_for_resource(resource_id)) {
+      auto it = b->prepaid.find({resource_id, period_start_ms});
+      return it == b->prepaid.end() ? 0 : it->second;
+    }
     Stmt s(c_,
            "SELECT micros FROM prepaid_charges WHERE resource_id = $1 AND period_start_ms = $2");
     s.bind(1, resource_id).bind(2, period_start_ms);
@@ -925,7 +1202,12 @@ class Tx : public WriteTx {
            "VALUES ($1,$2,$3) ON CONFLICT (resource_id, period_start_ms) DO UPDATE SET micros = "
            "excluded.micros");
     s.bind(1, resource_id).bind(2, period_start_ms).bind(3, micros);
-    s.step();
+    s.send();
+    prefetched_write([&] {
+      auto it = prefetched_resource_.find(resource_id);
+      if (it != prefetched_resource_.end())
+        prefetched_[it->second].prepaid[{resource_id, period_start_ms}] = micros;
+    });
   }
 
   void insert_credential(const CredentialRow& r) override {
@@ -1152,6 +1434,7 @@ class Tx : public WriteTx {
 
   // ---- scheduled plan changes (migration 14) ----
   std::vector<PlanScheduleRow> plan_schedules_of(const std::string& installation_id) override {
+    if (Billing* b = prefetched(installation_id)) return b->schedules;
     Stmt s(c_,
            "SELECT resource_id, plan_id, effective_ms, created_ms FROM plan_schedules WHERE "
            "installation_id = $1 ORDER BY effective_ms, resource_id COLLATE \"C\"");
@@ -1312,6 +1595,87 @@ class Tx : public WriteTx {
         .bind(11, r.lease_until_ms)
         .bind(12, r.owner);
   }
+
+  // ---- the billing rows prefetch_billing read, by installation ----
+  // What one installation's billing reads return, read for a batch of installations at once
+  // and kept exact by the writes below that know it (each applies itself to it). Any other
+  // statement that may write (the connection's write count moves past `prefetched_at_`)
+  // drops it all: reads go to the database again, never to rows a write may have changed.
+  struct Billing {
+    std::optional<InstallationRow> installation;
+    std::optional<BillingStateRow> state;
+    std::vector<PlanScheduleRow> schedules;  // ordered as plan_schedules_of
+    std::vector<PlanPeriodRow> spans;        // every span, ordered as plan_periods
+    std::vector<ResourceRow> resources;      // deleted ones too, ordered as resources_of
+    std::vector<InvoiceRow> invoices;        // ordered as invoices_of
+    std::vector<BalanceRow> balances;        // ordered as balances_of
+    std::map<std::pair<std::string, int64_t>, int64_t> prepaid;  // (resource, period) -> micros
+  };
+  std::map<std::string, Billing> prefetched_;
+  std::map<std::string, std::string> prefetched_resource_;  // resource id -> installation id
+  uint64_t prefetched_at_ = 0;  // the connection's write count the rows are exact for
+
+  // The prefetched rows of an installation, if they are read and still exact.
+  Billing* prefetched(const std::string& installation_id) {
+    if (prefetched_.empty()) return nullptr;
+    if (prefetched_at_ != c_.writes()) {
+      prefetched_.clear();
+      prefetched_resource_.clear();
+      return nullptr;
+    }
+    auto it = prefetched_.find(installation_id);
+    return it == prefetched_.end() ? nullptr : &it->second;
+  }
+  // The prefetched rows of the installation a resource is in (the rows are exact: a resource
+  // not in them is in none of the prefetched installations).
+  Billing* prefetched_for_resource(const std::string& resource_id) {
+    auto it = prefetched_resource_.find(resource_id);
+    if (it == prefetched_resource_.end()) return nullptr;
+    const std::string installation_id = it->second;  // prefetched() may drop the map
+    return prefetched(installation_id);
+  }
+  // After a write that `apply` mirrors on the prefetched rows: they stay exact if they were
+  // up to the write before it (and `apply`, if it returns a bool, did not answer false).
+  template <class Apply>
+  void prefetched_write(Apply&& apply) {
+    if (prefetched_.empty()) return;
+    if (prefetched_at_ + 1 != c_.writes()) return;  // already stale: dropped on the next read
+    if constexpr (std::is_same_v<decltype(apply()), bool>) {
+      if (!apply()) return;  // left stale
+    } else {
+      apply();
+    }
+    prefetched_at_ = c_.writes();
+  }
+
+  template <class Row, class Key>
+  static void put_sorted(std::vector<Row>& rows, Row row, Key key) {
+    auto same =
+        std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return key(r) == key(row); });
+    if (same != rows.end()) rows.erase(same);
+    auto at = std::upper_bound(rows.begin(), rows.end(), row,
+                               [&](const Row& a, const Row& b) { return key(a) < key(b); });
+    rows.insert(at, std::move(row));
+  }
+  using Order = std::tuple<const int64_t&, const std::string&>;
+  static Order resource_order(const ResourceRow& r) { return std::tie(r.created_ms, r.id); }
+  static Order invoice_order(const InvoiceRow& r) { return std::tie(r.period_start_ms, r.id); }
+
+  static BillingStateRow billing_state_row(const Stmt& s, const std::string& installation_id) {
+    BillingStateRow r;
+    r.installation_id = installation_id;
+    r.last_data_ms = s.int64(0);
+    r.final_through_ms = s.int64(1);
+    r.invoiced_through_ms = s.int64(2);
+    r.last_balance_ms = s.int64(3);
+    r.final_submitted = s.int64(4) != 0;
+    r.finalize_enqueued = s.int64(5) != 0;
+    r.gone_ms = s.opt_int64(6);
+    r.leftovers_suspended_ms = s.opt_int64(7);
+    r.leftovers_deleted_ms = s.opt_int64(8);
+    return r;
+  }
+
   Connection& c_;
 };
 class PgStore final : public Store {
@@ -1461,6 +1825,7 @@ class PgStore final : public Store {
     Begun(const Begun&) = delete;
     Begun& operator=(const Begun&) = delete;
     void commit() {
+      c_.drain();    // a queued write that failed: rolled back by the destructor
       done_ = true;  // a failed COMMIT has ended the transaction too
       auto r = c_.exec("COMMIT");
       // COMMIT of a transaction a failed statement aborted (a closure that caught the error
