@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "model/api_error.h"
 #include "util/log.h"
@@ -201,19 +202,37 @@ BillingService::Ledger::Month& BillingService::month_of(store::ReadTx& tx, Ledge
   return month;
 }
 
+std::vector<std::string> BillingService::ledger_resources(
+    const std::vector<store::PlanPeriodRow>& spans) {
+  std::vector<std::string> ids;
+  for (const auto& span : spans)
+    if (!span.resource_id.empty()) ids.push_back(span.resource_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+void BillingService::expect_first_ledger(store::ReadTx& tx, const std::string& installation_id,
+                                         int64_t now) const {
+  // Yesterday's final figures first, unless they are done; else today's.
+  const int64_t today = day_start_ms(now);
+  auto st = tx.billing_state(installation_id);
+  const int64_t day = st && st->final_through_ms >= today ? today : today - kDayMs;
+  const Period p{month_start_ms(day), next_month_start_ms(day)};
+  tx.expect_usage_between_many(ledger_resources(tx.plan_periods(installation_id, p.start, p.end)),
+                               day_key(p.start), day_key(p.end - kDayMs));
+}
+
 const BillingService::Ledger::Usage& BillingService::usage_of(
-    store::ReadTx& tx, Ledger::Month& month, const std::string& resource_id,
+    store::ReadTx& tx, Ledger& ledger, Ledger::Month& month, const std::string& resource_id,
     const product::Descriptor* kind) const {
   auto [it, unread] = month.usage.try_emplace(resource_id);
   Ledger::Usage& usage = it->second;
   if (!unread) return usage;
   if (!month.ledger) {
-    auto& ids = month.resources;
-    for (const auto& span : month.spans)
-      if (!span.resource_id.empty()) ids.push_back(span.resource_id);
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    month.ledger = tx.usage_between_many(ids, month.days.front(), month.days.back());
+    month.resources = ledger_resources(month.spans);
+    month.ledger = tx.usage_between_many(month.resources, month.days.front(), month.days.back());
+    if (ledger.after_first_read) std::exchange(ledger.after_first_read, nullptr)();
   }
   // Priced resources come from the month's spans, so each was read above (none: no entries).
   std::vector<store::UsageEntry> entries;
@@ -348,7 +367,7 @@ BillingService::Computed BillingService::compute(store::ReadTx& tx, Ledger& ledg
           if (s < ds + kDayMs && e > ds && (!best || s < best_start)) best = p, best_start = s;
       return best;
     };
-    const Ledger::Usage& usage = usage_of(tx, month, rid, kind);
+    const Ledger::Usage& usage = usage_of(tx, ledger, month, rid, kind);
     const size_t n = usage.metrics.size();
     // Level metrics (storage) only get an entry on days with activity: a day without one
     // keeps the last known level.
@@ -694,7 +713,7 @@ int BillingService::invoice_period(store::WriteTx& tx, Ledger& ledger,
 
 bool BillingService::bill_installation(store::WriteTx& tx, const store::InstallationRow& inst,
                                        int64_t now, PassStats& stats,
-                                       std::vector<std::string>& leftovers_due) {
+                                       std::vector<std::string>& leftovers_due, Ledger& ledger) {
   auto existing = tx.billing_state(inst.id);
   store::BillingStateRow st;
   if (existing) {
@@ -723,7 +742,6 @@ bool BillingService::bill_installation(store::WriteTx& tx, const store::Installa
   if (!uninstalled) stats.plan_changes += apply_scheduled_plans(tx, inst.id, now);
   const int64_t end_of_service = uninstalled ? inst.deleted_ms.value_or(now) : now;
   const int64_t today = day_start_ms(now);
-  Ledger ledger;  // what the computations below read, read once
 
   // Yesterday's final figures (Vercel keeps the newest data per day; data for a day older
   // than 24 h is refused, so this is the one day a restart can still catch up).
@@ -1187,7 +1205,13 @@ BillingService::PassStats BillingService::run(int64_t now) {
         }
         auto inst = tx.installation(ids[end++]);
         if (inst && !inst->finalized) {
-          bill_installation(tx, *inst, now, local, due);
+          Ledger ledger;  // what the installation's computations read, read once
+          // On a shared store (statements are round trips), the next installation's ledger
+          // is sent ahead once this one's is read: the server reads it while this one is
+          // priced. Only among the installations prefetched (their rows are at hand).
+          if (store_.shared() && end < prefetched)
+            ledger.after_first_read = [&, next = ids[end]] { expect_first_ledger(tx, next, now); };
+          bill_installation(tx, *inst, now, local, due, ledger);
           ++local.installations;
         }
         if (timed && std::chrono::steady_clock::now() - started >= kBatchMs) break;

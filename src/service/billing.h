@@ -243,6 +243,9 @@ class BillingService {
     // when the plan was taken), read when first needed.
     std::optional<std::vector<store::PlanPeriodRow>> all_spans;
     bool kinds_read = false;
+    // Called once, after the first month's ledger is read (the pass sends the next
+    // installation's read ahead then: the server reads it while this one is priced).
+    std::function<void()> after_first_read;
     std::map<std::string, const product::Descriptor*> kind_of;  // by resource
     std::map<std::pair<int64_t, int64_t>, Month> months;        // by period
     // Groups priced with their lines, by (period start, end, cutoff): at a month's end the
@@ -258,7 +261,7 @@ class BillingService {
                    Period period, int64_t cutoff_ms, int64_t report_day_ms, Detail detail) const;
   Ledger::Month& month_of(store::ReadTx& tx, Ledger& ledger, const std::string& installation_id,
                           Period period) const;
-  const Ledger::Usage& usage_of(store::ReadTx& tx, Ledger::Month& month,
+  const Ledger::Usage& usage_of(store::ReadTx& tx, Ledger& ledger, Ledger::Month& month,
                                 const std::string& resource_id,
                                 const product::Descriptor* kind) const;
   // Submit Billing Data's body as JSON text.
@@ -266,7 +269,13 @@ class BillingService {
                                 int64_t report_day_ms) const;
   // `leftovers_due`: gets the installation's id when its leftovers are due for deletion.
   bool bill_installation(store::WriteTx& tx, const store::InstallationRow& inst, int64_t now,
-                         PassStats& stats, std::vector<std::string>& leftovers_due);
+                         PassStats& stats, std::vector<std::string>& leftovers_due, Ledger& ledger);
+  // The resources whose ledger a month with these spans reads (sorted, once each).
+  static std::vector<std::string> ledger_resources(const std::vector<store::PlanPeriodRow>& spans);
+  // Tells the store which ledger read bill_installation will most likely make first for an
+  // installation (ReadTx::expect_usage_between_many), from its billing state.
+  void expect_first_ledger(store::ReadTx& tx, const std::string& installation_id,
+                           int64_t now) const;
   void enqueue_billing_data(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,
                             int64_t now, int64_t report_day_ms, int64_t cutoff_ms);
   int invoice_period(store::WriteTx& tx, Ledger& ledger, const store::InstallationRow& inst,

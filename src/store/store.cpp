@@ -63,6 +63,10 @@ std::map<std::string, int64_t> ReadTx::usage_before_many(
 
 void ReadTx::prefetch_billing(const std::vector<std::string>& /*installation_ids*/) {}
 
+void ReadTx::expect_usage_between_many(const std::vector<std::string>& /*resource_ids*/,
+                                       const std::string& /*from_day*/,
+                                       const std::string& /*to_day*/) {}
+
 // Keeps plan_periods in step with a plan change: closes the open span of (installation,
 // resource) when its plan changes or it is deleted, and opens one for the new plan.
 void WriteTx::track_plan(const std::string& installation_id, const std::string& resource_id,

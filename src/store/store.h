@@ -343,6 +343,11 @@ class ReadTx {
   virtual std::map<std::string, std::vector<UsageEntry>> usage_between_many(
       const std::vector<std::string>& resource_ids, const std::string& from_day,
       const std::string& to_day);
+  // A hint that usage_between_many with these arguments comes next (after other reads and
+  // writes): a backend whose statements are round trips may send it now, so the server reads
+  // while the caller works. The answer is the same either way. The default does nothing.
+  virtual void expect_usage_between_many(const std::vector<std::string>& resource_ids,
+                                         const std::string& from_day, const std::string& to_day);
   // The latest value of a metric on a day before `day` (levels such as storage persist).
   virtual std::optional<int64_t> usage_before(const std::string& resource_id,
                                               const std::string& metric,

@@ -1137,6 +1137,83 @@ TYPED_TEST(StoreContract, PrefetchedBillingRowsReadAsTheStoreAndFollowTheWrites)
   });
 }
 
+// The ledger read announced ahead (PostgreSQL sends it at once) answers as the read made then:
+// after writes elsewhere, after a ledger write (read again), for other arguments, or never
+// asked for.
+TYPED_TEST(StoreContract, AnnouncedLedgerReadsAnswerAsTheStoreDoes) {
+  const std::vector<std::string> ids = {"res_a", "res_b"};
+  this->w([&](WriteTx& tx) {
+    tx.add_usage("res_a", "2025-03-01", "writes", 1);
+    tx.add_usage("res_b", "2025-03-02", "writes", 2);
+  });
+  auto text = [](const std::map<std::string, std::vector<UsageEntry>>& m) {
+    std::string out;
+    for (const auto& [id, entries] : m)
+      for (const auto& e : entries)
+        out += id + "/" + e.day + "/" + e.metric + "=" + std::to_string(e.value) + " ";
+    return out;
+  };
+  this->w([&](WriteTx& tx) {
+    tx.expect_usage_between_many(ids, "2025-03-01", "2025-03-31");
+    auto ob = outbox("ob_1", "icfg_1");
+    tx.insert_outbox(ob);  // a write elsewhere, queued behind the read
+    BillingStateRow st;
+    st.installation_id = "icfg_1";
+    tx.put_billing_state(st);
+    EXPECT_EQ(text(tx.usage_between_many(ids, "2025-03-01", "2025-03-31")),
+              "res_a/2025-03-01/writes=1 res_b/2025-03-02/writes=2 ");
+    // The ledger written after the read was sent: read again.
+    tx.expect_usage_between_many(ids, "2025-03-01", "2025-03-31");
+    tx.add_usage("res_a", "2025-03-01", "writes", 10);
+    EXPECT_EQ(text(tx.usage_between_many(ids, "2025-03-01", "2025-03-31")),
+              "res_a/2025-03-01/writes=11 res_b/2025-03-02/writes=2 ");
+    // Other arguments than announced; then one announced and never asked for.
+    tx.expect_usage_between_many(ids, "2025-03-01", "2025-03-31");
+    EXPECT_EQ(text(tx.usage_between_many({"res_b"}, "2025-03-01", "2025-03-31")),
+              "res_b/2025-03-02/writes=2 ");
+    EXPECT_EQ(text(tx.usage_between_many(ids, "2025-03-02", "2025-03-31")),
+              "res_b/2025-03-02/writes=2 ");
+    tx.expect_usage_between_many(ids, "2025-03-01", "2025-03-31");
+  });
+  this->r([&](ReadTx& tx) {
+    EXPECT_EQ(text(tx.usage_between_many(ids, "2025-03-01", "2025-03-31")),
+              "res_a/2025-03-01/writes=11 res_b/2025-03-02/writes=2 ");
+    EXPECT_EQ(tx.outbox_stats().pending, 1);
+    EXPECT_TRUE(tx.billing_state("icfg_1"));
+  });
+}
+
+// A large read sent ahead, then more writes than the sockets hold before it is taken: the
+// server's answer must be read while the writes go out, or each side would wait forever for
+// the other (libpq reads what arrives while it waits to send, in blocking mode too).
+TYPED_TEST(StoreContract, ALargeReadSentAheadAndLargeWritesDoNotWaitOnEachOther) {
+  const std::string metric(1000, 'm');  // ≈ 1 KB a row
+  std::vector<std::string> ids;
+  this->w([&](WriteTx& tx) {
+    for (int r = 0; r < 200; ++r) {
+      ids.push_back("res_" + std::to_string(1000 + r));
+      for (int d = 1; d <= 25; ++d) {
+        char day[16];
+        std::snprintf(day, sizeof day, "2025-03-%02d", d);
+        tx.add_usage(ids.back(), day, metric, d);
+      }
+    }
+  });
+  size_t entries = 0;
+  this->w([&](WriteTx& tx) {
+    tx.expect_usage_between_many(ids, "2025-03-01", "2025-03-31");  // ≈ 5 MB
+    for (int i = 0; i < 8; ++i) {
+      auto ob = outbox("ob_" + std::to_string(i), "icfg_1");
+      ob.body = std::string(1 << 20, 'b');  // 1 MiB each
+      tx.insert_outbox(ob);
+    }
+    for (const auto& [id, list] : tx.usage_between_many(ids, "2025-03-01", "2025-03-31"))
+      entries += list.size();
+  });
+  EXPECT_EQ(entries, 200u * 25u);
+  this->r([](ReadTx& tx) { EXPECT_EQ(tx.outbox_stats().pending, 8); });
+}
+
 TYPED_TEST(StoreContract, UsageBeforeOfManyResourcesReadsAsEachDoes) {
   this->w([](WriteTx& tx) {
     tx.set_usage("res_a", "2025-02-27", "storage", 5);

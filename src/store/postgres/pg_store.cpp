@@ -101,8 +101,10 @@ class Connection {
   void mark_broken() { broken_ = true; }
 
   // Runs one or more statements without parameters.
+  // (BEGIN, COMMIT, ROLLBACK: reads sent ahead and not taken do not outlive a transaction.)
   ResultPtr exec(const std::string& sql) {
     drain();
+    kept_.clear();
     return check(PQexec(conn_, sql.c_str()));
   }
 
@@ -134,12 +136,39 @@ class Connection {
     queue(prepare(sql), n, values, lengths, formats);
   }
 
+  // Sends a read now whose result is taken later (take()): the server runs it while the
+  // caller does something else. Returns its ticket.
+  uint64_t send_read(const char* sql, int n, const char* const* values, const int* lengths,
+                     const int* formats) {
+    if (prepared_.find(sql) == prepared_.end() || queued_ >= kMaxQueued) drain();
+    queue(prepare(sql), n, values, lengths, formats, next_ticket_);
+    // Out to the server now, and its answer asked for without a sync point.
+    if (PQsendFlushRequest(conn_) != 1 || PQflush(conn_) != 0) lost();
+    return next_ticket_++;
+  }
+
+  // The result of a read send_read() sent (nullptr for a ticket already taken).
+  ResultPtr take(uint64_t ticket) {
+    if (std::find(tickets_.begin(), tickets_.end(), ticket) != tickets_.end()) drain();
+    auto it = kept_.find(ticket);
+    if (it == kept_.end()) return nullptr;
+    ResultPtr r = std::move(it->second);
+    kept_.erase(it);
+    return r;
+  }
+  void forget(uint64_t ticket) {
+    if (std::find(tickets_.begin(), tickets_.end(), ticket) != tickets_.end()) drain();
+    kept_.erase(ticket);
+  }
+
   // Reads the results of what was queued; throws the first error among them. With `last`,
   // returns the last statement's result (run()'s, queued behind the writes).
   ResultPtr drain(bool last = false) {
     if (queued_ == 0) return nullptr;
     const size_t queued = queued_;
+    const std::vector<uint64_t> tickets = std::move(tickets_);
     queued_ = 0;
+    tickets_.clear();
     if (PQpipelineSync(conn_) != 1) lost();
     ResultPtr failed, wanted;
     // Each statement's results end with a null; the sync point ends them all.
@@ -152,7 +181,10 @@ class Connection {
       ExecStatusType status = PQresultStatus(r.get());
       if (status == PGRES_PIPELINE_SYNC) break;
       if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-        if (last && ends + 1 == queued) wanted = std::move(r);
+        if (last && ends + 1 == queued)
+          wanted = std::move(r);
+        else if (ends < tickets.size() && tickets[ends])
+          kept_[tickets[ends]] = std::move(r);
         continue;
       }
       if (status == PGRES_PIPELINE_ABORTED) continue;
@@ -176,11 +208,14 @@ class Connection {
     return it->second;
   }
 
+  // Queues a statement in the pipeline; `ticket` (not 0) keeps its result for take().
   void queue(const std::string& name, int n, const char* const* values, const int* lengths,
-             const int* formats) {
+             const int* formats, uint64_t ticket = 0) {
     if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) lost();
     if (PQsendQueryPrepared(conn_, name.c_str(), n, values, lengths, formats, 0) != 1) lost();
     ++queued_;
+    tickets_.resize(queued_, 0);
+    tickets_.back() = ticket;
   }
 
   [[noreturn]] void lost() {
@@ -214,6 +249,9 @@ class Connection {
   // on what the server's answers may fill in the socket before they are read).
   static constexpr size_t kMaxQueued = 64;
   size_t queued_ = 0;
+  std::vector<uint64_t> tickets_;       // by statement queued: the ticket keeping its result, or 0
+  std::map<uint64_t, ResultPtr> kept_;  // results of reads sent ahead, not taken yet
+  uint64_t next_ticket_ = 1;
   std::map<const char*, std::string> prepared_;
 };
 
@@ -242,6 +280,19 @@ class Stmt {
   bool step() {
     if (!result_) execute();
     return ++row_ < PQntuples(result_.get());
+  }
+  // Sends this read ahead (Connection::send_read); adopt() takes its result later.
+  uint64_t send_read() {
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size());
+    arguments(values, lengths);
+    return conn_.send_read(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
+                           formats_.data());
+  }
+  // Steps through a result taken from the connection instead of running the statement.
+  void adopt(ResultPtr result) {
+    result_ = std::move(result);
+    row_ = -1;
   }
   // Runs a write whose result is not looked at without waiting for it (Connection::send).
   void send() {
@@ -835,10 +886,21 @@ class Tx : public WriteTx {
       const std::string& to_day) override {
     std::map<std::string, std::vector<UsageEntry>> out;
     if (resource_ids.empty()) return out;
-    Stmt s(c_,
-           "SELECT resource_id, day, metric, value FROM usage_ledger WHERE resource_id = "
-           "ANY($1::text[]) AND day >= $2 AND day <= $3");
-    s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
+    Stmt s(c_, kUsageBetweenMany);
+    std::optional<Expected> expected = std::move(expected_);
+    expected_.reset();
+    ResultPtr ahead;
+    if (expected && expected->ledger_writes == ledger_writes_ &&
+        expected->resource_ids == resource_ids && expected->from_day == from_day &&
+        expected->to_day == to_day)
+      ahead = c_.take(expected->ticket);
+    else if (expected)
+      c_.forget(expected->ticket);
+    if (ahead) {
+      s.adopt(std::move(ahead));
+    } else {
+      s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
+    }
     // Rows usually come grouped by resource (the key's order): a list is looked up when the
     // resource changes.
     std::vector<UsageEntry>* entries = nullptr;
@@ -853,6 +915,18 @@ class Tx : public WriteTx {
     }
     for (auto& [id, list] : out) sort_by_day_and_metric(list);
     return out;
+  }
+
+  // Sends usage_between_many's statement now: the call with the same arguments takes its
+  // result, unless the ledger was written in between (then it reads again).
+  void expect_usage_between_many(const std::vector<std::string>& resource_ids,
+                                 const std::string& from_day, const std::string& to_day) override {
+    if (expected_) c_.forget(expected_->ticket);
+    expected_.reset();
+    if (resource_ids.empty()) return;
+    Stmt s(c_, kUsageBetweenMany);
+    s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
+    expected_ = Expected{resource_ids, from_day, to_day, ledger_writes_, s.send_read()};
   }
 
   static void sort_by_day_and_metric(std::vector<UsageEntry>& entries) {
@@ -1235,6 +1309,7 @@ class Tx : public WriteTx {
 
   void add_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t delta) override {
+    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = usage_ledger.value + "
@@ -1245,6 +1320,7 @@ class Tx : public WriteTx {
 
   void set_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t value) override {
+    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = excluded.value");
@@ -1262,6 +1338,7 @@ class Tx : public WriteTx {
 
   void max_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t value) override {
+    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = "
@@ -1561,6 +1638,7 @@ class Tx : public WriteTx {
   }
 
   int64_t purge_usage(const std::string& before_day) override {
+    ++ledger_writes_;
     return changes("DELETE FROM usage_ledger WHERE day < $1", before_day);  // index usage_by_day
   }
 
@@ -1595,6 +1673,19 @@ class Tx : public WriteTx {
         .bind(11, r.lease_until_ms)
         .bind(12, r.owner);
   }
+
+  // usage_between_many's statement, and the one expect_usage_between_many sent ahead.
+  static constexpr const char* kUsageBetweenMany =
+      "SELECT resource_id, day, metric, value FROM usage_ledger WHERE resource_id = "
+      "ANY($1::text[]) AND day >= $2 AND day <= $3";
+  struct Expected {
+    std::vector<std::string> resource_ids;
+    std::string from_day, to_day;
+    uint64_t ledger_writes;  // ledger_writes_ when it was sent
+    uint64_t ticket;
+  };
+  std::optional<Expected> expected_;
+  uint64_t ledger_writes_ = 0;  // statements that wrote the usage ledger, so far
 
   // ---- the billing rows prefetch_billing read, by installation ----
   // What one installation's billing reads return, read for a batch of installations at once
