@@ -245,8 +245,8 @@ class Connection {
   bool broken_ = false;
   bool conflicted_ = false;
   uint64_t writes_ = 0;
-  // Statements send() queued whose results are not read yet; at most kMaxQueued (a bound
-  // on what the server's answers may fill in the socket before they are read).
+  // Statements queued in the pipeline (send, send_read, run behind them) whose results are not
+  // read yet; at most kMaxQueued (a bound on what waits unread on both sides).
   static constexpr size_t kMaxQueued = 64;
   size_t queued_ = 0;
   std::vector<uint64_t> tickets_;       // by statement queued: the ticket keeping its result, or 0
@@ -262,6 +262,18 @@ class Stmt {
   Stmt(Connection& c, const char* sql) : conn_(c), sql_(sql) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
+
+  // Calls `f(n, values, lengths)` with the bound parameters as libpq takes them.
+  template <class F>
+  auto with_arguments(F&& f) const {
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size());
+    for (size_t k = 0; k < values_.size(); ++k) {
+      values[k] = null_[k] ? nullptr : values_[k].c_str();
+      lengths[k] = static_cast<int>(values_[k].size());
+    }
+    return f(static_cast<int>(values.size()), values.data(), lengths.data());
+  }
 
   Stmt& bind(int i, const std::string& v) { return set(i, v, 0); }
   Stmt& bind(int i, const std::optional<std::string>& v) { return v ? bind(i, *v) : bind_null(i); }
@@ -283,11 +295,9 @@ class Stmt {
   }
   // Sends this read ahead (Connection::send_read); adopt() takes its result later.
   uint64_t send_read() {
-    std::vector<const char*> values(values_.size());
-    std::vector<int> lengths(values_.size());
-    arguments(values, lengths);
-    return conn_.send_read(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
-                           formats_.data());
+    return with_arguments([&](int n, const char* const* values, const int* lengths) {
+      return conn_.send_read(sql_, n, values, lengths, formats_.data());
+    });
   }
   // Steps through a result taken from the connection instead of running the statement.
   void adopt(ResultPtr result) {
@@ -296,11 +306,9 @@ class Stmt {
   }
   // Runs a write whose result is not looked at without waiting for it (Connection::send).
   void send() {
-    std::vector<const char*> values(values_.size());
-    std::vector<int> lengths(values_.size());
-    arguments(values, lengths);
-    conn_.send(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
-               formats_.data());
+    with_arguments([&](int n, const char* const* values, const int* lengths) {
+      conn_.send(sql_, n, values, lengths, formats_.data());
+    });
   }
   // Rows an INSERT/UPDATE/DELETE changed.
   int64_t changes() {
@@ -366,18 +374,10 @@ class Stmt {
     formats_[k] = format;
     return *this;
   }
-  void arguments(std::vector<const char*>& values, std::vector<int>& lengths) const {
-    for (size_t k = 0; k < values_.size(); ++k) {
-      values[k] = null_[k] ? nullptr : values_[k].c_str();
-      lengths[k] = static_cast<int>(values_[k].size());
-    }
-  }
   void execute() {
-    std::vector<const char*> values(values_.size());
-    std::vector<int> lengths(values_.size());
-    arguments(values, lengths);
-    result_ = conn_.run(sql_, static_cast<int>(values.size()), values.data(), lengths.data(),
-                        formats_.data());
+    result_ = with_arguments([&](int n, const char* const* values, const int* lengths) {
+      return conn_.run(sql_, n, values, lengths, formats_.data());
+    });
   }
 
   Connection& conn_;
@@ -947,7 +947,7 @@ class Tx : public WriteTx {
     return s.int64(0);
   }
 
-  // Every installation's rows in one statement per table (`= ANY($1)`), instead of one per
+  // Every installation's rows in one statement per table (WHARF_EACH_KEY), instead of one per
   // installation and table.
   void prefetch_billing(const std::vector<std::string>& installation_ids) override {
     prefetched_.clear();
