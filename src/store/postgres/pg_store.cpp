@@ -115,9 +115,10 @@ class Connection {
   ResultPtr run(const char* sql, int n, const char* const* values, const int* lengths,
                 const int* formats) {
     if (std::strncmp(sql, "SELECT ", 7) != 0) ++writes_;
-    if (queued_ > 0 && queued_ < kMaxQueued && prepared_.count(sql)) {
+    if (auto it = prepared_.find(sql);
+        queued_ > 0 && queued_ < kMaxQueued && it != prepared_.end()) {
       // Behind the writes queued: the same round trip reads their results and this one's.
-      queue(prepared_[sql], n, values, lengths, formats);
+      queue(it->second, n, values, lengths, formats);
       return drain(/*last=*/true);
     }
     drain();
@@ -156,10 +157,7 @@ class Connection {
     kept_.erase(it);
     return r;
   }
-  void forget(uint64_t ticket) {
-    if (std::find(tickets_.begin(), tickets_.end(), ticket) != tickets_.end()) drain();
-    kept_.erase(ticket);
-  }
+  void forget(uint64_t ticket) { take(ticket); }
 
   // Reads the results of what was queued; throws the first error among them. With `last`,
   // returns the last statement's result (run()'s, queued behind the writes).
@@ -572,7 +570,7 @@ class Tx : public WriteTx {
         .bind(18, r.token_issued_ms)
         .bind(19, r.token_expires_ms);
     s.step();
-    prefetched_write([&] {
+    known_write([&] {
       if (auto it = prefetched_.find(r.id); it != prefetched_.end()) it->second.installation = r;
     });
   }
@@ -760,7 +758,7 @@ class Tx : public WriteTx {
                ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)");
     bind_outbox(s, r);
     s.send();
-    prefetched_write([] {});  // the outbox is none of the prefetched rows
+    known_write([] {});  // the outbox is none of the prefetched rows
   }
 
   void restore_outbox(const OutboxRow& r) override {
@@ -853,7 +851,7 @@ class Tx : public WriteTx {
         .bind(15, r.deleted_ms)
         .bind(16, r.billing_hold);
     s.step();
-    prefetched_write([&] {
+    known_write([&] {
       auto was = prefetched_resource_.find(r.id);
       auto in = prefetched_.find(r.installation_id);
       if (was == prefetched_resource_.end()) return in == prefetched_.end();
@@ -890,7 +888,7 @@ class Tx : public WriteTx {
     std::optional<Expected> expected = std::move(expected_);
     expected_.reset();
     ResultPtr ahead;
-    if (expected && expected->ledger_writes == ledger_writes_ &&
+    if (expected && c_.writes() - expected->writes == known_writes_ - expected->known_writes &&
         expected->resource_ids == resource_ids && expected->from_day == from_day &&
         expected->to_day == to_day)
       ahead = c_.take(expected->ticket);
@@ -918,7 +916,8 @@ class Tx : public WriteTx {
   }
 
   // Sends usage_between_many's statement now: the call with the same arguments takes its
-  // result, unless the ledger was written in between (then it reads again).
+  // result, unless a write that may have touched the ledger came in between (then it reads
+  // again).
   void expect_usage_between_many(const std::vector<std::string>& resource_ids,
                                  const std::string& from_day, const std::string& to_day) override {
     if (expected_) c_.forget(expected_->ticket);
@@ -926,7 +925,7 @@ class Tx : public WriteTx {
     if (resource_ids.empty()) return;
     Stmt s(c_, kUsageBetweenMany);
     s.bind(1, util::pg_text_array(resource_ids)).bind(2, from_day).bind(3, to_day);
-    expected_ = Expected{resource_ids, from_day, to_day, ledger_writes_, s.send_read()};
+    expected_ = Expected{resource_ids, from_day, to_day, c_.writes(), known_writes_, s.send_read()};
   }
 
   static void sort_by_day_and_metric(std::vector<UsageEntry>& entries) {
@@ -956,66 +955,53 @@ class Tx : public WriteTx {
     const std::string ids = util::pg_text_array(installation_ids);
     std::map<std::string, Billing> read;
     for (const auto& id : installation_ids) read[id];
-    {
-      Stmt s(c_, WHARF_EACH_KEY(WHARF_INSTALLATION_COLUMNS, "installations", "id"));
-      s.bind(1, ids);
-      while (s.step()) {
-        InstallationRow r = installation_row(s);
-        read[r.id].installation = std::move(r);
-      }
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY("last_data_ms, final_through_ms, invoiced_through_ms, "
-                                "last_balance_ms, final_submitted, finalize_enqueued, gone_ms, "
-                                "leftovers_suspended_ms, leftovers_deleted_ms, installation_id",
-                                "billing_state", "installation_id"));
-      s.bind(1, ids);
-      while (s.step()) {
-        std::string id = s.text(9);
-        read[id].state = billing_state_row(s, id);
-      }
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, plan_id, effective_ms, created_ms",
-                                "plan_schedules", "installation_id"));
-      s.bind(1, ids);
-      while (s.step())
-        read[s.text(0)].schedules.push_back(
-            {s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4)});
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, plan_id, start_ms, end_ms",
-                                "plan_periods", "installation_id"));
-      s.bind(1, ids);
-      while (s.step())
-        read[s.text(0)].spans.push_back(
-            {s.text(0), s.text(1), s.text(2), s.int64(3), s.opt_int64(4)});
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY(WHARF_RESOURCE_COLUMNS, "resources", "installation_id"));
-      s.bind(1, ids);
-      while (s.step()) {
-        ResourceRow r = read_resource(s);
-        read[r.installation_id].resources.push_back(std::move(r));
-      }
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY(WHARF_INVOICE_COLUMNS, "invoices", "installation_id"));
-      s.bind(1, ids);
-      while (s.step()) {
-        InvoiceRow r = read_invoice(s);
-        read[r.installation_id].invoices.push_back(std::move(r));
-      }
-    }
-    {
-      Stmt s(c_, WHARF_EACH_KEY("installation_id, resource_id, credited_micros, debited_micros, "
-                                "updated_ms",
-                                "balances", "installation_id"));
-      s.bind(1, ids);
-      while (s.step())
-        read[s.text(0)].balances.push_back(
-            {s.text(0), s.text(1), s.int64(2), s.int64(3), s.int64(4)});
-    }
+    // Runs `sql` for the keys (a text[] literal), each row to `take`.
+    auto each_row = [&](const char* sql, const std::string& keys, auto&& take) {
+      Stmt s(c_, sql);
+      s.bind(1, keys);
+      while (s.step()) take(s);
+    };
+    each_row(WHARF_EACH_KEY(WHARF_INSTALLATION_COLUMNS, "installations", "id"), ids, [&](Stmt& s) {
+      InstallationRow r = installation_row(s);
+      read[r.id].installation = std::move(r);
+    });
+    each_row(WHARF_EACH_KEY("last_data_ms, final_through_ms, invoiced_through_ms, "
+                            "last_balance_ms, final_submitted, finalize_enqueued, gone_ms, "
+                            "leftovers_suspended_ms, leftovers_deleted_ms, installation_id",
+                            "billing_state", "installation_id"),
+             ids, [&](Stmt& s) {
+               std::string id = s.text(9);
+               read[id].state = billing_state_row(s, id);
+             });
+    each_row(WHARF_EACH_KEY("installation_id, resource_id, plan_id, effective_ms, created_ms",
+                            "plan_schedules", "installation_id"),
+             ids, [&](Stmt& s) {
+               read[s.text(0)].schedules.push_back(
+                   {s.text(0), s.text(1), s.text(2), s.int64(3), s.int64(4)});
+             });
+    each_row(WHARF_EACH_KEY("installation_id, resource_id, plan_id, start_ms, end_ms",
+                            "plan_periods", "installation_id"),
+             ids, [&](Stmt& s) {
+               read[s.text(0)].spans.push_back(
+                   {s.text(0), s.text(1), s.text(2), s.int64(3), s.opt_int64(4)});
+             });
+    each_row(WHARF_EACH_KEY(WHARF_RESOURCE_COLUMNS, "resources", "installation_id"), ids,
+             [&](Stmt& s) {
+               ResourceRow r = read_resource(s);
+               read[r.installation_id].resources.push_back(std::move(r));
+             });
+    each_row(WHARF_EACH_KEY(WHARF_INVOICE_COLUMNS, "invoices", "installation_id"), ids,
+             [&](Stmt& s) {
+               InvoiceRow r = read_invoice(s);
+               read[r.installation_id].invoices.push_back(std::move(r));
+             });
+    each_row(WHARF_EACH_KEY("installation_id, resource_id, credited_micros, debited_micros, "
+                            "updated_ms",
+                            "balances", "installation_id"),
+             ids, [&](Stmt& s) {
+               read[s.text(0)].balances.push_back(
+                   {s.text(0), s.text(1), s.int64(2), s.int64(3), s.int64(4)});
+             });
     // By the resources just read (the charges' key leads with the resource).
     std::map<std::string, Billing*> of_resource;
     for (auto& [id, b] : read)
@@ -1023,10 +1009,11 @@ class Tx : public WriteTx {
     if (!of_resource.empty()) {
       std::vector<std::string> resource_ids;
       for (const auto& [rid, b] : of_resource) resource_ids.push_back(rid);
-      Stmt s(c_, WHARF_EACH_KEY("resource_id, period_start_ms, micros", "prepaid_charges",
-                                "resource_id"));
-      s.bind(1, util::pg_text_array(resource_ids));
-      while (s.step()) of_resource.at(s.text(0))->prepaid[{s.text(0), s.int64(1)}] = s.int64(2);
+      each_row(
+          WHARF_EACH_KEY("resource_id, period_start_ms, micros", "prepaid_charges", "resource_id"),
+          util::pg_text_array(resource_ids), [&](Stmt& s) {
+            of_resource.at(s.text(0))->prepaid[{s.text(0), s.int64(1)}] = s.int64(2);
+          });
     }
     // Ordered as the reads they stand for order (text byte-wise, as COLLATE "C").
     for (auto& [id, b] : read) {
@@ -1128,7 +1115,7 @@ class Tx : public WriteTx {
         .bind(9, r.leftovers_suspended_ms)
         .bind(10, r.leftovers_deleted_ms);
     s.send();
-    prefetched_write([&] {
+    known_write([&] {
       if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
         it->second.state = r;
     });
@@ -1201,7 +1188,7 @@ class Tx : public WriteTx {
         .bind(19, r.created_ms)
         .bind(20, r.updated_ms);
     s.send();
-    prefetched_write([&] {
+    known_write([&] {
       if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
         put_sorted(it->second.invoices, r, invoice_order);
     });
@@ -1231,9 +1218,10 @@ class Tx : public WriteTx {
         .bind(4, r.debited_micros)
         .bind(5, r.updated_ms);
     s.send();
-    prefetched_write([&] {
+    known_write([&] {
       if (auto it = prefetched_.find(r.installation_id); it != prefetched_.end())
-        put_sorted(it->second.balances, r, [](const BalanceRow& x) { return x.resource_id; });
+        put_sorted(it->second.balances, r,
+                   [](const BalanceRow& x) -> const std::string& { return x.resource_id; });
     });
   }
 
@@ -1277,7 +1265,7 @@ class Tx : public WriteTx {
            "excluded.micros");
     s.bind(1, resource_id).bind(2, period_start_ms).bind(3, micros);
     s.send();
-    prefetched_write([&] {
+    known_write([&] {
       auto it = prefetched_resource_.find(resource_id);
       if (it != prefetched_resource_.end())
         prefetched_[it->second].prepaid[{resource_id, period_start_ms}] = micros;
@@ -1309,7 +1297,6 @@ class Tx : public WriteTx {
 
   void add_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t delta) override {
-    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = usage_ledger.value + "
@@ -1320,7 +1307,6 @@ class Tx : public WriteTx {
 
   void set_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t value) override {
-    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = excluded.value");
@@ -1338,7 +1324,6 @@ class Tx : public WriteTx {
 
   void max_usage(const std::string& resource_id, const std::string& day, const std::string& metric,
                  int64_t value) override {
-    ++ledger_writes_;
     Stmt s(c_,
            "INSERT INTO usage_ledger (resource_id, day, metric, value) VALUES ($1,$2,$3,$4) "
            "ON CONFLICT (resource_id, day, metric) DO UPDATE SET value = "
@@ -1638,7 +1623,6 @@ class Tx : public WriteTx {
   }
 
   int64_t purge_usage(const std::string& before_day) override {
-    ++ledger_writes_;
     return changes("DELETE FROM usage_ledger WHERE day < $1", before_day);  // index usage_by_day
   }
 
@@ -1681,15 +1665,17 @@ class Tx : public WriteTx {
   struct Expected {
     std::vector<std::string> resource_ids;
     std::string from_day, to_day;
-    uint64_t ledger_writes;  // ledger_writes_ when it was sent
+    uint64_t writes, known_writes;  // c_.writes() and known_writes_ when it was sent
     uint64_t ticket;
   };
   std::optional<Expected> expected_;
-  uint64_t ledger_writes_ = 0;  // statements that wrote the usage ledger, so far
+  // Writes whose effect this transaction knows (known_write): none of them writes the usage
+  // ledger, so a read sent ahead stays good through them and through nothing else.
+  uint64_t known_writes_ = 0;
 
   // ---- the billing rows prefetch_billing read, by installation ----
   // What one installation's billing reads return, read for a batch of installations at once
-  // and kept exact by the writes below that know it (each applies itself to it). Any other
+  // and kept exact by the writes that know it (known_write: each applies itself). Any other
   // statement that may write (the connection's write count moves past `prefetched_at_`)
   // drops it all: reads go to the database again, never to rows a write may have changed.
   struct Billing {
@@ -1725,10 +1711,12 @@ class Tx : public WriteTx {
     const std::string installation_id = it->second;  // prefetched() may drop the map
     return prefetched(installation_id);
   }
-  // After a write that `apply` mirrors on the prefetched rows: they stay exact if they were
-  // up to the write before it (and `apply`, if it returns a bool, did not answer false).
+  // After a write whose effect this transaction knows, which `apply` mirrors on the
+  // prefetched rows: they stay exact if they were up to the write before it (and `apply`, if
+  // it returns a bool, did not answer false).
   template <class Apply>
-  void prefetched_write(Apply&& apply) {
+  void known_write(Apply&& apply) {
+    ++known_writes_;
     if (prefetched_.empty()) return;
     if (prefetched_at_ + 1 != c_.writes()) return;  // already stale: dropped on the next read
     if constexpr (std::is_same_v<decltype(apply()), bool>) {
