@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -281,6 +282,15 @@ def test_three_replicas_serve_one_integration_through_a_kill(cluster, wharf_bin,
         log = sb.log()
         for iid in installs:
             delivered, received = vercel_calls_in_order(log, state_url, iid)
+            if received != delivered:  # in full (the assertion's repr is cut short)
+                print(f"order mismatch for {iid}\ndelivered: {delivered}\nreceived: {received}\n"
+                      "outbox rows (seq, id, kind, path, state, status, attempts, created, done):\n"
+                      + psql(state_url, "SELECT seq, id, kind, path, state, last_status, attempts, "
+                                        "created_ms, done_ms FROM outbox WHERE installation_id = '"
+                             + iid + "' ORDER BY seq")
+                      + "\nexchange log: " + repr([(e["id"], e["method"], e["url"], e["status"])
+                                                   for e in log if iid in e["url"]]),
+                      file=sys.stderr)
             assert delivered and received == delivered, (iid, delivered, received)
         # Webhooks dedupe across replicas: every webhook Vercel delivered (invoice
         # notifications and the uninstalls among them), delivered again to all three replicas
